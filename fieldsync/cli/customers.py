@@ -1,0 +1,59 @@
+"""`fieldsync customers import|show`: customer master data (P1).
+
+Other modules add subcommands (publish, pull) to `customers_group`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import importer
+from ..customers import FIELD_LABELS, FIELDS, CustomerStore
+from ..errors import BadInput
+from .base import AppContext, echo, pass_app
+
+
+@click.group("customers")
+def customers_group() -> None:
+    """Customer master data: import the marketing system's export, show a record."""
+
+
+@customers_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@pass_app
+def import_command(app: AppContext, file: Path) -> None:
+    """Import customers from FILE (CSV in UTF-8/GBK/GB18030, or XLSX).
+
+    \b
+    Headers may be Chinese or English (户号/account_no, 户名/name, 表计局号/meter_no,
+    合同容量/capacity_kva, 用电地址/address, 线路名称/line, 供电电压等级/voltage).
+    All or nothing: if any row is bad, nothing is imported and every bad row is listed.
+    Re-importing updates customers by account no.
+    """
+    if not file.is_file():
+        raise BadInput(f"{file}: no such file; give the path of the CSV or XLSX export")
+    cfg = app.config
+    total = file.stat().st_size
+    with click.progressbar(length=total, label="reading", file=click.get_text_stream("stderr"),
+                           show_percent=True, show_eta=True, hidden=app.quiet) as bar:
+        records = importer.parse(file, progress=bar.update)
+    summary = CustomerStore(cfg.state_dir).merge(records, str(file))
+    echo(app, f"imported {len(records)} customers from {file.name}: {summary.added} added, "
+              f"{summary.changed} changed, {summary.unchanged} unchanged ({summary.total} in total)")
+
+
+@customers_group.command("show")
+@click.argument("account")
+@pass_app
+def show_command(app: AppContext, account: str) -> None:
+    """Show one customer's master data by account no."""
+    record = CustomerStore(app.config.state_dir).get(account)
+    width = max(len(FIELD_LABELS[f]) for f in FIELDS)
+    for field in FIELDS:
+        value = record.get(field)
+        click.echo(f"{FIELD_LABELS[field]:\u3000<{width}}  {'' if value is None else value}")
+
+
+COMMANDS = [customers_group]

@@ -1,0 +1,349 @@
+"""config.yaml: discovered once, loaded with yaml.safe_load, validated into frozen dataclasses.
+
+A bad value names the file, the key and what was expected. Unknown keys are refused too:
+a typo like `max_egde` would otherwise be silently ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+from urllib.parse import unquote, urlsplit
+
+import click
+import yaml
+
+from .errors import ConfigError
+from .names import is_safe_component
+
+CONFIG_NAME = "config.yaml"
+STATE_DIR = ".fieldsync"
+ENV_VAR = "FIELDSYNC_CONFIG"
+
+DEFAULT_BUSINESSES = ("周期检查", "专项检查", "违约用电检查")
+
+
+@dataclass(frozen=True)
+class Layout:
+    customer_folder: str = "{account_no}_{name}"
+    businesses: tuple[str, ...] = DEFAULT_BUSINESSES
+    documents_folder: str = "用电资料"
+    visit_folder: str = "{now:%Y-%m-%d_%H%M}"
+    appearance_folder: str = "外观"
+    nameplate_folder: str = "铭牌"
+
+    @property
+    def kind_folders(self) -> dict[str, str]:
+        """Photo kind -> its level-4 folder name."""
+        return {"appearance": self.appearance_folder, "nameplate": self.nameplate_folder}
+
+
+@dataclass(frozen=True)
+class Photos:
+    max_edge: int = 1600
+    jpeg_quality: int = 85
+    originals: str = "archive"  # archive | delete
+    max_pixels: int = 100_000_000  # larger images are treated as decompression bombs
+
+
+@dataclass(frozen=True)
+class Camera:
+    inbox: Path | None = None
+    mode: str = "move"  # move | copy
+    idle_minutes: int = 240
+
+
+@dataclass(frozen=True)
+class Server:
+    url: str | None = None
+    key_file: Path | None = None
+    known_hosts: Path | None = None
+    parallel: int = 4
+    timeout_seconds: float = 15.0
+
+    @property
+    def scheme(self) -> str | None:
+        return urlsplit(self.url).scheme if self.url else None
+
+
+@dataclass(frozen=True)
+class Sync:
+    deletes: str = "keep"  # keep | mirror
+    rescan_seconds: int = 600
+    polling: str = "auto"  # auto | always | never
+    settle_seconds: float = 0.3
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything fieldsync reads from config.yaml, with defaults for what it leaves out."""
+
+    path: Path | None
+    root: Path
+    inspector: str
+    device: str
+    layout: Layout = field(default_factory=Layout)
+    photos: Photos = field(default_factory=Photos)
+    camera: Camera = field(default_factory=Camera)
+    server: Server = field(default_factory=Server)
+    sync: Sync = field(default_factory=Sync)
+    maps: Mapping[str, Any] = field(default_factory=dict)
+    locate: Mapping[str, Any] = field(default_factory=dict)
+    search: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        """ROOT/.fieldsync: private state, never mirrored."""
+        return self.root / STATE_DIR
+
+
+# --------------------------------------------------------------------------- discovery
+
+def user_config_path() -> Path:
+    """The per-user config file (e.g. ~/.config/fieldsync/config.yaml, %APPDATA% on Windows)."""
+    return Path(click.get_app_dir("fieldsync")) / CONFIG_NAME
+
+
+def discover(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Path | None:
+    """Find config.yaml: --config, $FIELDSYNC_CONFIG, ./config.yaml, the enclosing tree, user dir.
+
+    The enclosing tree (a parent folder holding config.yaml beside .fieldsync/) lets an inspector
+    run commands from inside any visit folder, the way git finds its repository.
+    """
+    if explicit:
+        return Path(explicit).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    cwd = Path.cwd() if cwd is None else cwd
+    if (cwd / CONFIG_NAME).is_file():
+        return cwd / CONFIG_NAME
+    for parent in cwd.parents:
+        if (parent / CONFIG_NAME).is_file() and (parent / STATE_DIR).is_dir():
+            return parent / CONFIG_NAME
+    user = user_config_path()
+    return user if user.is_file() else None
+
+
+def load(path: Path | None) -> Config:
+    """Read and validate config.yaml at `path` (discovered already)."""
+    if path is None:
+        raise ConfigError(
+            "no config.yaml found (looked at --config, $FIELDSYNC_CONFIG, ./config.yaml, the "
+            f"folders above this one and {user_config_path()}); run 'fieldsync init ROOT' first"
+        )
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found; run 'fieldsync init ROOT' to create one") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc}); only plain YAML is accepted") from None
+    return from_mapping(data or {}, path)
+
+
+def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Config:
+    """Validate a parsed mapping into a Config; `base` resolves a relative root."""
+    where = str(path) if path else "<config>"
+    base = base or (Path(path).resolve().parent if path else Path.cwd())
+    checker = _Checker(where)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping of keys at the top level")
+    checker.known(data, "", {"inspector", "device", "root", "layout", "photos", "camera",
+                             "server", "sync", "maps", "locate", "search"})
+
+    root_value = data.get("root")
+    if root_value is None:
+        raise ConfigError(f"{where}: key 'root' is missing; expected the tablet tree's folder")
+    root = checker.path(root_value, "root", base)
+    layout = _layout(checker, data.get("layout") or {})
+    photos = _photos(checker, data.get("photos") or {})
+    camera = _camera(checker, data.get("camera") or {}, base)
+    server = _server(checker, data.get("server") or {}, base)
+    sync = _sync(checker, data.get("sync") or {})
+    for section in ("maps", "locate", "search"):
+        if not isinstance(data.get(section) or {}, dict):
+            checker.fail(section, "a mapping")
+    return Config(
+        path=Path(path) if path else None,
+        root=root,
+        inspector=checker.text(data.get("inspector") or getpass.getuser(), "inspector"),
+        device=checker.text(data.get("device") or socket.gethostname(), "device"),
+        layout=layout, photos=photos, camera=camera, server=server, sync=sync,
+        maps=dict(data.get("maps") or {}), locate=dict(data.get("locate") or {}),
+        search=dict(data.get("search") or {}),
+    )
+
+
+# --------------------------------------------------------------------------- sections
+
+def _layout(c: "_Checker", d: Any) -> Layout:
+    c.mapping(d, "layout")
+    c.known(d, "layout.", {f.name for f in dataclasses.fields(Layout)})
+    base = Layout()
+    template = c.text(d.get("customer_folder", base.customer_folder), "layout.customer_folder")
+    if "{account_no}" not in template:
+        c.fail("layout.customer_folder", "a pattern containing {account_no} (it keeps folders unique)")
+    after = template.split("{account_no}", 1)[1][:1]
+    if after and (after.isalnum() or after == "-"):
+        c.fail("layout.customer_folder", "{account_no} followed by a separator such as '_'")
+    try:
+        template.format(account_no="1", name="x")
+    except (KeyError, IndexError, ValueError) as exc:
+        c.fail("layout.customer_folder", f"a pattern using only {{account_no}} and {{name}} ({exc})")
+    businesses = d.get("businesses", list(base.businesses))
+    if not isinstance(businesses, list) or len(businesses) != 3:
+        c.fail("layout.businesses", "a list of exactly three business-type folder names")
+    names = {}
+    for key in ("documents_folder", "appearance_folder", "nameplate_folder"):
+        names[key] = c.folder(d.get(key, getattr(base, key)), f"layout.{key}")
+    for i, name in enumerate(businesses):
+        c.folder(name, f"layout.businesses[{i}]")
+    if len(set(businesses) | {names["documents_folder"]}) != 4:
+        c.fail("layout.businesses", "three different names, none equal to documents_folder")
+    if names["appearance_folder"] == names["nameplate_folder"]:
+        c.fail("layout.nameplate_folder", "a name different from appearance_folder")
+    visit = c.text(d.get("visit_folder", base.visit_folder), "layout.visit_folder")
+    try:
+        import datetime as _dt
+        sample = visit.format(now=_dt.datetime(2026, 1, 2, 3, 4, 5))
+    except (KeyError, IndexError, ValueError) as exc:
+        c.fail("layout.visit_folder", f"a pattern using {{now:...}} strftime codes ({exc})")
+    if not is_safe_component(sample):
+        c.fail("layout.visit_folder", f"a pattern giving a safe folder name (gives {sample!r})")
+    return Layout(customer_folder=template, businesses=tuple(businesses), visit_folder=visit, **names)
+
+
+def _photos(c: "_Checker", d: Any) -> Photos:
+    c.mapping(d, "photos")
+    c.known(d, "photos.", {f.name for f in dataclasses.fields(Photos)})
+    base = Photos()
+    return Photos(
+        max_edge=c.integer(d.get("max_edge", base.max_edge), "photos.max_edge", 64, 20000),
+        jpeg_quality=c.integer(d.get("jpeg_quality", base.jpeg_quality), "photos.jpeg_quality", 1, 100),
+        originals=c.choice(d.get("originals", base.originals), "photos.originals", ("archive", "delete")),
+        max_pixels=c.integer(d.get("max_pixels", base.max_pixels), "photos.max_pixels", 1_000_000, 10**10),
+    )
+
+
+def _camera(c: "_Checker", d: Any, base_dir: Path) -> Camera:
+    c.mapping(d, "camera")
+    c.known(d, "camera.", {f.name for f in dataclasses.fields(Camera)})
+    base = Camera()
+    inbox = d.get("inbox")
+    return Camera(
+        inbox=c.path(inbox, "camera.inbox", base_dir) if inbox else None,
+        mode=c.choice(d.get("mode", base.mode), "camera.mode", ("move", "copy")),
+        idle_minutes=c.integer(d.get("idle_minutes", base.idle_minutes), "camera.idle_minutes", 1, 7 * 24 * 60),
+    )
+
+
+_URL = re.compile(r"^(sftp|file)://")
+
+
+def _server(c: "_Checker", d: Any, base_dir: Path) -> Server:
+    c.mapping(d, "server")
+    c.known(d, "server.", {f.name for f in dataclasses.fields(Server)} | {"password"})
+    if "password" in d:
+        c.fail("server.password", "no password in config: use key_file (SSH key) or ssh-agent")
+    base = Server()
+    url = d.get("url")
+    if url is not None:
+        url = c.text(url, "server.url")
+        if not _URL.match(url):
+            c.fail("server.url", "sftp://user@host[:port]/path or file:///path")
+        parts = urlsplit(url)
+        if parts.scheme == "sftp" and not parts.hostname:
+            c.fail("server.url", "a host name in sftp://user@host/path")
+        if not unquote(parts.path).startswith("/"):
+            c.fail("server.url", "an absolute remote path, e.g. sftp://u@host/srv/fieldsync")
+    key_file = d.get("key_file")
+    known_hosts = d.get("known_hosts", "~/.ssh/known_hosts")
+    return Server(
+        url=url,
+        key_file=c.path(key_file, "server.key_file", base_dir) if key_file else None,
+        known_hosts=c.path(known_hosts, "server.known_hosts", base_dir) if known_hosts else None,
+        parallel=c.integer(d.get("parallel", base.parallel), "server.parallel", 1, 32),
+        timeout_seconds=c.number(d.get("timeout_seconds", base.timeout_seconds),
+                                 "server.timeout_seconds", 1, 600),
+    )
+
+
+def _sync(c: "_Checker", d: Any) -> Sync:
+    c.mapping(d, "sync")
+    c.known(d, "sync.", {f.name for f in dataclasses.fields(Sync)})
+    base = Sync()
+    return Sync(
+        deletes=c.choice(d.get("deletes", base.deletes), "sync.deletes", ("keep", "mirror")),
+        rescan_seconds=c.integer(d.get("rescan_seconds", base.rescan_seconds), "sync.rescan_seconds", 5, 86400),
+        polling=c.choice(d.get("polling", base.polling), "sync.polling", ("auto", "always", "never")),
+        settle_seconds=c.number(d.get("settle_seconds", base.settle_seconds), "sync.settle_seconds", 0, 60),
+    )
+
+
+class _Checker:
+    """Small validators that all fail the same way: file, key, expected."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, key: str, expected: str, got: Any = dataclasses.MISSING) -> None:
+        shown = "" if got is dataclasses.MISSING else f", got {got!r}"
+        raise ConfigError(f"{self.where}: key '{key}': expected {expected}{shown}")
+
+    def known(self, d: dict, prefix: str, allowed: set[str]) -> None:
+        for key in d:
+            if key not in allowed:
+                self.fail(f"{prefix}{key}", f"one of {', '.join(sorted(allowed))} (unknown key)")
+
+    def mapping(self, d: Any, key: str) -> None:
+        if not isinstance(d, dict):
+            self.fail(key, "a mapping of keys", d)
+
+    def text(self, v: Any, key: str) -> str:
+        if not isinstance(v, str) or not v.strip():
+            self.fail(key, "a non-empty text", v)
+        return v.strip()
+
+    def folder(self, v: Any, key: str) -> str:
+        v = self.text(v, key)
+        if not is_safe_component(v):
+            self.fail(key, "a folder name without / \\ : * ? \" < > |, leading dots or trailing spaces", v)
+        return v
+
+    def integer(self, v: Any, key: str, low: int, high: int) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            self.fail(key, f"a whole number from {low} to {high}", v)
+        return v
+
+    def number(self, v: Any, key: str, low: float, high: float) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
+            self.fail(key, f"a number from {low} to {high}", v)
+        return float(v)
+
+    def choice(self, v: Any, key: str, options: tuple[str, ...]) -> str:
+        if v not in options:
+            self.fail(key, " or ".join(options), v)
+        return v
+
+    def path(self, v: Any, key: str, base: Path) -> Path:
+        if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
+            self.fail(key, "a folder or file path", v)
+        p = Path(os.path.expandvars(str(v))).expanduser()
+        return p if p.is_absolute() else (base / p).resolve()
+
+
+def render_default(root: Path, inspector: str, device: str, server_url: str | None) -> str:
+    """A commented config.yaml for `fieldsync init`, from the shipped example."""
+    from .pages import render_template
+
+    return render_template("config.yaml.j2", root=str(root), inspector=inspector, device=device,
+                           server_url=server_url)

@@ -1,0 +1,59 @@
+"""The exception tree: core code raises these, only the CLI turns them into messages and exit codes.
+
+Like borg's helpers/errors.py, each class carries its exit code, so the CLI never guesses.
+Messages are for people: say what is wrong and what to do next.
+"""
+
+EXIT_OK = 0
+EXIT_WARNING = 1
+EXIT_ERROR = 2
+
+
+class FieldsyncError(Exception):
+    """Base of every error fieldsync reports to a person."""
+
+    exit_code = EXIT_ERROR
+
+
+class ConfigError(FieldsyncError):
+    """config.yaml is missing, unreadable, or has a bad value."""
+
+
+class NotInitialized(FieldsyncError):
+    """The tablet root has not been set up."""
+
+
+class ImportRejected(FieldsyncError):
+    """Master data import found bad rows; nothing was imported."""
+
+    def __init__(self, message: str, problems: list):
+        super().__init__(message)
+        self.problems = problems
+
+
+class UnknownCustomer(FieldsyncError):
+    """No customer with that account number in master data."""
+
+
+class TreeError(FieldsyncError):
+    """The folder tree does not have what the command needs (visit, category, business)."""
+
+
+class BadName(FieldsyncError):
+    """A name cannot be used as a folder or file name."""
+
+
+class BadInput(FieldsyncError):
+    """A value given on the command line or in a file is not acceptable."""
+
+
+class TransportError(FieldsyncError):
+    """The server could not be reached or refused an operation; retried later by sync."""
+
+
+class HostKeyError(TransportError):
+    """The server's host key is unknown or changed: refuse rather than trust blindly."""
+
+
+class ImageError(FieldsyncError):
+    """A photo could not be read or shrunk (corrupt, truncated, too large)."""

@@ -1,0 +1,137 @@
+"""Generated human-facing pages (index.html) and texts, rendered from templates/ with Jinja2.
+
+Pages use only relative links, so they work from the tablet's file manager (file://), from
+the server share and from any static web server alike.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+
+from .atomic import write_text
+from .config import Config
+from .layout import CUSTOMER_FILE, PAGE_FILE, VISIT_FILE, is_photo_name
+
+_CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """Templates from the installed package (fieldsync.templates) or, in a checkout, templates/."""
+    loaders: list[jinja2.BaseLoader] = []
+    if _CHECKOUT_TEMPLATES.is_dir():
+        loaders.append(jinja2.FileSystemLoader(str(_CHECKOUT_TEMPLATES)))
+    loaders.append(jinja2.PackageLoader("fieldsync", "templates"))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=jinja2.select_autoescape(["html", "html.j2"]),
+        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["href"] = lambda parts: "/".join(quote(str(p)) for p in
+                                                  (parts if isinstance(parts, (list, tuple)) else [parts]))
+    return env
+
+
+def render_template(name: str, **values) -> str:
+    return environment().get_template(name).render(**values)
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
+    return True
+
+
+def _photos(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and is_photo_name(p.name))
+
+
+def visit_context(cfg: Config, visit: Path) -> dict:
+    from .visits import read_visit
+
+    data = read_visit(visit)
+    kinds = [
+        {"kind": kind, "folder": folder, "label": folder, "photos": _photos(visit / folder)}
+        for kind, folder in cfg.layout.kind_folders.items()
+    ]
+    return {"name": visit.name, "data": data, "kinds": kinds,
+            "photo_count": sum(len(k["photos"]) for k in kinds)}
+
+
+def render_visit(cfg: Config, visit: Path) -> bool:
+    from .tree import read_customer
+
+    customer = read_customer(visit.parent.parent.parent)
+    text = render_template("visit.html.j2", visit=visit_context(cfg, visit), customer=customer,
+                           business=visit.parent.parent.name, category=visit.parent.name)
+    return _write_if_changed(visit / PAGE_FILE, text)
+
+
+def customer_context(cfg: Config, folder: Path) -> dict:
+    from .customers import FIELD_LABELS
+    from .tree import read_customer
+
+    data = read_customer(folder)
+    businesses = []
+    for business in cfg.layout.businesses:
+        categories = []
+        base = folder / business
+        for category in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+                if base.is_dir() else []:
+            visits = [visit_context(cfg, v) for v in
+                      sorted((p for p in category.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                             key=lambda p: p.name, reverse=True)]
+            categories.append({"name": category.name, "visits": visits})
+        businesses.append({"name": business, "categories": categories})
+    docs = folder / cfg.layout.documents_folder
+    documents = sorted(p.name for p in docs.iterdir() if p.is_file() and not p.name.startswith(".")) \
+        if docs.is_dir() else []
+    return {"folder": folder.name, "data": data, "labels": FIELD_LABELS, "businesses": businesses,
+            "documents_folder": cfg.layout.documents_folder, "documents": documents,
+            "location": data.get("location")}
+
+
+def render_customer(cfg: Config, folder: Path) -> bool:
+    text = render_template("customer.html.j2", customer=customer_context(cfg, folder),
+                           maps=dict(cfg.maps))
+    return _write_if_changed(folder / PAGE_FILE, text)
+
+
+def render_root(cfg: Config) -> bool:
+    """ROOT/index.html: every customer folder with its basic info."""
+    from .tree import read_customer
+
+    customers = []
+    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (folder / CUSTOMER_FILE).exists():
+            customers.append({"folder": folder.name, "data": read_customer(folder)})
+    text = render_template("root.html.j2", customers=customers, inspector=cfg.inspector,
+                           device=cfg.device)
+    return _write_if_changed(cfg.root / PAGE_FILE, text)
+
+
+def render_tree(cfg: Config) -> int:
+    """Regenerate every page of the tree; returns how many changed."""
+    changed = 0
+    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (folder / CUSTOMER_FILE).exists():
+            continue
+        for business in cfg.layout.businesses:
+            for visit in sorted((folder / business).glob("*/*")):
+                if visit.is_dir() and not visit.name.startswith(".") and (visit / VISIT_FILE).exists():
+                    changed += render_visit(cfg, visit)
+        changed += render_customer(cfg, folder)
+    changed += render_root(cfg)
+    return changed
