@@ -19,15 +19,21 @@ from .layout import CUSTOMER_FILE, PAGE_FILE, VISIT_FILE, is_photo_name
 _CHECKOUT_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
 
+def template_dirs() -> list[Path]:
+    """Where templates (and the static files beside them) live: the checkout's templates/
+    when running from source, else the installed fieldsync.templates package."""
+    if _CHECKOUT_TEMPLATES.is_dir():
+        return [_CHECKOUT_TEMPLATES]
+    import fieldsync.templates as package
+
+    return [Path(p) for p in package.__path__]
+
+
 @functools.lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """Templates from the installed package (fieldsync.templates) or, in a checkout, templates/."""
-    loaders: list[jinja2.BaseLoader] = []
-    if _CHECKOUT_TEMPLATES.is_dir():
-        loaders.append(jinja2.FileSystemLoader(str(_CHECKOUT_TEMPLATES)))
-    loaders.append(jinja2.PackageLoader("fieldsync", "templates"))
     env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader(loaders),
+        loader=jinja2.FileSystemLoader([str(p) for p in template_dirs()]),
         autoescape=jinja2.select_autoescape(["html", "html.j2"]),
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,

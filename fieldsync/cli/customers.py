@@ -5,6 +5,7 @@ Other modules add subcommands (publish, pull) to `customers_group`.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -36,8 +37,10 @@ def import_command(app: AppContext, file: Path) -> None:
         raise BadInput(f"{file}: no such file; give the path of the CSV or XLSX export")
     cfg = app.config
     total = file.stat().st_size
-    with click.progressbar(length=total, label="reading", file=click.get_text_stream("stderr"),
-                           show_percent=True, show_eta=True, hidden=app.quiet) as bar:
+    stderr = sys.stderr
+    # The bar only makes sense on a terminal; scripts get the summary line alone.
+    with click.progressbar(length=total, label="reading", file=stderr, show_percent=True,
+                           show_eta=True, hidden=app.quiet or not stderr.isatty()) as bar:
         records = importer.parse(file, progress=bar.update)
     summary = CustomerStore(cfg.state_dir).merge(records, str(file))
     echo(app, f"imported {len(records)} customers from {file.name}: {summary.added} added, "

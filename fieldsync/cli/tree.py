@@ -1,0 +1,143 @@
+"""The tree commands: init, customer open, category add, visit new/edit, add, check (P1, P3–P9, P11)."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+from pathlib import Path
+
+import click
+
+from .. import check as check_mod
+from .. import config as config_mod
+from .. import photos, tree, visits
+from ..errors import EXIT_WARNING
+from .base import AppContext, echo, pass_app, warn
+
+KINDS = click.Choice(["appearance", "nameplate"])
+
+
+@click.command("init")
+@click.argument("root", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--inspector", default=getpass.getuser, show_default="your login name",
+              help="Who takes the photos (recorded in visits and manifests).")
+@click.option("--device", default=socket.gethostname, show_default="this machine's name",
+              help="This tablet's name.")
+@click.option("--server", "server_url", metavar="URL",
+              help="sftp://user@host/path or file:///path (edit config.yaml later if unsure).")
+@pass_app
+def init_command(app: AppContext, root: Path, inspector: str, device: str, server_url: str | None) -> None:
+    """Create the tablet tree ROOT and a commented ROOT/config.yaml (kept if present)."""
+    root = root.expanduser().resolve()
+    text = config_mod.render_default(root, inspector, device, server_url)
+    target = Path(app.config_option).expanduser() if app.config_option else None
+    config_path = tree.init_root(root, text, target)
+    config_mod.load(config_path)  # an existing config.yaml must still be valid
+    echo(app, f"{root}")
+    echo(app, f"config: {config_path}")
+    echo(app, "next: fieldsync customers import EXPORT.csv, then fieldsync customer open ACCOUNT")
+    if Path.cwd().resolve() != root and not target:
+        echo(app, f"(run commands inside {root}, or export {config_mod.ENV_VAR}={config_path})")
+
+
+@click.group("customer")
+def customer_group() -> None:
+    """A customer's root folder (P1)."""
+
+
+@customer_group.command("open")
+@click.argument("account")
+@pass_app
+def customer_open(app: AppContext, account: str) -> None:
+    """Make or refresh ACCOUNT's folder (customer.yaml, documents, business folders); print its path."""
+    click.echo(tree.open_customer(app.config, account))
+
+
+@click.group("category")
+def category_group() -> None:
+    """Categories under a business type (P4)."""
+
+
+@category_group.command("add")
+@click.argument("account")
+@click.argument("business")
+@click.argument("name")
+@pass_app
+def category_add(app: AppContext, account: str, business: str, name: str) -> None:
+    """Create category NAME under BUSINESS (its name, or 1/2/3) of ACCOUNT; print its path."""
+    click.echo(tree.add_category(app.config, account, business, name))
+
+
+@click.group("visit")
+def visit_group() -> None:
+    """Dated visits (P5, P6) and their remarks (P11)."""
+
+
+@visit_group.command("new")
+@click.argument("account")
+@click.argument("business")
+@click.argument("category")
+@click.option("--name", help="Folder name (default: layout.visit_folder, e.g. 2026-11-25_1430).")
+@click.option("--appearance-note", default="", help="外观备注: remark on the overall shots.")
+@click.option("--nameplate-note", default="", help="铭牌备注: remark on the nameplate close-ups.")
+@pass_app
+def visit_new(app: AppContext, account: str, business: str, category: str, name: str | None,
+              appearance_note: str, nameplate_note: str) -> None:
+    """Create a visit with visit.yaml and both photo folders; print its path."""
+    click.echo(visits.new_visit(app.config, account, business, category, name=name,
+                                appearance_note=appearance_note, nameplate_note=nameplate_note))
+
+
+@visit_group.command("edit")
+@click.argument("visit")
+@click.option("--name", help="Rename the visit folder.")
+@click.option("--appearance-note", help="New appearance remark ('' clears it).")
+@click.option("--nameplate-note", help="New nameplate remark ('' clears it).")
+@pass_app
+def visit_edit(app: AppContext, visit: str, name: str | None, appearance_note: str | None,
+               nameplate_note: str | None) -> None:
+    """Change a visit's name or remarks; every change is kept in its history. Prints the path."""
+    cfg = app.config
+    path = visits.resolve_visit(cfg, visit)
+    click.echo(visits.edit_visit(cfg, path, name=name, appearance_note=appearance_note,
+                                 nameplate_note=nameplate_note))
+
+
+@click.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--visit", "visit", required=True, help="The visit folder (path, or relative to ROOT).")
+@click.option("--kind", required=True, type=KINDS, help="appearance (外观) or nameplate (铭牌).")
+@pass_app
+def add_command(app: AppContext, files: tuple[Path, ...], visit: str, kind: str) -> None:
+    """Local select (P9): copy photos into a visit's appearance or nameplate folder.
+
+    Never overwrites: a name clash gets a suffix (IMG_1-2.jpg). Every file is checked first;
+    if one is not a photo, nothing is copied.
+    """
+    cfg = app.config
+    path = visits.resolve_visit(cfg, visit)
+    for added in photos.add_photos(cfg, path, kind, list(files)):
+        if added.duplicate:
+            warn(f"{added.source}: already in the visit as {added.target.name}, not copied again")
+        else:
+            echo(app, str(added.target))
+
+
+@click.command("check")
+@pass_app
+@click.pass_context
+def check_command(ctx: click.Context, app: AppContext) -> None:
+    """Lint the tree: misplaced photos, visits without visit.yaml, unknown folders, unsafe names.
+
+    Exit 0 when clean, 1 when something needs attention.
+    """
+    findings = check_mod.check_tree(app.config)
+    for finding in findings:
+        click.echo(str(finding))
+    if findings:
+        warn(f"{len(findings)} problem(s) in {app.config.root}")
+        ctx.exit(EXIT_WARNING)
+    echo(app, f"{app.config.root}: no problems found")
+
+
+COMMANDS = [init_command, customer_group, category_group, visit_group, add_command, check_command]
