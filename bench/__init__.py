@@ -1,0 +1,1 @@
+"""Benchmarks behind BENCHMARKS.md: each module prints its figures beside their anchors."""
