@@ -51,7 +51,7 @@ def _strip_edges(text: str) -> str:
 def clean_component(text: str, max_bytes: int = MAX_COMPONENT_BYTES) -> str:
     """Turn any text into one safe path component (possibly empty if nothing usable is left)."""
     text = unicodedata.normalize("NFC", str(text))
-    text = _drop_invisible(_SPACES.sub(" ", text))
+    text = _SPACES.sub(" ", _drop_invisible(text))  # drop first: \x85 is both Cc and a space
     text = "".join(_FORBIDDEN.get(ch, ch) for ch in text)
     text = _strip_edges(text)
     text = _strip_edges(truncate_utf8(text, max_bytes))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from fieldsync.errors import BadName
@@ -56,6 +56,7 @@ def test_two_customers_never_share_a_folder(account_list, name):
 
 @settings(max_examples=300)
 @given(any_text)
+@example("0 \x1b\x850")  # NEL is both a control character and a space
 def test_clean_component_is_idempotent_and_safe(text):
     cleaned = clean_component(text)
     assert clean_component(cleaned) == cleaned
