@@ -90,7 +90,7 @@ def _check_file(cfg: Config, rel: PurePosixPath) -> list[Finding]:
     if not is_safe_component(rel.name):
         found.append(Finding(rel, "the file name is not safe on every filesystem",
                              "rename it without / \\ : * ? \" < > |, control characters or trailing dots/spaces"))
-    if is_photo_name(rel.name) and info.role not in ("photo", "document"):
+    if is_photo_name(rel.name) and info.role not in ("photo", "document", "assets"):
         kinds = "/".join(cfg.layout.kind_folders.values())
         found.append(Finding(rel, "photo outside a visit's photo folder (it will not be shrunk)",
                              f"move it into CUSTOMER/BUSINESS/CATEGORY/VISIT/{kinds}/"))

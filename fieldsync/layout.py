@@ -16,6 +16,7 @@ CUSTOMER_FILE = "customer.yaml"
 VISIT_FILE = "visit.yaml"
 MANIFEST_FILE = "manifest.json"
 PAGE_FILE = "index.html"
+ASSETS_DIR = "_assets"  # ROOT/_assets/: files the pages use (Leaflet), mirrored like the pages
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp"})
 
@@ -33,7 +34,7 @@ def is_private(rel: PurePosixPath) -> bool:
 class PathInfo:
     """What a path inside the tree is, with the hierarchy names it sits under."""
 
-    role: str  # root-file | customer | customer-file | documents | document | business |
+    role: str  # root-file | assets | customer | customer-file | documents | document | business |
     #            category | visit | visit-file | photo-folder | photo | misplaced | private
     customer: str | None = None
     business: str | None = None
@@ -54,6 +55,8 @@ def classify(rel: PurePosixPath | str, layout: Layout, is_dir: bool) -> PathInfo
     parts = rel.parts
     if not parts or is_private(rel):
         return PathInfo("private")
+    if parts[0] == ASSETS_DIR:
+        return PathInfo("assets")
     depth = len(parts)
     customer = parts[0]
     if depth == 1:

@@ -40,7 +40,16 @@ def environment() -> jinja2.Environment:
     )
     env.filters["href"] = lambda parts: "/".join(quote(str(p)) for p in
                                                   (parts if isinstance(parts, (list, tuple)) else [parts]))
+    env.globals["map_view"] = _map_view
     return env
+
+
+def _map_view(location):
+    """_map.html.j2 completes a bare {lat, lon, ...} location (server pages) with this; optional
+    keys `assets` (href of ROOT/_assets from the page) and `maps` (config) turn on Leaflet."""
+    from .mapview import view
+
+    return view(location, maps=location.get("maps"), assets=location.get("assets"))
 
 
 def render_template(name: str, **values) -> str:
@@ -106,7 +115,20 @@ def customer_context(cfg: Config, folder: Path) -> dict:
         if docs.is_dir() else []
     return {"folder": folder.name, "data": data, "labels": FIELD_LABELS, "businesses": businesses,
             "documents_folder": cfg.layout.documents_folder, "documents": documents,
-            "location": data.get("location")}
+            "location": data.get("location"), "map": _customer_map(cfg, data)}
+
+
+def _customer_map(cfg: Config, data: dict) -> dict | None:
+    # The map part of a customer page (P12); Leaflet is copied to ROOT/_assets/ only when needed.
+    from . import mapview
+    from .locate import load_last_fix
+
+    view = mapview.view(data.get("location"), maps=cfg.maps, assets=f"../{mapview.ASSETS_DIR}",
+                        last_fix=load_last_fix(cfg), name=str(data.get("name") or ""),
+                        address=str(data.get("address") or ""))
+    if view is not None:
+        mapview.install_assets(cfg.root)
+    return view
 
 
 def render_customer(cfg: Config, folder: Path) -> bool:

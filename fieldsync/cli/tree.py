@@ -10,7 +10,7 @@ import click
 
 from .. import check as check_mod
 from .. import config as config_mod
-from .. import photos, tree, visits
+from .. import locate, photos, tree, visits
 from ..errors import EXIT_WARNING
 from .base import AppContext, echo, pass_app, warn
 
@@ -134,6 +134,9 @@ def check_command(ctx: click.Context, app: AppContext) -> None:
     findings = check_mod.check_tree(app.config)
     for finding in findings:
         click.echo(str(finding))
+    # Suggestions are not problems: they never change the exit code.
+    for suggestion in locate.suggestions(app.config):
+        click.echo(f"suggestion: {suggestion}")
     if findings:
         warn(f"{len(findings)} problem(s) in {app.config.root}")
         ctx.exit(EXIT_WARNING)

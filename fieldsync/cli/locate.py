@@ -1,0 +1,99 @@
+"""`fieldsync locate` (P12): record where a customer is; `fieldsync where`: where am I."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import gps, locate, pages, tree
+from ..errors import BadInput
+from ..layout import CUSTOMER_FILE
+from .base import AppContext, echo, pass_app, warn
+
+
+@click.command("locate")
+@click.argument("account")
+@click.option("--lat", metavar="DEG", help="Latitude, WGS-84 decimal degrees (north positive).")
+@click.option("--lon", metavar="DEG", help="Longitude, WGS-84 decimal degrees (east positive).")
+@click.option("--accuracy", metavar="M", help="Accuracy of --lat/--lon in metres.")
+@click.option("--from-photo", "photo", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Take the position from this photo's EXIF GPS.")
+@click.option("--gps", "use_gps", is_flag=True,
+              help="Ask this device's positioning (locate.providers: gpsd, nmea, termux, windows).")
+@click.option("--accept-accuracy", is_flag=True,
+              help="Save even when the fix is worse than locate.max_accuracy_m, without asking.")
+@pass_app
+def locate_command(app: AppContext, account: str, lat: str | None, lon: str | None,
+                   accuracy: str | None, photo: str | None, use_gps: bool, accept_accuracy: bool) -> None:
+    """Record ACCOUNT's location (定位) in its customer.yaml; the old one goes to location_history.
+
+    \b
+    Exactly one source:
+      --lat X --lon Y [--accuracy M]   typed in (WGS-84, e.g. from a GPS app)
+      --from-photo FILE                 a photo taken on site with location on
+      --gps                             this device's GPS, first working provider
+    """
+    cfg = app.config
+    chosen = [name for name, given in (("--lat/--lon", lat is not None or lon is not None),
+                                       ("--from-photo", photo is not None), ("--gps", use_gps)) if given]
+    if len(chosen) != 1:
+        raise BadInput("give exactly one source: --lat X --lon Y, --from-photo FILE or --gps"
+                       + (f" (got {' and '.join(chosen)})" if chosen else ""))
+    if accuracy is not None and chosen != ["--lat/--lon"]:
+        raise BadInput("--accuracy goes with --lat/--lon; photos and GPS report their own")
+    folder = tree.customer_dir(cfg, account)  # fail before waiting for a fix
+    if chosen == ["--lat/--lon"]:
+        if lat is None or lon is None:
+            raise BadInput("give both --lat and --lon")
+        location = locate.manual(cfg, lat, lon, accuracy)
+    elif photo is not None:
+        location = locate.from_photo(cfg, Path(photo).expanduser())
+    else:
+        location = _gps_location(app)
+    problem = locate.accuracy_warning(cfg, location)
+    if problem and not accept_accuracy:
+        try:
+            confirmed = click.confirm(f"{problem}. 仍然保存此位置?", default=False, err=True)
+        except click.exceptions.Abort:
+            confirmed = False
+        if not confirmed:
+            raise BadInput(f"location not saved: {problem}; retry under open sky, or pass "
+                           "--accept-accuracy to keep it anyway")
+    stored = locate.save(cfg, folder, location)
+    accuracy_text = f" ±{stored['accuracy_m']:g} m" if stored.get("accuracy_m") is not None else ""
+    echo(app, f"已定位 {stored['lat']:.6f}, {stored['lon']:.6f}{accuracy_text} ({stored['source']})")
+    echo(app, str(folder / CUSTOMER_FILE))
+
+
+def _gps_location(app: AppContext) -> locate.Location:
+    cfg = app.config
+    fix, reasons = gps.first_fix(cfg.locate)
+    for reason in reasons:
+        warn(f"skipped {reason}")
+    locate.save_last_fix(cfg, fix)
+    return locate.from_fix(cfg, fix)
+
+
+@click.command("where")
+@pass_app
+def where_command(app: AppContext) -> None:
+    """Get this device's GPS position and remember it as the last fix.
+
+    Customer pages then show the distance and direction from here to each located customer.
+    """
+    cfg = app.config
+    tree.require_root(cfg)
+    fix, reasons = gps.first_fix(cfg.locate)
+    for reason in reasons:
+        warn(f"skipped {reason}")
+    locate.save_last_fix(cfg, fix)
+    refreshed = 0
+    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if (folder / CUSTOMER_FILE).is_file() and tree.read_customer(folder).get("location"):
+            refreshed += pages.render_customer(cfg, folder)
+    accuracy_text = f" ±{fix.accuracy_m:g} m" if fix.accuracy_m is not None else ""
+    echo(app, f"{fix.lat:.6f}, {fix.lon:.6f}{accuracy_text} ({fix.source}); {refreshed} 个客户页面已更新")
+
+
+COMMANDS = [locate_command, where_command]
