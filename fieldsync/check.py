@@ -103,7 +103,7 @@ def _check_file(cfg: Config, rel: PurePosixPath) -> list[Finding]:
 def _platform_findings(cfg: Config, root: Path) -> list[Finding]:
     """Names that clash on case-insensitive or Windows filesystems (fieldsync.platform_names)."""
     try:
-        from .platform_names import platform_problems
+        from .platform_names import find_platform_issues
     except ImportError:
         return []
     rels = []
@@ -111,4 +111,11 @@ def _platform_findings(cfg: Config, root: Path) -> list[Finding]:
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         base = Path(dirpath).relative_to(root)
         rels += [PurePosixPath((base / n).as_posix()) for n in dirnames + filenames if not n.startswith(".")]
-    return [Finding(PurePosixPath("."), str(problem), "rename one of them") for problem in platform_problems(rels)]
+    return [Finding(issue.path, issue.problem, issue.advice)
+            for issue in find_platform_issues(rels, windows_root=_windows_root(cfg))]
+
+
+def _windows_root(cfg: Config) -> str:
+    # Path-length limits depend on where the tree sits; on Linux/Android assume a typical
+    # Windows location, since the server copy is often browsed from Windows too.
+    return str(cfg.root) if os.name == "nt" else "C:\\Users\\inspector.name\\fieldsync"

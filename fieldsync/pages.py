@@ -88,17 +88,20 @@ def visit_context(cfg: Config, visit: Path) -> dict:
 def render_visit(cfg: Config, visit: Path) -> bool:
     from .tree import read_customer
 
-    customer = read_customer(visit.parent.parent.parent)
+    # A customer folder made by hand may have no customer.yaml yet: fall back to its name.
+    folder = visit.parent.parent.parent
+    customer = {"name": folder.name, "account_no": "", **read_customer(folder)}
     text = render_template("visit.html.j2", visit=visit_context(cfg, visit), customer=customer,
                            business=visit.parent.parent.name, category=visit.parent.name)
     return _write_if_changed(visit / PAGE_FILE, text)
 
 
 def customer_context(cfg: Config, folder: Path) -> dict:
-    from .customers import FIELD_LABELS
+    from .customers import FIELD_LABELS, FIELDS
     from .tree import read_customer
 
-    data = read_customer(folder)
+    # Hand-made customer folders may lack customer.yaml (or some fields): show blanks.
+    data = {**dict.fromkeys(FIELDS), "name": folder.name, **read_customer(folder)}
     businesses = []
     for business in cfg.layout.businesses:
         categories = []

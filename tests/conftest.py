@@ -69,3 +69,16 @@ def invoke(runner):
         return runner.invoke(cli, [str(a) for a in args], input=input, catch_exceptions=False)
 
     return run
+
+
+def screenshot_dir(tmp_path_factory=None) -> "Path":
+    """docs/img when FIELDSYNC_SCREENSHOTS=1 (to refresh the docs' pictures), else a temp folder,
+    so an ordinary test run never changes tracked files."""
+    import tempfile
+
+    if os.environ.get("FIELDSYNC_SCREENSHOTS") == "1":
+        target = Path(__file__).resolve().parent.parent / "docs" / "img"
+    else:
+        target = Path(tempfile.gettempdir()) / "fieldsync-screenshots"
+    target.mkdir(parents=True, exist_ok=True)
+    return target

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from fieldsync import geo, gps, locate, mapview
+from tests.conftest import screenshot_dir
 from tests.fixtures.gps import free_port
 from tests.fixtures.tiles import TILE_PATH
 from tests.test_locate import ACCOUNT, customer_yaml, set_config
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 SITE = (30.2799, 120.1290)
 LAST_FIX = (30.2750, 120.1230)  # about 790 m south-west of the site
-DOCS_IMG = Path(__file__).resolve().parent.parent / "docs" / "img"
+DOCS_IMG = screenshot_dir()
 
 
 def located_page(cfg, invoke, tile_url: str | None) -> Path:

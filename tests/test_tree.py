@@ -232,3 +232,16 @@ def test_errors_have_no_traceback_unless_verbose(tree, invoke):
     quiet = invoke("visit", "edit", "/nonexistent/visit", "--name", "x")
     assert quiet.exit_code == 2 and "Traceback" not in quiet.stderr
     assert quiet.stderr.startswith("Error: ")
+
+
+def test_check_reports_case_collisions_and_visit_pages_without_customer_yaml(tree, invoke):
+    customer = Path(invoke("customer", "open", ACCOUNT).stdout.strip())
+    (customer / "周期检查" / "Meter").mkdir()
+    (customer / "周期检查" / "METER").mkdir()
+    result = invoke("check")
+    assert result.exit_code == 1 and "METER" in result.output
+    by_hand = tree.root / "3300009999_手工客户" / "周期检查" / "配电房"
+    by_hand.mkdir(parents=True)
+    made = invoke("visit", "new", "3300009999", "1", "配电房")
+    assert made.exit_code == 0, made.stderr
+    assert "手工客户" in (Path(made.stdout.strip()) / "index.html").read_text(encoding="utf-8")

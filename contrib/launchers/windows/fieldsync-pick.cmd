@@ -1,0 +1,12 @@
+@echo off
+rem 本地选择 fieldsync pick: drop photos on this file, or use it from Send to
+rem Double-click, or put a shortcut to this file on the desktop / taskbar. See docs\platforms\windows.md.
+rem FIELDSYNC_CONFIG may be set once for the user (setx FIELDSYNC_CONFIG %USERPROFILE%\fieldsync\config.yaml).
+chcp 65001 >nul
+set PYTHONUTF8=1
+if not defined FIELDSYNC_CONFIG set FIELDSYNC_CONFIG=%USERPROFILE%\fieldsync\config.yaml
+title 本地选择 fieldsync pick: drop photos on this file, or use it from Send to
+fieldsync pick %*
+echo.
+if errorlevel 2 (echo 出错 / error) else if errorlevel 1 (echo 请注意 / warnings above)
+pause
