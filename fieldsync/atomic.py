@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
     # A rename is only durable once the directory entry itself is on disk.
     if os.name == "nt":
         return
@@ -41,7 +41,7 @@ def atomic_open(path: Path | str, mode: str = "w", encoding: str | None = "utf-8
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_text(path: Path | str, text: str) -> None:

@@ -17,6 +17,9 @@ VISIT_FILE = "visit.yaml"
 MANIFEST_FILE = "manifest.json"
 PAGE_FILE = "index.html"
 ASSETS_DIR = "_assets"  # ROOT/_assets/: files the pages use (Leaflet), mirrored like the pages
+QUERY_DIR = "_query"    # ROOT/_query/: the query page's data chunks, mirrored like the pages
+# Root folders fieldsync generates for its pages: never customers, mirrored as they are.
+GENERATED_DIRS = frozenset({ASSETS_DIR, QUERY_DIR})
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp"})
 
@@ -55,7 +58,7 @@ def classify(rel: PurePosixPath | str, layout: Layout, is_dir: bool) -> PathInfo
     parts = rel.parts
     if not parts or is_private(rel):
         return PathInfo("private")
-    if parts[0] == ASSETS_DIR:
+    if parts[0] in GENERATED_DIRS:
         return PathInfo("assets")
     depth = len(parts)
     customer = parts[0]

@@ -60,6 +60,11 @@ class Transport(abc.ABC):
         """Fetch `rel` into `local` atomically (temp + os.replace)."""
 
     @abc.abstractmethod
+    def rename(self, old: PurePosixPath, new: PurePosixPath) -> None:
+        """Move `old` (file or folder) to `new` atomically, replacing a file there (a renamed
+        visit moves on the server, no re-upload)."""
+
+    @abc.abstractmethod
     def remove(self, rel: PurePosixPath) -> None:
         """Delete the file at `rel` (only used with sync.deletes: mirror)."""
 

@@ -1,0 +1,66 @@
+"""`fieldsync trust-host`: show the server's host key fingerprint, pin it only when confirmed."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import BadInput, ConfigError, EXIT_WARNING
+from ..transport import hostkeys
+from ..transport.sftp import parse_url
+from .base import AppContext, echo, pass_app, warn
+
+
+@click.command("trust-host")
+@click.option("--fingerprint", metavar="SHA256:...",
+              help="The fingerprint the server admin gave you; the key is pinned only if it matches.")
+@click.option("--yes", is_flag=True,
+              help="Do not ask (for scripts); only allowed together with --fingerprint.")
+@click.option("--hashed", is_flag=True, help="Write the host name hashed, as OpenSSH's HashKnownHosts.")
+@pass_app
+def trust_host_command(app: AppContext, fingerprint: str | None, yes: bool, hashed: bool) -> None:
+    """Show the SFTP server's host key and pin it in server.known_hosts when you confirm.
+
+    \b
+    Compare the fingerprint with the one the server admin reads from the server:
+        ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub
+    A key that changed since it was pinned is shown with the old one; accept it only when
+    the admin confirms the server's key was replaced.
+    """
+    if yes and not fingerprint:
+        raise click.UsageError("--yes needs --fingerprint SHA256:...: a key is never trusted unseen")
+    cfg = app.config
+    if cfg.server.scheme != "sftp":
+        raise ConfigError(f"{cfg.path}: server.url is {cfg.server.url!r}; trust-host is for sftp:// servers")
+    if cfg.server.known_hosts is None:
+        raise ConfigError(f"{cfg.path}: key 'server.known_hosts': expected the file to pin the key in")
+    _, host, port, _ = parse_url(cfg.server.url)
+    known_hosts = cfg.server.known_hosts
+    pins = hostkeys.pinned(known_hosts, host, port)
+    key = hostkeys.fetch(host, port, cfg.server.timeout_seconds, prefer=pins)
+    shown = hostkeys.fingerprint(key)
+
+    echo(app, f"服务器 server   {host}:{port}")
+    echo(app, f"密钥类型 key type  {key.get_name()}")
+    echo(app, f"指纹 fingerprint  {shown}")
+    if pins.get(key.get_name()) == key:
+        echo(app, f"已信任 already pinned in {known_hosts}; nothing to do")
+        return
+    if pins:
+        old = ", ".join(f"{t} {hostkeys.fingerprint(k)}" for t, k in pins.items())
+        warn(f"主机密钥已变更 the server's key CHANGED: {known_hosts} pins {old}. "
+             "Accept the new key only if the server admin confirms it was replaced.")
+
+    if fingerprint is not None:
+        if fingerprint.strip() != shown:
+            raise BadInput(f"the server presents {shown}, not the expected {fingerprint.strip()}; "
+                           "nothing was pinned. Check with the server admin")
+        echo(app, "指纹一致 the fingerprint matches the one given")
+    if not yes:
+        if not click.confirm("信任此密钥？Trust this key and pin it", default=False):
+            warn(f"not pinned; sync to {host} stays refused until the key is trusted")
+            raise click.exceptions.Exit(EXIT_WARNING)
+    hostkeys.pin(known_hosts, host, port, key, hashed=hashed)
+    echo(app, f"已保存 pinned {key.get_name()} {shown} for {hostkeys.host_entry_name(host, port)} in {known_hosts}")
+
+
+COMMANDS = [trust_host_command]

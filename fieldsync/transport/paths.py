@@ -1,0 +1,55 @@
+"""What both transports share about names in flight: the hidden temp name and per-path locks."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import PurePosixPath
+from typing import Iterator
+
+from ..errors import BadInput
+from .base import safe_rel
+
+PART_SUFFIX = ".fieldsync-part"
+
+
+def file_rel(rel: PurePosixPath | str) -> PurePosixPath:
+    """`rel` checked by safe_rel and naming a file (not the remote root itself)."""
+    path = safe_rel(rel)
+    if not path.parts:
+        raise BadInput("refusing an empty remote file name")
+    return path
+
+
+def part_name(name: str) -> str:
+    """The hidden temp name an upload of `name` writes first (`.NAME.fieldsync-part`).
+
+    Hidden, so file managers, the server index and `ls` skip it; fixed (not random), so an
+    interrupted upload finds its partial file again and resumes it.
+    """
+    return f".{name}{PART_SUFFIX}"
+
+
+def is_part_name(name: str) -> bool:
+    return name.startswith(".") and name.endswith(PART_SUFFIX)
+
+
+class PathLocks:
+    """One upload per remote path at a time: two would share the same temp file."""
+
+    def __init__(self) -> None:
+        self._busy: set[PurePosixPath] = set()
+        self._cond = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, rel: PurePosixPath) -> Iterator[None]:
+        with self._cond:
+            while rel in self._busy:
+                self._cond.wait()
+            self._busy.add(rel)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy.discard(rel)
+                self._cond.notify_all()

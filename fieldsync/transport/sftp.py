@@ -1,0 +1,490 @@
+"""The mirror on an SFTP server (OpenSSH, or a gateway such as SFTPGo), with paramiko.
+
+One SSH connection, a small pool of SFTP channels on it: each upload in flight has a channel of
+its own, so per-file round trips (open, close, stat, rename) overlap between files while the
+writes inside a file are pipelined. Host keys are checked against server.known_hosts before
+anything is sent; only keys authenticate (file or ssh-agent), never a password.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import socket
+import stat as stat_mod
+import threading
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+from urllib.parse import unquote, urlsplit
+
+import paramiko
+
+from ..errors import BadInput, ConfigError, FieldsyncError, TransportError
+from . import hostkeys
+from .base import ProgressFn, RemoteEntry, Transport, safe_rel
+from .paths import PathLocks, file_rel, part_name
+
+CHUNK = 256 * 1024  # paramiko splits it into 32 KiB SFTP write requests, all in flight at once
+CHECK_BLOCK = 64 * 1024  # head and tail of a partial upload read back before resuming it
+NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
+
+log = logging.getLogger(__name__)
+
+
+def parse_url(url: str) -> tuple[str | None, str, int, PurePosixPath]:
+    """(user, host, port, remote root) from sftp://user@host:port/path."""
+    parts = urlsplit(url)
+    if parts.scheme != "sftp" or not parts.hostname:
+        raise ConfigError(f"server.url: expected sftp://user@host[:port]/path, got {url!r}")
+    if parts.password:
+        raise ConfigError("server.url: no password in the URL; use server.key_file or ssh-agent")
+    try:
+        port = parts.port or 22
+    except ValueError:
+        raise ConfigError(f"server.url: bad port in {url!r}") from None
+    root = PurePosixPath(unquote(parts.path) or "/")
+    return (unquote(parts.username) if parts.username else None), parts.hostname, port, root
+
+
+class SFTPTransport(Transport):
+    """A remote root on an SFTP server; safe to call from several threads at once."""
+
+    def __init__(self, host: str, port: int, user: str | None, root: PurePosixPath | str, *,
+                 key_file: Path | None = None, known_hosts: Path | None = None,
+                 timeout: float = 15.0, channels: int = 4, use_agent: bool = True):
+        self.host, self.port = host, port
+        self.user = user or _local_user()
+        self.root = PurePosixPath(root)
+        self.key_file = Path(key_file).expanduser() if key_file else None
+        self.known_hosts = Path(known_hosts).expanduser() if known_hosts else None
+        self.timeout = timeout
+        self.use_agent = use_agent
+        self.url = f"sftp://{self.user}@{host}:{port}{self.root}"
+        self._lock = threading.Lock()  # guards the connection, the channel pool, the dir cache
+        self._free = threading.Condition(self._lock)  # a channel was returned
+        self._ssh: paramiko.Transport | None = None
+        self._idle: list[paramiko.SFTPClient] = []
+        self._busy = 0  # channels out on the current connection (opening ones included)
+        self._cap = max(1, channels)
+        self._generation = 0  # bumped when a connection is dropped
+        self._dirs: set[PurePosixPath] = set()
+        self._real_root: str | None = None
+        self._locks = PathLocks()
+
+    @classmethod
+    def from_config(cls, cfg) -> "SFTPTransport":
+        user, host, port, root = parse_url(cfg.server.url or "")
+        return cls(host, port, user, root, key_file=cfg.server.key_file, known_hosts=cfg.server.known_hosts,
+                   timeout=cfg.server.timeout_seconds, channels=cfg.server.parallel)
+
+    # ------------------------------------------------------------------ connection
+
+    def _connect(self) -> paramiko.Transport:
+        """The live SSH connection, made (host key checked, key auth) when there is none."""
+        if self._ssh is not None and self._ssh.is_active():
+            return self._ssh
+        self._drop()
+        pins = hostkeys.pinned(self.known_hosts, self.host, self.port)
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        except OSError as exc:
+            raise TransportError(f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}; "
+                                 "sync retries when the network is back") from None
+        ssh = paramiko.Transport(sock)
+        try:
+            options = ssh.get_security_options()
+            options.key_types = hostkeys.preferred_key_types(pins, tuple(options.key_types))
+            ssh.banner_timeout = ssh.handshake_timeout = ssh.auth_timeout = self.timeout
+            ssh.channel_timeout = self.timeout
+            ssh.start_client(timeout=self.timeout)
+            # Checked before authenticating: a wrong server must not even see our public key.
+            hostkeys.check(self.known_hosts, self.host, self.port, ssh.get_remote_server_key())
+            self._authenticate(ssh)
+            ssh.set_keepalive(max(5, int(self.timeout)))
+        except FieldsyncError:
+            ssh.close()
+            raise
+        except NETWORK_ERRORS as exc:
+            ssh.close()
+            raise TransportError(f"SSH connection to {self.host}:{self.port} failed: {exc or type(exc).__name__}") from None
+        self._ssh = ssh
+        return ssh
+
+    def _authenticate(self, ssh: paramiko.Transport) -> None:
+        """Public key only: the key file, then the agent's keys. A server that asks for a
+        password (or a second factor after the key) is refused rather than answered."""
+        keys = []
+        if self.key_file is not None:
+            keys.append(_load_key(self.key_file))
+        agent = _agent() if self.use_agent else None
+        try:
+            if agent is not None:
+                keys += list(agent.get_keys())
+            if not keys:
+                raise ConfigError("no SSH key to log in with: set server.key_file or load a key into ssh-agent")
+            for key in keys:
+                try:
+                    remaining = ssh.auth_publickey(self.user, key)
+                except paramiko.AuthenticationException:
+                    continue
+                if not remaining:
+                    return
+                raise TransportError(f"{self.host} wants more than a key ({', '.join(remaining)}) after it; "
+                                     "fieldsync logs in with keys only: ask the admin for key-only login")
+        finally:
+            if agent is not None:
+                agent.close()
+        tried = self.key_file or "ssh-agent keys"
+        raise TransportError(f"{self.user}@{self.host} refused the key ({tried}): the server admin must add "
+                             "its public key to the account's authorized_keys")
+
+    def _drop(self) -> None:
+        """Forget the connection (under the lock); channels still out are closed on return."""
+        for client in self._idle:
+            with contextlib.suppress(Exception):
+                client.close()
+        self._idle.clear()
+        if self._ssh is not None:
+            with contextlib.suppress(Exception):
+                self._ssh.close()
+        self._ssh = None
+        self._busy = 0
+        self._generation += 1
+        self._dirs.clear()  # a new connection looks again (the server may have changed)
+        self._free.notify_all()
+
+    def _checkout(self) -> tuple[paramiko.SFTPClient, int]:
+        """An idle channel, or a new one while fewer than the cap are open; else wait."""
+        while True:
+            with self._free:
+                while True:
+                    ssh = self._connect()
+                    generation = self._generation
+                    if self._idle:
+                        self._busy += 1
+                        return self._idle.pop(), generation
+                    if self._busy < self._cap:
+                        self._busy += 1
+                        break
+                    self._free.wait()
+            try:
+                client = paramiko.SFTPClient.from_transport(ssh)
+                if client is None:
+                    raise paramiko.ChannelException(0, "no SFTP channel")
+            except paramiko.SSHException:
+                # Concurrent opens share paramiko's saved error, so a refusal may surface as a
+                # plain SSHException: while the connection lives, it is a refused channel.
+                with self._free:
+                    if generation == self._generation:
+                        self._busy -= 1
+                    self._free.notify_all()  # threads waiting on this open learn its outcome
+                    if generation != self._generation or not ssh.is_active():
+                        raise
+                    # Channels open or still opening (those may yet succeed): the server's limit.
+                    allowed = self._busy
+                    if allowed == 0:
+                        raise
+                    if allowed < self._cap:
+                        # The server allows fewer sessions per connection (OpenSSH MaxSessions):
+                        # share the channels it grants instead of failing.
+                        self._cap = allowed
+                        log.info("%s allows %d SFTP channels per connection", self.host, allowed)
+                    self._free.wait()
+                continue
+            client.get_channel().settimeout(self.timeout)
+            return client, generation
+
+    def _checkin(self, client: paramiko.SFTPClient, generation: int, broken: bool) -> None:
+        with self._free:
+            if generation != self._generation:
+                stale = True
+            else:
+                stale = False
+                self._busy -= 1
+                if broken:
+                    # A timeout or a cut: the whole connection is suspect; the next call redials.
+                    self._drop()
+                else:
+                    self._idle.append(client)
+                self._free.notify()
+        if stale or broken:
+            with contextlib.suppress(Exception):
+                client.close()
+
+    @contextlib.contextmanager
+    def _channel(self, doing: str) -> Iterator[paramiko.SFTPClient]:
+        """An SFTP channel of our own for one operation; every network failure in it becomes
+        TransportError (retryable) and leaves the connection to be remade on the next call."""
+        client = generation = None
+        broken = False
+        try:
+            client, generation = self._checkout()
+            if self._real_root is None:
+                self._real_root = _root_of(client, self.root, self.host)
+            yield client
+        except FieldsyncError:
+            raise
+        except NETWORK_ERRORS as exc:
+            broken = _is_connection_error(exc) or not (self._ssh and self._ssh.is_active())
+            raise TransportError(f"{doing} on {self.host}: {_describe(exc)}") from None
+        except BaseException:
+            broken = True
+            raise
+        finally:
+            if client is not None:
+                self._checkin(client, generation, broken)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    # ------------------------------------------------------------------ paths
+
+    def _remote(self, rel: PurePosixPath | str) -> str:
+        rel = safe_rel(rel)
+        return f"{self._real_root}/{rel}" if str(rel) != "." else self._real_root
+
+    def _ensure_dirs(self, client: paramiko.SFTPClient, rel: PurePosixPath) -> None:
+        """Make `rel` and its parents; refuse a symlink on the way (it could lead out of the root).
+
+        Every component is either made by us or seen as a real directory with lstat, so no
+        write can be redirected outside the root. Known directories are cached.
+        """
+        parts = safe_rel(rel).parts
+        for depth in range(1, len(parts) + 1):
+            here = PurePosixPath(*parts[:depth])
+            if here in self._dirs:
+                continue
+            path = self._remote(here)
+            try:
+                st = client.lstat(path)
+            except FileNotFoundError:
+                try:
+                    client.mkdir(path)
+                except OSError:
+                    st = client.lstat(path)  # made by another uploader meanwhile
+                    _require_dir(st, here)
+            else:
+                _require_dir(st, here)
+            with self._lock:
+                self._dirs.add(here)
+
+    # ------------------------------------------------------------------ interface
+
+    def stat(self, rel: PurePosixPath) -> RemoteEntry | None:
+        with self._channel(f"stat {rel}") as client:
+            try:
+                st = client.lstat(self._remote(rel))
+            except FileNotFoundError:
+                return None
+            return RemoteEntry(PurePosixPath(rel), st.st_size or 0, float(st.st_mtime or 0),
+                               stat_mod.S_ISDIR(st.st_mode or 0))
+
+    def walk(self, rel: PurePosixPath = PurePosixPath()) -> Iterator[RemoteEntry]:
+        # Listed in one go under one channel, then yielded: a caller that stops early must
+        # not keep a channel busy.
+        entries: list[RemoteEntry] = []
+        with self._channel(f"list {rel}") as client:
+            pending = [PurePosixPath(rel)]
+            while pending:
+                folder = pending.pop()
+                try:
+                    listing = client.listdir_attr(self._remote(folder))
+                except FileNotFoundError:
+                    continue
+                for attr in sorted(listing, key=lambda a: a.filename):
+                    mode = attr.st_mode or 0
+                    if stat_mod.S_ISLNK(mode):
+                        continue  # never followed: it could point anywhere
+                    child = folder / attr.filename if str(folder) != "." else PurePosixPath(attr.filename)
+                    entries.append(RemoteEntry(child, attr.st_size or 0, float(attr.st_mtime or 0),
+                                               stat_mod.S_ISDIR(mode)))
+                    if stat_mod.S_ISDIR(mode):
+                        pending.append(child)
+        yield from entries
+
+    def makedirs(self, rel: PurePosixPath) -> None:
+        with self._channel(f"make folder {rel}") as client:
+            self._ensure_dirs(client, rel)
+
+    def upload(self, local: Path, rel: PurePosixPath, progress: ProgressFn | None = None) -> None:
+        rel = file_rel(rel)
+        try:
+            source = open(local, "rb")
+        except OSError as exc:
+            raise BadInput(f"cannot read {local}: {exc.strerror}") from None
+        with source, self._locks.hold(rel), self._channel(f"upload {rel}") as client:
+            if rel.parent != PurePosixPath("."):
+                self._ensure_dirs(client, rel.parent)
+            try:
+                self._put(client, source, rel, progress)
+            except FileNotFoundError:
+                # A folder we had seen was removed on the server meanwhile: forget it, remake it.
+                with self._lock:
+                    self._dirs.clear()
+                self._ensure_dirs(client, rel.parent)
+                self._put(client, source, rel, progress)
+
+    def _put(self, client: paramiko.SFTPClient, source, rel: PurePosixPath, progress: ProgressFn | None) -> None:
+        target = self._remote(rel)
+        part = self._remote(rel.parent / part_name(rel.name))
+        size = os.fstat(source.fileno()).st_size
+        offset = _resumable_offset(client, part, source, size)
+        if progress:
+            progress(offset, size)
+        if offset < size or size == 0:
+            with client.open(part, "r+" if offset else "w") as out:
+                out.set_pipelined(True)
+                out.seek(offset)
+                source.seek(offset)
+                done = offset
+                while chunk := source.read(CHUNK):
+                    out.write(chunk)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, size)
+            # close() waited for every pipelined write's answer and raised the first error.
+        remote_size = client.stat(part).st_size
+        if remote_size != size:
+            raise TransportError(f"{rel}: the server holds {remote_size} bytes of {size} after the upload "
+                                 "(disk full? file changed while sending?); retrying later")
+        client.posix_rename(part, target)
+
+    def download(self, rel: PurePosixPath, local: Path) -> None:
+        local = Path(local)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(part_name(local.name))
+        try:
+            with self._channel(f"download {rel}") as client:
+                remote = self._remote(rel)
+                try:
+                    if stat_mod.S_ISLNK(client.lstat(remote).st_mode or 0):
+                        raise BadInput(f"refusing {rel}: it is a symlink on the server side")
+                    with open(tmp, "wb") as out:
+                        client.getfo(remote, out)  # prefetching, and checks the size
+                        out.flush()
+                        os.fsync(out.fileno())
+                except FileNotFoundError:
+                    raise TransportError(f"{rel} is not on the server") from None
+            os.replace(tmp, local)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def rename(self, old: PurePosixPath, new: PurePosixPath) -> None:
+        """Move `old` to `new` inside the root (a renamed visit: no re-upload)."""
+        with self._channel(f"rename {old}") as client:
+            new = safe_rel(new)
+            if new.parent != PurePosixPath("."):
+                self._ensure_dirs(client, new.parent)
+            client.posix_rename(self._remote(old), self._remote(new))
+            with self._lock:
+                self._dirs = {d for d in self._dirs if not d.is_relative_to(safe_rel(old))}
+
+    def remove(self, rel: PurePosixPath) -> None:
+        with self._channel(f"remove {rel}") as client:
+            with contextlib.suppress(FileNotFoundError):
+                client.remove(self._remote(rel))
+
+
+# ---------------------------------------------------------------------- helpers
+
+def _local_user() -> str:
+    import getpass
+
+    return getpass.getuser()
+
+
+def _agent() -> paramiko.Agent | None:
+    """The ssh-agent, when one is running ($SSH_AUTH_SOCK); None otherwise."""
+    try:
+        return paramiko.Agent()
+    except paramiko.SSHException:
+        return None
+
+
+def _load_key(path: Path) -> paramiko.PKey:
+    try:
+        return paramiko.PKey.from_path(path)
+    except FileNotFoundError:
+        raise ConfigError(f"server.key_file {path} does not exist; make a key with "
+                          "'ssh-keygen -t ed25519' and give its path") from None
+    except paramiko.PasswordRequiredException:
+        raise ConfigError(f"server.key_file {path} is protected by a passphrase; load it into ssh-agent "
+                          "('ssh-add') and leave server.key_file empty") from None
+    except (paramiko.SSHException, ValueError, OSError) as exc:
+        raise ConfigError(f"server.key_file {path} is not a usable private key "
+                          f"(ed25519, RSA or ECDSA): {exc}") from None
+
+
+def _root_of(client: paramiko.SFTPClient, root: PurePosixPath, host: str) -> str:
+    """The remote root with symlinks resolved by the server; it must exist already."""
+    try:
+        real = client.normalize(str(root))
+        st = client.stat(real)
+    except FileNotFoundError:
+        raise TransportError(f"the remote root {root} does not exist on {host}; the server admin "
+                             "must create it (fieldsync never creates it: it may be an unmounted share)") from None
+    if not stat_mod.S_ISDIR(st.st_mode or 0):
+        raise TransportError(f"the remote root {root} on {host} is not a folder")
+    return real.rstrip("/") or "/"
+
+
+def _require_dir(st: paramiko.SFTPAttributes, rel: PurePosixPath) -> None:
+    mode = st.st_mode or 0
+    if stat_mod.S_ISLNK(mode):
+        raise BadInput(f"refusing {rel}: it is a symlink on the server, and fieldsync never writes "
+                       "through one (it could lead out of the remote root)")
+    if not stat_mod.S_ISDIR(mode):
+        raise TransportError(f"cannot make folder {rel} on the server: a file has that name")
+
+
+def _resumable_offset(client: paramiko.SFTPClient, part: str, source, size: int) -> int:
+    """Bytes of the remote partial upload that can be kept: all of them or none.
+
+    The head and the tail block of the partial are read back and compared with the source at
+    the same offsets (at most 128 KiB over the network, whatever the size). A partial from
+    other content fails this almost surely, as writes land in order and a leftover of another
+    version differs at the start or where it stopped.
+    """
+    try:
+        st = client.lstat(part)
+    except FileNotFoundError:
+        return 0
+    mode = st.st_mode or 0
+    if not stat_mod.S_ISREG(mode):
+        client.remove(part)  # a symlink planted under our temp name must not be written through
+        return 0
+    held = st.st_size or 0
+    if held == 0 or held > size:
+        return 0
+    blocks = {(0, min(held, CHECK_BLOCK)), (max(0, held - CHECK_BLOCK), min(held, CHECK_BLOCK))}
+    with client.open(part, "r") as remote:
+        for start, length in sorted(blocks):
+            remote.seek(start)
+            source.seek(start)
+            if remote.read(length) != source.read(length):
+                return 0
+    return held
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """True when the connection itself failed (cut, stall), not just one file operation.
+
+    paramiko reports a refused SFTP operation as a plain IOError (with an errno for "no such
+    file" and "permission denied"); a dropped connection as SSHException or EOFError.
+    """
+    return isinstance(exc, (paramiko.SSHException, EOFError, socket.timeout, ConnectionError))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, socket.timeout):
+        return "no answer within server.timeout_seconds (network stalled)"
+    if isinstance(exc, OSError) and exc.errno == errno.EACCES:
+        return f"permission denied ({exc.strerror or exc})"
+    text = str(exc) or type(exc).__name__
+    if "Failure" in text:
+        return f"the server failed the operation (disk full or quota?): {text}"
+    return text
