@@ -55,5 +55,17 @@ class HostKeyError(TransportError):
     """The server's host key is unknown or changed: refuse rather than trust blindly."""
 
 
+class SyncBusy(FieldsyncError):
+    """Another sync (the daemon or a second `fieldsync sync`) is running on this tree."""
+
+
 class ImageError(FieldsyncError):
     """A photo could not be read or shrunk (corrupt, truncated, too large)."""
+
+
+class EvidenceBroken(FieldsyncError):
+    """The photos or records do not verify, so no evidence bundle is made from them."""
+
+    def __init__(self, message: str, problems: list):
+        super().__init__(message)
+        self.problems = problems

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from . import pages
+from . import manifest, pages
 from .config import Config
 from .errors import BadInput, TreeError
 from .layout import VISIT_FILE, classify, relative
@@ -81,6 +81,7 @@ def new_visit(cfg: Config, account_no: str, business: str, category: str, *,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    manifest.record_remarks(cfg, final)  # the starting remarks are sealed into the ledger
     pages.render_visit(cfg, final)
     pages.render_customer(cfg, parent.parent.parent)
     return final
@@ -176,6 +177,7 @@ def edit_visit(cfg: Config, path: Path, *, name: str | None = None,
     write_yaml(path / VISIT_FILE, data, VISIT_COMMENT)
     if target != path:
         os.rename(path, target)
+    manifest.record_remarks(cfg, target)  # seal the edit now, not with the visit's next photo
     pages.render_visit(cfg, target)
     pages.render_customer(cfg, target.parent.parent.parent)
     return target

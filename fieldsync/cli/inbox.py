@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from .. import inbox, manifest, photos, visits
+from .. import inbox, photos, visits
 from ..config import Config
 from ..errors import EXIT_WARNING, ConfigError, TreeError
 from .base import AppContext, echo, pass_app, warn
@@ -176,7 +176,6 @@ def remark_command(app: AppContext, appearance_note: str | None, nameplate_note:
         path = target.visit_path(cfg)
     if appearance_note is not None or nameplate_note is not None:
         visits.edit_visit(cfg, path, appearance_note=appearance_note, nameplate_note=nameplate_note)
-        manifest.record_remarks(cfg, path)  # seal the edit now, not with the visit's next photo
         if target is not None:
             inbox.touch(cfg, target)
     data = visits.read_visit(path)

@@ -1,0 +1,123 @@
+"""`fieldsync verify` and `fieldsync evidence`: prove photos were not altered, hand over proof."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import click
+
+from .. import evidence as evidence_mod
+from .. import ledger
+from .. import verify as verify_mod
+from ..config import Layout
+from ..errors import EXIT_WARNING, ConfigError
+from ..hashcache import HashCache
+from .base import AppContext, echo, pass_app, warn
+
+
+def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[str, Path]]:
+    """(root, layout, ledger files) of this tablet, or of a server tree / extracted bundle."""
+    if tree_path is None:
+        cfg = app.config
+        return cfg.root, cfg.layout, verify_mod.tablet_ledgers(cfg.state_dir, cfg.device)
+    root = tree_path.resolve()
+    try:  # an ops admin's server may have no config.yaml: the default layout then
+        fallback = app.config.layout
+    except ConfigError:
+        fallback = Layout()
+    return root, verify_mod.layout_of(root, fallback), ledger.server_ledgers(root)
+
+
+@click.command("verify")
+@click.option("--server", "tree_path", metavar="PATH",
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Verify the server tree (or an extracted evidence bundle) at PATH instead of this tablet.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--full", is_flag=True,
+              help="Re-hash every photo, ignoring the incremental cache (do this before a dispute).")
+@click.option("--max-distance", default=500.0, show_default=True, metavar="M",
+              help="Warn when a photo was taken farther than M metres from the customer (0: off).")
+@click.option("--max-skew-hours", default=12.0, show_default=True, metavar="H",
+              help="Warn when EXIF time and filing time differ by more than H hours.")
+@click.option("--no-gps-warning", is_flag=True, help="Do not warn about photos without GPS.")
+@click.option("--ignore-warnings", is_flag=True, help="Exit 0 when there are warnings but no problems.")
+@pass_app
+@click.pass_context
+def verify_command(ctx: click.Context, app: AppContext, tree_path: Path | None, as_json: bool,
+                   full: bool, max_distance: float, max_skew_hours: float, no_gps_warning: bool,
+                   ignore_warnings: bool) -> None:
+    """Check every photo against its manifest, the manifests against the ledger, and the
+    remark histories (append-only).
+
+    \b
+    Exit 0: clean. Exit 1: a list of problems (evidence broken: altered, missing or unlisted
+    photos, broken chains, rolled-back manifests, rewritten remarks) and/or warnings (photo
+    far from the customer, EXIF time far from filing time, no GPS, not sealed yet).
+    Unchanged files are not re-hashed when the filesystem proves they did not change
+    (same device, inode, size, mtime and ctime as when last hashed); --full re-hashes all.
+    """
+    options = verify_mod.Options(max_distance_m=max_distance, max_skew=timedelta(hours=max_skew_hours),
+                                 warn_missing_gps=not no_gps_warning)
+    root, layout, ledgers = _tree(app, tree_path)
+    if tree_path is None:
+        cache_path = app.config.state_dir / "verify-cache.json"
+    else:
+        cache_path = verify_mod.cache_file_for(root, Path(click.get_app_dir("fieldsync")))
+    cache = HashCache(cache_path, root, reuse=not full)
+    report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options)
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
+    else:
+        for finding in report.problems:
+            click.echo(f"问题 problem: {finding}")
+        for finding in report.warnings:
+            click.echo(f"提醒 warning: {finding}")
+        echo(app, f"{root}: {report.visits} visits, {report.photos} photos checked "
+                  f"({report.hashed} hashed, {report.cached} unchanged since last verify), "
+                  f"ledgers: {', '.join(f'{d} ({n} records, head {report.ledger_heads[d][:16]})' for d, n in report.ledgers.items()) or 'none'}")
+    if report.problems:
+        warn(f"{len(report.problems)} problem(s), {len(report.warnings)} warning(s): evidence does not verify")
+        ctx.exit(EXIT_WARNING)
+    if report.warnings and not ignore_warnings:
+        warn(f"{len(report.warnings)} warning(s), no problems: photos and records are intact")
+        ctx.exit(EXIT_WARNING)
+    if not as_json:
+        echo(app, "verified: every photo matches its manifest; chains, ledgers and remark histories intact")
+
+
+@click.command("evidence")
+@click.argument("account")
+@click.option("--visit", metavar="V", help="Only this visit (its folder name, or BUSINESS/CATEGORY/VISIT).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The bundle to write, e.g. 3300001234.zip.")
+@click.option("--server", "tree_path", metavar="PATH",
+              type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="Take the records from the server tree at PATH instead of this tablet.")
+@pass_app
+def evidence_command(app: AppContext, account: str, visit: str | None, out: Path,
+                     tree_path: Path | None) -> None:
+    """Make a dispute bundle for ACCOUNT: photos, visit.yaml, manifests, a ledger excerpt,
+    SHA256SUMS and a printable report.html (thumbnails, time, place, hashes, remark history).
+
+    \b
+    The records are verified first; a bundle is only made when they verify. The customer
+    can check it without fieldsync (sha256sum -c SHA256SUMS) or with
+    'fieldsync verify --server FOLDER' on the extracted folder.
+    """
+    root, layout, ledgers = _tree(app, tree_path)
+    try:
+        made_by = app.config.inspector
+    except ConfigError:
+        made_by = ""
+    bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(),
+                                       visit=visit, made_by=made_by)
+    for line in bundle.warnings:
+        warn(line)
+    if bundle.pdf_missing:
+        warn(f"no report.pdf: {bundle.pdf_missing}")
+    echo(app, f"{bundle.path}: {bundle.visits} visit(s), {bundle.photos} photo(s), verified")
+
+
+COMMANDS = [verify_command, evidence_command]
