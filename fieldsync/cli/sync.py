@@ -1,0 +1,142 @@
+"""sync, daemon, status: push the tree to the server once, keep pushing, say where things are."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from .. import daemon as daemon_mod
+from .. import engine
+from ..errors import TransportError
+from ..state import SyncState
+from .base import AppContext, echo, pass_app, warn
+
+
+class _Bar(engine.Progress):
+    """A click progress bar over the bytes of one pass (only on a terminal)."""
+
+    def __init__(self) -> None:
+        self.bar = None
+        self._done: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def planned(self, files: int, total_bytes: int) -> None:
+        if files:
+            self.bar = click.progressbar(length=max(1, total_bytes), label=f"推送 {files} 个文件",
+                                         file=sys.stderr, show_pos=False, show_percent=True)
+            self.bar.__enter__()
+
+    def advanced(self, rel: str, done: int, total: int) -> None:
+        with self._lock:
+            step = done - self._done.get(rel, 0)
+            self._done[rel] = done
+            if self.bar is not None and step > 0:
+                self.bar.update(step)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+
+
+@click.command("sync")
+@pass_app
+def sync_command(app: AppContext) -> None:
+    """One pass: push everything new or changed to the server.
+
+    Exit 0 when the server holds everything, 1 when files were quarantined or are still
+    being written, 2 on an error (server unreachable, files failed).
+    """
+    cfg = app.config
+    bar = _Bar() if sys.stderr.isatty() and not app.quiet else None
+    with engine.Engine(cfg) as eng:
+        try:
+            result = eng.run(progress=bar)
+        finally:
+            if bar:
+                bar.close()
+        daemon_mod.write_pass_status(cfg, eng, result)
+    echo(app, str(result))
+    for rel, reason in result.quarantined:
+        warn(f"隔离 quarantined {rel}: {reason}")
+    for rel, reason in result.conflicts:
+        warn(f"冲突 conflict {rel}: {reason}")
+    for rel in result.waiting:
+        warn(f"{rel} is still being written; run sync again in a moment")
+    for rel, reason in result.failed:
+        click.echo(f"failed {rel}: {reason}", err=True)
+    if result.error:
+        raise TransportError(f"{result.error}; nothing is lost, run 'fieldsync sync' again "
+                             "when the server is reachable (the daemon retries by itself)")
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
+@click.command("daemon")
+@pass_app
+def daemon_command(app: AppContext) -> None:
+    """Watch the tree and push until SIGINT/SIGTERM (Ctrl-C); files in flight finish first."""
+    runner = daemon_mod.Daemon(app.config)
+
+    def stop(signum, frame) -> None:
+        runner.stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    echo(app, f"watching {app.config.root} (stop with Ctrl-C); status: fieldsync status")
+    runner.run()
+    echo(app, "stopped")
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--files", is_flag=True, help="List every pending, failed and quarantined file.")
+@pass_app
+def status_command(app: AppContext, as_json: bool, files: bool) -> None:
+    """What is pending, uploading, failed (and why), quarantined, and the last push."""
+    cfg = app.config
+    path = daemon_mod.status_path(cfg)
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        status = {}
+    with SyncState(cfg.state_dir) as state:
+        status.update(daemon_mod.summarize(state))
+    pid = status.get("pid")
+    status["daemon_running"] = bool(pid and status.get("activity") != "stopped" and _alive(pid))
+    if as_json:
+        click.echo(json.dumps(status, ensure_ascii=False, indent=1))
+        return
+    counts = status.get("counts", {})
+    echo(app, f"守护进程 daemon: {'运行中 running' if status['daemon_running'] else '未运行 not running'}"
+              f" ({status.get('activity') or '-'}, watcher {status.get('watcher') or '-'})")
+    echo(app, "已推送 done {done}  待推送 pending {pending}  上传中 uploading {uploading}  "
+              "失败 failed {failed}  隔离 quarantined {quarantined}".format(**{
+                  k: counts.get(k, 0) for k in ("done", "pending", "uploading", "failed", "quarantined")}))
+    echo(app, f"上次推送 last push: {status.get('last_push') or '从未 never'}")
+    if status.get("error"):
+        echo(app, f"等待重试 waiting to retry: {status['error']} (next try {status.get('next_retry') or 'soon'})")
+    for rel, (done, total) in sorted((status.get("uploading") or {}).items()):
+        echo(app, f"  上传中 {rel}: {done * 100 // max(1, total)}%")
+    shown = None if files else 10
+    for label, key in (("失败 failed", "failed"), ("隔离 quarantined", "quarantined"), ("待推送 pending", "pending")):
+        items = status.get(key) or []
+        for item in items[:shown]:
+            echo(app, f"  {label} {item['path']}: {item.get('reason') or ''}")
+        if shown is not None and len(items) > shown:
+            echo(app, f"  ... {len(items) - shown} more (fieldsync status --files)")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+COMMANDS = [sync_command, daemon_command, status_command]

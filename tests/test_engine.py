@@ -1,0 +1,305 @@
+"""The sync engine against a file:// server: literal mirror, shrink + evidence, quarantine,
+half-written files, crash/restart without duplicates, kill -9 mid-upload, offline, deletes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from PIL import Image
+
+from fieldsync import config as config_mod
+from fieldsync import engine, manifest
+from fieldsync.photos import sha256_file
+from fieldsync.state import STATE_FILE
+from tests.fixtures.syncing import camera_photo, mirror_problems, server_root
+
+
+def _photo_dir(visit: Path, kind: str = "外观") -> Path:
+    folder = visit / kind
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _reconfigure(cfg, **sync):
+    """Set keys of config.yaml's sync section, as an inspector would edit it."""
+    text = cfg.path.read_text(encoding="utf-8")
+    for key, value in sync.items():
+        text, found = re.subn(rf"(?m)^  {key}: \S+", f"  {key}: {value}", text)
+        if not found:
+            text = text.replace("sync:\n", f"sync:\n  {key}: {value}\n", 1)
+    cfg.path.write_text(text, encoding="utf-8")
+    return config_mod.load(cfg.path)
+
+
+def test_sync_mirrors_tree_shrinks_photos_and_records_evidence(sync_visit):
+    cfg, visit = sync_visit
+    photo = camera_photo(_photo_dir(visit) / "IMG_0001.jpg")
+    original_sha = sha256_file(photo)
+    heic = camera_photo(_photo_dir(visit, "铭牌") / "IMG_0002.heic", upright=(3024, 4032), fmt="HEIF")
+    document = visit.parent.parent.parent / "用电资料" / "供用电合同.pdf"
+    document.write_bytes(b"%PDF-1.4 contract\n" * 1000)
+
+    result = engine.sync_once(cfg)
+
+    assert result.exit_code == 0 and result.complete, str(result)
+    assert result.uploaded >= 5 and not result.quarantined
+    assert mirror_problems(cfg) == []
+    server = server_root(cfg)
+    rel = photo.relative_to(cfg.root)
+    with Image.open(server / rel) as image:
+        assert image.size == (1200, 1600) and image.getexif().get(0x0112) == 1
+    with Image.open(server / heic.relative_to(cfg.root)) as image:
+        assert max(image.size) == 1600
+    # The original is archived byte for byte, and the manifest proves both states.
+    archived = cfg.state_dir / "originals" / rel
+    assert sha256_file(archived) == original_sha
+    entries = manifest.current_entries(manifest.load(visit))
+    entry = entries["外观/IMG_0001.jpg"]
+    assert entry["original_sha256"] == original_sha and entry["sha256"] == sha256_file(photo)
+    assert entry["gps"] and entry["taken_at"] == "2026-11-25T09:30:15"
+    assert entry["width"] == 1200 and entry["height"] == 1600
+    assert (server / document.relative_to(cfg.root)).read_bytes() == document.read_bytes()
+    assert (server / ".fieldsync" / "ledgers" / cfg.device).is_file()
+
+
+def test_empty_visit_folders_reach_the_server(sync_visit):
+    cfg, visit = sync_visit
+    assert engine.sync_once(cfg).exit_code == 0
+    server = server_root(cfg)
+    for name in ("外观", "铭牌"):
+        assert (server / visit.relative_to(cfg.root) / name).is_dir()
+
+
+def test_second_pass_and_lost_state_push_nothing_twice(sync_visit):
+    cfg, visit = sync_visit
+    for i in range(3):
+        camera_photo(_photo_dir(visit) / f"IMG_{i}.jpg", seed=i)
+    first = engine.sync_once(cfg)
+    assert first.exit_code == 0
+    server = server_root(cfg)
+    stamps = {p: p.stat().st_mtime_ns for p in server.rglob("*") if p.is_file()}
+
+    again = engine.sync_once(cfg)
+    assert again.uploaded == 0 and again.unchanged == first.uploaded + first.unchanged
+
+    (cfg.state_dir / STATE_FILE).unlink()  # the cache is lost: rebuilt from tree + server
+    rebuilt = engine.sync_once(cfg)
+    assert rebuilt.exit_code == 0 and rebuilt.uploaded == 0, str(rebuilt)
+    assert {p: p.stat().st_mtime_ns for p in server.rglob("*") if p.is_file()} == stamps
+    assert not [p for p in server.rglob("*conflict*")]
+    assert len(manifest.load(visit)["entries"]) == 3  # no duplicate evidence either
+
+
+def test_corrupt_photo_quarantined_others_pushed(sync_visit, invoke):
+    cfg, visit = sync_visit
+    good = camera_photo(_photo_dir(visit) / "good.jpg")
+    whole = camera_photo(_photo_dir(visit) / "cut.jpg", seed=3).read_bytes()
+    bad = visit / "外观" / "cut.jpg"
+    bad.write_bytes(whole[: len(whole) // 3])
+    os.utime(bad, (time.time() - 60, time.time() - 60))  # written a minute ago: not in progress
+
+    result = invoke("sync")
+
+    assert result.exit_code == 1, result.output
+    assert "quarantined" in result.output and "cut.jpg" in result.output
+    server = server_root(cfg)
+    assert (server / good.relative_to(cfg.root)).is_file()
+    assert not (server / bad.relative_to(cfg.root)).exists()
+    assert not bad.exists()
+    held = cfg.state_dir / "quarantine" / bad.relative_to(cfg.root)
+    assert held.read_bytes() == whole[: len(whole) // 3]
+    assert "corrupt or truncated" in held.with_name("cut.jpg.reason.txt").read_text(encoding="utf-8")
+    status = json.loads(invoke("status", "--json").output)
+    assert status["counts"]["quarantined"] == 1
+    assert status["quarantined"][0]["path"].endswith("cut.jpg")
+    assert invoke("sync").exit_code == 0  # the rest is complete; the bad file is out of the tree
+
+
+def test_half_written_file_is_never_pushed(sync_visit):
+    cfg = _reconfigure(sync_visit[0], settle_seconds=0.3)
+    visit = sync_visit[1]
+    growing = visit.parent.parent.parent / "用电资料" / "scan.pdf"
+    stop = threading.Event()
+    growing.write_bytes(b"%PDF")
+
+    def writer():  # a slow writer (a file manager copying over a poor connection)
+        with open(growing, "ab") as handle:
+            while not stop.is_set():
+                handle.write(b"x" * 1000)
+                handle.flush()
+                time.sleep(0.02)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        result = engine.sync_once(cfg)
+    finally:
+        stop.set()
+        thread.join()
+    rel = growing.relative_to(cfg.root)
+    assert rel.as_posix() in result.waiting and result.exit_code == 1
+    assert not (server_root(cfg) / rel).exists()
+    os.utime(growing, (time.time() - 5, time.time() - 5))
+    assert engine.sync_once(cfg).exit_code == 0
+    assert (server_root(cfg) / rel).read_bytes() == growing.read_bytes()
+
+
+def test_server_unreachable_then_back(sync_visit, invoke):
+    cfg, visit = sync_visit
+    camera_photo(_photo_dir(visit) / "IMG_9.jpg")
+    server = server_root(cfg)
+    hidden = server.with_name("server-unmounted")
+    server.rename(hidden)  # the share is not mounted
+    result = invoke("sync")
+    assert result.exit_code == 2 and "Error:" in result.output and "not there" in result.output
+    status = json.loads(invoke("status", "--json").output)
+    assert status["error"] and status["last_push"] is None
+    hidden.rename(server)
+    again = invoke("sync")
+    assert again.exit_code == 0, again.output
+    assert mirror_problems(cfg) == []
+
+
+def test_deletes_keep_the_server_copy_unless_mirror(sync_visit):
+    cfg, visit = sync_visit
+    photo = camera_photo(_photo_dir(visit) / "IMG_5.jpg")
+    assert engine.sync_once(cfg).exit_code == 0
+    rel = photo.relative_to(cfg.root)
+    photo.unlink()
+    assert engine.sync_once(cfg).exit_code == 0
+    assert (server_root(cfg) / rel).is_file()  # keep: evidence survives a tablet delete
+
+    note = visit.parent.parent.parent / "用电资料" / "note.txt"
+    note.write_text("temporary", encoding="utf-8")
+    mirror = _reconfigure(cfg, deletes="mirror")
+    assert engine.sync_once(mirror).exit_code == 0
+    note.unlink()
+    assert engine.sync_once(mirror).exit_code == 0
+    assert not (server_root(cfg) / note.relative_to(cfg.root)).exists()
+
+
+def test_other_content_on_server_is_kept_as_conflict(sync_visit):
+    cfg, visit = sync_visit
+    document = visit.parent.parent.parent / "用电资料" / "plan.txt"
+    document.write_text("tablet version", encoding="utf-8")
+    there = server_root(cfg) / document.relative_to(cfg.root)
+    there.parent.mkdir(parents=True)
+    there.write_text("somebody else's version, longer", encoding="utf-8")
+    result = engine.sync_once(cfg)
+    assert result.conflicts and result.exit_code == 1
+    assert there.read_text(encoding="utf-8") == "somebody else's version, longer"
+    kept = there.with_name(f"plan.conflict-{cfg.device}.txt")
+    assert kept.read_text(encoding="utf-8") == "tablet version"
+
+
+def test_symlink_out_of_the_tree_is_not_followed(sync_visit, tmp_path):
+    cfg, visit = sync_visit
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "passwords.txt").write_text("x", encoding="utf-8")
+    (visit.parent.parent.parent / "用电资料" / "escape").symlink_to(secret)
+    assert engine.sync_once(cfg).exit_code == 0
+    assert not list(server_root(cfg).rglob("passwords.txt"))
+
+
+KILLER = """
+import os, signal, sys
+from fieldsync import config, engine
+
+class KillMidway(engine.Progress):
+    def advanced(self, rel, done, total):
+        if rel.endswith("big.bin") and 0 < done < total:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+engine.sync_once(config.load(sys.argv[1]), progress=KillMidway())
+"""
+
+
+def test_kill_9_mid_upload_then_resume(sync_visit):
+    cfg, visit = sync_visit
+    big = visit.parent.parent.parent / "用电资料" / "big.bin"
+    big.write_bytes(os.urandom(5 * 1024 * 1024))  # several 1 MiB chunks: killed after the first
+    os.utime(big, (time.time() - 10, time.time() - 10))
+    camera_photo(_photo_dir(visit) / "IMG_7.jpg")
+    child = subprocess.run([sys.executable, "-c", KILLER, str(cfg.path)], cwd=Path(__file__).parent.parent,
+                           capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    server = server_root(cfg)
+    rel = big.relative_to(cfg.root)
+    assert not (server / rel).exists()  # never a partial file under the final name
+    assert (server / rel).with_name(".big.bin.fieldsync-part").exists()
+
+    result = engine.sync_once(cfg)  # the lock of the killed process is free again
+    assert result.exit_code == 0, str(result)
+    assert mirror_problems(cfg) == []
+    assert len(manifest.load(visit)["entries"]) == 1
+
+
+# --------------------------------------------------------------------------- real sshd
+
+def test_sftp_push_mirror_restart_and_lost_state(sftp_tree):
+    cfg = sftp_tree
+    from fieldsync import tree as tree_mod
+    from fieldsync import visits
+
+    tree_mod.open_customer(cfg, "3300001234")
+    tree_mod.add_category(cfg, "3300001234", "1", "计量装置")
+    visit = visits.new_visit(cfg, "3300001234", "1", "计量装置", name="2026-11-25_1000")
+    for i in range(4):
+        camera_photo(_photo_dir(visit) / f"IMG_{i}.jpg", seed=i)
+    camera_photo(_photo_dir(visit, "铭牌") / "NP.heic", upright=(2000, 1500), orientation=1, fmt="HEIF")
+    first = engine.sync_once(cfg)
+    assert first.exit_code == 0, str(first)
+    assert mirror_problems(cfg) == []
+    assert engine.sync_once(cfg).uploaded == 0
+    (cfg.state_dir / STATE_FILE).unlink()
+    rebuilt = engine.sync_once(cfg)
+    assert rebuilt.exit_code == 0 and rebuilt.uploaded == 0, str(rebuilt)
+    assert len(manifest.load(visit)["entries"]) == 5
+
+
+def test_sftp_cut_mid_upload_resumes_without_duplicates(sftp_tree, sshd, proxy, remote_root):
+    from fieldsync import tree as tree_mod
+    from fieldsync import visits
+
+    cfg = sshd.config(remote_root, base=sftp_tree, port=proxy.port)
+    tree_mod.open_customer(cfg, "3300001234")
+    document = tree_mod.customer_dir(cfg, "3300001234") / "用电资料" / "site-survey.bin"
+    document.write_bytes(os.urandom(3 * 1024 * 1024))
+    os.utime(document, (time.time() - 10, time.time() - 10))
+    tree_mod.add_category(cfg, "3300001234", "1", "计量装置")
+    visit = visits.new_visit(cfg, "3300001234", "1", "计量装置", name="2026-11-25_1100")
+    camera_photo(_photo_dir(visit) / "IMG_cut.jpg")
+    proxy.cut_after(1024 * 1024)  # the Wi-Fi drops after 1 MiB went up
+    cut = engine.sync_once(cfg)
+    assert cut.error and cut.exit_code == 2
+    assert not (remote_root / document.relative_to(cfg.root)).exists()  # nothing half-visible
+
+    done = engine.sync_once(cfg)
+    assert done.exit_code == 0, str(done)
+    assert mirror_problems(cfg) == []
+    assert len(manifest.load(visit)["entries"]) == 1
+
+
+def test_sftp_server_down_then_back(sftp_tree, sshd, invoke):
+    from fieldsync import tree as tree_mod
+
+    tree_mod.open_customer(sftp_tree, "3300005678")
+    sshd.stop()
+    try:
+        down = invoke("sync")
+        assert down.exit_code == 2 and "Error:" in down.output
+        status = json.loads(invoke("status", "--json").output)
+        assert status["error"]
+    finally:
+        sshd.start()
+    assert invoke("sync").exit_code == 0
+    assert mirror_problems(sftp_tree) == []
