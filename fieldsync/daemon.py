@@ -21,6 +21,7 @@ from .atomic import write_text
 from .config import Config
 from .engine import Engine, Progress, SyncResult
 from .errors import FieldsyncError
+from .inbox import InboxFiler
 from .state import SyncState, backoff_delay
 from .watcher import Watcher
 
@@ -145,8 +146,18 @@ class Daemon:
         self.engine = Engine(self.cfg, transport=self._transport, wait_for_lock=5)
         board = StatusBoard(self.cfg, self.engine.state, "daemon")
         failures = 0
+        # Camera photos (camera.inbox) are filed into the active visit on a thread of their
+        # own; each filed photo wakes the sync loop for its path at once.
+        filer = InboxFiler(self.cfg)
+        inbox_stop = threading.Event()
+        inbox_thread = threading.Thread(
+            target=filer.run, name="fieldsync-inbox", daemon=True,
+            args=(inbox_stop, lambda rel: self.watcher.changes.add(rel, closed=True)),
+        ) if filer.enabled else None
         try:
             self.watcher.start()
+            if inbox_thread is not None:
+                inbox_thread.start()
             board.set(watcher=self.watcher.mode)
             next_rescan = 0.0  # the first pass is a full one
             retry_at = 0.0
@@ -188,6 +199,9 @@ class Daemon:
                     for rel in result.waiting:
                         self.watcher.changes.add(PurePosixPath(rel))
         finally:
+            inbox_stop.set()
+            if inbox_thread is not None and inbox_thread.is_alive():
+                inbox_thread.join()
             self.watcher.stop()
             board.set(activity="stopped", uploading={}, watcher="stopped")
             self.engine.close()

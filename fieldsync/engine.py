@@ -235,6 +235,22 @@ def reconcile(entries: dict[str, Entry], state: SyncState, remote: dict[str, tup
     return plan
 
 
+def outstanding(cfg: Config, state: SyncState) -> list[str]:
+    """Files in the tree the server does not hold yet as they are now (new, changed, failed),
+    quarantined ones excepted; read from the tree and the state alone, so `status` can tell
+    what is waiting even while the server is unreachable."""
+    waiting = []
+    for key, entry in scan(cfg).items():
+        if entry.is_dir:
+            continue
+        record = state.peek(key)
+        if record is not None and record.status == "quarantined":
+            continue
+        if record is None or record.status != "done" or not record.matches(entry.size, entry.mtime_ns):
+            waiting.append(key)
+    return sorted(waiting)
+
+
 class _FolderListings:
     """Remote entries of leaf folders (photo folders, documents), listed once per pass.
 
@@ -563,8 +579,10 @@ class Engine:
             return entry.rel
         if there.size == size and _written_after(there.mtime, entry.mtime_ns):
             return None
-        if entry.info.role in ("visit-file", "customer-file", "root-file"):
-            return entry.rel  # fieldsync's own yaml/json/html: the tablet's copy is the current one
+        if entry.info.role in ("visit-file", "customer-file", "root-file", "assets"):
+            # fieldsync's own yaml/json/html and the pages' generated assets (_assets, _query):
+            # the tablet's copy is the current one.
+            return entry.rel
         stem, suffix = entry.rel.stem, entry.rel.suffix
         conflict = entry.rel.with_name(f"{stem}.conflict-{self.cfg.device}{suffix}")
         with lock:

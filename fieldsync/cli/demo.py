@@ -35,6 +35,8 @@ def demo_command(app: AppContext, sandbox: Path | None) -> None:
     echo(app, "  fieldsync customers show 3300001234")
     echo(app, "  fieldsync visit new 3300009999 2 计量装置 --appearance-note 外观正常")
     echo(app, "  fieldsync check")
+    echo(app, "  fieldsync status")
+    echo(app, f"  fieldsync verify --server {result.server}")
 
 
 COMMANDS = [demo_command]

@@ -12,6 +12,8 @@ import click
 
 from .. import daemon as daemon_mod
 from .. import engine
+from .. import inbox, locate
+from ..customers import CustomerStore
 from ..errors import TransportError
 from ..state import SyncState
 from .base import AppContext, echo, pass_app, warn
@@ -106,6 +108,14 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
         status = {}
     with SyncState(cfg.state_dir) as state:
         status.update(daemon_mod.summarize(state))
+        # The state only knows files a pass has seen: count from the tree what is not on the
+        # server yet, so an offline tablet still says how much is waiting.
+        waiting = engine.outstanding(cfg, state)
+    status["counts"] = {**status.get("counts", {}), "pending": len(waiting)}
+    status["pending"] = [{"path": rel, "reason": "not on the server yet"} for rel in waiting[:daemon_mod.MAX_LISTED]]
+    status["camera"] = inbox.summary(cfg)
+    status["suggestions"] = locate.suggestions(cfg)
+    status["master_data"] = CustomerStore(cfg.state_dir).meta()
     pid = status.get("pid")
     status["daemon_running"] = bool(pid and status.get("activity") != "stopped" and _alive(pid))
     if as_json:
@@ -118,6 +128,12 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
               "失败 failed {failed}  隔离 quarantined {quarantined}".format(**{
                   k: counts.get(k, 0) for k in ("done", "pending", "uploading", "failed", "quarantined")}))
     echo(app, f"上次推送 last push: {status.get('last_push') or '从未 never'}")
+    _show_camera(app, status["camera"])
+    master = status["master_data"]
+    echo(app, f"客户档案 master data: {master.get('count', 0)} 户, "
+              f"{'imported ' + master['imported_at'] if master.get('imported_at') else '未导入 not imported'}")
+    for suggestion in status["suggestions"]:
+        echo(app, f"建议 suggestion: {suggestion}")
     if status.get("error"):
         echo(app, f"等待重试 waiting to retry: {status['error']} (next try {status.get('next_retry') or 'soon'})")
     for rel, (done, total) in sorted((status.get("uploading") or {}).items()):
@@ -129,6 +145,21 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
             echo(app, f"  {label} {item['path']}: {item.get('reason') or ''}")
         if shown is not None and len(items) > shown:
             echo(app, f"  ... {len(items) - shown} more (fieldsync status --files)")
+
+
+def _show_camera(app: AppContext, camera: dict) -> None:
+    if not camera.get("inbox"):
+        return
+    target = camera.get("target") or {}
+    where = target.get("visit") if isinstance(target, dict) else target
+    line = f"相机 camera: {camera.get('state')}"
+    if where:
+        line += f" → {where} ({target.get('kind', '') if isinstance(target, dict) else ''})"
+    if camera.get("expires_at"):
+        line += f", expires {camera['expires_at']}"
+    echo(app, line)
+    if camera.get("waiting"):
+        echo(app, f"  {camera['waiting']} photo(s) waiting in {camera['inbox']}: set a target with 'fieldsync visit use'")
 
 
 def _alive(pid: int) -> bool:

@@ -1,0 +1,37 @@
+"""`fieldsync status`: what is waiting even offline, camera target, master data, suggestions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from fieldsync.demo import write_sample_photo
+from fieldsync.visits import now
+
+
+def make_visit(invoke) -> Path:
+    invoke("customer", "open", "3300001234")
+    invoke("category", "add", "3300001234", "1", "计量装置")
+    return Path(invoke("visit", "new", "3300001234", "1", "计量装置").stdout.strip())
+
+
+def test_offline_status_counts_what_is_waiting(tree, invoke, tmp_path):
+    visit = make_visit(invoke)
+    photo = write_sample_photo(tmp_path / "a.jpg", now(), (30.28, 120.13), size=(640, 480))
+    invoke("add", photo, "--visit", visit, "--kind", "appearance")
+    server = Path(tree.server.url.removeprefix("file://"))
+    shutil.rmtree(server)  # the share is unreachable
+    offline = invoke("sync")
+    assert offline.exit_code == 2
+    status = json.loads(invoke("status", "--json").stdout)
+    assert status["counts"]["pending"] > 0
+    assert any(item["path"].endswith("外观/a.jpg") for item in status["pending"])
+    assert status["master_data"]["count"] == 3
+    assert any("fieldsync locate 3300001234 --from-photo" in s for s in status["suggestions"])
+    server.mkdir()
+    assert invoke("sync").exit_code == 0
+    status = json.loads(invoke("status", "--json").stdout)
+    assert status["counts"]["pending"] == 0 and status["last_push"]
+    text = invoke("status").stdout
+    assert "待推送 pending 0" in text and "master data: 3" in text
