@@ -10,11 +10,16 @@ import yaml
 from .atomic import write_text
 from .errors import TreeError
 
+# libyaml's safe loader when PyYAML was built with it: the same safe constructors (no
+# code-execution tags), about ten times faster, which matters when the server side reads
+# tens of thousands of visit.yaml files.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Load a mapping with yaml.safe_load; a broken file is an error naming it."""
+    """Load a mapping with the safe loader; a broken file is an error naming it."""
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig"))
+        data = yaml.load(Path(path).read_text(encoding="utf-8-sig"), Loader=SAFE_LOADER)
     except FileNotFoundError:
         raise TreeError(f"{path} is missing") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:

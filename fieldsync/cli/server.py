@@ -1,0 +1,141 @@
+"""`fieldsync server index|report`: the ops admins' side, run on the server tree itself.
+
+No config.yaml is needed there: the layout defaults apply unless `fieldsync --config FILE`
+names one (for a site that renamed its folders).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from ..config import Layout
+from ..errors import EXIT_WARNING
+from .base import AppContext, echo, pass_app, warn
+
+TREE = click.Path(exists=True, file_okay=False, path_type=Path)
+MAX_PROBLEMS = 20
+
+
+def _layout_and_maps(app: AppContext) -> tuple[Layout, dict]:
+    if app.config_option:
+        cfg = app.config
+        return cfg.layout, dict(cfg.maps)
+    return Layout(), {}
+
+
+def _show_problems(problems: list[str]) -> None:
+    for problem in problems[:MAX_PROBLEMS]:
+        warn(problem)
+    if len(problems) > MAX_PROBLEMS:
+        warn(f"... and {len(problems) - MAX_PROBLEMS} more")
+
+
+@click.group("server")
+def server_group() -> None:
+    """Ops admins: browsable pages and reports over the server tree."""
+
+
+@server_group.command("index")
+@click.argument("path", type=TREE)
+@click.option("--watch", is_flag=True, help="Keep running and rebuild as uploads land (Ctrl-C stops).")
+@click.option("--full", is_flag=True, help="Ignore the cache and rewrite every page.")
+@click.option("--quiet-seconds", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
+              help="With --watch: rebuild once the tree has been quiet this long.")
+@click.option("--rescan-minutes", type=click.FloatRange(0.1, 1440), default=10.0, show_default=True,
+              help="With --watch: also scan the whole tree this often (events can be lost).")
+@pass_app
+def index_command(app: AppContext, path: Path, watch: bool, full: bool, quiet_seconds: float,
+                  rescan_minutes: float) -> None:
+    """Write the browsable pages for the server tree at PATH.
+
+    \b
+    Open PATH/fieldsync.html (from the share or a static web server): search every customer,
+    latest visits, per-inspector activity, a page per customer and per visit with thumbnails,
+    remarks and their history. Pages and thumbnails live under PATH/.fieldsync/; only the
+    pages affected by a change are rewritten.
+    """
+    from ..server import build
+    from ..server.watch import IndexWatcher
+
+    layout, maps = _layout_and_maps(app)
+    if not watch:
+        result = build(path, layout, full=full, maps=maps)
+        _report_build(app, result)
+        _show_problems(result.problems)
+        if result.problems or result.thumbs_failed:
+            sys.exit(EXIT_WARNING)
+        return
+
+    def on_build(result) -> None:
+        if result.pages or result.removed:
+            _report_build(app, result)
+        _show_problems(result.problems)
+
+    watcher = IndexWatcher(path, layout, quiet=quiet_seconds, rescan=rescan_minutes * 60, maps=maps,
+                           on_build=on_build, on_error=lambda exc: warn(f"build failed: {exc}"))
+    if full:
+        _report_build(app, build(path, layout, full=True, maps=maps))
+    watcher.start()
+    # systemd stops a service with SIGTERM: finish the current build, then exit 0.
+    signal.signal(signal.SIGTERM, lambda signum, frame: watcher.request_stop())
+    echo(app, f"watching {path} (Ctrl-C to stop)")
+    try:
+        watcher.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+
+
+def _report_build(app: AppContext, result) -> None:
+    echo(app, f"{len(result.pages)} pages written, {len(result.removed)} removed, "
+              f"{result.visits_changed} of {result.visits_scanned} visits changed, "
+              f"{result.thumbs_made} thumbnails made in {result.seconds:.2f}s"
+              f"{' (full rebuild)' if result.full else ''}; open {result.entry}")
+    if result.thumbs_failed:
+        warn(f"{result.thumbs_failed} photos could not be read for a thumbnail (shown as 无法预览)")
+
+
+@server_group.command("report")
+@click.argument("path", type=TREE)
+@click.option("--from", "start", required=True, type=click.DateTime(["%Y-%m-%d"]), help="First day, YYYY-MM-DD.")
+@click.option("--to", "end", required=True, type=click.DateTime(["%Y-%m-%d"]), help="Last day (included).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "xlsx"]), default=None,
+              help="Default: from --out's suffix, else csv.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: fieldsync-report-FROM-TO.csv|xlsx here).")
+@pass_app
+def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.datetime, fmt: str | None,
+                   out: Path | None) -> None:
+    """Report the visits of the days FROM..TO in the server tree at PATH (CSV or XLSX).
+
+    
+    Visits per inspector, business type, category and day; photos per visit; the visits
+    without photos or remarks. CSV is UTF-8 with a BOM (Excel opens it with Chinese intact);
+    XLSX has one sheet per table. Text cells starting with = + - @ get a leading '.
+    """
+    from .. import report
+
+    layout, _ = _layout_and_maps(app)
+    if fmt is None:
+        fmt = "xlsx" if out is not None and out.suffix.lower() == ".xlsx" else "csv"
+    if out is None:
+        out = Path(f"fieldsync-report-{start:%Y%m%d}-{end:%Y%m%d}.{fmt}")
+    data = report.collect(path, start.date(), end.date(), layout)
+    (report.write_xlsx if fmt == "xlsx" else report.write_csv)(data, out)
+    no_photos = sum(1 for v in data.visits if v.photos == 0)
+    no_remarks = sum(1 for v in data.visits if v.without_remarks)
+    echo(app, f"{len(data.visits)} visits, {sum(v.photos for v in data.visits)} photos from "
+              f"{start:%Y-%m-%d} to {end:%Y-%m-%d} ({no_photos} without photos, {no_remarks} without "
+              f"remarks) written to {out}")
+    _show_problems(data.problems)
+    if data.problems:
+        sys.exit(EXIT_WARNING)
+
+
+COMMANDS = [server_group]

@@ -1,0 +1,383 @@
+"""Build the ops admins' pages over the server tree, rebuilding only what changed.
+
+Pages live under SERVER/.fieldsync/site/ (root, one per customer, one per visit) plus a visible
+entry page SERVER/fieldsync.html. Every link is relative, so the pages work from the share opened
+as file:// and from any static web server. Which pages are affected comes from comparing
+`scan` stamps with the `state` cache: one new visit rewrites its own page, its customer's page
+and the root page, and nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+
+from .. import manifest
+from ..atomic import write_text
+from ..config import STATE_DIR, Layout
+from ..customers import FIELD_LABELS, FIELDS
+from ..errors import FieldsyncError, TreeError
+from ..layout import CUSTOMER_FILE
+from ..pages import environment, render_template
+from ..yamlfile import read_yaml
+from . import scan
+from .scan import as_text
+from .state import IndexState
+from .thumbs import ThumbnailCache, thumb_rel
+
+SITE = f"{STATE_DIR}/site"
+THUMBS = f"{STATE_DIR}/thumbs"
+STATE_FILE = f"{STATE_DIR}/server-index/state.sqlite"
+ENTRY_PAGE = "fieldsync.html"
+CUSTOMERS_SCRIPT = "customers.js"
+TEMPLATES = ("_base.html.j2", "server_root.html.j2", "server_customer.html.j2",
+             "server_visit.html.j2", "server_entry.html.j2", "_server_style.html.j2",
+             "_map.html.j2")
+FORMAT_VERSION = "1"  # bump when the cached summary's shape changes
+LATEST_VISITS = 30
+THUMBS_PER_VISIT_ON_CUSTOMER_PAGE = 6
+
+
+def site_dir(root: Path) -> Path:
+    return Path(root) / SITE
+
+
+@dataclass
+class BuildResult:
+    """What a build did: the pages it wrote (paths relative to ROOT), and any problems."""
+
+    pages: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    customers: int = 0
+    visits_scanned: int = 0
+    visits_changed: int = 0
+    thumbs_made: int = 0
+    thumbs_failed: int = 0
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    full: bool = False
+
+    @property
+    def entry(self) -> str:
+        return ENTRY_PAGE
+
+
+def build(root: Path, layout: Layout | None = None, *, full: bool = False,
+          only: set[str] | None = None, maps: dict | None = None) -> BuildResult:
+    """(Re)build the pages of the server tree at `root`.
+
+    `full` ignores the cache and rewrites every page (thumbnails stay if fresh). `only` limits
+    the scan to those customer folders (the watcher knows which ones an upload touched).
+    """
+    started = time.perf_counter()
+    root = Path(root)
+    if not root.is_dir():
+        raise TreeError(f"{root} is not a folder; give the server tree's root (the remote root "
+                        "the tablets upload to)")
+    layout = layout or Layout()
+    builder = _Builder(root, layout, maps or {})
+    with IndexState(root / STATE_FILE) as state:
+        result = builder.run(state, full=full, only=only)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _template_fingerprint() -> str:
+    """Changes when a template or the cache format changes, so such a change rebuilds everything."""
+    digest = hashlib.sha256(FORMAT_VERSION.encode())
+    env = environment()
+    for name in TEMPLATES:
+        try:
+            source, _, _ = env.loader.get_source(env, name)
+        except jinja2.TemplateNotFound:
+            source = "-"
+        digest.update(name.encode() + b"\0" + source.encode())
+    return digest.hexdigest()
+
+
+def url(from_page: str, target: str) -> str:
+    """A relative, percent-encoded link from the page at `from_page` to `target` (both from ROOT)."""
+    return quote(posixpath.relpath(target, posixpath.dirname(from_page)))
+
+
+def up_to_root(page: str) -> str:
+    """The relative link from `page` back to ROOT ("../../"); page paths are never ".." or "."."""
+    return "../" * page.count("/")
+
+
+def customer_page(folder: str) -> str:
+    return f"{SITE}/{folder}/index.html"
+
+
+def visit_page(rel: str) -> str:
+    return f"{SITE}/{rel}.html"
+
+
+def _has_template(name: str) -> bool:
+    try:
+        environment().get_template(name)
+    except jinja2.TemplateNotFound:
+        return False
+    return True
+
+
+class _Builder:
+    def __init__(self, root: Path, layout: Layout, maps: dict):
+        self.root = root
+        self.layout = layout
+        self.maps = maps
+        self.thumbs = ThumbnailCache(root, root / THUMBS)
+        self.result = BuildResult()
+
+    # ------------------------------------------------------------------ orchestration
+    def run(self, state: IndexState, *, full: bool, only: set[str] | None) -> BuildResult:
+        result = self.result
+        fingerprint = _template_fingerprint()
+        if state.get_meta("fingerprint") != fingerprint:
+            full = True
+        if full:
+            only = None  # every stamp counts as changed; the cache still tells what disappeared
+        result.full = full
+        scanned = scan.scan_tree(self.root, self.layout, only)
+        known_customers = state.customer_stamps()
+        scope = set(known_customers) if only is None else set(only) & set(known_customers)
+        known_visits = state.visit_stamps(None if only is None else sorted(scope | set(scanned)))
+        result.customers = len(scanned)
+        result.visits_scanned = sum(len(c.visits) for c in scanned.values())
+
+        known_by_customer: dict[str, list[str]] = {}
+        for rel in known_visits:
+            known_by_customer.setdefault(rel.split("/", 1)[0], []).append(rel)
+        dirty_customers: set[str] = set()
+        customer_data_changed = False
+        for folder in sorted(scope - set(scanned)):  # customer folders that are gone
+            state.drop_customer(folder)
+            self._remove(customer_page(folder), f"{THUMBS}/{folder}", tree=True)
+            customer_data_changed = True
+        for folder, found in scanned.items():
+            for rel in sorted(r for r, stamp in found.visits.items() if full or known_visits.get(r) != stamp):
+                self._build_visit(state, rel, found.visits[rel])
+                dirty_customers.add(folder)
+            for rel in [r for r in known_by_customer.get(folder, ()) if r not in found.visits]:
+                state.drop_visit(rel)
+                self._remove(visit_page(rel), f"{THUMBS}/{rel}")
+                dirty_customers.add(folder)
+            if full or known_customers.get(folder) != found.stamp:
+                customer_data_changed = True
+                dirty_customers.add(folder)
+                state.put_customer(folder, found.stamp, self._read_customer(folder))
+        for folder in sorted(dirty_customers):
+            self._render_customer(state, folder)
+        entry_missing = not (self.root / ENTRY_PAGE).exists()
+        if dirty_customers or customer_data_changed or full or entry_missing:
+            self._render_root(state, write_customers=customer_data_changed or full)
+        state.set_meta("fingerprint", fingerprint)
+        state.commit()
+        result.thumbs_made, result.thumbs_failed = self.thumbs.made, self.thumbs.failed
+        return result
+
+    def _write(self, rel: str, text: str) -> None:
+        path = self.root / rel
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return
+        except (FileNotFoundError, UnicodeDecodeError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(path, text)
+        self.result.pages.append(rel)
+
+    def _remove(self, page: str, thumbs: str, tree: bool = False) -> None:
+        target = self.root / page
+        if tree:
+            shutil.rmtree(target.parent, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+        shutil.rmtree(self.root / thumbs, ignore_errors=True)
+        self.result.removed.append(page)
+
+    # ------------------------------------------------------------------ customers
+    def _read_customer(self, folder: str) -> dict:
+        path = self.root / folder / CUSTOMER_FILE
+        data: dict = {}
+        if path.exists():
+            try:
+                data = read_yaml(path)
+            except FieldsyncError as exc:
+                self.result.problems.append(str(exc))
+        fields = {key: as_text(data.get(key)) for key in FIELDS}
+        if not fields["account_no"]:
+            from ..layout import account_of_folder
+
+            fields["account_no"] = account_of_folder(folder, self.layout) or ""
+        if not fields["name"]:
+            fields["name"] = folder
+        location = data.get("location") if isinstance(data.get("location"), dict) else None
+        return {"fields": fields, "location": location}
+
+    def _render_customer(self, state: IndexState, folder: str) -> None:
+        page = customer_page(folder)
+        data = state.customer(folder) or {"fields": {"name": folder, "account_no": ""}, "location": None}
+        visits = state.visits_of(folder)
+        businesses = []
+        for business in self.layout.businesses:
+            categories: dict[str, list[dict]] = {}
+            for visit in visits:
+                if visit["business"] == business:
+                    categories.setdefault(visit["category"], []).append(self._visit_link(page, visit))
+            for items in categories.values():
+                items.sort(key=lambda v: (v["created_at"], v["name"]), reverse=True)
+            businesses.append({"name": business,
+                               "categories": [{"name": n, "visits": categories[n]} for n in sorted(categories)]})
+        docs_folder = self.layout.documents_folder
+        documents = [{"name": name, "href": url(page, f"{folder}/{docs_folder}/{name}")}
+                     for name in self._documents(folder)]
+        text = render_template(
+            "server_customer.html.j2", customer=data, labels=FIELD_LABELS, folder=folder,
+            businesses=businesses, documents=documents, documents_folder=docs_folder,
+            visit_count=len(visits), photo_count=sum(v["photo_count"] for v in visits),
+            home=url(page, f"{SITE}/index.html"), map=self._map_values(data, page),
+            folder_href=url(page, f"{folder}/"), has_map=_has_template("_map.html.j2"))
+        self._write(page, text)
+
+    def _documents(self, folder: str) -> list[str]:
+        path = os.path.join(self.root, folder, self.layout.documents_folder)
+        try:
+            with os.scandir(path) as entries:
+                return sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def _map_values(self, data: dict, page: str) -> dict | None:
+        """The location for _map.html.j2: mapview's full view (Leaflet copied beside the pages,
+        tile URL from `maps` config), or the bare coordinates when the map module is absent."""
+        location = data.get("location")
+        try:
+            from .. import mapview
+        except ImportError:
+            mapview = None
+        if mapview is None or not _has_template("_map.html.j2"):
+            try:
+                return {"lat": float(location["lat"]), "lon": float(location["lon"]),
+                        "accuracy_m": location.get("accuracy_m"), "at": as_text(location.get("at")),
+                        "by": as_text(location.get("by"))}
+            except (KeyError, TypeError, ValueError):
+                return None
+        fields = data.get("fields", {})
+        view = mapview.view(location, maps=self.maps, assets=url(page, f"{SITE}/{mapview.ASSETS_DIR}"),
+                            name=fields.get("name", ""), address=fields.get("address", ""))
+        if view is not None:
+            mapview.install_assets(self.root / SITE)
+        return view
+
+    def _visit_link(self, page: str, visit: dict) -> dict:
+        """What a customer or root page shows of a visit, with links relative to `page`."""
+        rel = visit["rel"]
+        thumbs = []
+        for kind in visit["kinds"]:
+            for name in kind["preview"]:
+                if len(thumbs) >= THUMBS_PER_VISIT_ON_CUSTOMER_PAGE:
+                    break
+                photo = f"{rel}/{kind['folder']}/{name}"
+                thumbs.append({"src": url(page, f"{THUMBS}/{thumb_rel(photo)}"),
+                               "href": url(page, photo), "alt": f"{kind['folder']} {name}"})
+        return {**visit, "href": url(page, visit_page(rel)), "thumbs": thumbs,
+                "customer_href": url(page, customer_page(visit["customer"]))}
+
+    # ------------------------------------------------------------------ visits
+    def _build_visit(self, state: IndexState, rel: str, stamp: str) -> None:
+        self.result.visits_changed += 1
+        customer, business, category, name = rel.split("/")
+        path = self.root / rel
+        data, problem = scan.read_visit_file(path)
+        if problem:
+            self.result.problems.append(problem)
+        kinds = []
+        page = visit_page(rel)
+        # Links built by string prefix, not one relpath() per photo: a visit can hold hundreds.
+        to_root = up_to_root(page)
+        names = {folder: scan.photo_names(str(path / folder)) for folder in self.layout.kind_folders.values()}
+        usable = self.thumbs.ensure_all([f"{rel}/{folder}/{n}" for folder, ns in names.items() for n in ns])
+        for kind, folder in self.layout.kind_folders.items():
+            photos = []
+            photo_base = to_root + quote(f"{rel}/{folder}/")
+            thumb_base = to_root + quote(f"{THUMBS}/{rel}/{folder}/")
+            for photo_name in names[folder]:
+                has_thumb = usable[f"{rel}/{folder}/{photo_name}"]
+                photos.append({"name": photo_name, "href": photo_base + quote(photo_name),
+                               "src": thumb_base + quote(thumb_rel(photo_name)) if has_thumb else None})
+            kinds.append({"kind": kind, "folder": folder, "photos": photos})
+        created_at = scan.visit_time(data, path)
+        summary = {
+            "rel": rel, "customer": customer, "business": business, "category": category,
+            "name": name, "created_at": created_at, "day": created_at[:10],
+            "inspector": as_text(data.get("inspector")) or "(未知)",
+            "device": as_text(data.get("device")),
+            "customer_name": as_text(data.get("customer_name")),
+            "appearance_note": as_text(data.get("appearance_note")),
+            "nameplate_note": as_text(data.get("nameplate_note")),
+            "has_visit_file": bool(data),
+            "photo_count": sum(len(k["photos"]) for k in kinds),
+            "kinds": [{"kind": k["kind"], "folder": k["folder"], "count": len(k["photos"]),
+                       "preview": [p["name"] for p in k["photos"] if p["src"]][:THUMBS_PER_VISIT_ON_CUSTOMER_PAGE]}
+                      for k in kinds],
+        }
+        summary["evidence"] = self._evidence(path, kinds)
+        history = data.get("history") if isinstance(data.get("history"), list) else []
+        history = [{key: as_text(h.get(key)) for key in ("at", "by", "field", "old", "new")}
+                   for h in history if isinstance(h, dict)]
+        state.put_visit(summary, stamp)
+        text = render_template(
+            "server_visit.html.j2", visit=summary, kinds=kinds, history=history,
+            home=url(page, f"{SITE}/index.html"), customer_href=url(page, customer_page(customer)),
+            folder_href=url(page, f"{rel}/"))
+        self._write(page, text)
+
+    def _evidence(self, path: Path, kinds: list[dict]) -> dict:
+        """The photos against manifest.json: listed, unlisted, missing, and the hash chain intact.
+
+        Cheap (no photo is hashed): checking each photo's SHA-256 is `fieldsync verify --server`.
+        """
+        present = {f"{k['folder']}/{p['name']}" for k in kinds for p in k["photos"]}
+        try:
+            data = manifest.load(path)
+        except FieldsyncError as exc:
+            self.result.problems.append(str(exc))
+            return {"status": "broken", "entries": 0, "photos": len(present), "unlisted": [],
+                    "missing": [], "chain": [], "pending": []}
+        if data is None:
+            return {"status": "none", "entries": 0, "photos": len(present), "unlisted": [],
+                    "missing": [], "chain": [], "pending": []}
+        listed = set(manifest.current_entries(data))
+        chain = manifest.chain_problems(data)
+        unlisted, missing = sorted(present - listed), sorted(listed - present)
+        status = "ok" if not (unlisted or missing or chain) else "mismatch"
+        return {"status": status, "entries": len(listed), "photos": len(present), "unlisted": unlisted,
+                "missing": missing, "chain": chain[:5], "pending": sorted(data.get("pending") or {})}
+
+    # ------------------------------------------------------------------ root
+    def _render_root(self, state: IndexState, write_customers: bool) -> None:
+        page = f"{SITE}/index.html"
+        script = f"{SITE}/{CUSTOMERS_SCRIPT}"
+        if write_customers or not (self.root / script).exists():
+            rows = [[url(page, customer_page(folder))] + [data["fields"].get(k, "") for k in FIELDS]
+                    for folder, data in state.all_customers()]
+            # A script file (not fetch) because browsers refuse fetch() from file:// pages.
+            payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+            self._write(script, f"window.FIELDSYNC_CUSTOMERS = {payload};\n")
+        latest = [self._visit_link(page, v) for v in state.latest_visits(LATEST_VISITS)]
+        text = render_template(
+            "server_root.html.j2", totals=state.totals(), latest=latest,
+            inspectors=state.inspector_activity(), labels=FIELD_LABELS, fields=list(FIELDS),
+            customers_script=CUSTOMERS_SCRIPT, home="index.html")
+        self._write(page, text)
+        target = url(ENTRY_PAGE, page)
+        self._write(ENTRY_PAGE, render_template("server_entry.html.j2", target=target))

@@ -1,0 +1,117 @@
+"""The index builder's cache: one SQLite file under SERVER/.fieldsync/server-index/.
+
+It remembers each customer's and visit's stamp and the summary the pages need, so a rebuild
+reads only what changed and renders the root and customer pages from the cache. It is only a
+cache: deleting it costs one full rebuild. SQLite (not pickle) because the share is writable
+by inspectors' accounts, and a cache must never be able to run code.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS customers (
+    folder TEXT PRIMARY KEY, stamp TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS visits (
+    rel TEXT PRIMARY KEY, customer TEXT NOT NULL, stamp TEXT NOT NULL,
+    created_at TEXT NOT NULL, inspector TEXT NOT NULL, device TEXT NOT NULL,
+    photos INTEGER NOT NULL, summary TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS visits_customer ON visits (customer);
+CREATE INDEX IF NOT EXISTS visits_created ON visits (created_at);
+"""
+
+
+class IndexState:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path)
+        # WAL keeps a reader (a second `server index` or the report) from blocking the writer.
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> "IndexState":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -------------------------------------------------------------- customers
+    def customer_stamps(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT folder, stamp FROM customers"))
+
+    def customer(self, folder: str) -> dict | None:
+        row = self.db.execute("SELECT data FROM customers WHERE folder=?", (folder,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def all_customers(self) -> list[tuple[str, dict]]:
+        return [(folder, json.loads(data)) for folder, data in
+                self.db.execute("SELECT folder, data FROM customers ORDER BY folder")]
+
+    def put_customer(self, folder: str, stamp: str, data: dict) -> None:
+        self.db.execute("INSERT OR REPLACE INTO customers VALUES (?, ?, ?)",
+                        (folder, stamp, json.dumps(data, ensure_ascii=False)))
+
+    def drop_customer(self, folder: str) -> None:
+        self.db.execute("DELETE FROM customers WHERE folder=?", (folder,))
+        self.db.execute("DELETE FROM visits WHERE customer=?", (folder,))
+
+    # -------------------------------------------------------------- visits
+    def visit_stamps(self, customers: list[str] | None = None) -> dict[str, str]:
+        if customers is None:
+            return dict(self.db.execute("SELECT rel, stamp FROM visits"))
+        stamps: dict[str, str] = {}
+        for folder in customers:
+            stamps.update(self.db.execute("SELECT rel, stamp FROM visits WHERE customer=?", (folder,)))
+        return stamps
+
+    def put_visit(self, summary: dict, stamp: str) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO visits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (summary["rel"], summary["customer"], stamp, summary["created_at"],
+             summary["inspector"], summary["device"], summary["photo_count"],
+             json.dumps(summary, ensure_ascii=False)))
+
+    def drop_visit(self, rel: str) -> None:
+        self.db.execute("DELETE FROM visits WHERE rel=?", (rel,))
+
+    def visits_of(self, folder: str) -> list[dict]:
+        return [json.loads(s) for (s,) in self.db.execute(
+            "SELECT summary FROM visits WHERE customer=? ORDER BY rel", (folder,))]
+
+    def latest_visits(self, limit: int) -> list[dict]:
+        return [json.loads(s) for (s,) in self.db.execute(
+            "SELECT summary FROM visits ORDER BY created_at DESC, rel DESC LIMIT ?", (limit,))]
+
+    def totals(self) -> dict:
+        customers = self.db.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
+        visits, photos = self.db.execute("SELECT COUNT(*), COALESCE(SUM(photos), 0) FROM visits").fetchone()
+        return {"customers": customers, "visits": visits, "photos": photos}
+
+    def inspector_activity(self) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT inspector, COUNT(*), SUM(photos), COUNT(DISTINCT customer), MIN(created_at),"
+            " MAX(created_at), GROUP_CONCAT(DISTINCT device) FROM visits GROUP BY inspector"
+            " ORDER BY MAX(created_at) DESC")
+        return [{"inspector": r[0], "visits": r[1], "photos": r[2], "customers": r[3],
+                 "first": r[4], "last": r[5], "devices": sorted(filter(None, (r[6] or "").split(",")))}
+                for r in rows]
+
+    def commit(self) -> None:
+        self.db.commit()

@@ -1,0 +1,152 @@
+"""`server index --watch`: rebuild the pages as uploads land on the server tree.
+
+The watchdog handler only notes which customer folder an event touched (watchdog's dispatcher
+is one thread; a slow handler would stall every event). A builder thread waits until the tree
+has been quiet for a moment (uploads come in bursts), then rebuilds just those customers.
+Hidden names are ignored: the transport writes `.NAME.fieldsync-part` and renames it into
+place, and our own output lives under `.fieldsync/`. A periodic full incremental scan is the
+safety net for events the OS dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path, PurePosixPath
+from typing import Callable
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from ..config import Layout
+from ..errors import FieldsyncError
+from .site import BuildResult, build
+
+log = logging.getLogger(__name__)
+
+
+def customer_of(root: Path, path: str) -> str | None:
+    """The customer folder an event path belongs to, or None when it is hidden or a root file."""
+    try:
+        rel = PurePosixPath(Path(path).relative_to(root).as_posix())
+    except ValueError:
+        return None
+    parts = rel.parts
+    if not parts or any(part.startswith(".") for part in parts):
+        return None
+    if len(parts) == 1 and not (root / parts[0]).is_dir():
+        return None  # a file at the root (e.g. our entry page), not a customer
+    return parts[0]
+
+
+class _Collector(FileSystemEventHandler):
+    def __init__(self, root: Path, wake: Callable[[set[str]], None]):
+        self.root = root
+        self.wake = wake
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        touched = set()
+        for path in (event.src_path, getattr(event, "dest_path", "") or ""):
+            if path:
+                folder = customer_of(self.root, path if isinstance(path, str) else path.decode())
+                if folder:
+                    touched.add(folder)
+        if touched:
+            self.wake(touched)
+
+
+class IndexWatcher:
+    """Watch `root`, rebuild affected customers after `quiet` seconds without events."""
+
+    def __init__(self, root: Path, layout: Layout | None = None, *, quiet: float = 1.0,
+                 max_wait: float = 10.0, rescan: float = 600.0, maps: dict | None = None,
+                 on_build: Callable[[BuildResult], None] | None = None,
+                 on_error: Callable[[Exception], None] | None = None):
+        self.root = Path(root).resolve()
+        self.layout = layout or Layout()
+        self.quiet, self.max_wait, self.rescan = quiet, max_wait, rescan
+        self.maps = maps
+        self.on_build = on_build or (lambda result: None)
+        self.on_error = on_error or (lambda exc: log.error("index build failed: %s", exc))
+        self._pending: set[str] = set()
+        self._first_event = 0.0
+        self._last_event = 0.0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._observer = None
+        self._thread: threading.Thread | None = None
+
+    def _note(self, customers: set[str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if not self._pending:
+                self._first_event = now
+            self._pending |= customers
+            self._last_event = now
+        self._wake.set()
+
+    def start(self) -> None:
+        """Build once (catch up with what landed while nobody watched), then watch."""
+        self._run_build(None)
+        observer = Observer()
+        observer.schedule(_Collector(self.root, self._note), str(self.root), recursive=True)
+        try:
+            observer.start()
+        except OSError as exc:  # typically the inotify watch limit on a large tree
+            raise FieldsyncError(
+                f"cannot watch {self.root} ({exc}); raise fs.inotify.max_user_watches (see "
+                "docs/deployment.md) or run 'fieldsync server index' from a timer instead") from None
+        self._observer = observer
+        self._thread = threading.Thread(target=self._loop, name="fieldsync-index", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join()
+        if self._thread is not None:
+            self._thread.join()
+
+    def request_stop(self) -> None:
+        """Ask wait() to return (safe from a signal handler); stop() then joins the threads."""
+        self._stop.set()
+        self._wake.set()
+
+    def wait(self) -> None:
+        """Block until request_stop() or stop() (or Ctrl-C in the caller)."""
+        while not self._stop.wait(0.5):
+            pass
+
+    def _loop(self) -> None:
+        next_rescan = time.monotonic() + self.rescan
+        while not self._stop.is_set():
+            self._wake.wait(timeout=min(self.quiet, max(0.05, next_rescan - time.monotonic())))
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            with self._lock:
+                due = bool(self._pending) and (now - self._last_event >= self.quiet
+                                               or now - self._first_event >= self.max_wait)
+                batch = set(self._pending) if due else None
+                if due:
+                    self._pending.clear()
+            if batch:
+                self._run_build(batch)
+            elif now >= next_rescan:
+                self._run_build(None)
+                next_rescan = now + self.rescan
+
+    def _run_build(self, only: set[str] | None) -> None:
+        try:
+            result = build(self.root, self.layout, only=only, maps=self.maps)
+        except Exception as exc:  # keep watching: the next upload or rescan tries again
+            self.on_error(exc)
+            return
+        self.on_build(result)

@@ -1,0 +1,274 @@
+"""`fieldsync server index`: pages, thumbnails, incremental rebuilds and --watch on a server tree."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from fieldsync.server import build
+from fieldsync.server.site import SITE, THUMBS, customer_page, visit_page
+from fieldsync.server.watch import IndexWatcher, customer_of
+from tests.fixtures.server_tree import TZ, jpeg_bytes, write_visit
+
+C1 = "3300001234_杭州某某机械有限公司"
+C2 = "3300005678_宁波港口物流有限公司"
+C3 = "3300009999_绍兴纺织厂"
+
+
+def all_pages(root: Path) -> dict[str, int]:
+    pages = {p.relative_to(root).as_posix(): p.stat().st_mtime_ns
+             for p in (root / SITE).rglob("*") if p.is_file()}
+    pages["fieldsync.html"] = (root / "fieldsync.html").stat().st_mtime_ns
+    return pages
+
+
+def visit_rels(root: Path) -> list[str]:
+    return sorted(p.parent.relative_to(root).as_posix() for p in root.glob("*/*/*/*/visit.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def no_tablet_config(monkeypatch):
+    # The server side needs no config.yaml: make sure none is found by accident.
+    monkeypatch.delenv("FIELDSYNC_CONFIG", raising=False)
+
+
+def test_index_writes_every_page_and_thumbnail(server_tree, invoke):
+    root = server_tree
+    result = invoke("server", "index", root)
+    assert result.exit_code == 0, result.output
+    assert "pages written" in result.output
+
+    assert (root / "fieldsync.html").read_text("utf-8").count(".fieldsync/site/index.html") >= 1
+    for folder in (C1, C2, C3):
+        assert (root / customer_page(folder)).is_file()
+    for rel in visit_rels(root):
+        assert (root / visit_page(rel)).is_file()
+    # Nothing generated lands among the mirrored files, so a tablet upload never clashes with it.
+    assert not list(root.glob("*/index.html")) and not list(root.glob("*/*/*/*/index.html"))
+
+    photos = sorted(p for p in root.glob("*/*/*/*/*/*.jpg"))
+    assert len(photos) == 14
+    for photo in photos:
+        thumb = root / THUMBS / (photo.relative_to(root).as_posix() + ".jpg")
+        with Image.open(thumb) as image:
+            assert image.format == "JPEG" and max(image.size) <= 320
+
+    customers_js = (root / SITE / "customers.js").read_text("utf-8")
+    payload = json.loads(customers_js.split("=", 1)[1].rstrip().rstrip(";"))
+    assert sorted(row[1] for row in payload) == ["3300001234", "3300005678", "3300009999"]
+
+    visit = (root / visit_page(f"{C1}/周期检查/计量装置/2026-11-02_0930")).read_text("utf-8")
+    assert "外观正常" in visit and "备注修改记录" in visit and "清单完整" in visit
+    assert "zhang.san" in visit
+    no_manifest = (root / visit_page(f"{C2}/周期检查/配电房/2026-11-05_0930")).read_text("utf-8")
+    assert "无清单" in no_manifest and "无照片" in no_manifest
+    customer = (root / customer_page(C1)).read_text("utf-8")
+    assert "30.274100" in customer and "供用电合同.pdf" in customer
+    root_page = (root / SITE / "index.html").read_text("utf-8")
+    assert "li.si" in root_page and "tablet-12" in root_page  # per-inspector activity
+
+
+def test_second_run_writes_nothing(server_tree):
+    first = build(server_tree)
+    assert first.full and first.visits_changed == 6
+    again = build(server_tree)
+    assert again.pages == [] and again.removed == [] and again.visits_changed == 0
+    assert again.thumbs_made == 0
+
+
+def test_new_visit_rebuilds_only_affected_pages(server_tree):
+    root = server_tree
+    build(root)
+    before = all_pages(root)
+    time.sleep(0.01)  # distinct mtimes on filesystems with coarse timestamps
+    new = write_visit(root / C2, "专项检查", "电容器", datetime(2026, 11, 20, 15, 5, tzinfo=TZ), appearance=2)
+    rel = new.relative_to(root).as_posix()
+
+    result = build(root)
+    assert not result.full and result.visits_changed == 1
+    assert sorted(result.pages) == sorted([visit_page(rel), customer_page(C2), f"{SITE}/index.html"])
+    after = all_pages(root)
+    changed = {page for page in after if after[page] != before.get(page)}
+    assert changed == set(result.pages)
+    assert (root / THUMBS / rel / "外观").is_dir() and result.thumbs_made == 3  # 2 外观 + 1 铭牌
+    assert "2026-11-20_1505" in (root / SITE / "index.html").read_text("utf-8")
+
+
+def test_remark_edit_and_removal(server_tree):
+    root = server_tree
+    build(root)
+    visit = root / C3 / "周期检查" / "计量装置" / "2026-12-12_0930"
+    text = (visit / "visit.yaml").read_text("utf-8").replace("外观正常", "表箱锈蚀，已告知客户")
+    tmp = visit / ".visit.yaml.fieldsync-part"
+    tmp.write_text(text, "utf-8")
+    os.replace(tmp, visit / "visit.yaml")
+    result = build(root)
+    rel = visit.relative_to(root).as_posix()
+    assert visit_page(rel) in result.pages and customer_page(C3) in result.pages
+    assert set(result.pages) <= {visit_page(rel), customer_page(C3), f"{SITE}/index.html"}
+    assert "表箱锈蚀" in (root / visit_page(rel)).read_text("utf-8")
+
+    import shutil
+
+    shutil.rmtree(visit)
+    result = build(root)
+    assert result.removed == [visit_page(rel)]
+    assert not (root / visit_page(rel)).exists() and not (root / THUMBS / rel).exists()
+    assert "2026-12-12_0930" not in (root / customer_page(C3)).read_text("utf-8")
+
+
+def test_full_rebuild_rewrites_pages_but_keeps_thumbnails(server_tree, invoke):
+    build(server_tree)
+    (server_tree / customer_page(C1)).write_text("stale", "utf-8")
+    result = invoke("server", "index", "--full", server_tree)
+    assert result.exit_code == 0 and "full rebuild" in result.output
+    assert "杭州某某机械有限公司" in (server_tree / customer_page(C1)).read_text("utf-8")
+    assert "0 thumbnails made" in result.output
+
+
+def test_broken_photo_and_visit_yaml_are_warnings(server_tree, invoke):
+    visit = server_tree / C1 / "周期检查" / "计量装置" / "2026-11-09_0930"
+    (visit / "外观" / "broken.jpg").write_bytes(b"not a jpeg at all")
+    other = server_tree / C2 / "违约用电检查" / "计量装置" / "2026-11-14_0930"
+    (other / "visit.yaml").write_text("name: [unclosed\n", "utf-8")
+    result = invoke("server", "index", server_tree)
+    assert result.exit_code == 1
+    assert "could not be read for a thumbnail" in result.stderr and "visit.yaml" in result.stderr
+    assert "无法预览" in (server_tree / visit_page(visit.relative_to(server_tree).as_posix())).read_text("utf-8")
+
+
+def test_event_paths_map_to_customers(tmp_path):
+    (tmp_path / C1).mkdir()
+    assert customer_of(tmp_path, str(tmp_path / C1 / "周期检查" / "x" / "v" / "外观" / "a.jpg")) == C1
+    assert customer_of(tmp_path, str(tmp_path / C1 / "周期检查" / "x" / "v" / "外观" / ".a.jpg.fieldsync-part")) is None
+    assert customer_of(tmp_path, str(tmp_path / ".fieldsync" / "site" / "index.html")) is None
+    assert customer_of(tmp_path, str(tmp_path / "fieldsync.html")) is None
+    assert customer_of(tmp_path, "/elsewhere/file") is None
+
+
+def upload_visit_like_transport(category: Path, name: str, at: datetime) -> Path:
+    """What the transport does: files under hidden temp names, each renamed into place."""
+    staging = category / f".{name}.fieldsync-part"
+    (staging / "外观").mkdir(parents=True)
+    (staging / "铭牌").mkdir()
+    category_visit = category / name
+    os.rename(staging, category_visit)
+    for i, folder in enumerate(("外观", "外观", "铭牌")):
+        part = category_visit / folder / f".IMG_{i}.jpg.fieldsync-part"
+        part.write_bytes(jpeg_bytes(taken=at))
+        os.rename(part, category_visit / folder / f"IMG_{i}.jpg")
+    part = category_visit / ".visit.yaml.fieldsync-part"
+    part.write_text(f"name: {name}\ncreated_at: '{at.isoformat()}'\ninspector: wang.wu\ndevice: tablet-31\n"
+                    "appearance_note: 新上传\nnameplate_note: ''\nhistory: []\n", "utf-8")
+    os.rename(part, category_visit / "visit.yaml")
+    return category_visit
+
+
+def test_watch_rebuilds_when_an_upload_lands(server_tree):
+    root = server_tree
+    results: queue.Queue = queue.Queue()
+    watcher = IndexWatcher(root, quiet=0.3, on_build=results.put, on_error=results.put)
+    watcher.start()
+    try:
+        initial = results.get(timeout=60)
+        assert initial.visits_changed == 6
+        at = datetime(2026, 11, 25, 14, 30, tzinfo=TZ)
+        visit = upload_visit_like_transport(root / C3 / "周期检查" / "计量装置", "2026-11-25_1430", at)
+        rel = visit.relative_to(root).as_posix()
+        deadline = time.monotonic() + 60
+        seen: list[str] = []
+        while visit_page(rel) not in seen and time.monotonic() < deadline:
+            try:
+                result = results.get(timeout=1)
+            except queue.Empty:
+                continue
+            assert not isinstance(result, Exception), result
+            seen += result.pages
+        assert visit_page(rel) in seen
+        page = (root / visit_page(rel)).read_text("utf-8")
+        assert "新上传" in page and "IMG_2.jpg" in page and "fieldsync-part" not in page
+        assert all(".fieldsync-part" not in p for p in seen)
+        assert (root / THUMBS / rel / "铭牌" / "IMG_2.jpg.jpg").is_file()
+        assert "wang.wu" in (root / SITE / "index.html").read_text("utf-8")
+    finally:
+        watcher.stop()
+
+
+def test_watch_command_runs_and_stops_on_sigterm(server_tree):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("FIELDSYNC_CONFIG", None)
+    proc = subprocess.Popen([sys.executable, "-c", "from fieldsync.cli import main; main()", "server", "index", "--watch",
+                             "--quiet-seconds", "0.3", str(server_tree)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("watching"):
+                break
+        assert any("pages written" in line for line in lines), lines
+        at = datetime(2026, 11, 26, 8, 0, tzinfo=TZ)
+        visit = upload_visit_like_transport(server_tree / C1 / "专项检查" / "变压器室", "2026-11-26_0800", at)
+        page = server_tree / visit_page(visit.relative_to(server_tree).as_posix())
+        deadline = time.monotonic() + 60
+        while not page.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert page.exists()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+
+
+def test_evidence_status_shows_unlisted_photos_and_broken_chains(server_tree):
+    visit = server_tree / C1 / "周期检查" / "计量装置" / "2026-11-09_0930"
+    (visit / "铭牌" / "IMG_extra.jpg").write_bytes(jpeg_bytes())
+    other = server_tree / C1 / "周期检查" / "计量装置" / "2026-11-02_0930"
+    data = json.loads((other / "manifest.json").read_text("utf-8"))
+    data["entries"][0]["kind"] = "nameplate"  # an edited entry no longer matches its hash
+    (other / "manifest.json").write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    build(server_tree)
+    page = (server_tree / visit_page(visit.relative_to(server_tree).as_posix())).read_text("utf-8")
+    assert "清单不一致" in page and "IMG_extra.jpg" in page
+    page = (server_tree / visit_page(other.relative_to(server_tree).as_posix())).read_text("utf-8")
+    assert "清单不一致" in page and "哈希链问题" in page
+
+
+def test_full_rebuild_still_removes_pages_of_deleted_customers(server_tree):
+    import shutil
+
+    build(server_tree)
+    shutil.rmtree(server_tree / C3)
+    result = build(server_tree, full=True)
+    assert customer_page(C3) in result.removed
+    assert not (server_tree / customer_page(C3)).exists()
+    assert "绍兴纺织厂" not in (server_tree / SITE / "customers.js").read_text("utf-8")
+
+
+def test_index_of_a_tree_pushed_by_the_real_engine(sync_visit):
+    """End to end: the engine mirrors a tablet tree to a file:// server, the index reads it."""
+    from fieldsync import engine
+    from tests.fixtures.syncing import camera_photo, server_root
+
+    cfg, visit = sync_visit
+    camera_photo(visit / "外观" / "IMG_0001.jpg")
+    camera_photo(visit / "铭牌" / "IMG_0002.jpg", seed=3, gps=None)
+    assert engine.sync_once(cfg).exit_code == 0
+    server = server_root(cfg)
+    result = build(server)
+    assert result.problems == [] and result.thumbs_failed == 0
+    rel = visit.relative_to(cfg.root).as_posix()
+    page = (server / visit_page(rel)).read_text("utf-8")
+    assert "清单完整" in page and "柜体完好" in page and "IMG_0002.jpg" in page
+    with Image.open(server / THUMBS / rel / "外观" / "IMG_0001.jpg.jpg") as thumb:
+        assert thumb.height > thumb.width  # EXIF orientation 6 applied (a portrait shot)
