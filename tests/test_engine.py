@@ -19,6 +19,7 @@ from fieldsync import config as config_mod
 from fieldsync import engine, manifest
 from fieldsync.photos import sha256_file
 from fieldsync.state import STATE_FILE
+from fieldsync.transport.paths import part_name
 from tests.fixtures.syncing import camera_photo, mirror_problems, server_root
 
 
@@ -235,7 +236,7 @@ def test_kill_9_mid_upload_then_resume(sync_visit):
     server = server_root(cfg)
     rel = big.relative_to(cfg.root)
     assert not (server / rel).exists()  # never a partial file under the final name
-    assert (server / rel).with_name(".big.bin.fieldsync-part").exists()
+    assert (server / rel).with_name(part_name("big.bin", cfg.device)).exists()
 
     result = engine.sync_once(cfg)  # the lock of the killed process is free again
     assert result.exit_code == 0, str(result)

@@ -18,7 +18,7 @@ import pytest
 from fieldsync.errors import BadInput, HostKeyError, TransportError
 from fieldsync.transport import open_transport
 from fieldsync.transport.local import LocalTransport
-from fieldsync.transport.paths import is_part_name
+from fieldsync.transport.paths import is_part_name, part_name
 from fieldsync.transport.sftp import SFTPTransport
 from tests.fixtures.sshd import SSH_KEYGEN, keygen
 
@@ -68,7 +68,7 @@ def test_upload_lands_whole_under_its_final_name(endpoint, tmp_path):
             seen_midway.append((final.exists(), [p.name for p in part_files(remote)]))
 
     transport.upload(source, PHOTO, progress=progress)
-    assert seen_midway == [(False, [".IMG_0001.jpg.fieldsync-part"])]
+    assert seen_midway == [(False, [part_name("IMG_0001.jpg", transport.owner)])]
     assert (remote / PHOTO).read_bytes() == source.read_bytes()
     assert part_files(remote) == []
 
@@ -76,7 +76,7 @@ def test_upload_lands_whole_under_its_final_name(endpoint, tmp_path):
 def test_resume_keeps_a_matching_partial(endpoint, tmp_path):
     transport, remote = endpoint
     source = make_file(tmp_path / "photo.jpg", 900_000)
-    part = remote / PHOTO.parent / ".IMG_0001.jpg.fieldsync-part"
+    part = remote / PHOTO.parent / part_name("IMG_0001.jpg", transport.owner)
     part.parent.mkdir(parents=True)
     part.write_bytes(source.read_bytes()[:300_000])
     starts = []
@@ -89,7 +89,7 @@ def test_resume_keeps_a_matching_partial(endpoint, tmp_path):
 def test_resume_refuses_a_partial_of_other_content(endpoint, tmp_path):
     transport, remote = endpoint
     source = make_file(tmp_path / "photo.jpg", 900_000)
-    part = remote / PHOTO.parent / ".IMG_0001.jpg.fieldsync-part"
+    part = remote / PHOTO.parent / part_name("IMG_0001.jpg", transport.owner)
     part.parent.mkdir(parents=True)
     stale = bytearray(source.read_bytes()[:300_000])
     stale[-1] ^= 0xFF  # differs only where the partial stopped
@@ -142,7 +142,7 @@ def test_a_symlink_planted_as_temp_name_is_not_written_through(endpoint, tmp_pat
     transport, remote = endpoint
     victim = make_file(tmp_path / "victim.txt", 10, seed=7)
     (remote / "c").mkdir()
-    (remote / "c" / ".a.jpg.fieldsync-part").symlink_to(victim)
+    (remote / "c" / part_name("a.jpg", transport.owner)).symlink_to(victim)
     source = make_file(tmp_path / "photo.jpg", 5000)
     transport.upload(source, PurePosixPath("c/a.jpg"))
     assert victim.read_bytes() == b"\x07" * 10
@@ -244,7 +244,7 @@ def test_sftp_never_shows_a_partial_file_while_stalled(sshd, proxy, tmp_path):
     # The upload hangs mid-file: the server has the hidden part, never the final name.
     assert not (remote / PHOTO).exists()
     parts = part_files(remote)
-    assert [p.name for p in parts] == [".IMG_0001.jpg.fieldsync-part"]
+    assert [p.name for p in parts] == [part_name("IMG_0001.jpg", transport.owner)]
     assert parts[0].stat().st_size < source.stat().st_size
     proxy.resume()
     worker.join(WAIT)
@@ -265,7 +265,7 @@ def test_sftp_resumes_after_a_cut(sshd, proxy, tmp_path):
     with pytest.raises(TransportError):
         transport.upload(source, PHOTO)
     assert not (remote / PHOTO).exists()
-    part = remote / PHOTO.parent / ".IMG_0001.jpg.fieldsync-part"
+    part = remote / PHOTO.parent / part_name("IMG_0001.jpg", transport.owner)
     # The server goes on writing what reached it before the cut; wait until it is done.
     kept = wait_settled(part)
     assert 0 < kept < size

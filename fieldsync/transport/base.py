@@ -37,6 +37,7 @@ class Transport(abc.ABC):
     """A remote root that receives files atomically."""
 
     url: str
+    owner: str = ""  # this device's name, in upload temp names (see paths.part_name)
 
     @abc.abstractmethod
     def stat(self, rel: PurePosixPath) -> RemoteEntry | None:

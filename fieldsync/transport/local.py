@@ -35,7 +35,9 @@ class LocalTransport(Transport):
         parts = urlsplit(cfg.server.url or "")
         if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
             raise ConfigError(f"{cfg.path}: key 'server.url': expected file:///path, got {cfg.server.url!r}")
-        return cls(Path(unquote(parts.path)))
+        transport = cls(Path(unquote(parts.path)))
+        transport.owner = cfg.device
+        return transport
 
     # ------------------------------------------------------------------ path safety
 
@@ -110,7 +112,7 @@ class LocalTransport(Transport):
         if rel.parent != PurePosixPath("."):
             self.makedirs(rel.parent)
         target = self._path(rel)
-        part = target.with_name(part_name(target.name))
+        part = target.with_name(part_name(target.name, self.owner))
         try:
             source = open(local, "rb")
         except OSError as exc:

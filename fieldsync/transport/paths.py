@@ -8,6 +8,7 @@ from pathlib import PurePosixPath
 from typing import Iterator
 
 from ..errors import BadInput
+from ..names import clean_component
 from .base import safe_rel
 
 PART_SUFFIX = ".fieldsync-part"
@@ -21,13 +22,15 @@ def file_rel(rel: PurePosixPath | str) -> PurePosixPath:
     return path
 
 
-def part_name(name: str) -> str:
-    """The hidden temp name an upload of `name` writes first (`.NAME.fieldsync-part`).
+def part_name(name: str, owner: str = "") -> str:
+    """The hidden temp name an upload of `name` writes first (`.NAME.OWNER.fieldsync-part`).
 
     Hidden, so file managers, the server index and `ls` skip it; fixed (not random), so an
-    interrupted upload finds its partial file again and resumes it.
+    interrupted upload finds its partial file again and resumes it; tagged with the uploading
+    device, so two tablets pushing the same path at once never share (and steal) a temp file.
     """
-    return f".{name}{PART_SUFFIX}"
+    tag = f".{clean_component(owner)}" if owner else ""
+    return f".{name}{tag}{PART_SUFFIX}"
 
 
 def is_part_name(name: str) -> bool:

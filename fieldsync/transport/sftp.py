@@ -76,8 +76,10 @@ class SFTPTransport(Transport):
     @classmethod
     def from_config(cls, cfg) -> "SFTPTransport":
         user, host, port, root = parse_url(cfg.server.url or "")
-        return cls(host, port, user, root, key_file=cfg.server.key_file, known_hosts=cfg.server.known_hosts,
-                   timeout=cfg.server.timeout_seconds, channels=cfg.server.parallel)
+        transport = cls(host, port, user, root, key_file=cfg.server.key_file, known_hosts=cfg.server.known_hosts,
+                        timeout=cfg.server.timeout_seconds, channels=cfg.server.parallel)
+        transport.owner = cfg.device
+        return transport
 
     # ------------------------------------------------------------------ connection
 
@@ -329,7 +331,7 @@ class SFTPTransport(Transport):
 
     def _put(self, client: paramiko.SFTPClient, source, rel: PurePosixPath, progress: ProgressFn | None) -> None:
         target = self._remote(rel)
-        part = self._remote(rel.parent / part_name(rel.name))
+        part = self._remote(rel.parent / part_name(rel.name, self.owner))
         size = os.fstat(source.fileno()).st_size
         offset = _resumable_offset(client, part, source, size)
         if progress:
