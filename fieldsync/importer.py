@@ -31,6 +31,7 @@ HEADER_SYNONYMS = {
 }
 REQUIRED = ("account_no", "name")
 MAX_CELL_CHARS = 500
+MAX_FILE_BYTES = 300 << 20
 MAX_REPORTED = 10_000  # problems kept in memory; the count goes on past it
 # XLSX is a zip: refuse archives that would inflate past these (a zip bomb).
 XLSX_MAX_UNPACKED = 1 << 30
@@ -39,6 +40,7 @@ XLSX_MAX_RATIO = 200
 _UNITS = re.compile(r"\s*(kva|千伏安|kw)\s*$", re.IGNORECASE)
 _BRACKETS = re.compile(r"[(（\[【].*?[)）\]】]")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
 
 ProgressFn = Callable[[int], None]
 
@@ -114,6 +116,13 @@ def read_rows(path: Path, progress: ProgressFn | None = None) -> tuple[list[str]
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        # Every record is held until the whole file is checked (all or nothing), so the
+        # file size bounds the memory an import may take.
+        raise BadInput(f"{path}: {size // (1 << 20)} MB is more than the {MAX_FILE_BYTES >> 20} MB an import "
+                       "takes; a million customers need about 150 MB as CSV: export only the seven "
+                       "columns, or split the file by region and import each part")
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return _xlsx_rows(path, progress)
     if path.suffix.lower() == ".xls":
@@ -125,7 +134,9 @@ def _csv_rows(path: Path, progress: ProgressFn | None):
     encoding = detect_encoding(path)
     raw = open(path, "rb")
     text = io.TextIOWrapper(_CountingReader(raw, progress), encoding=encoding, newline="")
+    # Finish the sample's last line: csv.reader must never see one record split in two.
     sample = text.read(64 * 1024)
+    sample += text.readline()
     try:
         dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",\t;")
     except csv.Error:
@@ -283,7 +294,8 @@ def _record(line: int, cells: list[str], columns: dict[str, int]) -> tuple[dict 
         label = FIELD_LABELS[key]
         index = columns.get(key)
         raw = cells[index] if index is not None and index < len(cells) else ""
-        value = unicodedata.normalize("NFC", raw).strip()
+        # is_normalized is a quick check; most exports are NFC already (a million rows count)
+        value = (raw if unicodedata.is_normalized("NFC", raw) else unicodedata.normalize("NFC", raw)).strip()
         why = _cell_problem(value)
         if why:
             problems.append(Problem(line, label, why))
@@ -310,7 +322,7 @@ def _record(line: int, cells: list[str], columns: dict[str, int]) -> tuple[dict 
 def _cell_problem(value: str) -> str | None:
     if len(value) > MAX_CELL_CHARS:
         return f"longer than {MAX_CELL_CHARS} characters"
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
+    if _CONTROL.search(value):
         return "contains control characters"
     if value[:1] in ("=", "@") or (value[:1] in ("+", "-") and not _NUMBER.match(value)):
         return f"looks like a spreadsheet formula ({value[:30]!r}); export values, not formulas"

@@ -7,6 +7,7 @@ the server share and from any static web server alike.
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from urllib.parse import quote
 
@@ -141,16 +142,23 @@ def render_customer(cfg: Config, folder: Path) -> bool:
 
 
 def render_root(cfg: Config) -> bool:
-    """ROOT/index.html: every customer folder with its basic info."""
-    from .tree import read_customer
+    """ROOT/index.html: the offline query page over all master data (P2), linking the
+    customers that have a folder; its data lives in ROOT/_query/ (see querypage.py)."""
+    from . import querypage
+    from .layout import account_of_folder
 
-    customers = []
+    folders = {}
     for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if (folder / CUSTOMER_FILE).exists():
-            customers.append({"folder": folder.name, "data": read_customer(folder)})
-    text = render_template("root.html.j2", customers=customers, inspector=cfg.inspector,
-                           device=cfg.device)
-    return _write_if_changed(cfg.root / PAGE_FILE, text)
+        account = account_of_folder(folder.name, cfg.layout)
+        if account and (folder / CUSTOMER_FILE).exists():
+            folders[account] = folder.name
+    script = next(d / querypage.SCRIPT for d in template_dirs() if (d / querypage.SCRIPT).is_file())
+    data_changed = querypage.write_data(cfg.root, cfg.state_dir, script)
+    # "</" cannot end the inline JSON early once escaped; folder names come from data.
+    folders_json = json.dumps(folders, ensure_ascii=False).replace("</", "<\\/")
+    text = render_template("root.html.j2", folders_json=folders_json, folder_count=len(folders),
+                           inspector=cfg.inspector, device=cfg.device, data_dir=querypage.DATA_DIR)
+    return _write_if_changed(cfg.root / PAGE_FILE, text) or data_changed
 
 
 def render_tree(cfg: Config) -> int:

@@ -1,0 +1,74 @@
+"""`fieldsync find`: search customers by any of the seven fields, alone or combined (P2)."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+
+import click
+
+from .. import search
+from ..customers import FIELD_LABELS, FIELDS, CustomerStore
+from .base import AppContext, echo, pass_app
+
+RANK_LABELS = {search.EXACT: "exact", search.PREFIX: "prefix", search.SUBSTRING: "substring"}
+
+
+def _width(text: str) -> int:
+    # CJK characters take two columns in a terminal.
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(0, width - _width(text))
+
+
+@click.command("find")
+@click.argument("text", required=False, default="")
+@click.option("--account", "account_no", metavar="A", help="户号 contains A (digits anywhere).")
+@click.option("--name", metavar="N", help="户名 contains N, or its pinyin (hzjx, hangzhou).")
+@click.option("--meter", "meter_no", metavar="M", help="表计局号 contains M.")
+@click.option("--capacity", "capacity_kva", metavar="C", help="合同容量: digits, or a comparison like '>=315'.")
+@click.option("--address", metavar="S", help="用电地址 contains S, or its pinyin.")
+@click.option("--line", metavar="L", help="线路名称 contains L, or its pinyin.")
+@click.option("--voltage", metavar="V", help="供电电压等级: 10kV, 10 kv, 10千伏 are the same.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
+              help="At most this many results (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="JSON: {total, results: [{rank, ...fields}]}.")
+@pass_app
+def find_command(app: AppContext, text: str, limit: int, as_json: bool, **fields: str | None) -> None:
+    """Find customers: TEXT in any field, and every given field option (AND).
+
+    \b
+    Case, full-width/half-width and NFKC forms do not matter; Chinese fields also match
+    pinyin initials and full pinyin. Best first: exact, then prefix, then substring
+    matches, each by account no.
+    """
+    state_dir = app.config.state_dir
+    if not CustomerStore(state_dir).exists():
+        from ..errors import UnknownCustomer
+
+        raise UnknownCustomer("no master data yet; run 'fieldsync customers import FILE' "
+                              "(or 'fieldsync customers pull') first")
+    given = {k: v for k, v in fields.items() if v is not None}
+    results = search.find(state_dir, text, given, limit or None)
+    if as_json:
+        click.echo(json.dumps({"total": results.total, "results": [
+            {"rank": RANK_LABELS[h.rank], **h.record} for h in results.hits]}, ensure_ascii=False))
+        return
+    if not results.hits:
+        echo(app, "没有找到匹配的客户 (no customer matches)")
+        return
+    rows = [[FIELD_LABELS[f] for f in FIELDS]]
+    rows += [["" if h.record[f] is None else str(h.record[f]) for f in FIELDS] for h in results.hits]
+    widths = [max(_width(row[i]) for row in rows) for i in range(len(FIELDS))]
+    for row in rows:
+        click.echo("  ".join(_pad(cell, w) for cell, w in zip(row, widths)).rstrip())
+    shown = len(results.hits)
+    if shown < results.total:
+        echo(app, f"共 {results.total} 户, 显示前 {shown} 户 (use --limit 0 for all)")
+    else:
+        echo(app, f"共 {results.total} 户")
+
+
+COMMANDS = [find_command]

@@ -1,0 +1,47 @@
+"""`fieldsync customers publish | pull`: master data from the server to every tablet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import masterdata
+from ..customers import CustomerStore
+from .base import AppContext, echo, pass_app
+from .customers import customers_group
+
+
+@customers_group.command("publish")
+@click.argument("server_root", required=False, type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def publish_command(app: AppContext, server_root: Path | None) -> None:
+    """Publish this master data for tablets to pull.
+
+    \b
+    SERVER_ROOT: the server tree's folder when run on the server itself; without it, the
+    data goes to server.url from config.yaml (file:// or sftp://).
+    """
+    from ..transport import open_transport
+    from ..transport.local import LocalTransport
+
+    transport = LocalTransport(server_root.resolve()) if server_root else open_transport(app.config)
+    with transport:
+        published = masterdata.publish(app.config.state_dir, transport)
+    echo(app, f"published {published.count} customers to {transport.url} "
+              f"(.fieldsync/master, sha256 {published.sha256[:12]})")
+
+
+@customers_group.command("pull")
+@pass_app
+def pull_command(app: AppContext) -> None:
+    """Fetch the server's master data when it changed (swapped in atomically)."""
+    cfg = app.config
+    if masterdata.pull_if_changed(cfg):
+        count = CustomerStore(cfg.state_dir).meta().get("count")
+        echo(app, f"pulled new master data: {count} customers")
+    else:
+        echo(app, "master data is up to date (or nothing is published yet)")
+
+
+COMMANDS: list = []  # both commands hang off `customers_group` (fieldsync/cli/customers.py)

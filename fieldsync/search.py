@@ -1,0 +1,605 @@
+"""Customer search: matching rules (normalisation, pinyin, voltage, capacity) and an n-gram index.
+
+The index lives beside the master data (ROOT/.fieldsync/search-index.pickle), is rebuilt when
+customers are imported and loaded lazily on the first query. Postings hold character pairs of
+each field; pinyin queries are turned into the pairs whose readings fit (PinyinVocabulary), so
+pinyin needs no postings of its own. The index only narrows the candidates: every hit is
+confirmed against the field text, so recall and precision equal a plain scan.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import functools
+import gc
+import heapq
+import itertools
+import operator
+import os
+import pickle
+import re
+import unicodedata
+from array import array
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from .atomic import atomic_open
+from .customers import FIELDS, STORE_NAME, CustomerStore
+
+INDEX_NAME = "search-index.pickle"
+INDEX_VERSION = 1
+FIELD_CODES = {"account_no": "a", "name": "n", "meter_no": "m", "capacity_kva": "c",
+               "address": "d", "line": "l", "voltage": "v"}
+PINYIN_FIELDS = ("name", "address", "line")
+PLAIN, INITIALS, FULL = "=", "i", "p"
+STARTS = "~"  # key kind of "the field starts with this gram"
+EXACT, PREFIX, SUBSTRING = 0, 1, 2
+CONFIRM_DIRECTLY = 5_000  # fewer candidates than this: check a further condition row by row
+MAX_QUERY_CHARS = 200  # longer text cannot be in a 500-character cell pair; cut, never crash
+_LETTERS = re.compile(r"^[a-z]+$")
+_SPACES = re.compile(r"\s+")
+_COMPARISON = re.compile(r"^\s*(>=|<=|==|=|>|<)\s*([0-9]+(?:\.[0-9]*)?)\s*(?:kva|千伏安)?\s*$")
+_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
+        "=": operator.eq, "==": operator.eq}
+
+
+# --- matching rules (templates/query.js applies the same ones to data made by querypage.py) ---
+
+def normalize(text: object) -> str:
+    """Case, width and compatibility forms do not matter: NFKC, then casefold."""
+    if text is None:
+        return ""
+    return unicodedata.normalize("NFKC", str(text)).casefold()
+
+
+def normalize_voltage(text: object) -> str:
+    """'10kV', '10KV', '10 kv', '10千伏' all become '10kv'."""
+    value = _SPACES.sub("", normalize(text))
+    return value.replace("千伏", "kv").replace("伏", "v")
+
+
+def capacity_text(value: object) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value)
+
+
+def field_text(field: str, value: object) -> str:
+    """The normalised text a field is matched on."""
+    if field == "voltage":
+        return normalize_voltage(value)
+    if field == "capacity_kva":
+        return normalize(capacity_text(value))
+    return normalize(value)
+
+
+def query_text(field: str, query: str) -> str:
+    return normalize_voltage(query) if field == "voltage" else normalize(query)
+
+
+@functools.lru_cache(maxsize=None)
+def char_readings(char: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(initials, full readings) of one character; every reading of a polyphonic character.
+    A character without pinyin (digit, Latin letter, punctuation) reads as itself."""
+    from pypinyin import Style, pinyin
+
+    full = pinyin(char, style=Style.NORMAL, heteronym=True, errors="default")[0]
+    full = tuple(dict.fromkeys(normalize(r) for r in full if r)) or (char,)
+    if full == (char,):
+        return (char,), (char,)
+    return tuple(dict.fromkeys(r[0] for r in full)), full
+
+
+def reading_sequence(text: str, kind: str) -> list[tuple[str, ...]]:
+    """Per character, the alternatives it can be typed as in pinyin `kind` (INITIALS or FULL)."""
+    position = 0 if kind == INITIALS else 1
+    return [char_readings(ch)[position] for ch in text]
+
+
+def plain_rank(text: str, query: str) -> int | None:
+    if query not in text:
+        return None
+    return EXACT if text == query else PREFIX if text.startswith(query) else SUBSTRING
+
+
+def pinyin_rank(sequence: list[tuple[str, ...]], query: str) -> int | None:
+    """Best rank of `query` inside any concatenation of one reading per character.
+
+    A small automaton: `active` holds (letters of the query matched so far, started at the
+    first character?) at each character boundary, so polyphony never multiplies the work.
+    """
+    best = None
+    active: set[tuple[int, bool]] = set()
+    last = len(sequence) - 1
+    for index, readings in enumerate(sequence):
+        following: set[tuple[int, bool]] = set()
+        for reading in readings:
+            starts = [(0, index == 0 and offset == 0, reading[offset:]) for offset in range(len(reading))]
+            states = [(done, at_start, reading) for done, at_start in active] + starts
+            for done, at_start, piece in states:
+                rest = query[done:]
+                if piece.startswith(rest):
+                    whole = at_start and piece == rest and index == last
+                    rank = EXACT if whole else PREFIX if at_start else SUBSTRING
+                    best = rank if best is None else min(best, rank)
+                elif rest.startswith(piece):
+                    following.add((done + len(piece), at_start))
+        active = following
+        if best == EXACT:
+            break
+    return best
+
+
+def grams(text: str) -> tuple[set[str], set[str]]:
+    """(bigrams of `text`, its first one and two characters). Single characters are not
+    indexed: one character matches too many customers for a posting list to help."""
+    return {text[i:i + 2] for i in range(len(text) - 1)}, ({text[:1], text[:2]} if text else set())
+
+
+def query_grams(text: str) -> list[str]:
+    return list(dict.fromkeys(text[i:i + 2] for i in range(len(text) - 1)))
+
+
+def variants(sequence: list[tuple[str, ...]], cap: int = 16) -> list[str] | None:
+    """Every pinyin spelling of a text, or None when polyphony makes more than `cap`."""
+    count = 1
+    for readings in sequence:
+        count *= len(readings)
+        if count > cap:
+            return None
+    return ["".join(p) for p in itertools.product(*sequence)]
+
+
+def initials_rank(sequence: list[tuple[str, ...]], query: str) -> int | None:
+    """pinyin_rank for initials, where every character reads as exactly one letter."""
+    size, last = len(query), len(sequence) - len(query)
+    for start in range(last + 1):
+        if all(query[j] in sequence[start + j] for j in range(size)):
+            return EXACT if last == 0 else PREFIX if start == 0 else SUBSTRING
+    return None
+
+
+def pinyin_match(sequence: list[tuple[str, ...]], query: str, kind: str = FULL) -> int | None:
+    if kind == INITIALS:
+        return initials_rank(sequence, query)
+    spellings = variants(sequence)
+    if spellings is None:
+        return pinyin_rank(sequence, query)
+    best = None
+    for spelling in spellings:
+        rank = plain_rank(spelling, query)
+        if rank is not None and (best is None or rank < best):
+            best = rank
+    return best
+
+
+class PinyinVocabulary:
+    """Pinyin of the distinct characters and character pairs of one field, keyed by where a
+    query could start: turns a pinyin query into the plain grams (and so postings) it can hit."""
+
+    def __init__(self, plain_grams: Iterable[str], kind: str):
+        self.by_start: dict[str, list[tuple[str, int, str]]] = {}
+        for gram in plain_grams:
+            sequence = reading_sequence(gram, kind)
+            first = sequence[0]
+            spellings = variants(sequence, cap=64) or []
+            for spelling in spellings:
+                # offset inside the first character's reading where a match may begin
+                for reading in first:
+                    if not spelling.startswith(reading):
+                        continue
+                    for offset in range(len(reading)):
+                        piece = spelling[offset:]
+                        for size in (1, 2):
+                            if len(piece) >= size:
+                                self.by_start.setdefault(piece[:size], []).append((gram, offset, piece))
+
+    def grams_for(self, query: str) -> tuple[set[str], set[str], set[str]]:
+        """(grams that contain the whole query, grams where it may go on past them,
+        grams where it starts at the first letter of the first character)."""
+        whole: set[str] = set()
+        partial: set[str] = set()
+        at_start: set[str] = set()
+        for gram, offset, piece in self.by_start.get(query[:2], ()):
+            if piece.startswith(query):
+                whole.add(gram)
+                if offset == 0:
+                    at_start.add(gram)
+            elif len(gram) == 2 and query.startswith(piece):
+                partial.add(gram)
+        return whole, partial - whole, at_start
+
+
+# --- the index ---
+
+@dataclass(frozen=True)
+class Hit:
+    account_no: str
+    rank: int
+    record: dict
+
+
+@dataclass
+class Results:
+    hits: list[Hit]
+    total: int
+
+
+class _Column:
+    """One field of every customer as one string joined by newlines: far less memory than a
+    million small str objects, and slicing out one value is cheap."""
+
+    def __init__(self, values: list[str]):
+        values = [v.replace("\n", " ") for v in values]
+        self.text = "\n".join(values)
+        self.offsets = array("I", [0])
+        for value in values:
+            self.offsets.append(self.offsets[-1] + len(value) + 1)
+
+    def __getitem__(self, index: int) -> str:
+        return self.text[self.offsets[index]:self.offsets[index + 1] - 1]
+
+    def containing(self, char: str) -> set[int]:
+        """Rows whose value contains `char`, by a C-speed scan of the joined text."""
+        rows: set[int] = set()
+        offsets, text, find = self.offsets, self.text, self.text.find
+        position = find(char)
+        while position >= 0:
+            row = bisect.bisect_right(offsets, position) - 1
+            rows.add(row)
+            position = find(char, offsets[row + 1])  # next row: one hit per row is enough
+        return rows
+
+
+class SearchIndex:
+    """n-gram postings (gram -> customer ids in account order) over the seven fields."""
+
+    def __init__(self, raw: dict, norm: dict, capacities: array, postings: dict, stamp):
+        self.raw, self.norm, self.capacities = raw, norm, capacities
+        self.postings, self.stamp = postings, stamp
+        self.count = len(capacities)
+        self._vocabularies: dict[tuple[str, str], PinyinVocabulary] = {}
+        self._initials: dict[str, tuple[str, dict[str, str]]] = {}
+
+    # building and persisting
+
+    @classmethod
+    def build(cls, records: Iterable[dict], stamp=None) -> "SearchIndex":
+        rows = sorted(records, key=lambda r: r["account_no"])
+        # Millions of small allocations would trigger full collections over every row dict.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._build(rows, stamp)
+        finally:
+            if collecting:
+                gc.enable()
+
+    @classmethod
+    def _build(cls, rows: list[dict], stamp) -> "SearchIndex":
+        raw_values = {f: [] for f in FIELDS}
+        norm_values = {f: [] for f in FIELDS}
+        # one plain dict per field and kind: no key strings to build per customer
+        inside_lists = {f: collections.defaultdict(list) for f in FIELDS}
+        start_lists = {f: collections.defaultdict(list) for f in FIELDS}
+        capacities = array("d")
+        for cid, record in enumerate(rows):
+            for field in FIELDS:
+                value = record.get(field)
+                raw = capacity_text(value) if field == "capacity_kva" else ("" if value is None else str(value))
+                text = field_text(field, value)
+                raw_values[field].append(raw)
+                norm_values[field].append(text)
+                inside, starts = grams(text)
+                lists = inside_lists[field]
+                for gram in inside:
+                    lists[gram].append(cid)
+                lists = start_lists[field]
+                for gram in starts:
+                    lists[gram].append(cid)
+            value = record.get("capacity_kva")
+            capacities.append(float(value) if isinstance(value, (int, float)) else float("nan"))
+        postings = {}
+        for field in FIELDS:
+            for kind, lists in ((PLAIN, inside_lists[field]), (STARTS, start_lists[field])):
+                code = FIELD_CODES[field] + kind
+                postings.update((code + gram, array("I", ids).tobytes()) for gram, ids in lists.items())
+        raw = {f: _Column(v) for f, v in raw_values.items()}
+        norm = {}
+        for field, values in norm_values.items():
+            column = _Column(values)
+            norm[field] = raw[field] if column.text == raw[field].text else column
+        return cls(raw, norm, capacities, postings, stamp)
+
+    def save(self, path: Path) -> None:
+        state = {"version": INDEX_VERSION, "stamp": self.stamp, "raw": self.raw, "norm": self.norm,
+                 "capacities": self.capacities, "postings": self.postings}
+        with atomic_open(path, "wb") as handle:
+            pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+    @classmethod
+    def read(cls, path: Path) -> "SearchIndex | None":
+        # Our own private file under .fieldsync/, written by save(); a stale or foreign
+        # version is rebuilt rather than trusted.
+        try:
+            with open(path, "rb") as handle:
+                state = pickle.load(handle)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            return None
+        if not isinstance(state, dict) or state.get("version") != INDEX_VERSION:
+            return None
+        return cls(state["raw"], state["norm"], state["capacities"], state["postings"], state["stamp"])
+
+    # looking up
+
+    def _posting(self, key: str):
+        data = self.postings.get(key)
+        return memoryview(data).cast("I") if data else ()
+
+    def record(self, cid: int) -> dict:
+        out = {}
+        for field in FIELDS:
+            value = self.raw[field][cid]
+            if field == "capacity_kva":
+                number = self.capacities[cid]
+                value = None if number != number else (int(number) if number.is_integer() else number)
+            out[field] = value if value != "" else None
+        return out
+
+    def _sequence(self, field: str, kind: str, cid: int) -> list:
+        return reading_sequence(self.norm[field][cid], kind)
+
+    def _ranks(self, field: str, kind: str, query: str, ids: Iterable[int],
+               starts: set[int], confirmed: bool) -> dict[int, int]:
+        """Rank `ids`; when `confirmed` they are known to match, so only the ones that may
+        start with the query are looked at closely."""
+        ranks: dict[int, int] = {}
+        for cid in ids:
+            if confirmed:
+                if cid not in starts:
+                    ranks[cid] = SUBSTRING
+                    continue
+                # every character gives at least one letter: only a short field can be exact
+                if len(self.norm[field][cid]) > len(query):
+                    ranks[cid] = PREFIX
+                    continue
+            if kind == PLAIN:
+                rank = plain_rank(self.norm[field][cid], query)
+            else:
+                rank = pinyin_match(self._sequence(field, kind, cid), query, kind)
+            if rank is not None:
+                ranks[cid] = rank
+        return ranks
+
+    def _match_plain(self, field: str, query: str) -> dict[int, int]:
+        """{customer id: rank} for `query` (already normalised) as plain text in `field`."""
+        code = FIELD_CODES[field]
+        if len(query) == 1:
+            return self._ranks(field, PLAIN, query, self.norm[field].containing(query),
+                               set(self._posting(code + STARTS + query)), confirmed=True)
+        postings = [self._posting(code + PLAIN + g) for g in query_grams(query)]
+        if not all(postings):
+            return {}
+        postings.sort(key=len)
+        if len(query) == 2:  # the bigram's postings are exactly the matches
+            return self._ranks(field, PLAIN, query, postings[0],
+                               set(self._posting(code + STARTS + query)), confirmed=True)
+        candidates = set(postings[0])
+        for posting in postings[1:]:
+            if len(candidates) < 256:
+                break  # confirming a few hundred is cheaper than another intersection
+            candidates.intersection_update(posting)
+        return self._ranks(field, PLAIN, query, candidates, set(), confirmed=False)
+
+    def _vocabulary(self, field: str, kind: str) -> PinyinVocabulary:
+        key = (field, kind)
+        if key not in self._vocabularies:
+            code = FIELD_CODES[field]
+            pairs = {k[2:] for k in self.postings if k.startswith(code + PLAIN)}
+            chars = {c for k in self.postings if k.startswith(code + STARTS) for c in k[2:]}
+            chars.update(c for pair in pairs for c in pair)
+            self._vocabularies[key] = PinyinVocabulary(pairs | chars, kind)
+        return self._vocabularies[key]
+
+    def _union(self, field: str, found_grams: Iterable[str]) -> set[int]:
+        """Customers whose `field` holds any of these characters or character pairs."""
+        found: set[int] = set()
+        code = FIELD_CODES[field] + PLAIN
+        for gram in found_grams:
+            found.update(self._posting(code + gram) if len(gram) == 2 else self.norm[field].containing(gram))
+        return found
+
+    def _match_pinyin(self, field: str, kind: str, query: str) -> dict[int, int]:
+        """{customer id: rank} for a pinyin `query` (initials or full readings) in `field`."""
+        code = FIELD_CODES[field]
+        whole, partial, at_start = self._vocabulary(field, kind).grams_for(query)
+        sure = self._union(field, whole)
+        maybe = self._union(field, partial) - sure
+        if maybe and kind == INITIALS:
+            # one letter per character: every later pair of the query is a pair in the field too
+            vocabulary = self._vocabulary(field, kind)
+            for offset in range(2, len(query) - 1, 2):
+                later, longer, _ = vocabulary.grams_for(query[offset:offset + 2])
+                maybe &= self._union(field, later | longer)
+        starts: set[int] = set()
+        for gram in at_start:
+            starts.update(self._posting(code + STARTS + gram))
+        ranks = self._ranks(field, kind, query, sure, starts, confirmed=True)
+        ranks.update(self._ranks(field, kind, query, maybe, starts, confirmed=False))
+        return ranks
+
+    def _initials_column(self, field: str) -> tuple[str, dict[str, str]]:
+        """The field's joined text with every character replaced by one stand-in for its set of
+        initials (a letter, or a private-use character for a polyphonic set): str.translate
+        makes it at C speed, and a regex then scans every customer at once."""
+        if field not in self._initials:
+            column = self.norm[field]
+            table: dict[int, str] = {}
+            codes: dict[tuple[str, ...], str] = {}
+            for char in set(column.text) - {"\n"}:
+                initials, full = char_readings(char)
+                if full == (char,):
+                    continue  # reads as itself
+                if len(initials) == 1:
+                    table[ord(char)] = initials[0]
+                else:
+                    table[ord(char)] = codes.setdefault(initials, chr(0xE000 + len(codes)))
+            letters: dict[str, str] = {}
+            for initials, code in codes.items():
+                for letter in initials:
+                    letters[letter] = letters.get(letter, "") + code
+            self._initials[field] = (column.text.translate(table), letters)
+        return self._initials[field]
+
+    def _match_initials(self, field: str, query: str) -> dict[int, int]:
+        text, letters = self._initials_column(field)
+        pattern = re.compile("".join(f"[{re.escape(letter + letters.get(letter, ''))}]" for letter in query))
+        offsets = self.norm[field].offsets
+        ranks: dict[int, int] = {}
+        match = pattern.search(text)
+        while match:
+            row = bisect.bisect_right(offsets, match.start()) - 1
+            start, end = offsets[row], offsets[row + 1] - 1
+            at_start = match.start() == start  # search finds the leftmost match in the row
+            ranks[row] = (EXACT if at_start and len(query) == end - start else
+                          PREFIX if at_start else SUBSTRING)
+            match = pattern.search(text, offsets[row + 1])
+        return ranks
+
+    def _match_field(self, field: str, query: str) -> dict[int, int]:
+        if field == "capacity_kva":
+            compared = self._compare_capacity(query)
+            if compared is not None:
+                return compared
+        text = query_text(field, query)
+        found = self._match_plain(field, text)
+        # A single letter only means an initial; full pinyin needs two letters to say anything.
+        if field in PINYIN_FIELDS and _LETTERS.match(text):
+            kinds = (INITIALS, FULL) if len(text) > 1 else (INITIALS,)
+            for kind in kinds:
+                matches = (self._match_initials(field, text) if kind == INITIALS
+                           else self._match_pinyin(field, kind, text))
+                for cid, rank in matches.items():
+                    if rank < found.get(cid, 3):
+                        found[cid] = rank
+        return found
+
+    def _confirm(self, candidates: dict[int, int], field: str, query: str) -> dict[int, int]:
+        """`candidates` that also match `query` in `field`, checked one by one (few left)."""
+        out: dict[int, int] = {}
+        text = query_text(field, query)
+        compare = _COMPARISON.match(normalize(query)) if field == "capacity_kva" else None
+        letters = field in PINYIN_FIELDS and _LETTERS.match(text)
+        for cid, before in candidates.items():
+            if compare:
+                value, limit = self.capacities[cid], float(compare.group(2))
+                rank = (EXACT if value == limit else SUBSTRING) if value == value and \
+                    _OPS[compare.group(1)](value, limit) else None
+            else:
+                rank = plain_rank(self.norm[field][cid], text)
+                if letters and rank != EXACT:
+                    kinds = (INITIALS, FULL) if len(text) > 1 else (INITIALS,)
+                    for kind in kinds:
+                        other = pinyin_match(self._sequence(field, kind, cid), text, kind)
+                        if other is not None and (rank is None or other < rank):
+                            rank = other
+            if rank is not None:
+                out[cid] = max(before, rank)
+        return out
+
+    def _compare_capacity(self, query: str) -> dict[int, int] | None:
+        match = _COMPARISON.match(normalize(query))
+        if not match:
+            return None
+        op, limit = _OPS[match.group(1)], float(match.group(2))
+        return {cid: EXACT if value == limit else SUBSTRING
+                for cid, value in enumerate(self.capacities) if value == value and op(value, limit)}
+
+    def search(self, text: str = "", fields: dict[str, str] | None = None,
+               limit: int | None = 20) -> Results:
+        """Customers matching `text` in any field AND every `fields[name]` in its field."""
+        conditions = [(f, q[:MAX_QUERY_CHARS]) for f, q in (fields or {}).items() if q and q.strip()]
+        text = (text or "")[:MAX_QUERY_CHARS]
+        combined: dict[int, int] | None = None
+        if text.strip():
+            combined = {}
+            for field in FIELDS:
+                for cid, rank in self._match_field(field, text.strip()).items():
+                    if rank < combined.get(cid, 3):
+                        combined[cid] = rank
+        # Voltage and capacity match many customers: take them last; the longest text first.
+        for field, query in sorted(conditions, key=lambda c: (c[0] in ("voltage", "capacity_kva"), -len(c[1]))):
+            if combined is not None and len(combined) <= CONFIRM_DIRECTLY:
+                combined = self._confirm(combined, field, query.strip())
+            else:
+                found = self._match_field(field, query.strip())
+                combined = found if combined is None else {
+                    cid: max(rank, found[cid]) for cid, rank in combined.items() if cid in found}
+            if not combined:
+                break
+        if combined is None:  # nothing asked: everyone, in account order
+            ids = range(self.count) if limit is None else range(min(limit, self.count))
+            return Results([Hit(self.raw["account_no"][c], SUBSTRING, self.record(c)) for c in ids], self.count)
+        order = (heapq.nsmallest(limit, combined.items(), key=lambda item: (item[1], item[0]))
+                 if limit is not None else sorted(combined.items(), key=lambda item: (item[1], item[0])))
+        hits = [Hit(self.raw["account_no"][cid], rank, self.record(cid)) for cid, rank in order]
+        return Results(hits, len(combined))
+
+
+# --- beside the master data ---
+
+def index_path(state_dir: Path) -> Path:
+    return Path(state_dir) / INDEX_NAME
+
+
+def store_stamp(state_dir: Path):
+    """Identifies one version of customers.json; the index is valid only for that version."""
+    try:
+        info = (Path(state_dir) / STORE_NAME).stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_size, info.st_mtime_ns)
+
+
+def rebuild_index(state_dir: Path, records: Iterable[dict]) -> SearchIndex:
+    """Build and save the index for the master data just written (called on import)."""
+    index = SearchIndex.build(records, store_stamp(state_dir))
+    index.save(index_path(state_dir))
+    _cache.pop(str(Path(state_dir)), None)
+    return index
+
+
+_cache: dict[str, SearchIndex] = {}
+
+
+def load_index(state_dir: Path) -> SearchIndex:
+    """The index for the current master data: from memory, from disk, or rebuilt when stale."""
+    key = str(Path(state_dir))
+    stamp = store_stamp(state_dir)
+    cached = _cache.get(key)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    index = SearchIndex.read(index_path(state_dir))
+    if index is None or index.stamp != stamp:
+        records = CustomerStore(state_dir).all()
+        index = SearchIndex.build(records, stamp)
+        if stamp is not None:
+            index.save(index_path(state_dir))
+    _cache[key] = index
+    return index
+
+
+def find(state_dir: Path, text: str = "", fields: dict[str, str] | None = None,
+         limit: int | None = 20) -> Results:
+    return load_index(state_dir).search(text, fields, limit)
+
+
+def remove_index(state_dir: Path) -> None:
+    try:
+        os.unlink(index_path(state_dir))
+    except FileNotFoundError:
+        pass

@@ -1,0 +1,198 @@
+"""`fieldsync find` and the search index: matching rules, ranking, recall against a plain scan."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fieldsync import search
+from fieldsync.customers import FIELDS, CustomerStore
+
+
+def accounts(result) -> list[str]:
+    return [row["account_no"] for row in json.loads(result.stdout)["results"]]
+
+
+def test_text_searches_every_field(tree, invoke):
+    assert accounts(invoke("find", "某某", "--json")) == ["3300001234"]      # name
+    assert accounts(invoke("find", "北仑", "--json")) == ["3300005678"]      # address
+    assert accounts(invoke("find", "纺都线", "--json")) == ["3300009999"]    # line
+    assert accounts(invoke("find", "87654", "--json")) == ["3300005678"]     # meter, digits inside
+    assert accounts(invoke("find", "0000", "--json")) == ["3300001234", "3300005678", "3300009999"]
+
+
+def test_pinyin_initials_full_and_polyphonic(tree, invoke):
+    assert accounts(invoke("find", "hzmm", "--json")) == ["3300001234"]
+    assert accounts(invoke("find", "hangzhou", "--json")) == ["3300001234"]
+    assert accounts(invoke("find", "HANGZHOU", "--json")) == ["3300001234"]
+    assert accounts(invoke("find", "--name", "sxfzc", "--json")) == ["3300009999"]
+    # 行 reads xing, hang and heng: every reading finds the customer
+    index = search.SearchIndex.build([{"account_no": "1", "name": "银行大楼"}])
+    for query in ("yinhang", "yinxing", "yh", "yx", "hangda"):
+        assert [h.account_no for h in index.search(query).hits] == ["1"], query
+    assert index.search("yinhong").total == 0
+
+
+def test_width_case_and_voltage_spellings(tree, invoke):
+    assert accounts(invoke("find", "３３００００１２３４", "--json")) == ["3300001234"]
+    for spelling in ("35kV", "35KV", "35 kv", "35千伏", "３５ｋＶ"):
+        assert accounts(invoke("find", "--voltage", spelling, "--json")) == ["3300009999"], spelling
+
+
+def test_capacity_comparisons_and_digits(tree, invoke):
+    assert accounts(invoke("find", "--capacity", ">=630", "--json")) == ["3300005678", "3300009999"]
+    assert accounts(invoke("find", "--capacity", "<630", "--json")) == ["3300001234"]
+    assert accounts(invoke("find", "--capacity", "=1250", "--json")) == ["3300009999"]
+    assert accounts(invoke("find", "--capacity", "31", "--json")) == ["3300001234"]
+
+
+def test_combined_fields_are_and(tree, invoke):
+    result = invoke("find", "--address", "杭州", "--voltage", "10kv", "--json")
+    assert accounts(result) == ["3300001234"]
+    assert accounts(invoke("find", "--address", "杭州", "--voltage", "35kv", "--json")) == []
+    assert accounts(invoke("find", "hz", "--capacity", ">=100", "--line", "wsx", "--json")) == ["3300001234"]
+
+
+def test_ranking_exact_prefix_substring_then_account():
+    index = search.SearchIndex.build([
+        {"account_no": "4", "name": "机械厂"},       # substring? no: prefix
+        {"account_no": "3", "name": "杭州机械"},     # substring
+        {"account_no": "2", "name": "机械"},         # exact
+        {"account_no": "1", "name": "大机械公司"},   # substring
+    ])
+    results = index.search("机械")
+    assert [(h.account_no, h.rank) for h in results.hits] == [
+        ("2", search.EXACT), ("4", search.PREFIX), ("1", search.SUBSTRING), ("3", search.SUBSTRING)]
+
+
+def test_table_limit_and_json(tree, invoke):
+    result = invoke("find", "有限公司")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:2] == ["户号", "户名"]
+    assert "3300001234" in result.stdout and "共 2 户" in result.stdout
+    limited = json.loads(invoke("find", "0000", "--limit", "1", "--json").stdout)
+    assert limited["total"] == 3 and len(limited["results"]) == 1
+    assert limited["results"][0]["name"] == "杭州某某机械有限公司"
+
+
+@pytest.mark.parametrize("query", ["", " ", ".*", "[", "(a|b)", "\\", "^$", "%_", "'; drop",
+                                   "x" * 10_000, "杭" * 10_000, "\x00", "\n"])
+def test_odd_queries_never_crash(tree, invoke, query):
+    result = invoke("find", query, "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    if query.strip():
+        assert data["total"] == 0
+    else:  # nothing asked: every customer
+        assert data["total"] == 3
+
+
+def test_find_without_master_data_says_what_to_do(tree, invoke):
+    (tree.state_dir / "customers.json").unlink()
+    result = invoke("find", "杭州")
+    assert result.exit_code == 2 and "customers import" in result.stderr
+
+
+def test_index_is_persisted_updated_on_import_and_rebuilt_when_stale(tree, invoke, tmp_path):
+    path = search.index_path(tree.state_dir)
+    assert path.is_file()  # written by the import in the fixture
+    extra = tmp_path / "more.csv"
+    extra.write_text("户号,户名\n3300007777,温州新户电器厂\n", encoding="utf-8")
+    assert invoke("customers", "import", extra).exit_code == 0
+    assert accounts(invoke("find", "wzxh", "--json")) == ["3300007777"]
+    path.write_bytes(b"not a pickle")  # a broken index is rebuilt, never trusted
+    search._cache.clear()
+    assert accounts(invoke("find", "温州", "--json")) == ["3300007777"]
+    assert search.SearchIndex.read(path) is not None
+
+
+# --- recall against a plain substring scan, over generated Chinese data ---
+
+HAN = "杭州宁波绍兴温湖嘉金华台丽水衢舟山市区县镇乡村路街道号楼机械纺织电子化工物流有限公司厂行长重乐和的"
+OTHER = "0123456789ABCabc-（）() 　"
+chinese_text = st.text(alphabet=HAN + OTHER, min_size=0, max_size=14)
+
+
+@st.composite
+def customers(draw):
+    count = draw(st.integers(min_value=1, max_value=25))
+    numbers = draw(st.lists(st.integers(0, 10 ** 10 - 1), min_size=count, max_size=count, unique=True))
+    return [{"account_no": f"{n:010d}", "name": draw(chinese_text), "address": draw(chinese_text),
+             "meter_no": draw(st.text(alphabet="0123456789", max_size=13)),
+             "line": draw(st.text(alphabet=HAN, max_size=4)),
+             "capacity_kva": draw(st.one_of(st.none(), st.integers(0, 5000))),
+             "voltage": draw(st.sampled_from(["10kV", "35kV", "0.4kV", "", "１０ＫＶ"]))}
+            for n in numbers]
+
+
+def reference(rows: list[dict], field: str | None, query: str) -> set[str]:
+    fields = FIELDS if field is None else (field,)
+    return {r["account_no"] for r in rows
+            if any(search.query_text(f, query) in search.field_text(f, r.get(f)) for f in fields)}
+
+
+@st.composite
+def data_and_query(draw):
+    rows = draw(customers())
+    field = draw(st.sampled_from([None, "name", "address", "meter_no", "account_no", "line"]))
+    source = draw(st.sampled_from(rows))
+    text = search.field_text(field or "name", source.get(field or "name")) or "杭州"
+    size = draw(st.sampled_from([1, 2, 3, 5]))
+    start = draw(st.integers(0, max(0, len(text) - 1)))
+    query = text[start:start + size] if draw(st.booleans()) else draw(chinese_text.filter(bool))
+    return rows, field, query
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data_and_query())
+def test_recall_is_complete_against_a_plain_scan(case):
+    rows, field, query = case
+    if not query.strip():
+        return
+    index = search.SearchIndex.build(rows)
+    found = index.search(query if field is None else "", None if field is None else {field: query},
+                         limit=None)
+    found_accounts = {h.account_no for h in found.hits}
+    expected = reference(rows, field, query.strip())
+    assert expected <= found_accounts  # recall 100%
+    # anything more is a pinyin or capacity match, never a plain miss of the same query
+    for hit in found.hits:
+        if hit.account_no not in expected:
+            assert search._LETTERS.match(search.normalize(query.strip())) or field in (None,)
+
+
+@st.composite
+def pinyin_case(draw):
+    rows = draw(customers())
+    source = draw(st.sampled_from(rows))
+    text = search.field_text("name", source["name"])
+    han = [i for i, ch in enumerate(text) if search.char_readings(ch)[1] != (ch,)]
+    if not han:
+        return rows, source, None
+    start = draw(st.sampled_from(han))
+    size = draw(st.integers(1, 4))
+    piece = text[start:start + size]
+    kind = draw(st.sampled_from([0, 1]))  # initials or full readings, any reading of each char
+    query = "".join(draw(st.sampled_from(search.char_readings(ch)[kind])) for ch in piece)
+    return rows, source, query
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pinyin_case())
+def test_pinyin_recall_any_reading(case):
+    rows, source, query = case
+    if not query or not search._LETTERS.match(query) or len(query) < 2:
+        return
+    index = search.SearchIndex.build(rows)
+    found = {h.account_no for h in index.search("", {"name": query}, limit=None).hits}
+    assert source["account_no"] in found, query
+
+
+def test_store_roundtrip_keeps_get_and_all(tree):
+    store = CustomerStore(tree.state_dir)
+    assert store.get("3300001234")["name"] == "杭州某某机械有限公司"
+    assert len(store.all()) == 3

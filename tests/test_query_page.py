@@ -1,0 +1,97 @@
+"""The offline query page ROOT/index.html (P2) in real headless Debian chromium via Playwright."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.customers_data import customers
+from fieldsync import pages, search
+from fieldsync.customers import CustomerStore
+
+pytestmark = pytest.mark.browser
+
+
+def open_page(page, cfg):
+    page.goto((cfg.root / "index.html").as_uri())
+    page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+
+
+def shown_accounts(page) -> list[str]:
+    return [cell.strip() for cell in page.locator("#results tr td:first-child").all_text_contents()]
+
+
+def type_query(page, text: str) -> None:
+    page.fill("#q", text)
+    page.wait_for_function("q => document.getElementById('q').value === q && "
+                           "document.getElementById('status').hasAttribute('data-ms')", arg=text)
+
+
+def test_search_box_pinyin_and_links_work_offline(tree, invoke, page):
+    assert invoke("customer", "open", "3300001234").exit_code == 0
+    assert (tree.root / "_query" / "manifest.js").is_file()
+    open_page(page, tree)
+    assert "已载入 3 户" in page.text_content("#status")
+    type_query(page, "hzmm")
+    assert shown_accounts(page) == ["3300001234"]
+    type_query(page, "北仑")
+    assert shown_accounts(page) == ["3300005678"]
+    type_query(page, "没有这个客户")
+    assert shown_accounts(page) == [] and "没有找到" in page.text_content("#status")
+    # only customers with a folder are links; the link opens the customer's page
+    type_query(page, "0000")
+    assert page.locator("#results a").count() == 1
+    page.click("#results a")
+    page.wait_for_load_state()
+    assert page.url.endswith("/index.html") and "3300001234_" in page.url
+    assert page.blocked == []
+
+
+def test_fields_combine(tree, page):
+    pages.render_root(tree)
+    open_page(page, tree)
+    page.click("#by-field summary")
+    page.fill("[data-field=voltage]", "10 KV")
+    page.wait_for_function("document.querySelectorAll('#results tr').length === 2")
+    assert shown_accounts(page) == ["3300001234", "3300005678"]
+    page.fill("[data-field=capacity_kva]", ">=500")
+    page.wait_for_function("document.querySelectorAll('#results tr').length === 1")
+    assert shown_accounts(page) == ["3300005678"]
+
+
+QUERIES = ["杭州", "hz", "hzxh", "hangzhou", "zhou", "xing", "hang", "长", "zhang", "chang",
+           "5100", "315", "10kv", "10 KV", "35千伏", "ＡＢＣ", "区", "z", "有限公司", "rong", "[", ".*"]
+
+
+def test_page_and_find_give_the_same_answers(tree, page):
+    rows = list(customers(400, seed=3))
+    rows.append({"account_no": "9000000001", "name": "银行长乐ABC厂", "address": "重庆市长寿区", "line": "长线"})
+    CustomerStore(tree.state_dir).replace(rows, "generated")
+    pages.render_root(tree)
+    open_page(page, tree)
+    for query in QUERIES:
+        expected = [h.account_no for h in search.find(tree.state_dir, query, limit=None).hits]
+        got = page.evaluate("q => fieldsyncQuery.search(q).map(h => h.row[0])", query)
+        assert got == expected, query
+    combined = {"name": "jx", "capacity_kva": ">=315", "voltage": "10kV"}
+    expected = [h.account_no for h in search.find(tree.state_dir, "", combined, limit=None).hits]
+    by_index = {str(["account_no", "name", "meter_no", "capacity_kva", "address", "line", "voltage"].index(k)): v
+                for k, v in combined.items()}
+    assert page.evaluate("f => fieldsyncQuery.search('', f).map(h => h.row[0])", by_index) == expected
+    assert expected
+
+
+@pytest.mark.slow
+def test_hundred_thousand_customers(tree, page):
+    CustomerStore(tree.state_dir).replace(customers(100_000), "generated")
+    pages.render_root(tree)
+    chunks = sorted(p.name for p in (tree.root / "_query").glob("customers-*.js"))
+    assert len(chunks) == 10
+    open_page(page, tree)
+    assert "100000" in page.text_content("#status")
+    type_query(page, "hzxh")
+    total = search.find(tree.state_dir, "hzxh").total
+    assert f"共 {total} 户" in page.text_content("#status")
+    assert shown_accounts(page)[:5] == [h.account_no for h in search.find(tree.state_dir, "hzxh", limit=5).hits]
+    assert json.loads(page.text_content("#folders")) == {}
