@@ -32,21 +32,34 @@ def cli(ctx: click.Context, config_option: str | None, verbose: int, quiet: bool
     setup_logging(verbosity)
 
 
-def _register() -> None:
-    # Every module in this package except `base` contributes its COMMANDS list, so each
-    # command area stays in its own file and adding one touches nothing else.
+# Command name -> the modules of this package that make it (the first defines it, the others
+# add subcommands to it). Commands load only when used, so `fieldsync find` does not pay for
+# paramiko, Pillow and watchdog; tests/test_help.py checks this table against the modules.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "init": ("tree",), "customer": ("tree",), "category": ("tree",), "add": ("tree",),
+    "check": ("tree",), "visit": ("tree", "inbox"),
+    "customers": ("customers", "masterdata"), "find": ("find",),
+    "pick": ("inbox",), "shoot": ("inbox",), "appearance": ("inbox",), "nameplate": ("inbox",),
+    "remark": ("inbox",),
+    "locate": ("locate",), "where": ("locate",),
+    "sync": ("sync",), "daemon": ("sync",), "status": ("sync",), "trust-host": ("transport",),
+    "verify": ("evidence",), "evidence": ("evidence",),
+    "server": ("server",), "demo": ("demo",),
+}
+
+
+def _load_command(name: str) -> click.Command | None:
     import importlib
-    import pkgutil
 
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        if info.name == "base":
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        for command in getattr(module, "COMMANDS", ()):
-            cli.add_command(command)
+    modules = [importlib.import_module(f"{__name__}.{m}") for m in COMMAND_MODULES.get(name, ())]
+    for command in getattr(modules[0], "COMMANDS", ()) if modules else ():
+        if command.name == name:
+            return command
+    return None
 
 
-_register()
+cli.list_commands = lambda ctx: sorted(COMMAND_MODULES)  # type: ignore[method-assign]
+cli.get_command = lambda ctx, name: _load_command(name)  # type: ignore[method-assign]
 
 
 def main() -> None:
