@@ -35,3 +35,31 @@ def test_offline_status_counts_what_is_waiting(tree, invoke, tmp_path):
     assert status["counts"]["pending"] == 0 and status["last_push"]
     text = invoke("status").stdout
     assert "待推送 pending 0" in text and "master data: 3" in text
+
+
+def test_daemon_writes_a_rotating_log_under_the_tree(tree, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fieldsync.tree import open_customer
+
+    open_customer(tree, "3300001234")  # something to push
+    server = Path(tree.server.url.removeprefix("file://"))
+    env = {**os.environ, "FIELDSYNC_CONFIG": str(tree.path)}
+    daemon = subprocess.Popen([sys.executable, "-m", "fieldsync", "daemon"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (server / "index.html").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert (server / "index.html").exists(), "the daemon pushed nothing"
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        out, err = daemon.communicate(timeout=60)
+    assert daemon.returncode == 0, err
+    log = tree.state_dir / "logs" / "daemon.log"
+    assert log.is_file() and "daemon.log" in out
+    assert log.stat().st_size > 0

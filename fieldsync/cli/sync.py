@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
+import logging.handlers
 import os
 import signal
 import sys
 import threading
+import time
+from pathlib import Path
 
 import click
 
@@ -89,9 +93,51 @@ def daemon_command(app: AppContext) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
-    echo(app, f"watching {app.config.root} (stop with Ctrl-C); status: fieldsync status")
+    log_file = _log_to_file(app.config)
+    echo(app, f"watching {app.config.root} (stop with Ctrl-C); status: fieldsync status; log: {log_file}")
+    ticker = None
+    if sys.stderr.isatty() and not app.quiet:
+        ticker = threading.Thread(target=_show_progress, args=(app.config, runner), daemon=True)
+        ticker.start()
+    log = logging.getLogger("fieldsync.daemon")
+    log.info("daemon started on %s (pid %d)", app.config.root, os.getpid())
     runner.run()
+    log.info("daemon stopped")
     echo(app, "stopped")
+
+
+def _log_to_file(cfg) -> Path:
+    """A rotating log under ROOT/.fieldsync/logs/, so a daemon started at login leaves a trail."""
+    folder = cfg.state_dir / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "daemon.log"
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=5, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(min(root.level or logging.INFO, logging.INFO))
+    return path
+
+
+def _show_progress(cfg, runner) -> None:
+    """On a terminal: one status line, rewritten every second from status.json."""
+    path = daemon_mod.status_path(cfg)
+    while not runner.stopping:
+        try:
+            status = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            status = {}
+        counts = status.get("counts") or {}
+        uploading = status.get("uploading") or {}
+        sent = sum(done for done, _ in uploading.values())
+        total = sum(size for _, size in uploading.values())
+        line = (f"{status.get('activity') or 'starting'}: 上传中 uploading {len(uploading)}"
+                f"{f' ({sent * 100 // total}%)' if total else ''}, 已推送 done {counts.get('done', 0)}, "
+                f"失败 failed {counts.get('failed', 0)}, last push {status.get('last_push') or '-'}")
+        click.echo(f"\r{line[:150]:<150}", nl=False, err=True)
+        time.sleep(1)
+    click.echo("", err=True)
 
 
 @click.command("status")
