@@ -22,6 +22,7 @@ from .config import Config
 from .engine import Engine, Progress, SyncResult
 from .errors import FieldsyncError
 from .inbox import InboxFiler
+from . import masterdata
 from .state import SyncState, backoff_delay
 from .watcher import Watcher
 
@@ -130,6 +131,7 @@ class Daemon:
         self.watcher = Watcher(cfg.root, cfg.sync.polling)
         self.passes = 0
         self.idle = threading.Event()  # set whenever the daemon waits with nothing to do
+        self._own: dict[str, tuple[int, int]] = {}  # files the last passes wrote in the tree
 
     def stop(self) -> None:
         """Safe from a signal handler: sets flags only."""
@@ -177,10 +179,12 @@ class Daemon:
                 if not full and not batch:
                     continue
                 events_before = self.watcher.changes.events
-                result = self._pass(board, None if full else batch.paths, batch.closed)
+                result = self._pass(board, None if full else batch.paths, self._closed(batch))
                 self.passes += 1
+                self._expect_echo(result)
                 if full:
                     next_rescan = time.monotonic() + self.cfg.sync.rescan_seconds
+                    self._pull_master_data()
                     if not failures:  # a retry pushing earlier files proves nothing about events
                         self._check_events(result, events_before, batch)
                 retry = None
@@ -195,6 +199,8 @@ class Daemon:
                 else:
                     failures = 0
                 board.passed(result, full, next_retry=retry)
+                if result.uploaded or result.quarantined or result.failed:
+                    log.info("%s pass: %s", "full" if full else "event", result)
                 if result.waiting:  # still being written: look again soon
                     for rel in result.waiting:
                         self.watcher.changes.add(PurePosixPath(rel))
@@ -206,6 +212,39 @@ class Daemon:
             board.set(activity="stopped", uploading={}, watcher="stopped")
             self.engine.close()
             self.engine = None
+
+    def _expect_echo(self, result: SyncResult) -> None:
+        """The engine's own writes (a shrunk photo replacing the original, manifests) come back
+        as watcher events without a close-write (they are renames into place). Marking them
+        complete here spares the next batch the settle wait, which would otherwise delay a
+        photo taken right after (bench/sync.py's latency figure)."""
+        for rel, seen in result.wrote.items():
+            self._own[rel] = seen
+            self.watcher.changes.add(PurePosixPath(rel), closed=True)
+
+    def _closed(self, batch) -> set[str]:
+        # An own write counts as complete only while the file is still exactly as written:
+        # if anything touched it since, it gets the usual stability wait.
+        closed = set(batch.closed)
+        for rel in [rel for rel in self._own if rel in closed]:
+            seen = self._own.pop(rel)
+            try:
+                st = os.stat(self.cfg.root / rel)
+            except OSError:
+                closed.discard(rel)
+                continue
+            if (st.st_size, st.st_mtime_ns) != seen:
+                closed.discard(rel)
+        return closed
+
+    def _pull_master_data(self) -> None:
+        """Fetch newer customer master data with each full rescan (customers publish on the
+        server side); an unreachable server is retried with the next rescan."""
+        try:
+            if masterdata.pull_if_changed(self.cfg):
+                log.info("customer master data updated from the server")
+        except FieldsyncError as exc:
+            log.warning("master data not pulled: %s", exc)
 
     def _pass(self, board: StatusBoard, scope, closed) -> SyncResult:
         try:

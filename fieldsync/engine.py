@@ -15,7 +15,6 @@ everything resumable and is retried with capped exponential backoff.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import shutil
@@ -32,7 +31,7 @@ from filelock import FileLock, Timeout
 from . import ledger, manifest
 from .atomic import fsync_dir
 from .config import Config
-from .errors import BadInput, ImageError, SyncBusy, TransportError, TreeError
+from .errors import BadInput, FieldsyncError, ImageError, SyncBusy, TransportError, TreeError
 from .layout import MANIFEST_FILE, PathInfo, classify, is_private
 from .shrink import ShrinkSettings, shrink
 from .state import FileState, SyncState, backoff_delay
@@ -61,6 +60,9 @@ class SyncResult:
     waiting: list[str] = field(default_factory=list)  # still being written
     conflicts: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None  # why the pass stopped early (server unreachable, ...)
+    # Files this pass rewrote in the tree (shrunk photos, manifests): rel -> (size, mtime_ns)
+    # as written, so the daemon can tell the watcher's echo of its own writes from new work.
+    wrote: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -100,28 +102,34 @@ class Progress:
 # --------------------------------------------------------------------------- plan
 
 class Entry:
-    """One path of the tree as scanned. Kept cheap: a restart looks at every file of the tree,
-    and most need no more than their key, size and mtime; the rest is computed on demand."""
+    """One path of the tree as scanned. Kept small (slots, no path string: it is derived from
+    the root and the key): a restart holds one per file of the tree, 100,000 and more, and
+    most need no more than their key, size and mtime; the rest is computed on demand."""
 
-    def __init__(self, key: str, path: Path | str, is_dir: bool, size: int, mtime_ns: int, layout):
+    __slots__ = ("key", "is_dir", "size", "mtime_ns", "_root", "_layout", "_info")
+
+    def __init__(self, key: str, root: Path, is_dir: bool, size: int, mtime_ns: int, layout):
         self.key = key  # POSIX path relative to ROOT
-        self._path = path
+        self._root = root
         self.is_dir = is_dir
         self.size = size
         self.mtime_ns = mtime_ns
         self._layout = layout
+        self._info = None
 
-    @functools.cached_property
+    @property
     def rel(self) -> PurePosixPath:
         return PurePosixPath(self.key)
 
-    @functools.cached_property
+    @property
     def path(self) -> Path:
-        return Path(self._path)
+        return self._root / self.key
 
-    @functools.cached_property
+    @property
     def info(self) -> PathInfo:
-        return classify(self.rel, self._layout, self.is_dir)
+        if self._info is None:
+            self._info = classify(self.rel, self._layout, self.is_dir)
+        return self._info
 
 
 @dataclass
@@ -150,7 +158,7 @@ def scan(cfg: Config, scope: Iterable[PurePosixPath] | None = None) -> dict[str,
         is_dir = stat_mod.S_ISDIR(st.st_mode)
         if not is_dir and not stat_mod.S_ISREG(st.st_mode):
             return False  # sockets, fifos: nothing to mirror
-        found[key] = Entry(key, path, is_dir, 0 if is_dir else st.st_size, st.st_mtime_ns, cfg.layout)
+        found[key] = Entry(key, root, is_dir, 0 if is_dir else st.st_size, st.st_mtime_ns, cfg.layout)
         return is_dir
 
     def walk(folder: str, key: str) -> None:
@@ -204,7 +212,7 @@ def reconcile(entries: dict[str, Entry], state: SyncState, remote: dict[str, tup
     """
     plan = Plan()
     adopted = []
-    for key, entry in sorted(entries.items(), key=lambda item: (item[0].count("/"), item[0])):
+    for key, entry in entries.items():  # no sorted copy of a 100,000-entry scan: folders sorted below
         record = state.peek(key)
         if entry.is_dir:
             if record is not None and record.status == "done":
@@ -225,6 +233,8 @@ def reconcile(entries: dict[str, Entry], state: SyncState, remote: dict[str, tup
             plan.unchanged += 1
             continue
         plan.files.append(entry)
+    plan.folders.sort(key=lambda e: (e.key.count("/"), e.key))  # parents first
+    plan.files.sort(key=lambda e: e.key)
     if adopted:
         state.put_many(adopted)
     if full:
@@ -391,6 +401,8 @@ class Engine:
         try:
             entries = scan(self.cfg, scope)
             remote = self._server_listing() if not self.state.meta("server_listed") else None
+            if remote is None:  # with a fresh listing, reconcile adopts what is there anyway
+                self._follow_renames(entries)
             plan = reconcile(entries, self.state, remote, full)
             result.unchanged = plan.unchanged
             if remote is not None:
@@ -407,6 +419,7 @@ class Engine:
             manifests = self._manifests(touched, [e for e in plan.files if e.rel.name == MANIFEST_FILE])
             if not result.error:
                 self._push_files(manifests, progress, result)
+                result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests)
             if not result.error:
                 self._push_ledger(result)
             if not result.error:
@@ -421,6 +434,50 @@ class Engine:
                 self.state.set_meta("last_push", time.time())
             self.state.flush()
         return result
+
+    def _follow_renames(self, entries: dict[str, Entry]) -> None:
+        """A visit renamed on the tablet (`visit edit --name` or a file manager) is renamed on
+        the server too, no re-upload: a visit folder the state does not know, whose old
+        name is known to the state, gone from the tree and still on the server."""
+        for entry in list(entries.values()):
+            if not entry.is_dir or entry.key.count("/") != 3 or self.state.peek(entry.key) is not None:
+                continue
+            if entry.info.role != "visit":
+                continue
+            old = self._renamed_from(entry)
+            if old is None:
+                continue
+            there = self.transport.stat(PurePosixPath(old))
+            if there is None or not there.is_dir or self.transport.stat(entry.rel) is not None:
+                continue  # old copy not on the server (or the new name taken): upload as usual
+            self.transport.rename(PurePosixPath(old), entry.rel)
+            moved = self.state.rekey(old, entry.key)
+            log.info("visit renamed %s -> %s on the server (%d records kept)", old, entry.key, moved)
+
+    def _renamed_from(self, entry: Entry) -> str | None:
+        """The old key of a renamed visit: from visit.yaml's name history, else the visit_id
+        of its manifest.json as recorded when that was pushed under the old name."""
+        from .visits import read_visit
+
+        parent = entry.key.rsplit("/", 1)[0]
+        candidates = []
+        with contextlib.suppress(FieldsyncError, OSError):
+            history = read_visit(entry.path).get("history") or []
+            candidates = [f"{parent}/{h['old']}" for h in reversed(history)
+                          if isinstance(h, dict) and h.get("field") == "name" and h.get("new") == entry.rel.name
+                          and isinstance(h.get("old"), str) and "/" not in h["old"]]
+        with contextlib.suppress(FieldsyncError, OSError):
+            visit_id = (manifest.load(entry.path) or {}).get("visit_id")
+            if visit_id:
+                prefix = parent + "/"
+                candidates += [r.rel[:-len(MANIFEST_FILE) - 1] for r in self.state.all()
+                               if r.rel.startswith(prefix) and r.rel.endswith("/" + MANIFEST_FILE)
+                               and r.extra.get("visit_id") == visit_id]
+        for old in candidates:
+            record = self.state.peek(old)
+            if record is not None and record.is_dir and not self.cfg.root.joinpath(old).exists():
+                return old
+        return None
 
     def _server_listing(self) -> dict[str, tuple[int, float]]:
         # The state is new or was lost: one listing of the server lets reconcile adopt what
@@ -537,6 +594,9 @@ class Engine:
             st = final.stat()
             record = self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                        extra={**record.extra, "prepared": True})
+            if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                with lock:
+                    result.wrote[entry.key] = (st.st_size, st.st_mtime_ns)
         target = entry.rel
         if record.remote_size is None and record.status != "failed":
             target = self._conflict_free_target(entry, st.st_size, result, lock)
@@ -554,13 +614,24 @@ class Engine:
             self._failed(entry, str(exc), result, lock)
             return "failed", str(exc)
         self.state.update(entry.key, status="done", remote_size=st.st_size, reason="", attempts=0,
-                          next_try=0.0, pushed_at=time.time(), extra={})
+                          next_try=0.0, pushed_at=time.time(), extra=self._pushed_extra(entry, final))
         if entry.info.role == "photo" and self.cfg.photos.originals == "delete":
             self._drop_original(entry)
         with lock:
             result.uploaded += 1
             result.bytes += st.st_size
         return "uploaded", ""
+
+    def _pushed_extra(self, entry: Entry, final: Path) -> dict:
+        # A pushed manifest remembers its visit_id: a visit renamed in a file manager (no
+        # name history in visit.yaml) is then still recognised by its manifest.
+        if entry.rel.name != MANIFEST_FILE or entry.key.count("/") != 4:
+            return {}
+        with contextlib.suppress(FieldsyncError, OSError):
+            visit_id = manifest.parse(final.read_bytes(), final).get("visit_id")
+            if isinstance(visit_id, str):
+                return {"visit_id": visit_id}
+        return {}
 
     def _changed_since(self, entry: Entry) -> bool:
         try:
@@ -690,7 +761,7 @@ class Engine:
             record = self.state.get(rel.as_posix())
             if record and record.status == "done" and record.matches(st.st_size, st.st_mtime_ns):
                 continue
-            wanted[rel.as_posix()] = Entry(rel.as_posix(), path, False, st.st_size, st.st_mtime_ns,
+            wanted[rel.as_posix()] = Entry(rel.as_posix(), self.cfg.root, False, st.st_size, st.st_mtime_ns,
                                            self.cfg.layout)
         for entry in wanted.values():  # the scan may predate the last record_result
             with contextlib.suppress(FileNotFoundError):

@@ -5,25 +5,36 @@ status (pending | uploading | done | failed | quarantined) with reason, attempts
 earliest next try. Losing this file costs a re-listing of the server, never a photo: the
 engine rebuilds it from the tree, the manifests and the server (engine.reconcile).
 
-TinyDB's JSONStorage rewrites the whole file on every write (bench/sync.py measures it), so
-writes go through CachingMiddleware and reach the disk on flush(): after each file batch, at
-the end of a pass and on close. A crash loses at most the last batch of cached updates,
-which the next pass re-derives from the tree and the server.
+TinyDB's JSONStorage rewrites the whole file on every write (bench/sync.py measures it), and
+TinyDB keeps every document as a dict beside anything the engine builds from it: at 100,000
+files that is most of the daemon's memory. So the cache is TinyDB with a storage of its own
+(StateStorage, TinyDB's documented extension point): the file is TinyDB's JSON format, one
+document a line and defaults left out, read line by line straight into slotted FileState
+records (the only in-memory copy), and written atomically (temp file, fsync, rename) on
+flush(): every `flush_every` updates, at least every FLUSH_SECONDS while busy, at the end of a
+pass and on close. A crash loses at most the updates since the last flush, which the next
+pass re-derives from the tree and the server; the file itself is never half-written.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import random
+import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from tinydb import TinyDB
-from tinydb.middlewares import CachingMiddleware
-from tinydb.storages import JSONStorage
+from tinydb.storages import Storage
 from tinydb.table import Document
+
+from .atomic import atomic_open
+
+log = logging.getLogger(__name__)
 
 STATE_FILE = "sync-state.json"
 STATUSES = ("pending", "uploading", "done", "failed", "quarantined")
@@ -60,52 +71,119 @@ class FileState:
         return self.size == size and self.mtime_ns == mtime_ns
 
 
+_FIELDS = tuple((f.name, f.default) for f in fields(FileState) if f.name not in ("rel", "extra"))
+_HEAD = '{"files": {'  # the first line of a file written by StateStorage
+
+
+class StateStorage(Storage):
+    """TinyDB storage for the state file: the `files` table lives in `files` (rel ->
+    FileState, filled while reading), other tables (meta) go through TinyDB as usual.
+
+    File layout (valid TinyDB JSON; older single-line files are still read):
+        {"files": {
+        "1": {"rel": "...", "size": 1, ...},
+        ...
+        },
+        "meta": {...}}
+    """
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.files: dict[str, FileState] = {}
+        self._tables: dict[str, dict] = {}
+        self.dirty = False
+        try:
+            self._load()
+        except (ValueError, KeyError, TypeError):  # damaged by hand or by a foreign writer
+            broken = self.path.with_suffix(f".broken-{int(time.time())}")
+            self.path.replace(broken)
+            log.warning("sync state unreadable, kept as %s; it is rebuilt from the tree and server", broken)
+            self.files, self._tables = {}, {}
+
+    def _load(self) -> None:
+        try:
+            handle = self.path.open(encoding="utf-8")
+        except FileNotFoundError:
+            return
+        with handle:
+            first = handle.readline()
+            if first.rstrip("\n") != _HEAD:  # one JSON document (TinyDB's own format)
+                data = json.loads(first + handle.read()) if first.strip() else {}
+                for doc in data.pop("files", {}).values():
+                    self._add(doc)
+                self._tables = data
+                return
+            for line in handle:  # one document a line: no copy of the whole file in memory
+                if line.startswith("}"):
+                    self._tables = json.loads("{" + handle.read())
+                    return
+                self._add(json.loads(line.rstrip(",\n").partition(": ")[2]))
+            raise ValueError("state file cut short")
+
+    def _add(self, doc: dict) -> None:
+        record = _record(doc)
+        if record is not None:
+            self.files[record.rel] = record
+
+    # TinyDB's side: every table but `files`
+    def read(self) -> dict:
+        return self._tables
+
+    def write(self, data: dict) -> None:
+        data.pop("files", None)
+        self._tables = data
+        self.dirty = True
+
+    def flush(self) -> None:
+        if not self.dirty:
+            return
+        with atomic_open(self.path, "w") as handle:
+            handle.write(_HEAD + "\n")
+            last = len(self.files)
+            for n, record in enumerate(self.files.values(), 1):
+                text = json.dumps(_doc(record), ensure_ascii=False)
+                handle.write(f'"{n}": {text}{"," if n < last else ""}\n')
+            handle.write("},\n")
+            handle.write(json.dumps(self._tables, ensure_ascii=False)[1:] + "\n")
+        self.dirty = False
+
+    def close(self) -> None:
+        self.flush()
+
+
 class SyncState:
-    """Thread-safe access to the cache; an in-memory index keeps lookups O(1)."""
+    """Thread-safe access to the cache; lookups and per-file updates are O(1) dict operations
+    (the file is rewritten on flush only, amortised over flush_every updates)."""
 
     def __init__(self, state_dir: Path, flush_every: int = 200):
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / STATE_FILE
         self._lock = threading.RLock()
-        self._db = self._open(flush_every)
-        self._files = self._db.table("files")
+        self._db = TinyDB(self.path, storage=StateStorage)
+        self._storage: StateStorage = self._db.storage
         self._meta = self._db.table("meta")
-        self._index: dict[str, tuple[int, FileState]] = {}
-        for doc in self._files.all():
-            record = _record(doc)
-            if record is not None:
-                self._index[record.rel] = (doc.doc_id, record)
+        self._index = self._storage.files
+        self._flush_every = flush_every
+        self._unflushed = 0
         self._flushed = time.monotonic()
-        self._next_id = max((doc_id for doc_id, _ in self._index.values()), default=0) + 1
-
-    def _open(self, flush_every: int) -> TinyDB:
-        try:
-            db = TinyDB(self.path, storage=CachingMiddleware(JSONStorage), ensure_ascii=False)
-            db.tables()  # reads the file now, so a damaged one is caught here
-        except ValueError:  # damaged JSON (a crash mid-write on a filesystem without rename)
-            self.path.replace(self.path.with_suffix(f".broken-{int(time.time())}"))
-            db = TinyDB(self.path, storage=CachingMiddleware(JSONStorage), ensure_ascii=False)
-        db.storage.WRITE_CACHE_SIZE = flush_every
-        return db
 
     # ------------------------------------------------------------------ reading
 
     def get(self, rel: str) -> FileState | None:
         """A copy of the record for `rel` (changing it changes nothing until put())."""
         with self._lock:
-            entry = self._index.get(rel)
-            return _copy(entry[1]) if entry else None
+            record = self._index.get(rel)
+            return _copy(record) if record else None
 
     def peek(self, rel: str) -> FileState | None:
         """The record for `rel`, read-only (no copy: for scans over the whole tree)."""
-        entry = self._index.get(rel)  # one dict lookup: atomic under the GIL
-        return entry[1] if entry else None
+        return self._index.get(rel)  # one dict lookup: atomic under the GIL
 
     def all(self) -> list[FileState]:
         """Every record, read-only: put() replaces records, it never changes them in place,
         so no copies are needed (a restart with 100,000 files reads them all)."""
         with self._lock:
-            return [record for _, record in self._index.values()]
+            return list(self._index.values())
 
     def __len__(self) -> int:
         return len(self._index)
@@ -113,7 +191,7 @@ class SyncState:
     def counts(self) -> dict[str, int]:
         with self._lock:
             counts = dict.fromkeys(STATUSES, 0)
-            for _, record in self._index.values():
+            for record in self._index.values():
                 if not record.is_dir:
                     counts[record.status] = counts.get(record.status, 0) + 1
             return counts
@@ -130,25 +208,13 @@ class SyncState:
         self.put_many([record])
 
     def put_many(self, records: Iterable[FileState]) -> None:
-        # Table.upsert rebuilds the whole table dict on every call (O(files) per update);
-        # going through the storage's cached dict keeps one update O(1), still TinyDB's format.
         records = list(records)
         if not records:
-            return  # a write would mark the cache dirty and cost a full rewrite at flush
+            return  # nothing changed: no rewrite at the next flush
         with self._lock:
-            data = self._db.storage.read() or {}
-            table = data.setdefault(self._files.name, {})
             for record in records:
-                entry = self._index.get(record.rel)
-                doc_id = entry[0] if entry else self._next_id
-                if entry is None:
-                    self._next_id += 1
-                copy = _copy(record)
-                self._index[record.rel] = (doc_id, copy)
-                table[str(doc_id)] = asdict(copy)
-            self._db.storage.write(data)
-            self._files.clear_cache()
-            self._flush_if_due()
+                self._index[record.rel] = _copy(record)
+            self._changed(len(records))
 
     def update(self, rel: str, **changes) -> FileState:
         with self._lock:
@@ -159,18 +225,24 @@ class SyncState:
             return record
 
     def forget(self, rels: Iterable[str]) -> None:
-        rels = [rel for rel in rels if rel in self._index]
-        if not rels:
-            return
         with self._lock:
-            data = self._db.storage.read() or {}
-            table = data.setdefault(self._files.name, {})
-            for rel in rels:
-                entry = self._index.pop(rel, None)
-                if entry is not None:
-                    table.pop(str(entry[0]), None)
-            self._db.storage.write(data)
-            self._files.clear_cache()
+            gone = [rel for rel in rels if self._index.pop(rel, None) is not None]
+            if gone:
+                self._changed(len(gone))
+
+    def rekey(self, old: str, new: str) -> int:
+        """Move the records of folder `old` and everything under it to `new` (a visit renamed
+        on the tablet and on the server). O(records) once per rename, which is rare."""
+        with self._lock:
+            prefix = old + "/"
+            moved = [rel for rel in self._index if rel == old or rel.startswith(prefix)]
+            for rel in moved:
+                record = self._index.pop(rel)
+                key = new + rel[len(old):]
+                self._index[key] = replace(record, rel=key, extra=dict(record.extra))
+            if moved:
+                self._changed(len(moved))
+            return len(moved)
 
     def set_meta(self, key: str, value) -> None:
         with self._lock:
@@ -183,12 +255,15 @@ class SyncState:
 
     def flush(self) -> None:
         with self._lock:
-            self._db.storage.flush()
+            self._storage.flush()
+            self._unflushed = 0
             self._flushed = time.monotonic()
 
-    def _flush_if_due(self) -> None:
-        # Besides every WRITE_CACHE_SIZE writes: a busy daemon saves at least this often.
-        if time.monotonic() - self._flushed >= FLUSH_SECONDS:
+    def _changed(self, count: int) -> None:
+        # Saved every flush_every updates, and at least every FLUSH_SECONDS while busy.
+        self._storage.dirty = True
+        self._unflushed += count
+        if self._unflushed >= self._flush_every or time.monotonic() - self._flushed >= FLUSH_SECONDS:
             self.flush()
 
     def close(self) -> None:
@@ -213,10 +288,31 @@ def _copy(record: FileState) -> FileState:
     return replace(record, extra=dict(record.extra))
 
 
+def _doc(record: FileState) -> dict:
+    """The TinyDB document of a record: fields at their default are left out (smaller file,
+    faster restart); _record() puts them back."""
+    doc = {"rel": record.rel}
+    for name, default in _FIELDS:
+        value = getattr(record, name)
+        if value != default:
+            doc[name] = value
+    if record.extra:
+        doc["extra"] = record.extra
+    return doc
+
+
+_STATUS = {status: status for status in STATUSES}
+
+
 def _record(doc: dict) -> FileState | None:
     # A record from another version or a hand edit: drop it; the engine re-derives it.
     try:
         known = {k: v for k, v in doc.items() if k in FileState.__dataclass_fields__}
-        return FileState(**known)
+        record = FileState(**known)
     except TypeError:
         return None
+    if not isinstance(record.rel, str):
+        return None
+    # One shared string per status instead of one per record (100,000 records on a restart).
+    record.status = _STATUS.get(record.status) or sys.intern(str(record.status))
+    return record

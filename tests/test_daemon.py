@@ -168,3 +168,39 @@ def test_sync_refuses_while_the_daemon_runs(running, invoke):
     assert result.exit_code == 2 and "another sync is running" in result.output
     status = json.loads(invoke("status", "--json").output)
     assert status["daemon_running"] and status["watcher"] in ("events", "polling")
+
+
+def test_visit_renamed_while_the_daemon_runs_is_renamed_on_the_server(running):
+    from fieldsync import visits
+
+    cfg, visit, daemon = running
+    photo = camera_photo(visit / "外观" / "IMG_R.jpg")
+    wait_for(lambda: on_server(cfg, photo).exists(), what="the photo on the server")
+    wait_for(lambda: mirror_problems(cfg) == [], what="the mirror to settle")
+    server_copy = on_server(cfg, photo)
+    inode = server_copy.stat().st_ino
+    new = visits.edit_visit(cfg, visit, name="2026-11-25_0930-改名")
+    moved = on_server(cfg, new / "外观" / "IMG_R.jpg")
+    wait_for(lambda: moved.exists() and not on_server(cfg, visit).exists(), what="the rename on the server")
+    wait_for(lambda: mirror_problems(cfg) == [], what="the mirror to settle")
+    assert moved.stat().st_ino == inode  # renamed, not uploaded again
+
+
+def test_own_writes_skip_the_settle_wait_only_while_unchanged(sync_visit):
+    from fieldsync.engine import SyncResult
+    from fieldsync.watcher import Batch
+
+    cfg, visit = sync_visit
+    photo = camera_photo(visit / "外观" / "IMG_E.jpg", upright=(600, 800))
+    other = camera_photo(visit / "外观" / "IMG_F.jpg", upright=(600, 800), seed=1)
+    rels = [p.relative_to(cfg.root).as_posix() for p in (photo, other)]
+    daemon = Daemon(cfg)
+    written = {rel: (os.stat(cfg.root / rel).st_size, os.stat(cfg.root / rel).st_mtime_ns) for rel in rels}
+    daemon._expect_echo(SyncResult(wrote=written))  # as a pass that shrank both would report
+    batch = daemon.watcher.changes.take(0, 0)
+    assert batch.closed == set(rels)  # the echo of our own writes needs no settle wait...
+    with open(other, "ab") as handle:  # ...unless someone wrote to the file since
+        handle.write(b"more")
+    assert daemon._closed(batch) == {rels[0]}
+    assert daemon._own == {}  # each echo is used once
+    assert daemon._closed(Batch(closed=set(rels))) == set(rels)  # real close-writes pass as they are

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from PIL import Image
 
@@ -304,3 +304,135 @@ def test_sftp_server_down_then_back(sftp_tree, sshd, invoke):
         sshd.start()
     assert invoke("sync").exit_code == 0
     assert mirror_problems(sftp_tree) == []
+
+
+# --------------------------------------------------------------------------- visit renames
+
+def _pushed_names(server: Path) -> set[str]:
+    return {p.relative_to(server).as_posix() for p in server.rglob("*") if p.is_file()}
+
+
+class _CountingTransport:
+    """The real transport, counting uploads and renames (to prove a rename re-uploads nothing)."""
+
+    def __init__(self, inner):
+        self._inner = inner
+        self.uploads: list[str] = []
+        self.renames: list[tuple[str, str]] = []
+
+    def upload(self, local, rel, *args, **kwargs):
+        self.uploads.append(PurePosixPath(rel).as_posix())
+        return self._inner.upload(local, rel, *args, **kwargs)
+
+    def rename(self, old, new):
+        self.renames.append((old.as_posix(), new.as_posix()))
+        return self._inner.rename(old, new)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def _rename_case(cfg, visit, how: str):
+    """Push a visit with photos, rename it (`visit edit --name` or a plain folder move), push
+    again; returns (new visit folder, transport used for the second pass)."""
+    from fieldsync import visits
+    from fieldsync.transport import open_transport
+
+    for i in range(3):
+        camera_photo(_photo_dir(visit) / f"IMG_{i}.jpg", seed=i)
+    assert engine.sync_once(cfg).exit_code == 0
+    if how == "edit":
+        new = visits.edit_visit(cfg, visit, name="2026-11-25_0930-改名")
+    else:  # a file manager: no name history in visit.yaml, the manifest's visit_id tells
+        new = visit.with_name("2026-11-25_0930-moved")
+        os.rename(visit, new)
+    with open_transport(cfg) as inner:
+        counting = _CountingTransport(inner)
+        result = engine.sync_once(cfg, transport=counting)
+    assert result.exit_code == 0, str(result)
+    return new, counting
+
+
+def _assert_renamed(cfg, server: Path, old: Path, new: Path, counting) -> None:
+    old_rel, new_rel = old.relative_to(cfg.root).as_posix(), new.relative_to(cfg.root).as_posix()
+    assert counting.renames == [(old_rel, new_rel)]
+    assert not [u for u in counting.uploads if u.endswith(".jpg")]  # no photo re-uploaded
+    assert not (server / old_rel).exists()
+    assert {f"{new_rel}/外观/IMG_{i}.jpg" for i in range(3)} <= _pushed_names(server)
+    assert mirror_problems(cfg) == []
+    assert engine.sync_once(cfg).uploaded == 0  # the state follows the new name
+
+
+def test_visit_edit_name_renames_on_the_server(sync_visit):
+    cfg, visit = sync_visit
+    new, counting = _rename_case(cfg, visit, "edit")
+    _assert_renamed(cfg, server_root(cfg), visit, new, counting)
+    assert manifest.load(new)["visit_id"]
+
+
+def test_visit_moved_in_a_file_manager_renames_on_the_server(sync_visit):
+    cfg, visit = sync_visit
+    new, counting = _rename_case(cfg, visit, "move")
+    _assert_renamed(cfg, server_root(cfg), visit, new, counting)
+
+
+def test_renamed_visit_missing_on_the_server_is_uploaded(sync_visit):
+    import shutil
+
+    from fieldsync import visits
+
+    cfg, visit = sync_visit
+    camera_photo(_photo_dir(visit) / "IMG_0.jpg")
+    assert engine.sync_once(cfg).exit_code == 0
+    server = server_root(cfg)
+    shutil.rmtree(server / visit.relative_to(cfg.root))  # someone removed it on the server
+    new = visits.edit_visit(cfg, visit, name="2026-11-25_0930-b")
+    result = engine.sync_once(cfg)
+    assert result.exit_code == 0 and result.uploaded >= 1, str(result)
+    assert (server / new.relative_to(cfg.root) / "外观" / "IMG_0.jpg").is_file()
+    assert mirror_problems(cfg) == []
+
+
+def test_sftp_visit_edit_name_renames_on_the_server(sftp_tree, remote_root):
+    from fieldsync import tree as tree_mod
+    from fieldsync import visits
+
+    cfg = sftp_tree
+    tree_mod.open_customer(cfg, "3300001234")
+    tree_mod.add_category(cfg, "3300001234", "1", "计量装置")
+    visit = visits.new_visit(cfg, "3300001234", "1", "计量装置", name="2026-11-25_0930")
+    new, counting = _rename_case(cfg, visit, "edit")
+    _assert_renamed(cfg, remote_root, visit, new, counting)
+
+
+# --------------------------------------------------------------------------- state file
+
+def test_state_file_is_tinydb_json_read_back_and_rebuilt_when_damaged(tmp_path):
+    from tinydb import TinyDB
+
+    from fieldsync.state import FileState, SyncState
+
+    folder = tmp_path / "state"
+    with SyncState(folder, flush_every=2) as state:
+        state.put_many([FileState("a/b.jpg", 10, 5, remote_size=10, status="done"),
+                        FileState("a", is_dir=True, status="done"),
+                        FileState("a/c.pdf", 3, 7, status="failed", reason="断网", attempts=2)])
+        state.set_meta("last_push", 123.0)
+        assert state.rekey("a", "z") == 3
+    path = folder / STATE_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))  # plain JSON, TinyDB's layout
+    assert sorted(doc["rel"] for doc in data["files"].values()) == ["z", "z/b.jpg", "z/c.pdf"]
+    with TinyDB(path) as db:  # TinyDB's own storage reads it
+        assert len(db.table("files")) == 3
+        # ... and what TinyDB writes (one line) is read back by SyncState
+        db.table("files").insert({"rel": "y.txt", "size": 1, "status": "done"})
+    with SyncState(folder) as state:
+        assert state.get("z/c.pdf").reason == "断网" and state.get("z/c.pdf").attempts == 2
+        assert state.get("z").is_dir and state.get("y.txt").status == "done"
+        assert state.meta("last_push") == 123.0
+        state.put(FileState("x", 1, 1, status="done"))
+    assert path.read_text(encoding="utf-8").startswith('{"files": {\n')  # back to one doc a line
+    path.write_text(path.read_text(encoding="utf-8")[:40], encoding="utf-8")  # damaged by hand
+    with SyncState(folder) as state:
+        assert len(state) == 0  # rebuilt from the tree and the server by the next pass
+    assert list(folder.glob(f"{path.stem}.broken-*"))
