@@ -272,3 +272,95 @@ def test_index_of_a_tree_pushed_by_the_real_engine(sync_visit):
     assert "清单完整" in page and "柜体完好" in page and "IMG_0002.jpg" in page
     with Image.open(server / THUMBS / rel / "外观" / "IMG_0001.jpg.jpg") as thumb:
         assert thumb.height > thumb.width  # EXIF orientation 6 applied (a portrait shot)
+
+
+def backdate(root: Path, seconds: int = 3600) -> None:
+    """Every file and folder of the tree (not .fieldsync) an hour old, as an idle share is."""
+    then = time.time() - seconds
+    for path in [root, *(p for p in root.rglob("*") if ".fieldsync" not in p.parts)]:
+        os.utime(path, (then, then))
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Land a file as the transport does: hidden temp name in the same folder, then rename."""
+    tmp = path.parent / f".{path.name}.fieldsync-part"
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def test_plain_incremental_run_sees_changes_deep_in_one_visit(server_tree, monkeypatch):
+    from fieldsync.server import scan
+
+    # No "racy" grace period: what is tested here is the folder-mtime comparison alone.
+    monkeypatch.setattr(scan, "RACY_NS", 0)
+    root = server_tree
+    backdate(root)
+    assert build(root).full
+    idle = build(root)
+    # Nothing moved: only folders were stat'ed, no customer scanned, no visit looked at.
+    assert idle.folders_checked > 30 and idle.visits_scanned == 0 and idle.pages == []
+
+    # 1. A new photo lands in one visit's 外观 folder (only that folder's mtime changes).
+    visit1 = root / C1 / "周期检查" / "计量装置" / "2026-11-09_0930"
+    replace_file(visit1 / "外观" / "IMG_NEW_0001.jpg", jpeg_bytes(color=(200, 30, 30)))
+    result = build(root)
+    rel1 = visit1.relative_to(root).as_posix()
+    assert not result.full and result.visits_changed == 1 and result.visits_scanned == 3  # C1 only
+    assert set(result.pages) == {visit_page(rel1), customer_page(C1), f"{SITE}/index.html"}
+    assert "IMG_NEW_0001.jpg" in (root / visit_page(rel1)).read_text("utf-8")
+    assert (root / THUMBS / rel1 / "外观" / "IMG_NEW_0001.jpg.jpg").is_file()
+
+    # 2. visit.yaml replaced by temp + rename in another customer's visit.
+    visit2 = root / C3 / "周期检查" / "计量装置" / "2026-12-12_0930"
+    text = (visit2 / "visit.yaml").read_text("utf-8").replace("外观正常", "表计封印缺失")
+    replace_file(visit2 / "visit.yaml", text.encode())
+    result = build(root)
+    rel2 = visit2.relative_to(root).as_posix()
+    assert result.visits_changed == 1 and visit_page(rel2) in result.pages
+    assert "表计封印缺失" in (root / visit_page(rel2)).read_text("utf-8")
+
+    # 3. A photo deleted from a third visit.
+    visit3 = root / C2 / "违约用电检查" / "计量装置" / "2026-11-14_0930"
+    gone = next((visit3 / "外观").glob("*.jpg"))
+    gone.unlink()
+    result = build(root)
+    rel3 = visit3.relative_to(root).as_posix()
+    assert result.visits_changed == 1 and visit_page(rel3) in result.pages
+    page = (root / visit_page(rel3)).read_text("utf-8")
+    assert gone.name in page and "清单完整" not in page  # still listed by the manifest: now missing
+
+    # 4. A new document and a new customer: customer page and root search data follow.
+    (root / C1 / "用电资料" / "增容申请.pdf").write_bytes(b"%PDF-1.4 x\n")
+    result = build(root)
+    assert result.visits_changed == 0 and customer_page(C1) in result.pages
+    assert "增容申请.pdf" in (root / customer_page(C1)).read_text("utf-8")
+    from tests.fixtures.server_tree import write_customer
+
+    write_customer(root, ("3300007777", "湖州新客户", "", "", "", "", ""))
+    result = build(root)
+    assert customer_page("3300007777_湖州新客户") in result.pages
+    assert "3300007777" in (root / SITE / "customers.js").read_text("utf-8")
+
+    # 5. A customer folder removed.
+    import shutil
+
+    shutil.rmtree(root / C3)
+    result = build(root)
+    assert customer_page(C3) in result.removed and not (root / customer_page(C3)).exists()
+    assert build(root).visits_scanned == 0  # settled again
+
+
+def test_change_in_the_same_timestamp_tick_is_not_missed(server_tree):
+    """A folder changed within the file system's timestamp tick keeps its mtime: the run right
+    after a change must not trust such a recent mtime (a "racy" stamp)."""
+    root = server_tree
+    build(root)  # the tree was just written: every stamp is racy
+    kind = root / C2 / "违约用电检查" / "计量装置" / "2026-11-14_0930" / "外观"
+    before = kind.stat()
+    replace_file(kind / "IMG_SAME_TICK.jpg", jpeg_bytes())
+    os.utime(kind, ns=(before.st_atime_ns, before.st_mtime_ns))  # as if in the same tick
+    result = build(root)
+    rel = kind.parent.relative_to(root).as_posix()
+    assert result.visits_changed == 1 and visit_page(rel) in result.pages
+    assert "IMG_SAME_TICK.jpg" in (root / visit_page(rel)).read_text("utf-8")
+    assert build(root).visits_changed == 0  # the racy stamps compare equal while nothing changes

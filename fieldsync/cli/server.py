@@ -94,7 +94,8 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, quiet_se
 
 def _report_build(app: AppContext, result) -> None:
     echo(app, f"{len(result.pages)} pages written, {len(result.removed)} removed, "
-              f"{result.visits_changed} of {result.visits_scanned} visits changed, "
+              f"{result.visits_changed} of {result.visits_scanned} visits changed"
+              f"{f' ({result.folders_checked} folders checked)' if result.folders_checked else ''}, "
               f"{result.thumbs_made} thumbnails made in {result.seconds:.2f}s"
               f"{' (full rebuild)' if result.full else ''}; open {result.entry}")
     if result.thumbs_failed:

@@ -3,16 +3,33 @@
 A stamp is made from a few `stat` calls (no file is read), so comparing stamps with the
 cache tells which visits changed without opening anything. Files land by rename (the transport
 uploads to a hidden temp name first), which changes the folder's mtime and the file's inode.
+
+Incremental runs go one step cheaper: every folder of the tree (root, customer, business,
+category, visit, photo folder) is remembered as (mtime_ns, inode), and a run stats just those
+folders; only customers under a folder whose mtime moved are scanned again (`changed_customers`).
+Adding, removing or renaming an entry changes exactly its parent folder's mtime, and visit.yaml /
+manifest.json are replaced by rename, so a stat per folder sees every upload.
+
+"Racy" stamps (as git calls them): a file system stores mtimes at a coarse tick, so a change in
+the same tick as our stat would leave the mtime unchanged. Anything whose mtime is within
+RACY_NS of the run's start is therefore not trusted: a folder is stored with mtime -1 (checked
+again next run) and a visit's stamp gets a digest of its listings and small files appended.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Layout
 from ..layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, is_photo_name
+
+# Far above any file system's timestamp tick (FAT's is 2 s) and the skew of a file server's clock.
+RACY_NS = 3_000_000_000
+RACY = -1  # the mtime stored for a folder changed too recently to trust
+DirRow = tuple[str, int, int]  # (path relative to ROOT, "/"-separated; mtime_ns or RACY; inode)
 
 
 def stat_stamp(path: str) -> str:
@@ -50,13 +67,70 @@ class CustomerScan:
     folder: str
     stamp: str
     visits: dict[str, str] = field(default_factory=dict)  # visit rel -> stamp
+    dirs: list[DirRow] = field(default_factory=list)  # every folder of the customer, itself first
 
 
-def visit_stamp(visit_path: str, layout: Layout) -> str:
-    # Four stats and no reads: this runs for every visit of the tree on each rebuild.
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def dir_row(root: str, rel: str, cutoff: int | None) -> DirRow | None:
+    """The folder ROOT/rel as remembered between runs; None when it is gone."""
+    st = _stat(os.path.join(root, rel) if rel else root)
+    if st is None:
+        return None
+    racy = cutoff is not None and st.st_mtime_ns >= cutoff
+    return (rel, RACY if racy else st.st_mtime_ns, st.st_ino)
+
+
+def _digest(paths: list[str], folders: list[str]) -> str:
+    """What a racy stamp adds: the folders' listings and the small files' bytes."""
+    digest = hashlib.sha1()
+    for folder in folders:
+        try:
+            names = sorted(name for name in os.listdir(folder) if not name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            names = ["-"]
+        digest.update("\0".join(names).encode() + b"\1")
+    for path in paths:
+        try:
+            with open(path, "rb") as handle:
+                digest.update(handle.read())
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            digest.update(b"-")
+        digest.update(b"\1")
+    return digest.hexdigest()[:16]
+
+
+def _stamp(stats: list[os.stat_result | None], cutoff: int | None, known: str | None,
+           digest) -> str:
+    plain = "|".join(f"{st.st_mtime_ns}.{st.st_size}.{st.st_ino}" if st else "-" for st in stats)
+    racy = cutoff is not None and any(st is not None and st.st_mtime_ns >= cutoff for st in stats)
+    # A stamp stored while racy keeps its digest, so it compares equal while nothing changed.
+    if racy or (known is not None and known.startswith(plain + "#")):
+        return f"{plain}#{digest()}"
+    return plain
+
+
+def visit_stamp(visit_path: str, layout: Layout, cutoff: int | None = None,
+                known: str | None = None) -> str:
+    # Four stats and no reads: this runs for every visit of a scanned customer.
     base = visit_path + os.sep
-    names = (VISIT_FILE, MANIFEST_FILE, *layout.kind_folders.values())
-    return "|".join([stat_stamp(base + name) for name in names])
+    files = [base + VISIT_FILE, base + MANIFEST_FILE]
+    folders = [base + name for name in layout.kind_folders.values()]
+    return _stamp([_stat(path) for path in files + folders], cutoff, known,
+                  lambda: _digest(files, folders))
+
+
+def customer_stamp(customer_path: str, layout: Layout, cutoff: int | None = None,
+                   known: str | None = None) -> str:
+    """customer.yaml and the documents folder (its files are listed on the customer page)."""
+    file = os.path.join(customer_path, CUSTOMER_FILE)
+    documents = os.path.join(customer_path, layout.documents_folder)
+    return _stamp([_stat(file), _stat(documents)], cutoff, known, lambda: _digest([file], [documents]))
 
 
 def is_customer_folder(path: str, layout: Layout) -> bool:
@@ -66,19 +140,37 @@ def is_customer_folder(path: str, layout: Layout) -> bool:
     return any(os.path.isdir(os.path.join(path, b)) for b in layout.businesses)
 
 
-def scan_customer(root: Path, folder: str, layout: Layout) -> CustomerScan | None:
-    """Stamps of one customer and of each of its visits; None when it is not a customer folder."""
-    base = os.path.join(root, folder)
+def scan_customer(root: Path, folder: str, layout: Layout, *, cutoff: int | None = None,
+                  known: dict[str, str] | None = None) -> CustomerScan | None:
+    """Stamps of one customer, of each of its visits and of its folders; None when it is not
+    a customer folder. `cutoff` (ns) marks racy stamps; `known` are the stamps stored last time."""
+    root_s = str(root)
+    base = os.path.join(root_s, folder)
     if not os.path.isdir(base) or not is_customer_folder(base, layout):
         return None
-    result = CustomerScan(folder, stat_stamp(os.path.join(base, CUSTOMER_FILE)))
+    known = known or {}
+    result = CustomerScan(folder, customer_stamp(base, layout, cutoff, known.get(folder)))
+
+    def remember(rel: str) -> None:
+        row = dir_row(root_s, rel, cutoff)
+        if row is not None:
+            result.dirs.append(row)
+
+    remember(folder)
+    remember(f"{folder}/{layout.documents_folder}")  # its files are listed on the customer page
     for business in layout.businesses:
         business_path = os.path.join(base, business)
+        remember(f"{folder}/{business}")
         for category in visible_dirs(business_path):
             category_path = os.path.join(business_path, category)
+            remember(f"{folder}/{business}/{category}")
             for visit in visible_dirs(category_path):
                 rel = f"{folder}/{business}/{category}/{visit}"
-                result.visits[rel] = visit_stamp(os.path.join(category_path, visit), layout)
+                remember(rel)
+                for kind_folder in layout.kind_folders.values():
+                    remember(f"{rel}/{kind_folder}")
+                result.visits[rel] = visit_stamp(os.path.join(category_path, visit), layout,
+                                                 cutoff, known.get(rel))
     return result
 
 
@@ -86,15 +178,42 @@ def customer_folders(root: Path) -> list[str]:
     return visible_dirs(str(root))
 
 
-def scan_tree(root: Path, layout: Layout, only: set[str] | None = None) -> dict[str, CustomerScan]:
+def scan_tree(root: Path, layout: Layout, only: set[str] | None = None, *,
+              cutoff: int | None = None, known: dict[str, str] | None = None) -> dict[str, CustomerScan]:
     """Every customer (or just those named in `only`) with its visit stamps."""
     names = sorted(only) if only is not None else customer_folders(root)
     found = {}
     for folder in names:
-        scanned = scan_customer(root, folder, layout)
+        scanned = scan_customer(root, folder, layout, cutoff=cutoff, known=known)
         if scanned is not None:
             found[folder] = scanned
     return found
+
+
+def changed_customers(root: Path, groups, stored_root: DirRow | None, root_now: DirRow | None) -> set[str]:
+    """Top-level folders (customers) with a folder whose stamp moved since `groups` were stored.
+
+    `groups` are (top-level folder, paths from ROOT, mtimes, inodes) as state.folder_groups
+    returns them; `stored_root` / `root_now` are the root's row then and now. One stat per
+    folder and nothing else: at a million photos that is a quarter of a million stats.
+    """
+    base = str(root) + os.sep
+    stat = os.stat
+    touched: set[str] = set()
+    for top, paths, mtimes, inodes in groups:
+        for path, mtime, ino in zip(paths, mtimes, inodes):
+            try:
+                st = stat(base + path)
+            except (FileNotFoundError, NotADirectoryError):
+                touched.add(top)
+                break
+            if mtime == RACY or st.st_mtime_ns != mtime or st.st_ino != ino:
+                touched.add(top)
+                break
+    if stored_root is None or root_now is None or stored_root[1] == RACY or root_now[1:] != stored_root[1:]:
+        # A customer folder came or went (or was renamed): the root's listing tells which.
+        touched |= set(customer_folders(root)) ^ {group[0] for group in groups}
+    return touched
 
 
 def as_text(value) -> str:

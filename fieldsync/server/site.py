@@ -43,6 +43,7 @@ TEMPLATES = ("_base.html.j2", "server_root.html.j2", "server_customer.html.j2",
              "server_visit.html.j2", "server_entry.html.j2", "_server_style.html.j2",
              "_map.html.j2")
 FORMAT_VERSION = "1"  # bump when the cached summary's shape changes
+DIRS_FORMAT = "1"  # the folder stamps are complete (a whole-tree scan stored them)
 LATEST_VISITS = 30
 THUMBS_PER_VISIT_ON_CUSTOMER_PAGE = 6
 
@@ -59,6 +60,7 @@ class BuildResult:
     removed: list[str] = field(default_factory=list)
     customers: int = 0
     visits_scanned: int = 0
+    folders_checked: int = 0  # folders stat'ed to find what changed (incremental runs)
     visits_changed: int = 0
     thumbs_made: int = 0
     thumbs_failed: int = 0
@@ -77,6 +79,8 @@ def build(root: Path, layout: Layout | None = None, *, full: bool = False,
 
     `full` ignores the cache and rewrites every page (thumbnails stay if fresh). `only` limits
     the scan to those customer folders (the watcher knows which ones an upload touched).
+    Otherwise the remembered folder stamps tell which customers to scan (one stat per folder
+    of the tree; no walk), after a first run that scanned the whole tree to store them.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -147,10 +151,19 @@ class _Builder:
         if full:
             only = None  # every stamp counts as changed; the cache still tells what disappeared
         result.full = full
-        scanned = scan.scan_tree(self.root, self.layout, only)
+        # Stamps taken from now on that are newer than this may hide a change (see scan's "racy").
+        cutoff = time.time_ns() - scan.RACY_NS
+        root_row = scan.dir_row(str(self.root), "", cutoff)  # before any listing of the root
+        incremental = only is None and not full and state.get_meta("dirs") == DIRS_FORMAT
+        if incremental:
+            groups = state.folder_groups()
+            result.folders_checked = sum(len(group[1]) for group in groups) + 1
+            only = scan.changed_customers(self.root, groups, state.root_folder(), root_row)
         known_customers = state.customer_stamps()
+        known_visits = state.visit_stamps(None if only is None else sorted(only))
+        scanned = scan.scan_tree(self.root, self.layout, only, cutoff=cutoff,
+                                 known={**known_visits, **known_customers})
         scope = set(known_customers) if only is None else set(only) & set(known_customers)
-        known_visits = state.visit_stamps(None if only is None else sorted(scope | set(scanned)))
         result.customers = len(scanned)
         result.visits_scanned = sum(len(c.visits) for c in scanned.values())
 
@@ -180,10 +193,32 @@ class _Builder:
         entry_missing = not (self.root / ENTRY_PAGE).exists()
         if dirty_customers or customer_data_changed or full or entry_missing:
             self._render_root(state, write_customers=customer_data_changed or full)
+        self._remember_folders(state, scanned, only, root_row, incremental, cutoff)
         state.set_meta("fingerprint", fingerprint)
         state.commit()
         result.thumbs_made, result.thumbs_failed = self.thumbs.made, self.thumbs.failed
         return result
+
+    def _remember_folders(self, state: IndexState, scanned: dict[str, scan.CustomerScan],
+                          only: set[str] | None, root_row, incremental: bool, cutoff: int) -> None:
+        """Store the folder stamps of what was scanned, for the next run's changed_customers."""
+        root = str(self.root)
+        tops = scan.customer_folders(self.root) if only is None else sorted(only)
+        rows_by_top = {}
+        for top in tops:
+            if top in scanned:
+                rows_by_top[top] = scanned[top].dirs
+            else:  # not (yet) a customer folder: watch the folder itself, in case it becomes one
+                row = scan.dir_row(root, top, cutoff)
+                rows_by_top[top] = [row] if row else []
+        if only is None:
+            state.replace_folders(None, [row for rows in rows_by_top.values() for row in rows])
+            state.set_meta("dirs", DIRS_FORMAT)
+        else:
+            for top, rows in rows_by_top.items():
+                state.replace_folders(top, rows)
+        if (only is None or incremental) and root_row is not None:
+            state.set_root_folder(root_row)
 
     def _write(self, rel: str, text: str) -> None:
         path = self.root / rel

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from array import array
 from pathlib import Path
 
 SCHEMA = """
@@ -22,6 +23,8 @@ CREATE TABLE IF NOT EXISTS visits (
     photos INTEGER NOT NULL, summary TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS visits_customer ON visits (customer);
 CREATE INDEX IF NOT EXISTS visits_created ON visits (created_at);
+CREATE TABLE IF NOT EXISTS folders (
+    top TEXT PRIMARY KEY, paths TEXT NOT NULL, mtimes BLOB NOT NULL, inodes BLOB NOT NULL);
 """
 
 
@@ -112,6 +115,45 @@ class IndexState:
         return [{"inspector": r[0], "visits": r[1], "photos": r[2], "customers": r[3],
                  "first": r[4], "last": r[5], "devices": sorted(filter(None, (r[6] or "").split(",")))}
                 for r in rows]
+
+    # -------------------------------------------------------------- folders
+    # Every folder of the tree as (mtime_ns, inode), so an incremental run stats folders instead
+    # of walking the tree; see scan.changed_customers. One row per top-level (customer) folder,
+    # its folders packed (paths joined by NUL, stamps as int64 arrays): a million-photo tree has
+    # a quarter of a million folders, and fetching that many SQLite rows alone took 0.3 s.
+    def folder_groups(self) -> list[tuple[str, list[str], array, array]]:
+        groups = []
+        for top, paths, mtimes, inodes in self.db.execute("SELECT top, paths, mtimes, inodes FROM folders"):
+            m, i = array("q"), array("Q")
+            m.frombytes(mtimes)
+            i.frombytes(inodes)
+            groups.append((top, paths.split("\0"), m, i))
+        return groups
+
+    def replace_folders(self, top: str | None, rows: list[tuple[str, int, int]]) -> None:
+        """Remember `rows` (path from ROOT, mtime_ns, inode) as the folders under `top`;
+        top None replaces every group (rows from a whole-tree scan, grouped by first part)."""
+        if top is None:
+            self.db.execute("DELETE FROM folders")
+            grouped: dict[str, list] = {}
+            for row in rows:
+                grouped.setdefault(row[0].split("/", 1)[0], []).append(row)
+        else:
+            self.db.execute("DELETE FROM folders WHERE top=?", (top,))
+            grouped = {top: rows} if rows else {}
+        self.db.executemany("INSERT INTO folders VALUES (?, ?, ?, ?)", [
+            (group, "\0".join(r[0] for r in items), array("q", [r[1] for r in items]).tobytes(),
+             array("Q", [r[2] for r in items]).tobytes()) for group, items in grouped.items()])
+
+    def root_folder(self) -> tuple[str, int, int] | None:
+        value = self.get_meta("root_folder")
+        if not value:
+            return None
+        mtime, ino = value.split()
+        return ("", int(mtime), int(ino))
+
+    def set_root_folder(self, row: tuple[str, int, int]) -> None:
+        self.set_meta("root_folder", f"{row[1]} {row[2]}")
 
     def commit(self) -> None:
         self.db.commit()
