@@ -52,9 +52,11 @@ class Day:
     def shown(self, text: str) -> str:
         return text.replace(str(self.home), "~")
 
-    def run(self, *args: str, note: str = "", cwd: Path | None = None) -> subprocess.CompletedProcess:
+    def run(self, *args: str, note: str = "", cwd: Path | None = None,
+            config: Path | None = None) -> subprocess.CompletedProcess:
         cwd = cwd or self.cwd
-        done = subprocess.run([str(FIELDSYNC), *args], cwd=cwd, env=self.env, capture_output=True,
+        env = self.env if config is None else {**self.env, "FIELDSYNC_CONFIG": str(config)}
+        done = subprocess.run([str(FIELDSYNC), *args], cwd=cwd, env=env, capture_output=True,
                               text=True, timeout=600)
         command = "fieldsync " + " ".join(_quote(self.shown(a)) for a in args)
         if "No such command" in done.stderr:
@@ -81,6 +83,25 @@ def _quote(arg: str) -> str:
     return f'"{arg}"' if (" " in arg or not arg) else arg
 
 
+def back_office(day: Day) -> None:
+    """The back office imports the marketing system's export and publishes it on the server."""
+    home = day.home
+    office = home / "back-office"
+    day.say("""
+## Before the day: the back office publishes the customer master data
+
+On the server (or any machine that reaches it), the marketing system's export is imported and
+published into the server tree's `.fieldsync/` for every tablet to pull (here the export is GBK,
+as the marketing system writes it):
+""")
+    day.run("init", str(office), "--inspector", "back.office", "--device", "office",
+            "--server", (home / "server").as_uri())
+    csv = home / "客户档案.csv"
+    shutil.copyfile(sample_csv_path(), csv)
+    day.run("customers", "import", str(csv), config=office / "config.yaml")
+    day.run("customers", "publish", str(home / "server"), config=office / "config.yaml")
+
+
 def live_the_day(day: Day) -> Path:
     home = day.home
     (home / "DCIM" / "Camera").mkdir(parents=True)
@@ -93,7 +114,9 @@ sandbox tablet by `docs/make_walkthrough.py`, which pastes each command's real o
 (the sandbox is shown as `~`; the "server" is a local folder standing in for the SFTP share).
 The tablet's camera app saves into `~/DCIM/Camera`; fieldsync files each photo into the right
 folder of the right visit.
-
+""")
+    back_office(day)
+    day.say("""
 ## Once: set up the tablet
 """)
     day.run("init", str(home / "fieldsync"), "--inspector", "zhang.san", "--device", "tablet-07",
@@ -116,14 +139,11 @@ camera:
 ```
 
 ## Morning, still on Wi-Fi: today's customer data
+
+The tablet fetches the customer master data the back office published on the server (the
+daemon also does this with each full rescan); it is fetched only when it changed:
 """)
-    pulled = day.run("customers", "pull")
-    if pulled.returncode != 0:
-        csv = home / "客户档案.csv"
-        shutil.copyfile(sample_csv_path(), csv)
-        day.say("This sandbox has no published master data, so the export is imported directly "
-                "(GBK, as the marketing system writes it):")
-        day.run("customers", "import", str(csv))
+    day.run("customers", "pull")
     day.run("customers", "show", ACCOUNT)
 
     day.say("\n## At the factory's meter room\n\nOpen the customer, add a category once, "
