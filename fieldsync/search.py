@@ -32,7 +32,7 @@ from .atomic import atomic_open
 from .customers import FIELDS, STORE_NAME, CustomerStore
 
 INDEX_NAME = "search-index.pickle"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 FIELD_CODES = {"account_no": "a", "name": "n", "meter_no": "m", "capacity_kva": "c",
                "address": "d", "line": "l", "voltage": "v"}
 PINYIN_FIELDS = ("name", "address", "line")
@@ -42,6 +42,7 @@ LENGTH = "#"  # key kind of "the field has this many characters" (finds exact ma
 VALUE = "@"  # key kind of "the field is exactly this" (fields with few distinct values)
 MAX_VALUES = 4096  # more distinct values than this: no VALUE postings for the field
 PAIR_CACHE = 256  # pinyin-initial pair bitmaps kept per index
+DENSE = 16  # a posting holding more than 1/DENSE of all customers is also saved as a bitmap
 READ_ROWS = 300  # fewer initials candidates than this: check them row by row, else by bytes
 EXACT, PREFIX, SUBSTRING = 0, 1, 2
 CONFIRM_DIRECTLY = 5_000  # fewer candidates than this: check a further condition row by row
@@ -350,8 +351,12 @@ class SearchIndex:
     """n-gram postings (gram -> customer ids in account order) over the seven fields."""
 
     def __init__(self, raw: dict, norm: dict, capacities: array, postings: dict, stamp,
-                 values: dict[str, list[str]] | None = None, pinyin: bytes | None = None):
+                 values: dict[str, list[str]] | None = None, pinyin: bytes | None = None,
+                 dense: dict[str, bytes] | None = None):
         self.raw, self.norm, self.capacities = raw, norm, capacities
+        # Bitmaps of the most common grams ("有限", "公司", "10kV"), made once at import: made
+        # from the ids at query time they cost more than the rest of the query.
+        self.dense = dense if dense is not None else {}
         self.values = values or {}  # field -> its distinct values, when few (VALUE postings)
         self.postings, self.stamp = postings, stamp
         self.count = len(capacities)
@@ -421,7 +426,11 @@ class SearchIndex:
         for field, values in norm_values.items():
             column = _Column(values)
             norm[field] = raw[field] if column.text == raw[field].text else column
-        index = cls(raw, norm, capacities, postings, stamp, {f: list(v) for f, v in value_lists.items()})
+        count = len(capacities)
+        dense = {key: bitmap(memoryview(ids).cast("I"), count).to_bytes((count + 7) // 8, "little")
+                 for key, ids in postings.items() if len(ids) // 4 * DENSE > count}
+        index = cls(raw, norm, capacities, postings, stamp, {f: list(v) for f, v in value_lists.items()},
+                    dense=dense)
         index._pinyin = index._make_pinyin()
         return index
 
@@ -444,7 +453,7 @@ class SearchIndex:
     def save(self, path: Path) -> None:
         state = {"version": INDEX_VERSION, "stamp": self.stamp, "raw": self.raw, "norm": self.norm,
                  "capacities": self.capacities, "postings": self.postings, "values": self.values,
-                 "pinyin": self._pinyin or self._make_pinyin()}
+                 "pinyin": self._pinyin or self._make_pinyin(), "dense": self.dense}
         with atomic_open(path, "wb") as handle:
             pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -460,7 +469,7 @@ class SearchIndex:
         if not isinstance(state, dict) or state.get("version") != INDEX_VERSION:
             return None
         return cls(state["raw"], state["norm"], state["capacities"], state["postings"], state["stamp"],
-                   state["values"], state["pinyin"])
+                   state["values"], state["pinyin"], state["dense"])
 
     # looking up
 
@@ -472,6 +481,8 @@ class SearchIndex:
         """One posting list as a bitmap; the big ones (frequent grams, common values) are kept,
         since turning them into bitmaps is the costly part."""
         bits = self._bitmaps.get(key)
+        if bits is None and key in self.dense:
+            return int.from_bytes(self.dense[key], "little")  # microseconds: not worth a cache slot
         if bits is None:
             posting = self._posting(key)
             bits = bitmap(posting, self.count)
@@ -748,6 +759,13 @@ class SearchIndex:
                 found |= Ranked.of(self._match_initials(field, text), self.count)
         return found
 
+    def _cheap(self, field: str, query: str) -> bool:
+        """A condition answered by bitmaps alone (two characters, or a field with few distinct
+        values): ANDing it costs less than confirming even a few hundred rows one by one."""
+        if field == "capacity_kva" and _COMPARISON.match(normalize(query)):
+            return False
+        return field in self.values or len(query_text(field, query)) == 2
+
     def _confirm(self, candidates: dict[int, int], field: str, query: str) -> dict[int, int]:
         """`candidates` that also match `query` in `field`, checked one by one (few left)."""
         out: dict[int, int] = {}
@@ -791,7 +809,8 @@ class SearchIndex:
                 combined |= self._match_field(field, text.strip())
         # Voltage and capacity match many customers: take them last; the longest text first.
         for field, query in sorted(conditions, key=lambda c: (c[0] in ("voltage", "capacity_kva"), -len(c[1]))):
-            if combined is not None and combined.count() <= CONFIRM_DIRECTLY:
+            if combined is not None and not self._cheap(field, query.strip()) \
+                    and combined.count() <= CONFIRM_DIRECTLY:
                 combined = Ranked.of(self._confirm(combined.ranks(), field, query.strip()), self.count)
             else:
                 found = self._match_field(field, query.strip())
