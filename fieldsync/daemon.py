@@ -179,7 +179,10 @@ class Daemon:
                 if not full and not batch:
                     continue
                 events_before = self.watcher.changes.events
-                result = self._pass(board, None if full else batch.paths, self._closed(batch))
+                closed = self._closed(batch)
+                if full:  # echoes the watcher never delivered (polling, overflow) stop here
+                    self._own.clear()
+                result = self._pass(board, None if full else batch.paths, closed)
                 self.passes += 1
                 self._expect_echo(result)
                 if full:
