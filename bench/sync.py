@@ -27,6 +27,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sync.md"
 ROOT = Path(__file__).resolve().parent.parent
+PUSH_RUNS = 5  # alternating fieldsync / OpenSSH runs of the 200-file push
 
 
 def make_tree(base: Path, server_url: str):
@@ -338,12 +339,19 @@ def main(argv: list[str]) -> int:
                         return dataclasses.replace(cfg, server=sshd.server_section(remote))
                     return edit
 
-                anchor = openssh_files_per_second(sshd, files, tmp / "openssh-remote" / "docs")
-                remote = tmp / "sftp-remote"
-                remote.mkdir()
-                ours = files_per_second(sshd.url(remote), files, via_sshd(remote))
-                row(f"{push_n} x {push_kb} KB files, one sync, sftp (files/s)", f"{ours:.1f}",
-                    f"OpenSSH sftp -b put+rename: {anchor:.1f} files/s -> fieldsync {ours / anchor:.2f}x")
+                # Alternating runs, medians: one run of each swings by a third on this machine.
+                anchors, ours_runs = [], []
+                for run in range(PUSH_RUNS):
+                    anchors.append(openssh_files_per_second(sshd, files, tmp / f"openssh-remote-{run}" / "docs"))
+                    remote = tmp / f"sftp-remote-{run}"
+                    remote.mkdir()
+                    ours_runs.append(files_per_second(sshd.url(remote), files, via_sshd(remote)))
+                anchor, ours = statistics.median(anchors), statistics.median(ours_runs)
+                row(f"{push_n} x {push_kb} KB files, one sync, sftp (files/s, median of {PUSH_RUNS})",
+                    f"{ours:.1f}",
+                    f"OpenSSH sftp -b put+rename: {anchor:.1f} files/s -> fieldsync {ours / anchor:.2f}x "
+                    f"(runs: fieldsync {', '.join(f'{v:.0f}' for v in ours_runs)}; "
+                    f"OpenSSH {', '.join(f'{v:.0f}' for v in anchors)})")
                 remote2 = tmp / "sftp-remote-photos"
                 remote2.mkdir()
                 row(f"{photos} x 12 MP photos, one sync, sftp (photos/s)",

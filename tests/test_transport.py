@@ -19,7 +19,7 @@ from fieldsync.errors import BadInput, HostKeyError, TransportError
 from fieldsync.transport import open_transport
 from fieldsync.transport.local import LocalTransport
 from fieldsync.transport.paths import is_part_name, part_name
-from fieldsync.transport.sftp import SFTPTransport
+from fieldsync.transport.sftp import SFTPTransport, preferred_ciphers
 from tests.fixtures.sshd import SSH_KEYGEN, keygen
 
 PHOTO = PurePosixPath("3300001234_杭州某某机械有限公司/周期检查/计量装置/2026-11-25_1430/外观/IMG_0001.jpg")
@@ -147,6 +147,21 @@ def test_a_symlink_planted_as_temp_name_is_not_written_through(endpoint, tmp_pat
     transport.upload(source, PurePosixPath("c/a.jpg"))
     assert victim.read_bytes() == b"\x07" * 10
     assert (remote / "c/a.jpg").read_bytes() == source.read_bytes()
+
+
+def test_a_dangling_symlink_planted_as_temp_name_creates_nothing_outside(endpoint, tmp_path):
+    # The exclusive create of a fresh upload must not follow a symlink whose target does not
+    # exist yet (O_CREAT alone would make the file there, outside the remote root).
+    transport, remote = endpoint
+    outside = tmp_path / "outside" / "planted.bin"
+    outside.parent.mkdir()
+    (remote / "c").mkdir()
+    (remote / "c" / part_name("b.jpg", transport.owner)).symlink_to(outside)
+    source = make_file(tmp_path / "photo.jpg", 5000)
+    transport.upload(source, PurePosixPath("c/b.jpg"))
+    assert not outside.exists()
+    assert (remote / "c/b.jpg").read_bytes() == source.read_bytes()
+    assert part_files(remote) == []
 
 
 def test_concurrent_uploads_are_all_correct(endpoint, tmp_path):
@@ -361,6 +376,20 @@ def test_login_uses_the_key_only_never_a_password(sshd, tmp_path):
     attempts = [line for line in sshd.log_text()[log_start:].splitlines() if "userauth-request" in line]
     assert attempts and all("method publickey" in line or "method none" in line for line in attempts)
     assert not any("password" in line or "keyboard-interactive" in line for line in attempts)
+
+
+def test_aes_gcm_is_negotiated_with_openssh(sshd, tmp_path):
+    with SFTPTransport.from_config(sshd.config(tmp_path)) as transport:
+        assert transport.stat(PurePosixPath("x")) is None
+        assert transport._ssh.remote_cipher == "aes128-gcm@openssh.com"
+        assert transport._ssh.local_cipher == "aes128-gcm@openssh.com"
+
+
+def test_cipher_preference_keeps_every_offered_cipher():
+    offered = ("aes128-ctr", "aes256-ctr", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com")
+    assert preferred_ciphers(offered) == ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com",
+                                          "aes128-ctr", "aes256-ctr")
+    assert preferred_ciphers(("aes128-ctr",)) == ("aes128-ctr",)
 
 
 def test_password_in_config_is_refused(tmp_path):
