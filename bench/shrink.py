@@ -28,6 +28,7 @@ GOAL_MS = 110
 GOAL_RSS_MB = 80
 MAX_EDGE, QUALITY = 1600, 85
 METHODS = ("fieldsync", "pillow-no-draft", "pyvips")
+QUALITY_PHOTOS = 4  # photos per method whose PSNR against the reference is computed
 
 
 def make_photos(folder: Path, count: int) -> list[Path]:
@@ -104,9 +105,47 @@ def worker(method: str, folder: Path) -> dict:
         func(src, out / src.name)
         times.append((time.perf_counter() - started) * 1000)
     sizes = [(out / p.name).stat().st_size for p in photos]
+    rss = _peak_rss_mb()  # before the quality check below decodes full-size references
     return {"ms": statistics.median(times), "mean_ms": statistics.fmean(times),
-            "rss_mb": _peak_rss_mb(),
-            "kb": statistics.fmean(sizes) / 1024, "check": _check(out / photos[1].name)}
+            "rss_mb": rss, "kb": statistics.fmean(sizes) / 1024,
+            "check": _check(out / photos[1].name),
+            "psnr": statistics.fmean(_psnr(src, out / src.name) for src in photos[:QUALITY_PHOTOS])}
+
+
+def _psnr(src: Path, shrunk: Path) -> float:
+    """PSNR (dB) of a shrunk photo against the best Pillow can do: full decode, upright,
+    LANCZOS to the same size. It tells what a faster method gives up in quality."""
+    import math
+
+    from PIL import Image, ImageChops, ImageOps, ImageStat
+
+    with Image.open(shrunk) as out:
+        out = out.convert("RGB")
+    with Image.open(src) as image:
+        reference = ImageOps.exif_transpose(image.convert("RGB")).resize(out.size, Image.Resampling.LANCZOS)
+    squared = ImageChops.difference(out, reference).point(lambda v: v * v)
+    mse = statistics.fmean(ImageStat.Stat(squared).mean)
+    return 10 * math.log10(255 * 255 / mse) if mse else float("inf")
+
+
+def decode_floor(folder: Path) -> dict | None:
+    """The anchor under every method: libjpeg-turbo's own djpeg decoding at 1/2 scale (what
+    the draft step asks of it) to /dev/null, pinned to one CPU. None without djpeg."""
+    import shutil
+
+    djpeg = shutil.which("djpeg")
+    if djpeg is None:
+        return None
+    photos = sorted(folder.glob("IMG_*.jpg"))
+    times = []
+    for src in photos[:2] + photos:
+        started = time.perf_counter()
+        subprocess.run(["taskset", "-c", "0", djpeg, "-scale", "1/2", "-outfile", os.devnull, str(src)]
+                       if shutil.which("taskset") else [djpeg, "-scale", "1/2", "-outfile", os.devnull, str(src)],
+                       check=True)
+        times.append((time.perf_counter() - started) * 1000)
+    times = times[2:]
+    return {"ms": statistics.median(times), "mean_ms": statistics.fmean(times)}
 
 
 def _peak_rss_mb() -> float:
@@ -156,14 +195,18 @@ def main(argv: list[str]) -> int:
             rows[method] = json.loads(done.stdout.strip().splitlines()[-1])
             r = rows[method]
             print(f"{method:16s} {r['ms']:7.1f} ms/photo (median)  peak RSS {r['rss_mb']:5.0f} MB  "
-                  f"{r['kb']:5.0f} KB out  {r['check']}", flush=True)
-    return write(rows, count, mb, argv)
+                  f"{r['kb']:5.0f} KB out  {r['psnr']:.2f} dB  {r['check']}", flush=True)
+        floor = decode_floor(folder)
+    return write(rows, floor, count, mb, argv)
 
 
-def write(rows: dict, count: int, mb: float, argv: list[str]) -> int:
+def write(rows: dict, floor: dict | None, count: int, mb: float, argv: list[str]) -> int:
     ours = rows.get("fieldsync")
-    lines = [f"| {name} | {r['ms']:.1f} | {r['mean_ms']:.1f} | {r['rss_mb']:.0f} | {r['kb']:.0f} | {r['check']} |"
-             for name, r in rows.items()]
+    lines = [f"| {name} | {r['ms']:.1f} | {r['mean_ms']:.1f} | {r['rss_mb']:.0f} | {r['kb']:.0f} | "
+             f"{r['psnr']:.2f} | {r['check']} |" for name, r in rows.items()]
+    if floor:
+        lines.append(f"| djpeg -scale 1/2 (decode only, the floor) | {floor['ms']:.1f} | {floor['mean_ms']:.1f} "
+                     "| | | | no resize, no encode, no EXIF |")
     verdicts = []
     if ours:
         verdicts.append(f"fieldsync {ours['ms']:.1f} ms/photo (goal <= {GOAL_MS} ms: "
@@ -174,16 +217,22 @@ def write(rows: dict, count: int, mb: float, argv: list[str]) -> int:
             if other in rows:
                 ratio = rows[other]["ms"] / ours["ms"]
                 verdicts.append(f"{ratio:.2f}x the speed of {other}")
+        if floor:
+            verdicts.append(f"the whole fieldsync shrink (decode, resize, turn, encode, EXIF) takes "
+                            f"{ours['ms'] / floor['ms']:.2f}x the time libjpeg-turbo's djpeg needs to decode "
+                            "alone at 1/2 scale (its process start and output included)")
     command = "python -m bench.shrink" + " ".join([""] + argv)
     text = "\n".join([
         "## Shrink: ms per 12 MP JPEG -> 1600 px, EXIF kept (issue 3)",
         "",
         f"`{command}`: {count} camera-like 4000x3000 JPEGs ({mb:.1f} MB each, EXIF with GPS, half "
         f"with orientation 6) to <= {MAX_EDGE} px at quality {QUALITY}; each method in its own process "
-        "pinned to one CPU, page cache warm, 2 untimed warm-up photos.",
+        "pinned to one CPU, page cache warm, 2 untimed warm-up photos. PSNR: each output "
+        f"against a full decode turned upright and LANCZOS-resized to the same size (mean of {QUALITY_PHOTOS} "
+        "photos; higher is closer).",
         "",
-        "| method | median ms/photo | mean ms/photo | peak RSS MB | output KB | output check |",
-        "|---|---|---|---|---|---|",
+        "| method | median ms/photo | mean ms/photo | peak RSS MB | output KB | PSNR dB | output check |",
+        "|---|---|---|---|---|---|---|",
         *lines,
         "",
         "; ".join(verdicts) + ".",
