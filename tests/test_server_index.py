@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -288,6 +290,23 @@ def replace_file(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def add_photo_like_a_tablet(visit: Path, folder: str, name: str, data: bytes) -> None:
+    """What a tablet's sync pass lands for one new photo: the photo, then the visit's
+    manifest.json with an entry for it, each by temp name + rename (engine, manifests last)."""
+    from tests.fixtures.server_tree import write_manifest
+
+    replace_file(visit / folder / name, data)
+    old = json.loads((visit / "manifest.json").read_text("utf-8"))["entries"]
+    entries = [{k: v for k, v in e.items() if k not in ("seq", "prev", "hash")} for e in old]
+    entries.append({"path": f"{folder}/{name}", "kind": "appearance",
+                    "sha256": hashlib.sha256(data).hexdigest(), "inspector": "zhang.san", "device": "tablet-07"})
+    staging = visit.parent / f".{visit.name}.staging" / visit.name  # hidden: not part of the tree
+    staging.mkdir(parents=True)
+    write_manifest(staging, entries)
+    replace_file(visit / "manifest.json", (staging / "manifest.json").read_bytes())
+    shutil.rmtree(staging.parent)
+
+
 def test_plain_incremental_run_sees_changes_deep_in_one_visit(server_tree, monkeypatch):
     from fieldsync.server import scan
 
@@ -298,16 +317,18 @@ def test_plain_incremental_run_sees_changes_deep_in_one_visit(server_tree, monke
     assert build(root).full
     idle = build(root)
     # Nothing moved: only folders were stat'ed, no customer scanned, no visit looked at.
-    assert idle.folders_checked > 30 and idle.visits_scanned == 0 and idle.pages == []
+    assert idle.folders_checked > 20 and idle.visits_scanned == 0 and idle.pages == []
 
-    # 1. A new photo lands in one visit's 外观 folder (only that folder's mtime changes).
+    # 1. A tablet adds a photo to one visit (the photo, then the visit's manifest.json).
     visit1 = root / C1 / "周期检查" / "计量装置" / "2026-11-09_0930"
-    replace_file(visit1 / "外观" / "IMG_NEW_0001.jpg", jpeg_bytes(color=(200, 30, 30)))
+    add_photo_like_a_tablet(visit1, "外观", "IMG_NEW_0001.jpg", jpeg_bytes(color=(200, 30, 30)))
     result = build(root)
     rel1 = visit1.relative_to(root).as_posix()
-    assert not result.full and result.visits_changed == 1 and result.visits_scanned == 3  # C1 only
+    assert not result.full and not result.deep  # photo folders were not stat'ed ...
+    assert result.visits_changed == 1 and result.visits_scanned == 3  # ... yet C1 was rescanned
     assert set(result.pages) == {visit_page(rel1), customer_page(C1), f"{SITE}/index.html"}
-    assert "IMG_NEW_0001.jpg" in (root / visit_page(rel1)).read_text("utf-8")
+    page = (root / visit_page(rel1)).read_text("utf-8")
+    assert "IMG_NEW_0001.jpg" in page and "清单完整" in page
     assert (root / THUMBS / rel1 / "外观" / "IMG_NEW_0001.jpg.jpg").is_file()
 
     # 2. visit.yaml replaced by temp + rename in another customer's visit.
@@ -319,11 +340,13 @@ def test_plain_incremental_run_sees_changes_deep_in_one_visit(server_tree, monke
     assert result.visits_changed == 1 and visit_page(rel2) in result.pages
     assert "表计封印缺失" in (root / visit_page(rel2)).read_text("utf-8")
 
-    # 3. A photo deleted from a third visit.
+    # 3. A photo deleted from a third visit on the server by hand (no manifest change): only
+    #    its photo folder moved, which the deep check looks at.
     visit3 = root / C2 / "违约用电检查" / "计量装置" / "2026-11-14_0930"
     gone = next((visit3 / "外观").glob("*.jpg"))
     gone.unlink()
-    result = build(root)
+    assert build(root).visits_changed == 0
+    result = build(root, deep=True)
     rel3 = visit3.relative_to(root).as_posix()
     assert result.visits_changed == 1 and visit_page(rel3) in result.pages
     page = (root / visit_page(rel3)).read_text("utf-8")
@@ -348,6 +371,39 @@ def test_plain_incremental_run_sees_changes_deep_in_one_visit(server_tree, monke
     result = build(root)
     assert customer_page(C3) in result.removed and not (root / customer_page(C3)).exists()
     assert build(root).visits_scanned == 0  # settled again
+
+
+def test_photo_copied_in_by_hand_waits_for_the_deep_check(server_tree, monkeypatch, invoke):
+    """Only the photo folder's mtime moves (no manifest.json replaced): a plain run, which
+    leaves photo folders to the deep check, does not see it; --deep, and a plain run once the
+    last deep check is older than DEEP_CHECK_SECONDS, do."""
+    from fieldsync.server import scan, site
+
+    monkeypatch.setattr(scan, "RACY_NS", 0)
+    root = server_tree
+    backdate(root)
+    assert build(root).deep  # the first run scans the whole tree
+    visit = root / C2 / "违约用电检查" / "计量装置" / "2026-11-14_0930"
+    rel = visit.relative_to(root).as_posix()
+    (visit / "铭牌" / "IMG_BY_HAND.jpg").write_bytes(jpeg_bytes(color=(10, 160, 60)))
+
+    plain = build(root)
+    assert not plain.deep and plain.visits_changed == 0 and plain.pages == []
+    deep = build(root, deep=True)
+    assert deep.deep and deep.folders_checked > plain.folders_checked
+    assert deep.visits_changed == 1 and visit_page(rel) in deep.pages
+    assert "IMG_BY_HAND.jpg" in (root / visit_page(rel)).read_text("utf-8")
+
+    # The same through the CLI, and by itself when the last deep check is old.
+    (visit / "铭牌" / "IMG_BY_HAND_2.jpg").write_bytes(jpeg_bytes(color=(10, 60, 160)))
+    result = invoke("server", "index", "--deep", root)
+    assert result.exit_code == 0 and "photo folders too" in result.output and "1 of 2 visits changed" in result.output
+    (visit / "铭牌" / "IMG_BY_HAND_3.jpg").write_bytes(jpeg_bytes(color=(160, 60, 10)))
+    assert build(root).visits_changed == 0
+    monkeypatch.setattr(site, "DEEP_CHECK_SECONDS", 0)
+    auto = build(root)
+    assert auto.deep and auto.visits_changed == 1
+    assert "IMG_BY_HAND_3.jpg" in (root / visit_page(rel)).read_text("utf-8")
 
 
 def test_change_in_the_same_timestamp_tick_is_not_missed(server_tree):

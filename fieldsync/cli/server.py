@@ -44,27 +44,31 @@ def server_group() -> None:
 @click.argument("path", type=TREE)
 @click.option("--watch", is_flag=True, help="Keep running and rebuild as uploads land (Ctrl-C stops).")
 @click.option("--full", is_flag=True, help="Ignore the cache and rewrite every page.")
+@click.option("--deep", is_flag=True,
+              help="Also check every photo folder, for photos put on the server without fieldsync "
+                   "(done by itself once an hour, and by --watch at start and each rescan).")
 @click.option("--quiet-seconds", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
               help="With --watch: rebuild once the tree has been quiet this long.")
 @click.option("--rescan-minutes", type=click.FloatRange(0.1, 1440), default=10.0, show_default=True,
               help="With --watch: also scan the whole tree this often (events can be lost).")
 @pass_app
-def index_command(app: AppContext, path: Path, watch: bool, full: bool, quiet_seconds: float,
-                  rescan_minutes: float) -> None:
+def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bool,
+                  quiet_seconds: float, rescan_minutes: float) -> None:
     """Write the browsable pages for the server tree at PATH.
 
     \b
     Open PATH/fieldsync.html (from the share or a static web server): search every customer,
     latest visits, per-inspector activity, a page per customer and per visit with thumbnails,
     remarks and their history. Pages and thumbnails live under PATH/.fieldsync/; only the
-    pages affected by a change are rewritten.
+    pages affected by a change are rewritten. The index.html pages the tablets mirror into
+    PATH are theirs: they are never written here.
     """
     from ..server import build
     from ..server.watch import IndexWatcher
 
     layout, maps = _layout_and_maps(app)
     if not watch:
-        result = build(path, layout, full=full, maps=maps)
+        result = build(path, layout, full=full, maps=maps, deep=True if deep else None)
         _report_build(app, result)
         _show_problems(result.problems)
         if result.problems or result.thumbs_failed:
@@ -92,10 +96,14 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, quiet_se
         watcher.stop()
 
 
+def _with_photo_folders(result) -> str:
+    return ", photo folders too" if result.deep else ""
+
+
 def _report_build(app: AppContext, result) -> None:
     echo(app, f"{len(result.pages)} pages written, {len(result.removed)} removed, "
               f"{result.visits_changed} of {result.visits_scanned} visits changed"
-              f"{f' ({result.folders_checked} folders checked)' if result.folders_checked else ''}, "
+              f"{f' ({result.folders_checked} folders checked{_with_photo_folders(result)})' if result.folders_checked else ''}, "
               f"{result.thumbs_made} thumbnails made in {result.seconds:.2f}s"
               f"{' (full rebuild)' if result.full else ''}; open {result.entry}")
     if result.thumbs_failed:

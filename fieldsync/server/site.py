@@ -43,7 +43,10 @@ TEMPLATES = ("_base.html.j2", "server_root.html.j2", "server_customer.html.j2",
              "server_visit.html.j2", "server_entry.html.j2", "_server_style.html.j2",
              "_map.html.j2")
 FORMAT_VERSION = "1"  # bump when the cached summary's shape changes
-DIRS_FORMAT = "1"  # the folder stamps are complete (a whole-tree scan stored them)
+DIRS_FORMAT = "2"  # the folder stamps are complete (a whole-tree scan stored them)
+# How old the last deep check (photo folders stat'ed too) may get before a plain run does one;
+# it is what finds photos put on the server without fieldsync (see scan.py's docstring).
+DEEP_CHECK_SECONDS = 3600
 LATEST_VISITS = 30
 THUMBS_PER_VISIT_ON_CUSTOMER_PAGE = 6
 
@@ -61,6 +64,7 @@ class BuildResult:
     customers: int = 0
     visits_scanned: int = 0
     folders_checked: int = 0  # folders stat'ed to find what changed (incremental runs)
+    deep: bool = False  # photo folders were checked too (or the whole tree was scanned)
     visits_changed: int = 0
     thumbs_made: int = 0
     thumbs_failed: int = 0
@@ -74,13 +78,15 @@ class BuildResult:
 
 
 def build(root: Path, layout: Layout | None = None, *, full: bool = False,
-          only: set[str] | None = None, maps: dict | None = None) -> BuildResult:
+          only: set[str] | None = None, maps: dict | None = None, deep: bool | None = None) -> BuildResult:
     """(Re)build the pages of the server tree at `root`.
 
     `full` ignores the cache and rewrites every page (thumbnails stay if fresh). `only` limits
     the scan to those customer folders (the watcher knows which ones an upload touched).
     Otherwise the remembered folder stamps tell which customers to scan (one stat per folder
-    of the tree; no walk), after a first run that scanned the whole tree to store them.
+    down to the visits; no walk), after a first run that scanned the whole tree to store them.
+    `deep` also stats every photo folder; None does so when the last deep check is older than
+    DEEP_CHECK_SECONDS.
     """
     started = time.perf_counter()
     root = Path(root)
@@ -90,7 +96,7 @@ def build(root: Path, layout: Layout | None = None, *, full: bool = False,
     layout = layout or Layout()
     builder = _Builder(root, layout, maps or {})
     with IndexState(root / STATE_FILE) as state:
-        result = builder.run(state, full=full, only=only)
+        result = builder.run(state, full=full, only=only, deep=deep)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -143,7 +149,7 @@ class _Builder:
         self.result = BuildResult()
 
     # ------------------------------------------------------------------ orchestration
-    def run(self, state: IndexState, *, full: bool, only: set[str] | None) -> BuildResult:
+    def run(self, state: IndexState, *, full: bool, only: set[str] | None, deep: bool | None) -> BuildResult:
         result = self.result
         fingerprint = _template_fingerprint()
         if state.get_meta("fingerprint") != fingerprint:
@@ -152,13 +158,19 @@ class _Builder:
             only = None  # every stamp counts as changed; the cache still tells what disappeared
         result.full = full
         # Stamps taken from now on that are newer than this may hide a change (see scan's "racy").
+        started = time.time()
         cutoff = time.time_ns() - scan.RACY_NS
         root_row = scan.dir_row(str(self.root), "", cutoff)  # before any listing of the root
         incremental = only is None and not full and state.get_meta("dirs") == DIRS_FORMAT
         if incremental:
-            groups = state.folder_groups()
+            if deep is None:
+                deep = started - float(state.get_meta("deep_checked_at") or 0) >= DEEP_CHECK_SECONDS
+            groups = state.folder_groups(deep=deep)
             result.folders_checked = sum(len(group[1]) for group in groups) + 1
             only = scan.changed_customers(self.root, groups, state.root_folder(), root_row)
+        result.deep = only is None or bool(incremental and deep)
+        if result.deep:
+            state.set_meta("deep_checked_at", repr(started))
         known_customers = state.customer_stamps()
         known_visits = state.visit_stamps(None if only is None else sorted(only))
         scanned = scan.scan_tree(self.root, self.layout, only, cutoff=cutoff,
@@ -204,19 +216,24 @@ class _Builder:
         """Store the folder stamps of what was scanned, for the next run's changed_customers."""
         root = str(self.root)
         tops = scan.customer_folders(self.root) if only is None else sorted(only)
-        rows_by_top = {}
+        rows_by_top, deep_by_top = {}, {}
         for top in tops:
             if top in scanned:
-                rows_by_top[top] = scanned[top].dirs
+                # A racy photo folder is checked by every run until its stamp can be trusted:
+                # left to the deep check, a change in its last tick could wait an hour.
+                photo_dirs = scanned[top].photo_dirs
+                rows_by_top[top] = scanned[top].dirs + [r for r in photo_dirs if r[1] == scan.RACY]
+                deep_by_top[top] = [r for r in photo_dirs if r[1] != scan.RACY]
             else:  # not (yet) a customer folder: watch the folder itself, in case it becomes one
                 row = scan.dir_row(root, top, cutoff)
-                rows_by_top[top] = [row] if row else []
+                rows_by_top[top], deep_by_top[top] = [row] if row else [], []
         if only is None:
-            state.replace_folders(None, [row for rows in rows_by_top.values() for row in rows])
+            state.replace_folders(None, [row for rows in rows_by_top.values() for row in rows],
+                                  [row for rows in deep_by_top.values() for row in rows])
             state.set_meta("dirs", DIRS_FORMAT)
         else:
             for top, rows in rows_by_top.items():
-                state.replace_folders(top, rows)
+                state.replace_folders(top, rows, deep_by_top[top])
         if (only is None or incremental) and root_row is not None:
             state.set_root_folder(root_row)
 

@@ -23,9 +23,13 @@ CREATE TABLE IF NOT EXISTS visits (
     photos INTEGER NOT NULL, summary TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS visits_customer ON visits (customer);
 CREATE INDEX IF NOT EXISTS visits_created ON visits (created_at);
-CREATE TABLE IF NOT EXISTS folders (
-    top TEXT PRIMARY KEY, paths TEXT NOT NULL, mtimes BLOB NOT NULL, inodes BLOB NOT NULL);
+DROP TABLE IF EXISTS folders;
+CREATE TABLE IF NOT EXISTS folder_stamps (
+    top TEXT NOT NULL, level INTEGER NOT NULL, paths TEXT NOT NULL, mtimes BLOB NOT NULL,
+    inodes BLOB NOT NULL, PRIMARY KEY (top, level));
 """
+# folder_stamps.level: which runs stat the folders of a row (see scan.py's module docstring).
+EVERY_RUN, DEEP_CHECK = 0, 1
 
 
 class IndexState:
@@ -118,32 +122,39 @@ class IndexState:
 
     # -------------------------------------------------------------- folders
     # Every folder of the tree as (mtime_ns, inode), so an incremental run stats folders instead
-    # of walking the tree; see scan.changed_customers. One row per top-level (customer) folder,
-    # its folders packed (paths joined by NUL, stamps as int64 arrays): a million-photo tree has
-    # a quarter of a million folders, and fetching that many SQLite rows alone took 0.3 s.
-    def folder_groups(self) -> list[tuple[str, list[str], array, array]]:
+    # of walking the tree; see scan.changed_customers. Per top-level (customer) folder one row for
+    # the folders every run checks and one for the photo folders only a deep check stats, each
+    # packed (paths joined by NUL, stamps as int64 arrays): a million-photo tree has a quarter of
+    # a million folders, and fetching that many SQLite rows alone took 0.3 s.
+    def folder_groups(self, deep: bool = False) -> list[tuple[str, list[str], array, array]]:
         groups = []
-        for top, paths, mtimes, inodes in self.db.execute("SELECT top, paths, mtimes, inodes FROM folders"):
+        levels = (EVERY_RUN, DEEP_CHECK) if deep else (EVERY_RUN,)
+        for top, paths, mtimes, inodes in self.db.execute(
+                f"SELECT top, paths, mtimes, inodes FROM folder_stamps WHERE level IN ({','.join('?' * len(levels))})",
+                levels):
             m, i = array("q"), array("Q")
             m.frombytes(mtimes)
             i.frombytes(inodes)
             groups.append((top, paths.split("\0"), m, i))
         return groups
 
-    def replace_folders(self, top: str | None, rows: list[tuple[str, int, int]]) -> None:
-        """Remember `rows` (path from ROOT, mtime_ns, inode) as the folders under `top`;
-        top None replaces every group (rows from a whole-tree scan, grouped by first part)."""
+    def replace_folders(self, top: str | None, rows: list[tuple[str, int, int]],
+                        deep_rows: list[tuple[str, int, int]] = ()) -> None:
+        """Remember `rows` and `deep_rows` (path from ROOT, mtime_ns, inode) as the folders under
+        `top` that every run, resp. only a deep check, stats; top None replaces every group (rows
+        from a whole-tree scan, grouped by their first part)."""
         if top is None:
-            self.db.execute("DELETE FROM folders")
-            grouped: dict[str, list] = {}
-            for row in rows:
-                grouped.setdefault(row[0].split("/", 1)[0], []).append(row)
+            self.db.execute("DELETE FROM folder_stamps")
         else:
-            self.db.execute("DELETE FROM folders WHERE top=?", (top,))
-            grouped = {top: rows} if rows else {}
-        self.db.executemany("INSERT INTO folders VALUES (?, ?, ?, ?)", [
-            (group, "\0".join(r[0] for r in items), array("q", [r[1] for r in items]).tobytes(),
-             array("Q", [r[2] for r in items]).tobytes()) for group, items in grouped.items()])
+            self.db.execute("DELETE FROM folder_stamps WHERE top=?", (top,))
+        packed = []
+        for level, level_rows in ((EVERY_RUN, rows), (DEEP_CHECK, deep_rows)):
+            grouped: dict[str, list] = {}
+            for row in level_rows:
+                grouped.setdefault(top if top is not None else row[0].split("/", 1)[0], []).append(row)
+            packed += [(group, level, "\0".join(r[0] for r in items), array("q", [r[1] for r in items]).tobytes(),
+                        array("Q", [r[2] for r in items]).tobytes()) for group, items in grouped.items()]
+        self.db.executemany("INSERT INTO folder_stamps VALUES (?, ?, ?, ?, ?)", packed)
 
     def root_folder(self) -> tuple[str, int, int] | None:
         value = self.get_meta("root_folder")

@@ -4,8 +4,8 @@ The watchdog handler only notes which customer folder an event touched (watchdog
 is one thread; a slow handler would stall every event). A builder thread waits until the tree
 has been quiet for a moment (uploads come in bursts), then rebuilds just those customers.
 Hidden names are ignored: the transport writes `.NAME.fieldsync-part` and renames it into
-place, and our own output lives under `.fieldsync/`. A periodic full incremental scan is the
-safety net for events the OS dropped.
+place, and our own output lives under `.fieldsync/`. A periodic incremental scan with the deep
+check (every folder stat'ed, photo folders too) is the safety net for events the OS dropped.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class IndexWatcher:
 
     def start(self) -> None:
         """Build once (catch up with what landed while nobody watched), then watch."""
-        self._run_build(None)
+        self._run_build(None, deep=True)
         observer = Observer()
         observer.schedule(_Collector(self.root, self._note), str(self.root), recursive=True)
         try:
@@ -140,12 +140,12 @@ class IndexWatcher:
             if batch:
                 self._run_build(batch)
             elif now >= next_rescan:
-                self._run_build(None)
+                self._run_build(None, deep=True)
                 next_rescan = now + self.rescan
 
-    def _run_build(self, only: set[str] | None) -> None:
+    def _run_build(self, only: set[str] | None, deep: bool | None = None) -> None:
         try:
-            result = build(self.root, self.layout, only=only, maps=self.maps)
+            result = build(self.root, self.layout, only=only, maps=self.maps, deep=deep)
         except Exception as exc:  # keep watching: the next upload or rescan tries again
             self.on_error(exc)
             return
