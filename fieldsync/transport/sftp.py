@@ -26,7 +26,11 @@ from . import hostkeys
 from .base import ProgressFn, RemoteEntry, Transport, safe_rel
 from .paths import PathLocks, file_rel, part_name
 
-CHUNK = 256 * 1024  # paramiko splits it into 32 KiB SFTP write requests, all in flight at once
+CHUNK = 256 * 1024  # split into WRITE_REQUEST-sized SFTP write requests, all in flight at once
+# Data per SFTP write request: paramiko's 32 KiB plus the request's own header is just over
+# the 32 KiB channel packet OpenSSH allows, so every write went out as two SSH packets (one of
+# ~30 bytes). 512 bytes less leaves room for the header and any handle length a server uses.
+WRITE_REQUEST = 32 * 1024 - 512
 AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 CHECK_BLOCK = 64 * 1024  # head and tail of a partial upload read back before resuming it
 NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
@@ -347,6 +351,7 @@ class SFTPTransport(Transport):
         if out is not None:
             with out:
                 out.set_pipelined(True)
+                out.MAX_REQUEST_SIZE = WRITE_REQUEST
                 out.seek(offset)
                 source.seek(offset)
                 done = offset
