@@ -420,3 +420,71 @@ def test_change_in_the_same_timestamp_tick_is_not_missed(server_tree):
     assert result.visits_changed == 1 and visit_page(rel) in result.pages
     assert "IMG_SAME_TICK.jpg" in (root / visit_page(rel)).read_text("utf-8")
     assert build(root).visits_changed == 0  # the racy stamps compare equal while nothing changes
+
+
+def second_tablet(tmp_path: Path, server: Path, inspector: str, device: str):
+    """Another tablet (own tree, own config and master data) pushing to the same server."""
+    from fieldsync import config as config_mod
+    from fieldsync import importer
+    from fieldsync.customers import CustomerStore
+    from fieldsync.tree import init_root
+    from tests.conftest import SAMPLE_CSV
+
+    root = tmp_path / f"tablet-{device}"
+    cfg = config_mod.load(init_root(root, config_mod.render_default(root, inspector, device, server.as_uri())))
+    csv_path = tmp_path / f"customers-{device}.csv"
+    csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
+    CustomerStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
+    return cfg
+
+
+def test_tablet_pages_and_server_pages_never_share_a_file(sync_visit, tmp_path):
+    """Two tablets mirror their own index.html pages (the query page, the customer page) to the
+    server, where the last one to push wins; the server index writes only under .fieldsync/
+    and fieldsync.html, so it never overwrites theirs (nor they its), its customer page shows
+    both tablets' visits, and nothing bounces back to the tablets on their next pass."""
+    from fieldsync import engine, tree as tree_mod, visits
+    from fieldsync.layout import PAGE_FILE
+    from tests.fixtures.syncing import camera_photo, mirror_problems, server_root
+
+    cfg_a, visit_a = sync_visit
+    server = server_root(cfg_a)
+    camera_photo(visit_a / "外观" / "IMG_A.jpg")
+    cfg_b = second_tablet(tmp_path, server, "li.si", "tablet-12")
+    tree_mod.open_customer(cfg_b, "3300001234")
+    tree_mod.add_category(cfg_b, "3300001234", "1", "计量装置")
+    visit_b = visits.new_visit(cfg_b, "3300001234", "1", "计量装置", name="2026-11-25_1400",
+                               appearance_note="表箱锈蚀")
+    camera_photo(visit_b / "铭牌" / "IMG_B.jpg", seed=7, gps=None)
+    for cfg in (cfg_a, cfg_b):
+        assert engine.sync_once(cfg).exit_code == 0
+
+    customer = visit_a.parent.parent.parent.name
+    tablet_pages = [PAGE_FILE, f"{customer}/{PAGE_FILE}"]
+    # Each page on the server is one tablet's copy, byte for byte (the last to push it wins;
+    # the engine also leaves a same-size copy it finds there in place), and only those pages
+    # differ from either tablet's tree.
+    for page in tablet_pages:
+        assert (server / page).read_bytes() in ((cfg_a.root / page).read_bytes(), (cfg_b.root / page).read_bytes())
+    for cfg in (cfg_a, cfg_b):
+        assert {p.split(" ", 1)[1] for p in mirror_problems(cfg)} <= set(tablet_pages)
+
+    def mirrored() -> dict[str, bytes]:
+        return {p.relative_to(server).as_posix(): p.read_bytes() for p in server.rglob("*")
+                if p.is_file() and not p.relative_to(server).parts[0].startswith(".")}
+
+    before = mirrored()
+    result = build(server)
+    assert result.problems == [] and result.visits_changed == 2
+    after = mirrored()
+    assert set(after) - set(before) == {"fieldsync.html"}  # its entry page, a name no tablet writes
+    assert {rel: data for rel, data in after.items() if rel != "fieldsync.html"} == before
+    page = (server / customer_page(customer)).read_text("utf-8")
+    assert visit_a.name in page and visit_b.name in page  # both tablets' visits, whoever pushed last
+    mirrored_page = (server / customer / PAGE_FILE).read_text("utf-8")  # one tablet's own page
+    assert (visit_a.name in mirrored_page) != (visit_b.name in mirrored_page)
+
+    for cfg in (cfg_a, cfg_b):  # nothing the server index wrote is pulled into a tablet's pass
+        again = engine.sync_once(cfg)
+        assert again.exit_code == 0 and again.uploaded == 0
+    assert build(server).pages == []
