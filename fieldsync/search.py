@@ -2,9 +2,11 @@
 
 The index lives beside the master data (ROOT/.fieldsync/search-index.pickle), is rebuilt when
 customers are imported and loaded lazily on the first query. Postings hold character pairs of
-each field; pinyin queries are turned into the pairs whose readings fit (PinyinVocabulary), so
-pinyin needs no postings of its own. The index only narrows the candidates: every hit is
-confirmed against the field text, so recall and precision equal a plain scan.
+each field and, for the pinyin fields, the pinyin initials of every 2, 3 (and for names 4) neighbouring
+characters (every combination of a polyphonic character's readings). Full pinyin queries are
+turned into the character pairs whose readings fit (PinyinVocabulary). The index only narrows
+the candidates: a hit it cannot prove is confirmed against the field text, so recall and
+precision equal a plain scan.
 
 Match sets are bitmaps (Python ints, bit = customer id in account order), one per rank level,
 so AND/OR of conditions, counting and taking the first `limit` in rank order run at C speed
@@ -14,9 +16,7 @@ however many customers match (a 2-character query can match a sixth of a million
 from __future__ import annotations
 
 import bisect
-import collections
 import functools
-import gc
 import itertools
 import operator
 import os
@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Iterable
 
 from .atomic import atomic_open
-from .customers import FIELDS, STORE_NAME, CustomerStore
+from .customers import FIELDS, STORE_NAME, CustomerStore, collector_paused
 
 INDEX_NAME = "search-index.pickle"
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 FIELD_CODES = {"account_no": "a", "name": "n", "meter_no": "m", "capacity_kva": "c",
                "address": "d", "line": "l", "voltage": "v"}
 PINYIN_FIELDS = ("name", "address", "line")
@@ -41,9 +41,14 @@ STARTS = "~"  # key kind of "the field starts with this gram"
 LENGTH = "#"  # key kind of "the field has this many characters" (finds exact matches)
 VALUE = "@"  # key kind of "the field is exactly this" (fields with few distinct values)
 MAX_VALUES = 4096  # more distinct values than this: no VALUE postings for the field
-PAIR_CACHE = 256  # pinyin-initial pair bitmaps kept per index
-DENSE = 16  # a posting holding more than 1/DENSE of all customers is also saved as a bitmap
-READ_ROWS = 300  # fewer initials candidates than this: check them row by row, else by bytes
+INITIALS_IN = "i"  # key kind of "the initials of these neighbouring characters read this"
+INITIALS_AT = "^"  # ... of the field's first characters
+# Initials grams indexed per field; a longer query ANDs its windows of the largest size. Not 4
+# for addresses: their 4-letter grams would take a fifth of the memory of the whole index.
+INITIAL_SIZES = {"name": (2, 3, 4), "address": (2, 3), "line": (2, 3, 4)}
+BITMAP_CACHE = 256  # posting bitmaps made from id lists, kept per index
+DENSE = 32  # a posting holding more than 1/DENSE of all customers is saved as a bitmap (smaller)
+READ_ROWS = 2_000  # fewer initials candidates than this: check them row by row, else by bytes
 EXACT, PREFIX, SUBSTRING = 0, 1, 2
 CONFIRM_DIRECTLY = 5_000  # fewer candidates than this: check a further condition row by row
 MAX_QUERY_CHARS = 200  # longer text cannot be in a 500-character cell pair; cut, never crash
@@ -111,6 +116,11 @@ def _pinyin_readings(char: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if full == (char,):
         return (char,), (char,)
     return tuple(dict.fromkeys(r[0] for r in full)), full
+
+
+def _initial_letters(char: str) -> tuple[str, ...]:
+    """The letters a-z an initials query may type for `char` (a Latin letter is itself)."""
+    return tuple(i for i in char_readings(char)[0] if len(i) == 1 and "a" <= i <= "z")
 
 
 def reading_sequence(text: str, kind: str) -> list[tuple[str, ...]]:
@@ -308,6 +318,19 @@ class Ranked:
 
 # --- the index ---
 
+def _normalized_column(field: str, shown: list[str], joined: str) -> str:
+    """field_text of every value, joined by newlines like `joined` (the values as shown).
+    NFKC and casefold work character by character and a newline never combines, so the whole
+    column is normalised in one call, not a million."""
+    if field == "voltage":
+        spelled = {v: normalize_voltage(v) for v in set(shown)}
+        return "\n".join(spelled[v] for v in shown)
+    text = normalize(joined)
+    if text.count("\n") != joined.count("\n"):  # some character became a newline: one by one
+        text = "\n".join(normalize(v).replace("\n", " ") for v in shown)
+    return text
+
+
 @dataclass(frozen=True)
 class Hit:
     account_no: str
@@ -325,12 +348,17 @@ class _Column:
     """One field of every customer as one string joined by newlines: far less memory than a
     million small str objects, and slicing out one value is cheap."""
 
-    def __init__(self, values: list[str]):
-        values = [v.replace("\n", " ") for v in values]
-        self.text = "\n".join(values)
-        self.offsets = array("I", [0])
-        for value in values:
-            self.offsets.append(self.offsets[-1] + len(value) + 1)
+    def __init__(self, text: str, offsets: array):
+        self.text, self.offsets = text, offsets
+
+    @classmethod
+    def joined(cls, text: str, count: int) -> "_Column":
+        """The column of `count` values already joined by newlines (none inside a value)."""
+        if not count:
+            return cls("", array("I", [0]))
+        from .postings import codes, offsets
+
+        return cls(text, array("I", offsets(codes(text)).astype("uint32").tobytes()))
 
     def __getitem__(self, index: int) -> str:
         return self.text[self.offsets[index]:self.offsets[index + 1] - 1]
@@ -364,7 +392,6 @@ class SearchIndex:
         self._pinyin = pinyin  # pickled (readings, vocabularies), unpickled on the first pinyin query
         self._initials: dict[str, tuple[str, dict[str, str]]] = {}
         self._bitmaps: dict[str, int] = {}
-        self._pairs: dict[tuple[str, str, bool], int] = {}
         self._letters: dict[str, tuple | None] = {}
 
     # building and persisting
@@ -372,65 +399,53 @@ class SearchIndex:
     @classmethod
     def build(cls, records: Iterable[dict], stamp=None) -> "SearchIndex":
         rows = sorted(records, key=lambda r: r["account_no"])
-        # Millions of small allocations would trigger full collections over every row dict.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with collector_paused():
             return cls._build(rows, stamp)
-        finally:
-            if collecting:
-                gc.enable()
 
     @classmethod
     def _build(cls, rows: list[dict], stamp) -> "SearchIndex":
-        raw_values = {f: [] for f in FIELDS}
-        norm_values = {f: [] for f in FIELDS}
-        # one plain dict per field and kind: no key strings to build per customer
-        inside_lists = {f: collections.defaultdict(list) for f in FIELDS}
-        start_lists = {f: collections.defaultdict(list) for f in FIELDS}
-        length_lists = {f: collections.defaultdict(list) for f in FIELDS}
-        value_lists = {f: collections.defaultdict(list) for f in ("capacity_kva", "voltage")}
-        capacities = array("d")
-        for cid, record in enumerate(rows):
-            for field in FIELDS:
-                value = record.get(field)
-                raw = capacity_text(value) if field == "capacity_kva" else ("" if value is None else str(value))
-                text = field_text(field, value)
-                raw_values[field].append(raw)
-                norm_values[field].append(text)
-                inside, starts = grams(text)
-                lists = inside_lists[field]
-                for gram in inside:
-                    lists[gram].append(cid)
-                lists = start_lists[field]
-                for gram in starts:
-                    lists[gram].append(cid)
-                length_lists[field][str(len(text))].append(cid)
-                if field in value_lists:
-                    value_lists[field][text].append(cid)
-            value = record.get("capacity_kva")
-            capacities.append(float(value) if isinstance(value, (int, float)) else float("nan"))
-        postings = {}
-        for field, lists in list(value_lists.items()):
-            if len(lists) > MAX_VALUES:
-                del value_lists[field]
+        from . import postings as made  # numpy, needed at import time only
+
+        count = len(rows)
+        store = made.Postings(count, DENSE)
+        raw, norm, values = {}, {}, {}
         for field in FIELDS:
-            kinds = [(PLAIN, inside_lists[field]), (STARTS, start_lists[field]), (LENGTH, length_lists[field])]
-            if field in value_lists:
-                kinds.append((VALUE, value_lists[field]))
-            for kind, lists in kinds:
-                code = FIELD_CODES[field] + kind
-                postings.update((code + gram, array("I", ids).tobytes()) for gram, ids in lists.items())
-        raw = {f: _Column(v) for f, v in raw_values.items()}
-        norm = {}
-        for field, values in norm_values.items():
-            column = _Column(values)
-            norm[field] = raw[field] if column.text == raw[field].text else column
-        count = len(capacities)
-        dense = {key: bitmap(memoryview(ids).cast("I"), count).to_bytes((count + 7) // 8, "little")
-                 for key, ids in postings.items() if len(ids) // 4 * DENSE > count}
-        index = cls(raw, norm, capacities, postings, stamp, {f: list(v) for f, v in value_lists.items()},
-                    dense=dense)
+            if field == "capacity_kva":
+                shown = [capacity_text(r.get(field)) for r in rows]
+            else:
+                shown = ["" if (v := r.get(field)) is None else str(v) for r in rows]
+            joined = "\n".join(shown)
+            if joined.count("\n") != count - 1 and count:  # a value holds a newline: one line each
+                shown = [v.replace("\n", " ") for v in shown]
+                joined = "\n".join(shown)
+            raw[field] = _Column.joined(joined, count)
+            text = _normalized_column(field, shown, joined)
+            norm[field] = raw[field] if text == joined else _Column.joined(text, count)
+            if not count:
+                continue
+            code = FIELD_CODES[field]
+            grams_of = made.ColumnGrams(text, count)
+            for gram, ids in grams_of.pairs():
+                store.add(code + PLAIN + gram, ids)
+            for gram, ids in grams_of.beginnings():
+                store.add(code + STARTS + gram, ids)
+            for size, ids in grams_of.by_length():
+                store.add(code + LENGTH + size, ids)
+            if field in ("capacity_kva", "voltage"):
+                texts = text.split("\n")
+                distinct = list(dict.fromkeys(texts))
+                if len(distinct) <= MAX_VALUES:
+                    values[field] = distinct
+                    for value, ids in made.value_groups(texts, count):
+                        store.add(code + VALUE + value, ids)
+            if field in PINYIN_FIELDS:
+                for size in INITIAL_SIZES[field]:
+                    for kind in (INITIALS_IN, INITIALS_AT):
+                        for letters, ids in grams_of.initial_grams(_initial_letters, size, kind == INITIALS_AT):
+                            store.add(code + kind + letters, ids)
+        capacities = array("d", (float(v) if isinstance(v := r.get("capacity_kva"), (int, float)) else float("nan")
+                                 for r in rows))
+        index = cls(raw, norm, capacities, store.ids, stamp, values, dense=store.bitmaps)
         index._pinyin = index._make_pinyin()
         return index
 
@@ -445,8 +460,7 @@ class SearchIndex:
     def _make_pinyin(self) -> bytes:
         readings = {}
         for field in PINYIN_FIELDS:
-            for kind in (INITIALS, FULL):
-                self._vocabulary(field, kind)
+            self._vocabulary(field, FULL)  # initials have postings of their own
             readings.update((c, char_readings(c)) for c in set(self.norm[field].text) - {"\n"})
         return pickle.dumps((readings, self._vocabularies), protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -474,8 +488,15 @@ class SearchIndex:
     # looking up
 
     def _posting(self, key: str):
+        """Customer ids of one posting, ascending (a bitmap-only posting is listed out)."""
         data = self.postings.get(key)
-        return memoryview(data).cast("I") if data else ()
+        if data:
+            return memoryview(data).cast("I")
+        bits = self.dense.get(key)
+        return bitmap_ids(int.from_bytes(bits, "little")) if bits else ()
+
+    def _has(self, key: str) -> bool:
+        return key in self.postings or key in self.dense
 
     def _bitmap(self, key: str) -> int:
         """One posting list as a bitmap; the big ones (frequent grams, common values) are kept,
@@ -487,7 +508,7 @@ class SearchIndex:
             posting = self._posting(key)
             bits = bitmap(posting, self.count)
             if len(posting) * 64 > self.count:
-                if len(self._bitmaps) >= PAIR_CACHE:
+                if len(self._bitmaps) >= BITMAP_CACHE:
                     del self._bitmaps[next(iter(self._bitmaps))]
                 self._bitmaps[key] = bits
         return bits
@@ -537,27 +558,43 @@ class SearchIndex:
         if len(query) == 1:
             return self._ranks(field, PLAIN, query, self.norm[field].containing(query),
                                set(self._posting(code + STARTS + query)), confirmed=True)
-        postings = [self._posting(code + PLAIN + g) for g in query_grams(query)]
-        if not all(postings):
+        keys = [code + PLAIN + g for g in query_grams(query)]
+        if not all(self._has(k) for k in keys):
             return {}
-        postings.sort(key=len)
         if len(query) == 2:  # the bigram's postings are exactly the matches
-            return self._ranks(field, PLAIN, query, postings[0],
+            return self._ranks(field, PLAIN, query, self._posting(keys[0]),
                                set(self._posting(code + STARTS + query)), confirmed=True)
-        candidates = set(postings[0])
-        for posting in postings[1:]:
+        return self._ranks(field, PLAIN, query, self._candidates(keys), set(), confirmed=False)
+
+    def _candidates(self, keys: list[str]) -> Iterable[int]:
+        """Customers in every posting of `keys` (or a few more: confirming a few hundred rows
+        costs less than a further intersection)."""
+        lists = sorted((k for k in keys if k in self.postings), key=lambda k: len(self.postings[k]))
+        bitmaps = [self.dense[k] for k in keys if k not in self.postings]
+        if not lists:  # every gram is frequent (digits of meter numbers): AND the bitmaps
+            bits = -1
+            for data in bitmaps:
+                bits &= int.from_bytes(data, "little")
+            return bitmap_ids(bits)
+        candidates = set(self._posting(lists[0]))
+        for key in lists[1:]:
             if len(candidates) < 256:
-                break  # confirming a few hundred is cheaper than another intersection
-            candidates.intersection_update(posting)
-        return self._ranks(field, PLAIN, query, candidates, set(), confirmed=False)
+                return candidates
+            candidates.intersection_update(self._posting(key))
+        for data in bitmaps:
+            if len(candidates) < 256:
+                break
+            candidates = {c for c in candidates if data[c >> 3] >> (c & 7) & 1}
+        return candidates
 
     def _vocabulary(self, field: str, kind: str) -> PinyinVocabulary:
         key = (field, kind)
         self._load_pinyin()
         if key not in self._vocabularies:
             code = FIELD_CODES[field]
-            pairs = {k[2:] for k in self.postings if k.startswith(code + PLAIN)}
-            chars = {c for k in self.postings if k.startswith(code + STARTS) for c in k[2:]}
+            keys = list(itertools.chain(self.postings, self.dense))
+            pairs = {k[2:] for k in keys if k.startswith(code + PLAIN)}
+            chars = {c for k in keys if k.startswith(code + STARTS) for c in k[2:]}
             chars.update(c for pair in pairs for c in pair)
             self._vocabularies[key] = PinyinVocabulary(pairs | chars, kind)
         return self._vocabularies[key]
@@ -576,12 +613,6 @@ class SearchIndex:
         whole, partial, at_start = self._vocabulary(field, kind).grams_for(query)
         sure = self._union(field, whole)
         maybe = self._union(field, partial) - sure
-        if maybe and kind == INITIALS:
-            # one letter per character: every later pair of the query is a pair in the field too
-            vocabulary = self._vocabulary(field, kind)
-            for offset in range(2, len(query) - 1, 2):
-                later, longer, _ = vocabulary.grams_for(query[offset:offset + 2])
-                maybe &= self._union(field, later | longer)
         starts: set[int] = set()
         for gram in at_start:
             starts.update(self._posting(code + STARTS + gram))
@@ -652,36 +683,25 @@ class SearchIndex:
                 exact |= bits
         return Ranked(exact, prefix, found)
 
-    def _initial_pair(self, field: str, pair: str, starts: bool = False) -> int:
-        """Customers with two neighbouring characters (the first two when `starts`) whose
-        initials can read `pair`: the union of the postings of every such character pair."""
-        key = (field, pair, starts)
-        bits = self._pairs.get(key)
-        if bits is None:
-            whole, _, at_start = self._vocabulary(field, INITIALS).grams_for(pair)
-            code = FIELD_CODES[field] + (STARTS if starts else PLAIN)
-            bits = 0
-            for gram in at_start if starts else whole:
-                if len(gram) == 2:
-                    bits |= self._bitmap(code + gram)
-            if len(self._pairs) >= PAIR_CACHE:
-                del self._pairs[next(iter(self._pairs))]
-            self._pairs[key] = bits
-        return bits
-
     def _initials_ranked(self, field: str, query: str) -> Ranked:
-        """Pinyin initials of two or more letters (one letter per character)."""
-        candidates = self._initial_pair(field, query[:2])
-        for offset in range(1, len(query) - 1):
+        """Pinyin initials of two or more letters (one letter per character). Up to the largest
+        indexed size the postings are exactly the matches; a longer query ANDs its windows of
+        that size and confirms what is left."""
+        code = FIELD_CODES[field]
+        size = INITIAL_SIZES[field][-1]
+        if len(query) <= size:
+            found = self._bitmap(code + INITIALS_IN + query)
+            if not found:
+                return Ranked()
+            starts = self._bitmap(code + INITIALS_AT + query)
+            return Ranked(starts & self._length(field, len(query)), starts, found)
+        candidates = -1
+        for offset in range(len(query) - size + 1):
+            candidates &= self._bitmap(code + INITIALS_IN + query[offset:offset + size])
             if not candidates:
                 return Ranked()
-            candidates &= self._initial_pair(field, query[offset:offset + 2])
-        if len(query) == 2:  # the pair postings are exactly the matches
-            starts = self._initial_pair(field, query, starts=True) & candidates
-            return Ranked(starts & self._length(field, 2), starts, candidates)
         if candidates.bit_count() > READ_ROWS and self._initials_bytes(field) is not None:
             return self._initials_scan(field, query)
-        # every pair is there, but maybe apart: read the candidates
         ranks = {}
         for cid in bitmap_ids(candidates):
             rank = initials_rank(self._sequence(field, INITIALS, cid), query)

@@ -196,3 +196,82 @@ def test_store_roundtrip_keeps_get_and_all(tree):
     store = CustomerStore(tree.state_dir)
     assert store.get("3300001234")["name"] == "杭州某某机械有限公司"
     assert len(store.all()) == 3
+
+
+# --- pinyin queries against a scan that reads every customer's readings ---
+
+def scan_ranks(rows: list[dict], field: str, query: str) -> dict[str, int]:
+    """{account: best rank} of a letters-only query in `field`, reading every row: plain text,
+    initials (two letters or more: also full readings), as `find` defines them."""
+    out = {}
+    for r in rows:
+        text = search.field_text(field, r.get(field))
+        ranks = [search.plain_rank(text, query),
+                 search.initials_rank(search.reading_sequence(text, search.INITIALS), query)]
+        if len(query) > 1:
+            ranks.append(search.pinyin_match(search.reading_sequence(text, search.FULL), query))
+        found = [rank for rank in ranks if rank is not None]
+        if found:
+            out[r["account_no"]] = min(found)
+    return out
+
+
+@st.composite
+def letters_case(draw):
+    rows = draw(customers())
+    field = draw(st.sampled_from(["name", "address", "line"]))
+    text = search.field_text(field, draw(st.sampled_from(rows)).get(field))
+    if text and draw(st.integers(0, 3)):
+        start = draw(st.integers(0, len(text) - 1))
+        piece = text[start:start + draw(st.integers(1, 7))]
+        kind = draw(st.sampled_from([0, 0, 1]))  # mostly initials, any reading of each character
+        query = "".join(draw(st.sampled_from(search.char_readings(ch)[kind])) for ch in piece)
+    else:
+        query = draw(st.text(alphabet="hzsxjgyclnw", min_size=1, max_size=6))
+    return rows, field, query
+
+
+@pytest.fixture
+def layouts():
+    """Build variants: the usual one, every posting as an id list, every posting as a bitmap
+    (and many candidates read as bytes instead of row by row)."""
+    def build(rows):
+        made = []
+        for dense, read_rows in ((search.DENSE, search.READ_ROWS), (0, 0), (10 ** 9, 0)):
+            saved = search.DENSE, search.READ_ROWS
+            search.DENSE, search.READ_ROWS = dense, read_rows
+            try:
+                made.append(search.SearchIndex.build(rows))
+            finally:
+                search.DENSE, search.READ_ROWS = saved
+        return made
+    return build
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(case=letters_case())
+def test_pinyin_queries_rank_like_a_scan_of_every_reading(layouts, case):
+    rows, field, query = case
+    if not search._LETTERS.match(query):
+        return
+    expected = scan_ranks(rows, field, query)
+    saved = search.READ_ROWS
+    for variant, index in zip(("usual", "ids", "bitmaps"), layouts(rows)):
+        search.READ_ROWS = saved if variant == "usual" else 0
+        try:
+            found = {h.account_no: h.rank for h in index.search("", {field: query}, limit=None).hits}
+        finally:
+            search.READ_ROWS = saved
+        assert found == expected, (variant, query)
+
+
+def test_initials_of_polyphonic_neighbours_are_indexed_in_every_combination():
+    # 长 reads chang/zhang, 重 zhong/chong, 行 xing/hang/heng: 2 x 2 x 3 spellings of the three
+    index = search.SearchIndex.build([{"account_no": "1", "name": "长重行"},
+                                      {"account_no": "2", "name": "长江"}])
+    for query in ("czx", "zch", "cch", "zzh", "czh", "zcx", "cz", "zc"):
+        assert [h.account_no for h in index.search("", {"name": query}).hits] == ["1"], query
+    assert [h.rank for h in index.search("", {"name": "zzh"}).hits] == [search.EXACT]
+    assert [h.account_no for h in index.search("", {"name": "zj"}).hits] == ["2"]
+    assert index.search("", {"name": "zzz"}).total == 0

@@ -106,3 +106,18 @@ def test_two_hundred_thousand_rows_import_and_search(tree, invoke, tmp_path):
     assert "200000 added" in result.stdout
     assert len(CustomerStore(tree.state_dir).all()) == 200_003
     assert search.find(tree.state_dir, "杭州").total > 1000
+
+
+def test_rows_checked_whole_read_like_rows_checked_cell_by_cell(tmp_path, monkeypatch):
+    path = tmp_path / "mixed.csv"
+    path.write_text(HEADER + "3300000001, 杭州甲厂 ,5100,315kVA,杭州市,文三线,10kV\n"
+                    "３３００００００02,Cafe\u0301,,１２５０,,,\n"
+                    "3300000003,乙厂,-12,0,+1,,\n", encoding="utf-8")
+    whole = importer.parse(path)
+    assert whole[1]["account_no"] == "3300000002" and whole[1]["name"] == "Café"
+    monkeypatch.setattr(importer, "_plain_record", lambda raws: None)
+    assert importer.parse(path) == whole
+    generated = write_csv(tmp_path / "gen.csv", 500, seed=3)
+    slow = importer.parse(generated)
+    monkeypatch.undo()
+    assert importer.parse(generated) == slow
