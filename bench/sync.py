@@ -277,6 +277,12 @@ def state_update_cost(records: int) -> tuple[float, float]:
 
 # --------------------------------------------------------------------------- run
 
+def _default_parallel() -> int:
+    from fieldsync.config import Server
+
+    return Server().parallel
+
+
 def start_sshd(workdir: Path):
     sys.path.insert(0, str(ROOT))
     try:
@@ -384,7 +390,8 @@ def main(argv: list[str]) -> int:
         "",
         f"`{command}` on {os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f} "
         "(other work on the machine slows every row alike). Photos are camera-like 4000x3000 JPEGs "
-        "with EXIF, shrunk to 1600 px with evidence recorded, server.parallel 4; sshd is Debian's "
+        f"with EXIF, shrunk to 1600 px with evidence recorded, server.parallel {_default_parallel()} "
+        "(the default); sshd is Debian's "
         "OpenSSH on 127.0.0.1 (no added delay).",
         "",
         "| figure | fieldsync | anchor (same run) |",
