@@ -242,6 +242,10 @@ class PinyinVocabulary:
                 partial.add(gram)
         return whole, partial - whole, at_start
 
+    def spelled(self, query: str) -> set[str]:
+        """Grams one of whose spellings is exactly `query`."""
+        return {gram for gram, offset, piece in self.by_start.get(query[:2], ()) if offset == 0 and piece == query}
+
 
 # --- match sets as bitmaps ---
 
@@ -607,18 +611,33 @@ class SearchIndex:
             found.update(self._posting(code + gram) if len(gram) == 2 else self.norm[field].containing(gram))
         return found
 
-    def _match_pinyin(self, field: str, kind: str, query: str) -> dict[int, int]:
-        """{customer id: rank} for a pinyin `query` (initials or full readings) in `field`."""
+    def _full_pinyin(self, field: str, query: str) -> Ranked:
+        """Full pinyin `query` in `field`. Customers with a character pair whose spelling holds
+        the whole query match for sure, and are ranked by bitmaps alone; the rest (the query
+        goes on past a pair, or lies inside one character) are read row by row."""
         code = FIELD_CODES[field]
-        whole, partial, at_start = self._vocabulary(field, kind).grams_for(query)
-        sure = self._union(field, whole)
-        maybe = self._union(field, partial) - sure
-        starts: set[int] = set()
-        for gram in at_start:
-            starts.update(self._posting(code + STARTS + gram))
-        ranks = self._ranks(field, kind, query, sure, starts, confirmed=True)
-        ranks.update(self._ranks(field, kind, query, maybe, starts, confirmed=False))
-        return ranks
+        vocabulary = self._vocabulary(field, FULL)
+        whole, partial, at_start = vocabulary.grams_for(query)
+        found = prefix = exact = 0
+        spelled = vocabulary.spelled(query)
+        for gram in at_start:  # the field starts with the gram, the query with its first letter
+            starts = self._bitmap(code + STARTS + gram)
+            prefix |= starts
+            if gram in spelled:
+                exact |= starts & self._length(field, len(gram))
+        found |= prefix
+        inside: set[int] = set()
+        for gram in whole:
+            if len(gram) == 2:
+                found |= self._bitmap(code + PLAIN + gram)
+            else:
+                inside.update(self.norm[field].containing(gram))
+        if inside:
+            found |= bitmap(inside, self.count)
+        # a row already known to start with the query can rank no better through another route
+        maybe = bitmap(self._union(field, partial), self.count) & ~prefix if partial else 0
+        ranks = self._ranks(field, FULL, query, bitmap_ids(maybe), set(), confirmed=False)
+        return Ranked(exact, prefix, found) | Ranked.of(ranks, self.count)
 
     def _initials_column(self, field: str) -> tuple[str, dict[str, str]]:
         """The field's joined text with every character replaced by one stand-in for its set of
@@ -774,7 +793,7 @@ class SearchIndex:
         if field in PINYIN_FIELDS and _LETTERS.match(text):
             if len(text) > 1:
                 found |= self._initials_ranked(field, text)
-                found |= Ranked.of(self._match_pinyin(field, FULL, text), self.count)
+                found |= self._full_pinyin(field, text)
             else:
                 found |= Ranked.of(self._match_initials(field, text), self.count)
         return found
