@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from tinydb import Query, TinyDB
 
@@ -29,7 +29,11 @@ FIELD_LABELS = {
 STORE_NAME = "customers.json"
 CUSTOMERS_TABLE = "customers"
 META_TABLE = "meta"
+STORE_STEP, INDEX_STEP = "store", "index"  # the phases merge() reports, in order
 WRITE_CHUNK = 10_000  # rows encoded per json call when the store is written
+
+
+StepFn = Callable[[str], None]
 
 
 @contextlib.contextmanager
@@ -95,12 +99,13 @@ class CustomerStore:
             rows = db.table(META_TABLE).all()
         return dict(rows[0]) if rows else {}
 
-    def merge(self, records: Iterable[dict], source: str) -> ImportSummary:
-        """Add or update `records` by account number, then swap the store in one step."""
+    def merge(self, records: Iterable[dict], source: str, step: StepFn | None = None) -> ImportSummary:
+        """Add or update `records` by account number, then swap the store in one step.
+        `step` hears the name of each phase as it begins (for a progress display)."""
         with collector_paused():
-            return self._merge(records, source)
+            return self._merge(records, source, step or (lambda name: None))
 
-    def _merge(self, records: Iterable[dict], source: str) -> ImportSummary:
+    def _merge(self, records: Iterable[dict], source: str, step: StepFn) -> ImportSummary:
         existing = {r["account_no"]: r for r in self.all()}
         added = changed = unchanged = 0
         for record in records:
@@ -113,16 +118,18 @@ class CustomerStore:
                 unchanged += 1
                 continue
             existing[record["account_no"]] = record
-        self.replace(existing.values(), source)
+        self.replace(existing.values(), source, step)
         return ImportSummary(added, changed, unchanged, len(existing))
 
-    def replace(self, records: Iterable[dict], source: str) -> None:
+    def replace(self, records: Iterable[dict], source: str, step: StepFn | None = None) -> None:
         """Write `records` as the whole store, atomically."""
+        step = step or (lambda name: None)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".customers.", suffix=".tmp", dir=self.state_dir)
         os.close(fd)
         try:
             rows = sorted(records, key=lambda r: r["account_no"])
+            step(STORE_STEP)
             _write_tinydb(Path(tmp), rows, {
                 "source": source, "count": len(rows),
                 "imported_at": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
@@ -134,6 +141,7 @@ class CustomerStore:
         # The search index belongs to this version of the data (search.py checks the stamp).
         from .search import rebuild_index
 
+        step(INDEX_STEP)
         rebuild_index(self.state_dir, rows)
 
 

@@ -125,6 +125,46 @@ class ColumnGrams:
             self._initial_tables = (letters[self.char_ids, 0], counts[self.char_ids].astype(np.int8), letters)
         return self._initial_tables
 
+    def _combinations(self, windows: np.ndarray, size: int, letters: np.ndarray,
+                      options: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(initials key, row) for every combination of initials of every window (its first
+        position). Windows are grouped by their characters first: a few thousand distinct
+        character sequences ("有限公司" in most names) are expanded, then joined back."""
+        base = len(self.chars)
+        if not len(windows) or base ** size >= 1 << 62:
+            return self._expanded(windows, size, letters, options)
+        chars = np.zeros(len(windows), dtype=np.int64)
+        for step in range(size):
+            chars = chars * base + self.char_ids[windows + step]
+        order = np.argsort(chars)
+        chars, windows = chars[order], windows[order]
+        firsts = np.concatenate(([0], np.flatnonzero(chars[1:] != chars[:-1]) + 1))
+        distinct = windows[firsts]  # one window of each character sequence
+        key, owner = self._expanded(distinct, size, letters, options, np.arange(len(distinct)))
+        # combinations of each distinct sequence, back to every window that has it
+        per_sequence = np.bincount(owner, minlength=len(distinct))
+        starts = np.concatenate(([0], np.cumsum(per_sequence)[:-1]))
+        group_sizes = np.diff(np.concatenate((firsts, [len(windows)])))
+        window_sequence = np.repeat(np.arange(len(distinct)), group_sizes)
+        counts = per_sequence[window_sequence]
+        rows = np.repeat(self.row[windows], counts)
+        offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return key[np.repeat(starts[window_sequence], counts) + offsets], rows
+
+    def _expanded(self, windows: np.ndarray, size: int, letters: np.ndarray, options: np.ndarray,
+                  tags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(initials key, row or tag) for every combination of every window: each window is
+        repeated once per initial of its next character, step by step."""
+        tags = self.row[windows] if tags is None else tags
+        key = np.zeros(len(windows), dtype=np.int32)
+        for step in range(size):
+            count = options[windows + step]
+            firsts = np.cumsum(count) - count
+            windows, key, tags = np.repeat(windows, count), np.repeat(key, count), np.repeat(tags, count)
+            choice = np.arange(len(windows)) - np.repeat(firsts, count)
+            key = key * LETTERS + letters[self.char_ids[windows + step], choice]
+        return key, tags
+
     def initial_grams(self, letters_of: Callable[[str], tuple[str, ...]], size: int,
                       at_start: bool) -> Iterator[tuple[str, np.ndarray]]:
         """Pinyin initials of `size` neighbouring characters (the first `size` when `at_start`).
@@ -163,18 +203,11 @@ class ColumnGrams:
                     break
                 keys_parts.append(key[here] + (letters[chars, choice] - letter[here]) * weight)
                 rows_parts.append(rows[here])
-        # ... and the few with several once per combination: repeat each window once per
-        # initial of its next character, step by step
-        few = positions[usable & (polyphonic > 1)]
-        key = np.zeros(len(few), dtype=np.int32)
-        for step in range(size):
-            count = options[few + step]
-            firsts = np.cumsum(count) - count
-            few, key = np.repeat(few, count), np.repeat(key, count)
-            choice = np.arange(len(few)) - np.repeat(firsts, count)
-            key = key * LETTERS + letters[self.char_ids[few + step], choice]
+        # ... and those with several once per combination of their initials
+        several = positions[usable & (polyphonic > 1)]
+        key, rows = self._combinations(several, size, letters, options)
         keys_parts.append(key)
-        rows_parts.append(self.row[few])
+        rows_parts.append(rows)
         for key, rows in groups(np.concatenate(keys_parts), np.concatenate(rows_parts), self.count):
             spelled = []
             for _ in range(size):

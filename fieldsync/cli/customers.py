@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from .. import importer
-from ..customers import FIELD_LABELS, FIELDS, CustomerStore
+from ..customers import FIELD_LABELS, FIELDS, INDEX_STEP, STORE_STEP, CustomerStore
 from ..errors import BadInput
 from .base import AppContext, echo, pass_app
 
@@ -38,11 +38,21 @@ def import_command(app: AppContext, file: Path) -> None:
     cfg = app.config
     total = file.stat().st_size
     stderr = sys.stderr
-    # The bar only makes sense on a terminal; scripts get the summary line alone.
+    # The bars only make sense on a terminal; scripts get the summary line alone.
+    hidden = app.quiet or not stderr.isatty()
     with click.progressbar(length=total, label="reading", file=stderr, show_percent=True,
-                           show_eta=True, hidden=app.quiet or not stderr.isatty()) as bar:
+                           show_eta=True, hidden=hidden) as bar:
         records = importer.parse(file, progress=bar.update)
-    summary = CustomerStore(cfg.state_dir).merge(records, str(file))
+    labels = {STORE_STEP: "writing the store", INDEX_STEP: "building the search index"}
+    with click.progressbar(length=len(labels), label="saving", file=stderr, hidden=hidden) as bar:
+        def step(name: str) -> None:
+            if bar.label != "saving":
+                bar.update(1)  # the phase before is done
+            bar.label = labels[name]
+            bar.render_progress()
+
+        summary = CustomerStore(cfg.state_dir).merge(records, str(file), step=step)
+        bar.update(1)
     echo(app, f"imported {len(records)} customers from {file.name}: {summary.added} added, "
               f"{summary.changed} changed, {summary.unchanged} unchanged ({summary.total} in total)")
 
