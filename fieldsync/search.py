@@ -32,7 +32,7 @@ from .atomic import atomic_open
 from .customers import FIELDS, STORE_NAME, CustomerStore, collector_paused
 
 INDEX_NAME = "search-index.pickle"
-INDEX_VERSION = 4
+INDEX_VERSION = 5
 FIELD_CODES = {"account_no": "a", "name": "n", "meter_no": "m", "capacity_kva": "c",
                "address": "d", "line": "l", "voltage": "v"}
 PINYIN_FIELDS = ("name", "address", "line")
@@ -384,7 +384,7 @@ class SearchIndex:
 
     def __init__(self, raw: dict, norm: dict, capacities: array, postings: dict, stamp,
                  values: dict[str, list[str]] | None = None, pinyin: bytes | None = None,
-                 dense: dict[str, bytes] | None = None):
+                 dense: dict[str, bytes] | None = None, initials: bytes | None = None):
         self.raw, self.norm, self.capacities = raw, norm, capacities
         # Bitmaps of the most common grams ("有限", "公司", "10kV"), made once at import: made
         # from the ids at query time they cost more than the rest of the query.
@@ -394,6 +394,9 @@ class SearchIndex:
         self.count = len(capacities)
         self._vocabularies: dict[tuple[str, str], PinyinVocabulary] = {}
         self._pinyin = pinyin  # pickled (readings, vocabularies), unpickled on the first pinyin query
+        # pickled (id lists, bitmaps) of the initials postings, unpickled on the first initials
+        # query: they are over half the index, and most queries are Chinese or digits
+        self._initials_postings = initials
         self._initials: dict[str, tuple[str, dict[str, str]]] = {}
         self._bitmaps: dict[str, int] = {}
         self._letters: dict[str, tuple | None] = {}
@@ -453,6 +456,13 @@ class SearchIndex:
         index._pinyin = index._make_pinyin()
         return index
 
+    def _load_initials(self) -> None:
+        if self._initials_postings is not None:
+            ids, bitmaps = pickle.loads(self._initials_postings)
+            self.postings.update(ids)
+            self.dense.update(bitmaps)
+            self._initials_postings = None
+
     def _load_pinyin(self) -> None:
         if self._pinyin is not None:
             readings, vocabularies = pickle.loads(self._pinyin)
@@ -469,9 +479,15 @@ class SearchIndex:
         return pickle.dumps((readings, self._vocabularies), protocol=pickle.HIGHEST_PROTOCOL)
 
     def save(self, path: Path) -> None:
+        postings, dense = dict(self.postings), dict(self.dense)
+        initials = self._initials_postings
+        if initials is None:
+            moved = [{k: kept.pop(k) for k in list(kept) if k[1:2] in (INITIALS_IN, INITIALS_AT)}
+                     for kept in (postings, dense)]
+            initials = pickle.dumps(tuple(moved), protocol=pickle.HIGHEST_PROTOCOL)
         state = {"version": INDEX_VERSION, "stamp": self.stamp, "raw": self.raw, "norm": self.norm,
-                 "capacities": self.capacities, "postings": self.postings, "values": self.values,
-                 "pinyin": self._pinyin or self._make_pinyin(), "dense": self.dense}
+                 "capacities": self.capacities, "postings": postings, "values": self.values,
+                 "pinyin": self._pinyin or self._make_pinyin(), "dense": dense, "initials": initials}
         with atomic_open(path, "wb") as handle:
             pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -487,7 +503,7 @@ class SearchIndex:
         if not isinstance(state, dict) or state.get("version") != INDEX_VERSION:
             return None
         return cls(state["raw"], state["norm"], state["capacities"], state["postings"], state["stamp"],
-                   state["values"], state["pinyin"], state["dense"])
+                   state["values"], state["pinyin"], state["dense"], state["initials"])
 
     # looking up
 
@@ -706,6 +722,7 @@ class SearchIndex:
         """Pinyin initials of two or more letters (one letter per character). Up to the largest
         indexed size the postings are exactly the matches; a longer query ANDs its windows of
         that size and confirms what is left."""
+        self._load_initials()
         code = FIELD_CODES[field]
         size = INITIAL_SIZES[field][-1]
         if len(query) <= size:
