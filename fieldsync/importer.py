@@ -41,7 +41,7 @@ _UNITS = re.compile(r"\s*(kva|千伏安|kw)\s*$", re.IGNORECASE)
 _BRACKETS = re.compile(r"[(（\[【].*?[)）\]】]")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
-_FORMULA_STARTS = ("=", "@", "+", "-")  # rows with a cell starting so are checked cell by cell
+_FORMULA_CELL = re.compile(r"(?:^|\0)[=@+-]")  # a row with a cell starting so is checked cell by cell
 
 ProgressFn = Callable[[int], None]
 
@@ -152,7 +152,7 @@ def _csv_rows(path: Path, progress: ProgressFn | None):
     def rows() -> Iterator[tuple[int, list]]:
         try:
             for cells in reader:
-                if any(c.strip() for c in cells):
+                if "".join(cells).strip():  # not a blank row
                     yield reader.line_num, cells
         except csv.Error as exc:
             raise BadInput(f"{path}: line {reader.line_num}: broken CSV ({exc})") from None
@@ -250,11 +250,12 @@ def _parse(path: Path, progress: ProgressFn | None) -> list[dict]:
     columns, problems = _map_header(header)
     if problems:
         raise ImportRejected(f"{path}: the header row is not usable; nothing was imported", problems)
+    order = [columns.get(key) for key in FIELDS]
     records: list[dict] = []
     first_line: dict[str, int] = {}
     count = 0
     for line, cells in rows:
-        record, row_problems = _record(line, cells, columns)
+        record, row_problems = _record(line, cells, columns, order)
         if record is not None:
             seen = first_line.get(record["account_no"])
             if seen is not None:
@@ -293,8 +294,10 @@ def _map_header(header: list[str]) -> tuple[dict[str, int], list[Problem]]:
     return columns, problems
 
 
-def _record(line: int, cells: list[str], columns: dict[str, int]) -> tuple[dict | None, list[Problem]]:
-    raws = [cells[i] if i is not None and i < len(cells) else "" for i in (columns.get(k) for k in FIELDS)]
+def _record(line: int, cells: list[str], columns: dict[str, int],
+            order: list[int | None]) -> tuple[dict | None, list[Problem]]:
+    """(record, []) or (None, the row's problems); `order` is the column of each of FIELDS."""
+    raws = [cells[i] if i is not None and i < len(cells) else "" for i in order]
     joined = "".join(raws)
     # Nearly every row is already NFC and free of control characters: checked once for the
     # whole row (a row of NFC cells joins to NFC text; a cell that is not NFC stays so when
@@ -336,15 +339,18 @@ def _record(line: int, cells: list[str], columns: dict[str, int]) -> tuple[dict 
 
 def _plain_record(raws: list[str]) -> dict | None:
     """The record of a row with no problem, or None to check it cell by cell."""
-    values = [raw.strip() for raw in raws]
-    if any(len(v) > MAX_CELL_CHARS or v[:1] in _FORMULA_STARTS for v in values):
+    values = list(map(str.strip, raws))
+    # no control characters here, so "\0" cannot be in a cell
+    if max(map(len, values)) > MAX_CELL_CHARS or _FORMULA_CELL.search("\0".join(values)):
         return None
     record = dict(zip(FIELDS, values))
     if not all(record[key] for key in REQUIRED):
         return None
+    capacity = record["capacity_kva"]
     try:
         record["account_no"] = normalize_account(record["account_no"])
-        record["capacity_kva"] = parse_capacity(record["capacity_kva"])
+        record["capacity_kva"] = int(capacity) if capacity.isascii() and capacity.isdigit() \
+            else parse_capacity(capacity)
     except (BadName, ValueError):
         return None
     return record
