@@ -14,6 +14,7 @@ none missing, no conflict copies, no temp files (.*.fieldsync-part), and for the
 from __future__ import annotations
 
 import argparse
+import datetime
 import io
 import json
 import os
@@ -43,7 +44,8 @@ def small_jpeg() -> bytes:
     ImageDraw.Draw(image).text((20, 20), "burst", fill="white")
     exif = Image.Exif()
     exif[0x010F], exif[0x0110], exif[0x0112] = "HUAWEI", "MatePad 11", 1
-    exif.get_ifd(0x8769)[0x9003] = "2026:11:25 09:30:00"
+    # Taken now: verify warns about photos filed long after their capture time.
+    exif.get_ifd(0x8769)[0x9003] = datetime.datetime.now().strftime("%Y:%m:%d %H:%M:%S")
     gps = exif.get_ifd(0x8825)
     gps[1], gps[2] = "N", (30.0, 16.0, 26.76)
     gps[3], gps[4] = "E", (120.0, 9.0, 18.36)

@@ -418,6 +418,7 @@ class Engine:
                                        progress, result)
             manifests = self._manifests(touched, [e for e in plan.files if e.rel.name == MANIFEST_FILE])
             if not result.error:
+                self._log_heads(manifests)
                 self._push_files(manifests, progress, result)
                 result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests)
             if not result.error:
@@ -434,6 +435,13 @@ class Engine:
                 self.state.set_meta("last_push", time.time())
             self.state.flush()
         return result
+
+    def _log_heads(self, manifests: list[Entry]) -> None:
+        # A kill -9 between a manifest's save and its ledger record must not leave the server
+        # with a head no ledger seals (the photo is not offered again: it is sealed as is).
+        for entry in manifests:
+            with contextlib.suppress(FieldsyncError, OSError, KeyError, TypeError):
+                manifest.ensure_logged(self.cfg, entry.path.parent)  # a broken one: verify says so
 
     def _follow_renames(self, entries: dict[str, Entry]) -> None:
         """A visit renamed on the tablet (`visit edit --name` or a file manager) is renamed on

@@ -240,6 +240,19 @@ def record_remarks(cfg: Config, visit_dir: Path) -> None:
         _seal_visit(cfg, visit_dir, data)
 
 
+def ensure_logged(cfg: Config, visit_dir: Path) -> None:
+    """Log the visit's manifest head in the ledger if it is not there yet.
+
+    _seal_visit writes the manifest, then the ledger: a crash between the two leaves a head
+    that only a later record of the same visit would log. The engine calls this for every
+    manifest it is about to push, so the server never gets a head its ledger does not seal.
+    """
+    with ledger.lock(cfg):
+        data = load(visit_dir)
+        if data and data.get("visit_id") and data.get("head"):
+            ledger.log_visit(cfg, relative(cfg.root, Path(visit_dir)), data)
+
+
 def _seal_visit(cfg: Config, visit_dir: Path, data: dict[str, Any]) -> None:
     # Manifest first, ledger second: after a crash between the two, the next record for
     # this visit logs the head again (ledger.log_visit appends only when something changed).

@@ -244,6 +244,36 @@ def test_kill_9_mid_upload_then_resume(sync_visit):
     assert len(manifest.load(visit)["entries"]) == 1
 
 
+SEAL_KILLER = """
+import os, signal, sys
+from fieldsync import config, engine, ledger
+
+def killed(*args, **kwargs):  # the manifest is saved, its ledger record not yet written
+    os.kill(os.getpid(), signal.SIGKILL)
+
+ledger.log_visit = killed
+engine.sync_once(config.load(sys.argv[1]))
+"""
+
+
+def test_kill_9_between_manifest_and_ledger_still_seals_on_the_server(sync_visit, invoke):
+    cfg, visit = sync_visit
+    assert engine.sync_once(cfg).exit_code == 0
+    camera_photo(_photo_dir(visit) / "IMG_8.jpg")
+    child = subprocess.run([sys.executable, "-c", SEAL_KILLER, str(cfg.path)],
+                           cwd=Path(__file__).parent.parent, capture_output=True, text=True)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    head = manifest.load(visit)["head"]
+    assert len(manifest.load(visit)["entries"]) == 1  # sealed in the manifest, not in the ledger
+
+    assert engine.sync_once(cfg).exit_code == 0
+    assert mirror_problems(cfg) == []
+    result = invoke("verify", "--server", server_root(cfg), "--json")
+    report = json.loads(result.stdout)
+    assert result.exit_code in (0, 1) and report["problems"] == [], report["problems"]
+    assert manifest.load(visit)["head"] == head  # the photo was not sealed a second time
+
+
 # --------------------------------------------------------------------------- real sshd
 
 def test_sftp_push_mirror_restart_and_lost_state(sftp_tree):
