@@ -472,10 +472,8 @@ def _create_exclusive(client: paramiko.SFTPClient, part: str) -> paramiko.SFTPFi
     any refusal returns None and the caller's lstat finds out what is there."""
     try:
         return client.open(part, "wx")
-    except FileNotFoundError:
-        raise  # the folder went away: the caller remakes it
-    except PermissionError:
-        raise
+    except (FileNotFoundError, PermissionError):
+        raise  # no folder (the caller remakes it) or not ours to write: nothing to look at
     except OSError:
         return None
 
