@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import pkgutil
+import platform
 import subprocess
 import sys
 from pathlib import Path

@@ -55,7 +55,7 @@ def small_jpeg() -> bytes:
 
 
 def make_visits(cfg, account: str, count: int, tag: str) -> list[Path]:
-    from fieldsync import visits
+    from fieldsync.tree import visits
 
     return [visits.new_visit(cfg, account, "1", "计量装置", name=f"2026-11-25_{tag}{n:04d}")
             for n in range(count)]

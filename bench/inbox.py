@@ -27,8 +27,9 @@ from pathlib import Path
 from PIL import Image
 
 from fieldsync import config as config_mod
-from fieldsync import inbox, tree, visits
 from fieldsync.demo import write_sample_photo
+from fieldsync.tree import folders as tree
+from fieldsync.tree import inbox, visits
 
 RESULTS = Path(__file__).resolve().parent / "results" / "inbox.md"
 

@@ -61,8 +61,10 @@ def make_tablet(index: int, work: Path, url: str, key_file: Path, known_hosts: P
     import yaml
 
     from fieldsync import config as config_mod
-    from fieldsync import importer, tree, visits
-    from fieldsync.customers import CustomerStore
+    from fieldsync.masterdata import importer
+    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.tree import folders as tree
+    from fieldsync.tree import visits
 
     device = f"tablet-{index:02d}" if index >= 0 else "tablet-solo"
     root = work / "tablets" / device
@@ -89,7 +91,7 @@ def make_tablet(index: int, work: Path, url: str, key_file: Path, known_hosts: P
 
 def tablet_process(index, work, url, key_file, known_hosts, photos, csv_path, barrier, results) -> None:
     """One tablet: build its tree, wait for the others, push once, report timings."""
-    from fieldsync import engine
+    from fieldsync.sync import engine
 
     try:
         cfg = make_tablet(index, Path(work), url, Path(key_file), Path(known_hosts), photos, Path(csv_path))

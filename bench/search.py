@@ -41,7 +41,7 @@ def timed(fn, *args):
 
 def make_queries(rows: list[dict], per_type: int, seed: int = 1) -> dict[str, list[tuple]]:
     """Query type -> [(text, fields)], drawn from the data so every query has answers."""
-    from fieldsync.search import char_readings
+    from fieldsync.masterdata.search import char_readings
 
     rng = random.Random(seed)
     picks = [rng.choice(rows) for _ in range(per_type)]
@@ -64,7 +64,7 @@ def make_queries(rows: list[dict], per_type: int, seed: int = 1) -> dict[str, li
 
 
 def bench_fieldsync(state_dir: Path, queries) -> dict[str, list[float]]:
-    from fieldsync import search
+    from fieldsync.masterdata import search
 
     index = search.load_index(state_dir)
     index.search("", {"name": "hz"})  # the pinyin vocabularies are made on first use
@@ -194,9 +194,10 @@ def main(argv: list[str]) -> int:
     count = args.count or (1_000_000 if args.full else 100_000)
 
     from fieldsync import config as config_mod
-    from fieldsync import importer, pages
-    from fieldsync.customers import CustomerStore
-    from fieldsync.tree import init_root
+    from fieldsync.masterdata import importer
+    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.tree.folders import init_root
+    from fieldsync.views import pages
 
     lines = []
 

@@ -30,9 +30,9 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from fieldsync.base.hashing import GENESIS
 from fieldsync.config import Layout
-from fieldsync.manifest import FORMAT, entry_hash
-from fieldsync.seal import GENESIS
+from fieldsync.evidence.manifest import FORMAT, entry_hash
 from fieldsync.server import build, scan
 
 RESULTS = Path(__file__).resolve().parent / "results" / "server_index.md"

@@ -56,7 +56,7 @@ def make_photos(folder: Path, count: int) -> list[Path]:
 # --------------------------------------------------------------------------- methods
 
 def shrink_fieldsync(src: Path, dst: Path) -> None:
-    from fieldsync.shrink import ShrinkSettings, shrink
+    from fieldsync.media.shrink import ShrinkSettings, shrink
 
     shrink(src, dst, ShrinkSettings(MAX_EDGE, QUALITY))
 
@@ -160,8 +160,9 @@ def _peak_rss_mb() -> float:
 
 
 def _check(path: Path) -> str:
-    from fieldsync.exif import photo_facts
     from PIL import Image
+
+    from fieldsync.media.exif import photo_facts
 
     facts = photo_facts(path)
     with Image.open(path) as image:

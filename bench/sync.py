@@ -33,9 +33,11 @@ PUSH_RUNS = 5  # alternating fieldsync / OpenSSH runs of the 200-file push
 def make_tree(base: Path, server_url: str):
     """An initialised tablet tree with one customer and one visit; returns (cfg, visit)."""
     from fieldsync import config as config_mod
-    from fieldsync import importer, tree, visits
-    from fieldsync.customers import CustomerStore
     from fieldsync.demo import sample_csv_path
+    from fieldsync.masterdata import importer
+    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.tree import folders as tree
+    from fieldsync.tree import visits
 
     root = base / "tablet"
     text = config_mod.render_default(root, "bench", "bench-tablet", server_url)
@@ -76,7 +78,7 @@ def old(path: Path) -> None:
 
 def photos_per_second(server_url: str, count: int, cfg_edit=None) -> float:
     """12 MP camera photos dropped into a visit, one `sync`: shrink + evidence + push."""
-    from fieldsync import engine
+    from fieldsync.sync import engine
 
     with tempfile.TemporaryDirectory(prefix="fieldsync-bench-sync-") as tmp:
         cfg, visit, _ = make_tree(Path(tmp), server_url)
@@ -97,7 +99,7 @@ def photos_per_second(server_url: str, count: int, cfg_edit=None) -> float:
 
 def files_per_second(server_url: str, files: list[Path], cfg_edit=None) -> float:
     """Already small files (400 KB documents) pushed by one `sync`: the transport's pace."""
-    from fieldsync import engine
+    from fieldsync.sync import engine
 
     with tempfile.TemporaryDirectory(prefix="fieldsync-bench-push-") as tmp:
         cfg, visit, account = make_tree(Path(tmp), server_url)
@@ -135,7 +137,7 @@ def openssh_files_per_second(sshd, files: list[Path], remote: Path) -> float:
 def daemon_latency(count: int) -> list[float]:
     """Photo closed in a visit folder -> final name on the server (file://), daemon running."""
     from fieldsync import config as config_mod
-    from fieldsync.daemon import Daemon
+    from fieldsync.sync.daemon import Daemon
 
     with tempfile.TemporaryDirectory(prefix="fieldsync-bench-latency-") as tmp:
         server = Path(tmp) / "server"
@@ -169,7 +171,7 @@ def daemon_latency(count: int) -> list[float]:
 def restart_worker(config_path: str) -> dict:
     """In a fresh process: daemon start -> first full pass done and idle; time and peak RSS."""
     from fieldsync import config as config_mod
-    from fieldsync.daemon import Daemon
+    from fieldsync.sync.daemon import Daemon
 
     started = time.perf_counter()
     daemon = Daemon(config_mod.load(Path(config_path)))
@@ -190,8 +192,8 @@ def restart_to_idle(count: int) -> dict:
     them: 50 photos a visit), then the daemon started in its own process."""
     import json
 
-    from fieldsync import engine
-    from fieldsync.state import FileState, SyncState
+    from fieldsync.sync import engine
+    from fieldsync.sync.state import FileState, SyncState
 
     with tempfile.TemporaryDirectory(prefix="fieldsync-bench-restart-") as tmp:
         server = Path(tmp) / "server"
@@ -226,7 +228,7 @@ def one_pass_seconds(count: int) -> list[float]:
     evidence, upload, manifest, ledger), without the daemon's watcher and batching."""
     from pathlib import PurePosixPath
 
-    from fieldsync import engine
+    from fieldsync.sync import engine
 
     with tempfile.TemporaryDirectory(prefix="fieldsync-bench-pass-") as tmp:
         server = Path(tmp) / "server"
@@ -252,7 +254,7 @@ def state_update_cost(records: int) -> tuple[float, float]:
     time) vs fieldsync.state (cached, flushed every 200 writes / 5 s), same records."""
     from tinydb import Query, TinyDB
 
-    from fieldsync.state import FileState, SyncState
+    from fieldsync.sync.state import FileState, SyncState
 
     with tempfile.TemporaryDirectory(prefix="fieldsync-bench-state-") as tmp:
         rows = [FileState(f"customer/周期检查/计量装置/2026-11-25_0930/外观/IMG_{n:06d}.jpg", 400_000, n,

@@ -32,11 +32,11 @@ from pathlib import Path
 
 from PIL import Image
 
-from fieldsync import ledger, manifest
+from fieldsync.base.hashing import GENESIS, canonical
 from fieldsync.config import Layout
-from fieldsync.hashcache import HashCache
-from fieldsync.seal import GENESIS, canonical
-from fieldsync.verify import Options, verify_tree
+from fieldsync.evidence import ledger, manifest
+from fieldsync.evidence.hashcache import HashCache
+from fieldsync.evidence.verify import Options, verify_tree
 
 RESULTS = Path(__file__).resolve().parent / "results" / "verify.md"
 PHOTOS_PER_VISIT = 50

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT))
 
-from fieldsync.demo import sample_csv_path, write_sample_photo  # noqa: E402
+from fieldsync.demo import sample_csv_path, write_sample_photo
 
 FIELDSYNC = Path(sys.executable).parent / "fieldsync"
 LAUNCHERS = PROJECT / "contrib" / "launchers" / "linux"

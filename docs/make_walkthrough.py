@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT))
 
-from fieldsync.demo import sample_csv_path, write_sample_photo  # noqa: E402
+from fieldsync.demo import sample_csv_path, write_sample_photo
 
 FIELDSYNC = Path(sys.executable).parent / "fieldsync"
 IMG = HERE / "img"
@@ -154,7 +154,7 @@ daemon also does this with each full rescan); it is fetched only when it changed
     visit = Path(day.run("visit", "new", ACCOUNT, "1", "计量装置",
                          "--appearance-note", "计量柜外观完好，封印齐全").stdout.strip())
     day.cwd = visit
-    day.say(f"""
+    day.say("""
 `visit new` prints the new folder; the inspector changes into it (`cd "$(fieldsync visit new ...)"`
 does both at once) and points the camera at it. From anywhere else the visit's path relative to
 `~/fieldsync` works too. This is the only typing before shooting (the prompt shows `…/` and the

@@ -1,5 +1,5 @@
 """`python -m fieldsync ...`: the same as the `fieldsync` command."""
 
-from .cli import main
+from fieldsync.cli import main
 
 main()

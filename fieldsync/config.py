@@ -11,16 +11,18 @@ import getpass
 import os
 import re
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import click
 import yaml
 
-from .errors import ConfigError
-from .names import is_safe_component
+from fieldsync.base.names import is_safe_component
+from fieldsync.base.rendering import render_template
+from fieldsync.errors import ConfigError
 
 CONFIG_NAME = "config.yaml"
 STATE_DIR = ".fieldsync"
@@ -185,7 +187,7 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
 
 # --------------------------------------------------------------------------- sections
 
-def _layout(c: "_Checker", d: Any) -> Layout:
+def _layout(c: _Checker, d: Any) -> Layout:
     c.mapping(d, "layout")
     c.known(d, "layout.", {f.name for f in dataclasses.fields(Layout)})
     base = Layout()
@@ -222,7 +224,7 @@ def _layout(c: "_Checker", d: Any) -> Layout:
     return Layout(customer_folder=template, businesses=tuple(businesses), visit_folder=visit, **names)
 
 
-def _photos(c: "_Checker", d: Any) -> Photos:
+def _photos(c: _Checker, d: Any) -> Photos:
     c.mapping(d, "photos")
     c.known(d, "photos.", {f.name for f in dataclasses.fields(Photos)})
     base = Photos()
@@ -234,7 +236,7 @@ def _photos(c: "_Checker", d: Any) -> Photos:
     )
 
 
-def _camera(c: "_Checker", d: Any, base_dir: Path) -> Camera:
+def _camera(c: _Checker, d: Any, base_dir: Path) -> Camera:
     c.mapping(d, "camera")
     c.known(d, "camera.", {f.name for f in dataclasses.fields(Camera)})
     base = Camera()
@@ -249,7 +251,7 @@ def _camera(c: "_Checker", d: Any, base_dir: Path) -> Camera:
 _URL = re.compile(r"^(sftp|file)://")
 
 
-def _server(c: "_Checker", d: Any, base_dir: Path) -> Server:
+def _server(c: _Checker, d: Any, base_dir: Path) -> Server:
     c.mapping(d, "server")
     c.known(d, "server.", {f.name for f in dataclasses.fields(Server)} | {"password"})
     if "password" in d:
@@ -277,7 +279,7 @@ def _server(c: "_Checker", d: Any, base_dir: Path) -> Server:
     )
 
 
-def _sync(c: "_Checker", d: Any) -> Sync:
+def _sync(c: _Checker, d: Any) -> Sync:
     c.mapping(d, "sync")
     c.known(d, "sync.", {f.name for f in dataclasses.fields(Sync)})
     base = Sync()
@@ -343,7 +345,5 @@ class _Checker:
 
 def render_default(root: Path, inspector: str, device: str, server_url: str | None) -> str:
     """A commented config.yaml for `fieldsync init`, from the shipped example."""
-    from .pages import render_template
-
     return render_template("config.yaml.j2", root=str(root), inspector=inspector, device=device,
                            server_url=server_url)

@@ -8,18 +8,20 @@ real EXIF, and pushes the lot to the sandbox's server folder when the sync engin
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 from PIL import Image, ImageDraw
 
-from . import config as config_mod
-from . import importer, photos, tree, visits
-from .customers import CustomerStore
-from .errors import BadInput
+from fieldsync import config as config_mod
+from fieldsync.errors import BadInput
+from fieldsync.masterdata import importer
+from fieldsync.masterdata.store import CustomerStore
+from fieldsync.tree import folders as tree
+from fieldsync.tree import photos, visits
 
 SAMPLE_CSV = "sample_customers.csv"
 DEMO_INSPECTOR = "zhang.san"
@@ -94,7 +96,7 @@ def run(sandbox: Path, progress: Progress = lambda _: None) -> DemoResult:
 
 def _push(cfg: config_mod.Config, progress: Progress) -> str:
     try:
-        from . import engine
+        from fieldsync.sync import engine
     except ImportError:
         return "not pushed: this build has no sync engine yet"
     progress("pushing to the demo server folder (file://)")

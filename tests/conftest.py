@@ -38,9 +38,9 @@ SAMPLE_CSV = (
 @pytest.fixture
 def tree(tmp_path: Path, monkeypatch) -> config_mod.Config:
     """An initialised tablet tree with a file:// server and three imported customers."""
-    from fieldsync import importer
-    from fieldsync.customers import CustomerStore
-    from fieldsync.tree import init_root
+    from fieldsync.masterdata import importer
+    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.tree.folders import init_root
 
     root = tmp_path / "tablet"
     server = tmp_path / "server"
@@ -71,7 +71,7 @@ def invoke(runner):
     return run
 
 
-def screenshot_dir(tmp_path_factory=None) -> "Path":
+def screenshot_dir(tmp_path_factory=None) -> Path:
     """docs/img when FIELDSYNC_SCREENSHOTS=1 (to refresh the docs' pictures), else a temp folder,
     so an ordinary test run never changes tracked files."""
     import tempfile

@@ -7,7 +7,7 @@ import zipfile
 import openpyxl
 import pytest
 
-from fieldsync.customers import CustomerStore
+from fieldsync.masterdata.store import CustomerStore
 from tests.conftest import SAMPLE_CSV
 
 ENGLISH = ("account_no,name,meter_no,capacity_kva,address,line,voltage\n"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fieldsync import manifest
-from fieldsync.daemon import Daemon, status_path
+from fieldsync.evidence import manifest
+from fieldsync.sync.daemon import Daemon, status_path
 from tests.fixtures.syncing import camera_photo, mirror_problems, server_root
 
 WAIT = 60  # seconds allowed for a condition to come true (never asserted as a speed)
@@ -171,7 +171,7 @@ def test_sync_refuses_while_the_daemon_runs(running, invoke):
 
 
 def test_visit_renamed_while_the_daemon_runs_is_renamed_on_the_server(running):
-    from fieldsync import visits
+    from fieldsync.tree import visits
 
     cfg, visit, daemon = running
     photo = camera_photo(visit / "外观" / "IMG_R.jpg")
@@ -187,8 +187,8 @@ def test_visit_renamed_while_the_daemon_runs_is_renamed_on_the_server(running):
 
 
 def test_own_writes_skip_the_settle_wait_only_while_unchanged(sync_visit):
-    from fieldsync.engine import SyncResult
-    from fieldsync.watcher import Batch
+    from fieldsync.sync.engine import SyncResult
+    from fieldsync.sync.watcher import Batch
 
     cfg, visit = sync_visit
     photo = camera_photo(visit / "外观" / "IMG_E.jpg", upright=(600, 800))

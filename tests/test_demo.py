@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from PIL import Image
 
-from fieldsync.yamlfile import read_yaml
+from fieldsync.base.yamlfile import read_yaml
 
 
 def test_demo_builds_the_whole_tree(invoke, tmp_path):

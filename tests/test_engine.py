@@ -16,9 +16,10 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 
 from fieldsync import config as config_mod
-from fieldsync import engine, manifest
-from fieldsync.photos import sha256_file
-from fieldsync.state import STATE_FILE
+from fieldsync.base.hashing import file_sha256
+from fieldsync.evidence import manifest
+from fieldsync.sync import engine
+from fieldsync.sync.state import STATE_FILE
 from fieldsync.transport.paths import part_name
 from tests.fixtures.syncing import camera_photo, mirror_problems, server_root
 
@@ -43,7 +44,7 @@ def _reconfigure(cfg, **sync):
 def test_sync_mirrors_tree_shrinks_photos_and_records_evidence(sync_visit):
     cfg, visit = sync_visit
     photo = camera_photo(_photo_dir(visit) / "IMG_0001.jpg")
-    original_sha = sha256_file(photo)
+    original_sha = file_sha256(photo)[0]
     heic = camera_photo(_photo_dir(visit, "铭牌") / "IMG_0002.heic", upright=(3024, 4032), fmt="HEIF")
     document = visit.parent.parent.parent / "用电资料" / "供用电合同.pdf"
     document.write_bytes(b"%PDF-1.4 contract\n" * 1000)
@@ -61,10 +62,10 @@ def test_sync_mirrors_tree_shrinks_photos_and_records_evidence(sync_visit):
         assert max(image.size) == 1600
     # The original is archived byte for byte, and the manifest proves both states.
     archived = cfg.state_dir / "originals" / rel
-    assert sha256_file(archived) == original_sha
+    assert file_sha256(archived)[0] == original_sha
     entries = manifest.current_entries(manifest.load(visit))
     entry = entries["外观/IMG_0001.jpg"]
-    assert entry["original_sha256"] == original_sha and entry["sha256"] == sha256_file(photo)
+    assert entry["original_sha256"] == original_sha and entry["sha256"] == file_sha256(photo)[0]
     assert entry["gps"] and entry["taken_at"] == "2026-11-25T09:30:15"
     assert entry["width"] == 1200 and entry["height"] == 1600
     assert (server / document.relative_to(cfg.root)).read_bytes() == document.read_bytes()
@@ -213,7 +214,8 @@ def test_symlink_out_of_the_tree_is_not_followed(sync_visit, tmp_path):
 
 KILLER = """
 import os, signal, sys
-from fieldsync import config, engine
+from fieldsync import config
+from fieldsync.sync import engine
 
 class KillMidway(engine.Progress):
     def advanced(self, rel, done, total):
@@ -246,7 +248,9 @@ def test_kill_9_mid_upload_then_resume(sync_visit):
 
 SEAL_KILLER = """
 import os, signal, sys
-from fieldsync import config, engine, ledger
+from fieldsync import config
+from fieldsync.sync import engine
+from fieldsync.evidence import ledger
 
 def killed(*args, **kwargs):  # the manifest is saved, its ledger record not yet written
     os.kill(os.getpid(), signal.SIGKILL)
@@ -278,8 +282,8 @@ def test_kill_9_between_manifest_and_ledger_still_seals_on_the_server(sync_visit
 
 def test_sftp_push_mirror_restart_and_lost_state(sftp_tree):
     cfg = sftp_tree
-    from fieldsync import tree as tree_mod
-    from fieldsync import visits
+    from fieldsync.tree import folders as tree_mod
+    from fieldsync.tree import visits
 
     tree_mod.open_customer(cfg, "3300001234")
     tree_mod.add_category(cfg, "3300001234", "1", "计量装置")
@@ -298,8 +302,8 @@ def test_sftp_push_mirror_restart_and_lost_state(sftp_tree):
 
 
 def test_sftp_cut_mid_upload_resumes_without_duplicates(sftp_tree, sshd, proxy, remote_root):
-    from fieldsync import tree as tree_mod
-    from fieldsync import visits
+    from fieldsync.tree import folders as tree_mod
+    from fieldsync.tree import visits
 
     cfg = sshd.config(remote_root, base=sftp_tree, port=proxy.port)
     tree_mod.open_customer(cfg, "3300001234")
@@ -321,7 +325,7 @@ def test_sftp_cut_mid_upload_resumes_without_duplicates(sftp_tree, sshd, proxy, 
 
 
 def test_sftp_server_down_then_back(sftp_tree, sshd, invoke):
-    from fieldsync import tree as tree_mod
+    from fieldsync.tree import folders as tree_mod
 
     tree_mod.open_customer(sftp_tree, "3300005678")
     sshd.stop()
@@ -365,8 +369,8 @@ class _CountingTransport:
 def _rename_case(cfg, visit, how: str):
     """Push a visit with photos, rename it (`visit edit --name` or a plain folder move), push
     again; returns (new visit folder, transport used for the second pass)."""
-    from fieldsync import visits
     from fieldsync.transport import open_transport
+    from fieldsync.tree import visits
 
     for i in range(3):
         camera_photo(_photo_dir(visit) / f"IMG_{i}.jpg", seed=i)
@@ -409,7 +413,7 @@ def test_visit_moved_in_a_file_manager_renames_on_the_server(sync_visit):
 def test_renamed_visit_missing_on_the_server_is_uploaded(sync_visit):
     import shutil
 
-    from fieldsync import visits
+    from fieldsync.tree import visits
 
     cfg, visit = sync_visit
     camera_photo(_photo_dir(visit) / "IMG_0.jpg")
@@ -424,8 +428,8 @@ def test_renamed_visit_missing_on_the_server_is_uploaded(sync_visit):
 
 
 def test_sftp_visit_edit_name_renames_on_the_server(sftp_tree, remote_root):
-    from fieldsync import tree as tree_mod
-    from fieldsync import visits
+    from fieldsync.tree import folders as tree_mod
+    from fieldsync.tree import visits
 
     cfg = sftp_tree
     tree_mod.open_customer(cfg, "3300001234")
@@ -440,7 +444,7 @@ def test_sftp_visit_edit_name_renames_on_the_server(sftp_tree, remote_root):
 def test_state_file_is_tinydb_json_read_back_and_rebuilt_when_damaged(tmp_path):
     from tinydb import TinyDB
 
-    from fieldsync.state import FileState, SyncState
+    from fieldsync.sync.state import FileState, SyncState
 
     folder = tmp_path / "state"
     with SyncState(folder, flush_every=2) as state:

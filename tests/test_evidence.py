@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fieldsync import evidence, ledger
-from fieldsync.verify import Options, layout_of, verify_tree
+from fieldsync.evidence import bundle as evidence
+from fieldsync.evidence import ledger
+from fieldsync.evidence.verify import Options, layout_of, verify_tree
 from tests.fixtures.evidence import SITE, empty_visit, file_photos, make_jpeg
 
 
@@ -65,7 +66,7 @@ def test_bundle_verifies_alone_and_reports(filed_visit, tmp_path, invoke):
     every_text = "".join(p.read_text(encoding="utf-8", errors="replace") for p in folder.rglob("*") if p.is_file())
     assert "secret-visit" not in every_text and "宁波" not in every_text
     # the PDF twin of the report: real font, one image per photo, summary page + visit pages
-    from fieldsync.evidence_pdf import find_font
+    from fieldsync.evidence.pdf import find_font
     from tests.conftest import require_real_part
 
     require_real_part(find_font() is not None, "a Chinese TrueType font (fonts-wqy-microhei)")
@@ -95,7 +96,7 @@ def test_tampered_bundle_is_caught(filed_visit, tmp_path):
 
 def test_single_visit_and_refusal_when_broken(filed_visit, tmp_path):
     cfg, visit = filed_visit
-    from fieldsync import visits
+    from fieldsync.tree import visits
 
     second = visits.new_visit(cfg, "3300001234", "周期检查", "计量装置", name="2026-11-26_0900")
     file_photos(cfg, second, "nameplate", [make_jpeg(tmp_path / "s" / "S.jpg", gps=SITE)])
@@ -143,7 +144,7 @@ def test_evidence_errors_say_what_to_do(filed_visit, tmp_path, invoke):
 def test_heic_photo_in_bundle_has_facts_and_thumbnail(filed_visit, tmp_path):
     from PIL import Image
 
-    from fieldsync.photos import register_heif
+    from fieldsync.media.imaging import register_heif
 
     cfg, visit = filed_visit
     register_heif()

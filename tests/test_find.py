@@ -8,8 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fieldsync import search
-from fieldsync.customers import FIELDS, CustomerStore
+from fieldsync.masterdata import search
+from fieldsync.masterdata.store import FIELDS, CustomerStore
 
 
 def accounts(result) -> list[str]:

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fieldsync import geo
+from fieldsync.base import geo
 from fieldsync.errors import BadInput
 
 EVILTRANSFORM = [  # (wgs lat, wgs lon), (gcj lat, gcj lon)

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from fieldsync import gps
 from fieldsync.errors import BadInput
+from fieldsync.location import gps
 from tests.fixtures.gps import LOG_LAT, LOG_LON, NMEA_LOG, free_port
 
 pytestmark = pytest.mark.timeout(120)

@@ -7,8 +7,8 @@ import zipfile
 import pytest
 
 from bench.customers_data import write_csv
-from fieldsync import importer, search
-from fieldsync.customers import CustomerStore
+from fieldsync.masterdata import importer, search
+from fieldsync.masterdata.store import CustomerStore
 
 HEADER = "户号,户名,表计局号,合同容量,用电地址,线路名称,供电电压等级\n"
 

@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from PIL import Image
 
-from fieldsync import inbox, visits
 from fieldsync.errors import TreeError
+from fieldsync.tree import inbox, visits
 from tests.fixtures.camera import configure_camera, shoot_photo
 
 
@@ -294,7 +294,8 @@ def test_the_status_summary_names_target_expiry_and_waiting_photos(camera_tree):
 def test_a_filed_photo_reaches_the_server_with_its_camera_original_on_record(camera_tree):
     # The inbox records no evidence itself: the engine does, from the filed file, which is the
     # camera's original byte for byte. This checks that hand-over end to end (file:// server).
-    from fieldsync import engine, manifest
+    from fieldsync.evidence import manifest
+    from fieldsync.sync import engine
 
     cfg, camera, visit = camera_tree
     inbox.use_visit(cfg, visit, "appearance")

@@ -13,8 +13,10 @@ import yaml
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from fieldsync import geo, locate, mapview
+from fieldsync.base import geo
 from fieldsync.config import load
+from fieldsync.location import locate
+from fieldsync.views import mapview
 from tests.fixtures.gps import LOG_LAT, LOG_LON
 
 ACCOUNT = "3300001234"
@@ -260,7 +262,7 @@ def test_where_bakes_distance_into_pages(opened, invoke, termux_stub):
 def test_check_suggests_locating_from_a_photo(tree, invoke, tmp_path):
     """A customer without a location but with a GPS-tagged photo filed gets a suggestion."""
     from fieldsync.demo import write_sample_photo
-    from fieldsync.visits import now
+    from fieldsync.tree.visits import now
 
     invoke("customer", "open", "3300005678")
     invoke("category", "add", "3300005678", "1", "计量装置")

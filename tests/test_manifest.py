@@ -8,9 +8,9 @@ from datetime import datetime
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from fieldsync import ledger, manifest
-from fieldsync.exif import photo_facts
-from fieldsync.seal import GENESIS, file_sha256
+from fieldsync.base.hashing import GENESIS, file_sha256
+from fieldsync.evidence import ledger, manifest
+from fieldsync.media.exif import photo_facts
 from tests.fixtures.evidence import SITE, empty_visit, make_jpeg
 
 
@@ -47,7 +47,7 @@ def test_photo_facts_orientation_swaps_size_and_heic(tmp_path):
     path = tmp_path / "rot.jpg"
     Image.new("RGB", (60, 20)).save(path, exif=exif)
     assert (photo_facts(path)["width"], photo_facts(path)["height"]) == (20, 60)
-    from fieldsync.photos import register_heif
+    from fieldsync.media.imaging import register_heif
 
     register_heif()
     heic = tmp_path / "p.heic"
@@ -136,7 +136,7 @@ def test_two_processes_filing_into_one_visit_keep_one_chain(tree, tmp_path):
     import subprocess
     import sys
 
-    from fieldsync import photos
+    from fieldsync.tree import photos
 
     cfg = tree
     visit = empty_visit(cfg, "3300001234", "周期检查", "变压器", "shared")
@@ -144,7 +144,7 @@ def test_two_processes_filing_into_one_visit_keep_one_chain(tree, tmp_path):
     placed = [a.target for a in photos.add_photos(cfg, visit, "appearance", sources)]
     script = (
         "import sys; from pathlib import Path\n"
-        "from fieldsync import config, manifest\n"
+        "from fieldsync import config\nfrom fieldsync.evidence import manifest\n"
         "cfg = config.load(Path(sys.argv[1])); visit = Path(sys.argv[2])\n"
         "for p in sys.argv[3:]:\n"
         "    p = Path(p); rel = p.relative_to(visit).as_posix()\n"

@@ -9,7 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fieldsync import geo, gps, locate, mapview
+from fieldsync.base import geo
+from fieldsync.location import gps, locate
+from fieldsync.views import mapview
 from tests.conftest import screenshot_dir
 from tests.fixtures.gps import free_port
 from tests.fixtures.tiles import TILE_PATH
@@ -111,7 +113,7 @@ def test_customer_without_location(tree, invoke, page):
 
 def test_bare_location_include_for_server_pages():
     # The server pages include _map.html.j2 with customer.yaml's location as it is.
-    from fieldsync.pages import render_template
+    from fieldsync.views.pages import render_page as render_template
 
     bare = {"lat": 30.2799, "lon": 120.129, "accuracy_m": 8.5, "source": "gps:termux",
             "at": "2026-11-25T14:30:00+08:00", "by": "zhang.san"}

@@ -8,8 +8,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from fieldsync import masterdata, search
-from fieldsync.customers import CustomerStore
+from fieldsync.base.hashing import file_sha256
+from fieldsync.masterdata import publish as masterdata
+from fieldsync.masterdata import search
+from fieldsync.masterdata.store import CustomerStore
 
 
 def server_dir(cfg) -> Path:
@@ -65,7 +67,7 @@ def test_not_a_customers_file_is_refused(tree, invoke):
     master = server_dir(tree) / ".fieldsync/master"
     (master / "customers.json").write_text('{"other": {}}')
     version = json.loads((master / "version.json").read_text())
-    version["sha256"] = masterdata._sha256(master / "customers.json")
+    version["sha256"] = file_sha256(master / "customers.json")[0]
     (master / "version.json").write_text(json.dumps(version))
     result = invoke("customers", "pull")
     assert result.exit_code == 2 and "not a fieldsync customers file" in result.stderr

@@ -8,9 +8,15 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from fieldsync.base.names import (
+    MAX_COMPONENT_BYTES,
+    clean_component,
+    customer_folder_name,
+    is_safe_component,
+    normalize_account,
+    require_safe,
+)
 from fieldsync.errors import BadName
-from fieldsync.names import (MAX_COMPONENT_BYTES, clean_component, customer_folder_name,
-                             is_safe_component, normalize_account, require_safe)
 
 TEMPLATE = "{account_no}_{name}"
 FORBIDDEN = set('/\\:*?"<>|')

@@ -9,10 +9,17 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from fieldsync.names import clean_component
-from fieldsync.platform_names import (WINDOWS_MAX_PATH, casefold_collisions, find_platform_issues,
-                                      fold_case, is_reserved_on_windows, platform_problems,
-                                      windows_name_problems, windows_path_length)
+from fieldsync.base.names import clean_component
+from fieldsync.base.platform_names import (
+    WINDOWS_MAX_PATH,
+    casefold_collisions,
+    find_platform_issues,
+    fold_case,
+    is_reserved_on_windows,
+    platform_problems,
+    windows_name_problems,
+    windows_path_length,
+)
 
 VISIT = PurePosixPath("3300001234_杭州某某机械有限公司/周期检查/计量装置/2026-11-25_1430")
 

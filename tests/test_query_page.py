@@ -7,8 +7,9 @@ import json
 import pytest
 
 from bench.customers_data import customers
-from fieldsync import pages, search
-from fieldsync.customers import CustomerStore
+from fieldsync.masterdata import search
+from fieldsync.masterdata.store import CustomerStore
+from fieldsync.views import pages
 
 pytestmark = pytest.mark.browser
 

@@ -9,7 +9,7 @@ import io
 import pytest
 from openpyxl import load_workbook
 
-from fieldsync.report import collect, csv_text, safe_cell
+from fieldsync.server.report import collect, csv_text, safe_cell
 
 NOV = (dt.date(2026, 11, 1), dt.date(2026, 11, 30))
 

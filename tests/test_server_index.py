@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -259,7 +259,7 @@ def test_full_rebuild_still_removes_pages_of_deleted_customers(server_tree):
 
 def test_index_of_a_tree_pushed_by_the_real_engine(sync_visit):
     """End to end: the engine mirrors a tablet tree to a file:// server, the index reads it."""
-    from fieldsync import engine
+    from fieldsync.sync import engine
     from tests.fixtures.syncing import camera_photo, server_root
 
     cfg, visit = sync_visit
@@ -425,9 +425,9 @@ def test_change_in_the_same_timestamp_tick_is_not_missed(server_tree):
 def second_tablet(tmp_path: Path, server: Path, inspector: str, device: str):
     """Another tablet (own tree, own config and master data) pushing to the same server."""
     from fieldsync import config as config_mod
-    from fieldsync import importer
-    from fieldsync.customers import CustomerStore
-    from fieldsync.tree import init_root
+    from fieldsync.masterdata import importer
+    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.tree.folders import init_root
     from tests.conftest import SAMPLE_CSV
 
     root = tmp_path / f"tablet-{device}"
@@ -443,8 +443,10 @@ def test_tablet_pages_and_server_pages_never_share_a_file(sync_visit, tmp_path):
     server, where the last one to push wins; the server index writes only under .fieldsync/
     and fieldsync.html, so it never overwrites theirs (nor they its), its customer page shows
     both tablets' visits, and nothing bounces back to the tablets on their next pass."""
-    from fieldsync import engine, tree as tree_mod, visits
-    from fieldsync.layout import PAGE_FILE
+    from fieldsync.sync import engine
+    from fieldsync.tree import folders as tree_mod
+    from fieldsync.tree import visits
+    from fieldsync.tree.layout import PAGE_FILE
     from tests.fixtures.syncing import camera_photo, mirror_problems, server_root
 
     cfg_a, visit_a = sync_visit

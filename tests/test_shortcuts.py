@@ -12,8 +12,8 @@ from pathlib import Path
 
 import click
 
-from fieldsync import inbox, visits
-from fieldsync.visits import read_visit
+from fieldsync.tree import inbox, visits
+from fieldsync.tree.visits import read_visit
 from tests.fixtures.camera import configure_camera, shoot_photo
 
 REL = "3300001234_杭州某某机械有限公司/周期检查/计量装置/2026-11-25_0930"

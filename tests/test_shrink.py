@@ -7,8 +7,8 @@ from PIL import Image
 from PIL.JpegImagePlugin import JpegImageFile
 
 from fieldsync.errors import ImageError
-from fieldsync.exif import photo_facts
-from fieldsync.shrink import ShrinkSettings, shrink, target_size
+from fieldsync.media.exif import photo_facts
+from fieldsync.media.shrink import ShrinkSettings, shrink, target_size
 from tests.fixtures.syncing import MARK, camera_photo
 
 SETTINGS = ShrinkSettings(max_edge=1600, jpeg_quality=85)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from fieldsync.demo import write_sample_photo
-from fieldsync.visits import now
+from fieldsync.tree.visits import now
 
 
 def make_visit(invoke) -> Path:
@@ -44,7 +44,7 @@ def test_daemon_writes_a_rotating_log_under_the_tree(tree, tmp_path):
     import sys
     import time
 
-    from fieldsync.tree import open_customer
+    from fieldsync.tree.folders import open_customer
 
     open_customer(tree, "3300001234")  # something to push
     server = Path(tree.server.url.removeprefix("file://"))

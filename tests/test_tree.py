@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from fieldsync import config as config_mod
+from fieldsync.base.yamlfile import read_yaml
 from fieldsync.demo import write_sample_photo
-from fieldsync.visits import now
-from fieldsync.yamlfile import read_yaml
+from fieldsync.tree.visits import now
 
 ACCOUNT = "3300001234"
 
@@ -60,7 +59,7 @@ def test_customer_open_refreshes_master_data_and_keeps_location(tree, invoke, tm
     folder = Path(invoke("customer", "open", ACCOUNT).stdout.strip())
     data = read_yaml(folder / "customer.yaml")
     data["location"] = {"lat": 30.28, "lon": 120.13}
-    from fieldsync.yamlfile import write_yaml
+    from fieldsync.base.yamlfile import write_yaml
     write_yaml(folder / "customer.yaml", data)
     path = tmp_path / "new.csv"
     path.write_text("户号,户名,合同容量\n3300001234,杭州某某机械有限公司,800\n", encoding="utf-8")
@@ -178,7 +177,7 @@ def test_add_rejects_non_images_and_copies_nothing(tree, invoke, visit, tmp_path
 
 
 def test_add_heic(tree, invoke, visit, tmp_path):
-    from fieldsync.photos import register_heif
+    from fieldsync.media.imaging import register_heif
     register_heif()
     path = tmp_path / "IMG_0001.HEIC"
     Image.new("RGB", (320, 240), (10, 200, 30)).save(path, format="HEIF")

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from fieldsync import ledger, manifest, photos, visits
-from fieldsync.hashcache import HashCache
-from fieldsync.verify import Options, tablet_ledgers, verify_tree
-from fieldsync.yamlfile import read_yaml, write_yaml
+from fieldsync.base.yamlfile import read_yaml, write_yaml
+from fieldsync.evidence import ledger, manifest
+from fieldsync.evidence.hashcache import HashCache
+from fieldsync.evidence.verify import Options, tablet_ledgers, verify_tree
+from fieldsync.tree import photos, visits
 from tests.fixtures.evidence import SITE, empty_visit, file_photos, make_jpeg
 
 

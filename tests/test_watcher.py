@@ -8,8 +8,8 @@ import os
 import threading
 from pathlib import PurePosixPath
 
-from fieldsync import engine
-from fieldsync.watcher import Changes, Watcher
+from fieldsync.sync import engine
+from fieldsync.sync.watcher import Changes, Watcher
 from tests.fixtures.syncing import camera_photo
 
 TIMEOUT = 20  # generous: a loaded machine delivers events late, never never

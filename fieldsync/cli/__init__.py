@@ -9,8 +9,8 @@ import sys
 
 import click
 
-from .. import __version__
-from .base import AppContext, FieldsyncGroup, setup_logging
+from fieldsync import __version__
+from fieldsync.cli.base import AppContext, FieldsyncGroup, setup_logging
 
 
 @click.group(cls=FieldsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import click
 
-from .. import config as config_mod
-from ..errors import EXIT_ERROR, FieldsyncError
+from fieldsync import config as config_mod
+from fieldsync.errors import EXIT_ERROR, FieldsyncError
 
 
 @dataclass

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from .. import importer
-from ..customers import FIELD_LABELS, FIELDS, INDEX_STEP, STORE_STEP, CustomerStore
-from ..errors import BadInput
-from .base import AppContext, echo, pass_app
+from fieldsync.cli.base import AppContext, echo, pass_app
+from fieldsync.errors import BadInput
+from fieldsync.masterdata import importer
+from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, INDEX_STEP, STORE_STEP, CustomerStore
 
 
 @click.group("customers")

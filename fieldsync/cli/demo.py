@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import demo
-from .base import AppContext, echo, pass_app
+from fieldsync import demo
+from fieldsync.cli.base import AppContext, echo, pass_app
 
 
 @click.command("demo")

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from .. import evidence as evidence_mod
-from .. import ledger
-from .. import verify as verify_mod
-from ..config import Layout
-from ..errors import EXIT_WARNING, ConfigError
-from ..hashcache import HashCache
-from .base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.config import Layout
+from fieldsync.errors import EXIT_WARNING, ConfigError
+from fieldsync.evidence import bundle as evidence_mod
+from fieldsync.evidence import ledger
+from fieldsync.evidence import verify as verify_mod
+from fieldsync.evidence.hashcache import HashCache
 
 
 def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[str, Path]]:

@@ -7,9 +7,9 @@ import unicodedata
 
 import click
 
-from .. import search
-from ..customers import FIELD_LABELS, FIELDS, CustomerStore
-from .base import AppContext, echo, pass_app
+from fieldsync.cli.base import AppContext, echo, pass_app
+from fieldsync.masterdata import search
+from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, CustomerStore
 
 RANK_LABELS = {search.EXACT: "exact", search.PREFIX: "prefix", search.SUBSTRING: "substring"}
 
@@ -46,7 +46,7 @@ def find_command(app: AppContext, text: str, limit: int, as_json: bool, **fields
     """
     state_dir = app.config.state_dir
     if not CustomerStore(state_dir).exists():
-        from ..errors import UnknownCustomer
+        from fieldsync.errors import UnknownCustomer
 
         raise UnknownCustomer("no master data yet; run 'fieldsync customers import FILE' "
                               "(or 'fieldsync customers pull') first")

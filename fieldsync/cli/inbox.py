@@ -17,11 +17,11 @@ from pathlib import Path
 
 import click
 
-from .. import inbox, photos, visits
-from ..config import Config
-from ..errors import EXIT_WARNING, ConfigError, TreeError
-from .base import AppContext, echo, pass_app, warn
-from .tree import KINDS, visit_group
+from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.cli.tree import KINDS, visit_group
+from fieldsync.config import Config
+from fieldsync.errors import EXIT_WARNING, ConfigError, TreeError
+from fieldsync.tree import inbox, photos, visits
 
 
 def _kind_label(cfg: Config, kind: str) -> str:

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import click
 
-from .. import gps, locate, pages, tree
-from ..errors import BadInput
-from ..layout import CUSTOMER_FILE
-from .base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.errors import BadInput
+from fieldsync.location import gps, locate
+from fieldsync.tree import folders as tree
+from fieldsync.tree.layout import CUSTOMER_FILE
+from fieldsync.views import pages
 
 
 @click.command("locate")

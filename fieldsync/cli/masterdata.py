@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from .. import masterdata
-from ..customers import CustomerStore
-from .base import AppContext, echo, pass_app
-from .customers import customers_group
+from fieldsync.cli.base import AppContext, echo, pass_app
+from fieldsync.cli.customers import customers_group
+from fieldsync.masterdata import publish as masterdata
+from fieldsync.masterdata.store import CustomerStore
 
 
 @customers_group.command("publish")
@@ -22,8 +22,8 @@ def publish_command(app: AppContext, server_root: Path | None) -> None:
     SERVER_ROOT: the server tree's folder when run on the server itself; without it, the
     data goes to server.url from config.yaml (file:// or sftp://).
     """
-    from ..transport import open_transport
-    from ..transport.local import LocalTransport
+    from fieldsync.transport import open_transport
+    from fieldsync.transport.local import LocalTransport
 
     transport = LocalTransport(server_root.resolve()) if server_root else open_transport(app.config)
     with transport:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
-from ..config import Layout
-from ..errors import EXIT_WARNING
-from .base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.config import Layout
+from fieldsync.errors import EXIT_WARNING
 
 TREE = click.Path(exists=True, file_okay=False, path_type=Path)
 MAX_PROBLEMS = 20
@@ -63,8 +63,8 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
     pages affected by a change are rewritten. The index.html pages the tablets mirror into
     PATH are theirs: they are never written here.
     """
-    from ..server import build
-    from ..server.watch import IndexWatcher
+    from fieldsync.server import build
+    from fieldsync.server.watch import IndexWatcher
 
     layout, maps = _layout_and_maps(app)
     if not watch:
@@ -128,7 +128,7 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
     without photos or remarks. CSV is UTF-8 with a BOM (Excel opens it with Chinese intact);
     XLSX has one sheet per table. Text cells starting with = + - @ get a leading '.
     """
-    from .. import report
+    from fieldsync.server import report
 
     layout, _ = _layout_and_maps(app)
     if fmt is None:

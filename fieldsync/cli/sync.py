@@ -14,13 +14,14 @@ from pathlib import Path
 
 import click
 
-from .. import daemon as daemon_mod
-from .. import engine
-from .. import inbox, locate
-from ..customers import CustomerStore
-from ..errors import TransportError
-from ..state import SyncState
-from .base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.errors import TransportError
+from fieldsync.location import locate
+from fieldsync.masterdata.store import CustomerStore
+from fieldsync.sync import daemon as daemon_mod
+from fieldsync.sync import engine
+from fieldsync.sync.state import SyncState
+from fieldsync.tree import inbox
 
 
 class _Bar(engine.Progress):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ..errors import BadInput, ConfigError, EXIT_WARNING
-from ..transport import hostkeys
-from ..transport.sftp import parse_url
-from .base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.errors import EXIT_WARNING, BadInput, ConfigError
+from fieldsync.transport import hostkeys
+from fieldsync.transport.sftp import parse_url
 
 
 @click.command("trust-host")

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import click
 
-from .. import check as check_mod
-from .. import config as config_mod
-from .. import locate, photos, tree, visits
-from ..errors import EXIT_WARNING
-from .base import AppContext, echo, pass_app, warn
+from fieldsync import config as config_mod
+from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.errors import EXIT_WARNING
+from fieldsync.location import locate
+from fieldsync.tree import check as check_mod
+from fieldsync.tree import folders as tree
+from fieldsync.tree import photos, visits
 
 KINDS = click.Choice(["appearance", "nameplate"])
 

@@ -5,6 +5,6 @@ as uploads land. Everything generated lives under SERVER/.fieldsync/, never amon
 so a tablet's upload and the index builder never write the same file.
 """
 
-from .site import BuildResult, build, site_dir
+from fieldsync.server.site import BuildResult, build, site_dir
 
 __all__ = ["BuildResult", "build", "site_dir"]

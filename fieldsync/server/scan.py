@@ -29,8 +29,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import Layout
-from ..layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, is_photo_name
+from fieldsync.config import Layout
+from fieldsync.media.imaging import is_photo_name
+from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE
 
 # Far above any file system's timestamp tick (FAT's is 2 s) and the skew of a file server's clock.
 RACY_NS = 3_000_000_000
@@ -236,8 +237,8 @@ def as_text(value) -> str:
 
 def read_visit_file(visit_path: Path) -> tuple[dict, str | None]:
     """visit.yaml as a mapping ({} when absent, e.g. still uploading) and a problem, if any."""
-    from ..errors import FieldsyncError
-    from ..yamlfile import read_yaml
+    from fieldsync.base.yamlfile import read_yaml
+    from fieldsync.errors import FieldsyncError
 
     file = Path(visit_path) / VISIT_FILE
     if not file.exists():

@@ -21,18 +21,19 @@ from urllib.parse import quote
 
 import jinja2
 
-from .. import manifest
-from ..atomic import write_text
-from ..config import STATE_DIR, Layout
-from ..customers import FIELD_LABELS, FIELDS
-from ..errors import FieldsyncError, TreeError
-from ..layout import CUSTOMER_FILE
-from ..pages import environment, render_template
-from ..yamlfile import read_yaml
-from . import scan
-from .scan import as_text
-from .state import IndexState
-from .thumbs import ThumbnailCache, thumb_rel
+from fieldsync.base.atomic import write_text
+from fieldsync.base.rendering import environment
+from fieldsync.base.yamlfile import read_yaml
+from fieldsync.config import STATE_DIR, Layout
+from fieldsync.errors import FieldsyncError, TreeError
+from fieldsync.evidence import manifest
+from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
+from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
+from fieldsync.server import scan
+from fieldsync.server.scan import as_text
+from fieldsync.server.state import IndexState
+from fieldsync.tree.layout import CUSTOMER_FILE
+from fieldsync.views.pages import render_page
 
 SITE = f"{STATE_DIR}/site"
 THUMBS = f"{STATE_DIR}/thumbs"
@@ -267,7 +268,7 @@ class _Builder:
                 self.result.problems.append(str(exc))
         fields = {key: as_text(data.get(key)) for key in FIELDS}
         if not fields["account_no"]:
-            from ..layout import account_of_folder
+            from fieldsync.tree.layout import account_of_folder
 
             fields["account_no"] = account_of_folder(folder, self.layout) or ""
         if not fields["name"]:
@@ -292,7 +293,7 @@ class _Builder:
         docs_folder = self.layout.documents_folder
         documents = [{"name": name, "href": url(page, f"{folder}/{docs_folder}/{name}")}
                      for name in self._documents(folder)]
-        text = render_template(
+        text = render_page(
             "server_customer.html.j2", customer=data, labels=FIELD_LABELS, folder=folder,
             businesses=businesses, documents=documents, documents_folder=docs_folder,
             visit_count=len(visits), photo_count=sum(v["photo_count"] for v in visits),
@@ -313,7 +314,7 @@ class _Builder:
         tile URL from `maps` config), or the bare coordinates when the map module is absent."""
         location = data.get("location")
         try:
-            from .. import mapview
+            from fieldsync.views import mapview
         except ImportError:
             mapview = None
         if mapview is None or not _has_template("_map.html.j2"):
@@ -387,7 +388,7 @@ class _Builder:
         history = [{key: as_text(h.get(key)) for key in ("at", "by", "field", "old", "new")}
                    for h in history if isinstance(h, dict)]
         state.put_visit(summary, stamp)
-        text = render_template(
+        text = render_page(
             "server_visit.html.j2", visit=summary, kinds=kinds, history=history,
             home=url(page, f"{SITE}/index.html"), customer_href=url(page, customer_page(customer)),
             folder_href=url(page, f"{rel}/"))
@@ -426,10 +427,10 @@ class _Builder:
             payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
             self._write(script, f"window.FIELDSYNC_CUSTOMERS = {payload};\n")
         latest = [self._visit_link(page, v) for v in state.latest_visits(LATEST_VISITS)]
-        text = render_template(
+        text = render_page(
             "server_root.html.j2", totals=state.totals(), latest=latest,
             inspectors=state.inspector_activity(), labels=FIELD_LABELS, fields=list(FIELDS),
             customers_script=CUSTOMERS_SCRIPT, home="index.html")
         self._write(page, text)
         target = url(ENTRY_PAGE, page)
-        self._write(ENTRY_PAGE, render_template("server_entry.html.j2", target=target))
+        self._write(ENTRY_PAGE, render_page("server_entry.html.j2", target=target))

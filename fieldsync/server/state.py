@@ -45,7 +45,7 @@ class IndexState:
     def close(self) -> None:
         self.db.close()
 
-    def __enter__(self) -> "IndexState":
+    def __enter__(self) -> IndexState:
         return self
 
     def __exit__(self, *exc) -> None:

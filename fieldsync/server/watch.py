@@ -13,15 +13,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Callable
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from ..config import Layout
-from ..errors import FieldsyncError
-from .site import BuildResult, build
+from fieldsync.config import Layout
+from fieldsync.errors import FieldsyncError
+from fieldsync.server.site import BuildResult, build
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Where the mirror lives: one small interface, a local/mounted folder and SFTP behind it."""
 
-from .base import RemoteEntry, Transport, open_transport
+from fieldsync.transport.base import RemoteEntry, Transport, open_transport
 
 __all__ = ["RemoteEntry", "Transport", "open_transport"]

@@ -8,11 +8,11 @@ paths and empty components before any I/O.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterator
 
-from ..errors import BadInput
+from fieldsync.errors import BadInput
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 
@@ -72,7 +72,7 @@ class Transport(abc.ABC):
     def close(self) -> None:
         """Release connections."""
 
-    def __enter__(self) -> "Transport":
+    def __enter__(self) -> Transport:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -81,15 +81,15 @@ class Transport(abc.ABC):
 
 def open_transport(cfg) -> Transport:
     """The transport for cfg.server.url (file:// or sftp://)."""
-    from ..errors import ConfigError
+    from fieldsync.errors import ConfigError
 
     scheme = cfg.server.scheme
     if scheme == "file":
-        from .local import LocalTransport
+        from fieldsync.transport.local import LocalTransport
 
         return LocalTransport.from_config(cfg)
     if scheme == "sftp":
-        from .sftp import SFTPTransport
+        from fieldsync.transport.sftp import SFTPTransport
 
         return SFTPTransport.from_config(cfg)
     raise ConfigError(f"{cfg.path}: server.url is not set; expected sftp://user@host/path or file:///path")

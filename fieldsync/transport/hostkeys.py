@@ -14,8 +14,8 @@ from pathlib import Path
 
 import paramiko
 
-from .. import atomic
-from ..errors import HostKeyError, TransportError
+from fieldsync.base import atomic
+from fieldsync.errors import HostKeyError, TransportError
 
 TRUST_HINT = "run 'fieldsync trust-host' and compare the fingerprint with the one the server admin gives you"
 

@@ -10,14 +10,14 @@ import contextlib
 import os
 import shutil
 import stat as stat_mod
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
-from ..atomic import fsync_dir
-from ..errors import BadInput, ConfigError, TransportError
-from .base import ProgressFn, RemoteEntry, Transport, safe_rel
-from .paths import PathLocks, file_rel, part_name
+from fieldsync.base.atomic import fsync_dir
+from fieldsync.errors import BadInput, ConfigError, TransportError
+from fieldsync.transport.base import ProgressFn, RemoteEntry, Transport, safe_rel
+from fieldsync.transport.paths import PathLocks, file_rel, part_name
 
 CHUNK = 1024 * 1024
 
@@ -31,7 +31,7 @@ class LocalTransport(Transport):
         self._locks = PathLocks()
 
     @classmethod
-    def from_config(cls, cfg) -> "LocalTransport":
+    def from_config(cls, cfg) -> LocalTransport:
         parts = urlsplit(cfg.server.url or "")
         if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
             raise ConfigError(f"{cfg.path}: key 'server.url': expected file:///path, got {cfg.server.url!r}")

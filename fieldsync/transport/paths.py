@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import PurePosixPath
-from typing import Iterator
 
-from ..errors import BadInput
-from ..names import clean_component
-from .base import safe_rel
+from fieldsync.base.names import clean_component
+from fieldsync.errors import BadInput
+from fieldsync.transport.base import safe_rel
 
 PART_SUFFIX = ".fieldsync-part"
 

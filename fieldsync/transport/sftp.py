@@ -15,16 +15,16 @@ import os
 import socket
 import stat as stat_mod
 import threading
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 from urllib.parse import unquote, urlsplit
 
 import paramiko
 
-from ..errors import BadInput, ConfigError, FieldsyncError, TransportError
-from . import hostkeys
-from .base import ProgressFn, RemoteEntry, Transport, safe_rel
-from .paths import PathLocks, file_rel, part_name
+from fieldsync.errors import BadInput, ConfigError, FieldsyncError, TransportError
+from fieldsync.transport import hostkeys
+from fieldsync.transport.base import ProgressFn, RemoteEntry, Transport, safe_rel
+from fieldsync.transport.paths import PathLocks, file_rel, part_name
 
 CHUNK = 256 * 1024  # split into WRITE_REQUEST-sized SFTP write requests, all in flight at once
 # Data per SFTP write request: paramiko's 32 KiB plus the request's own header is just over
@@ -79,7 +79,7 @@ class SFTPTransport(Transport):
         self._locks = PathLocks()
 
     @classmethod
-    def from_config(cls, cfg) -> "SFTPTransport":
+    def from_config(cls, cfg) -> SFTPTransport:
         user, host, port, root = parse_url(cfg.server.url or "")
         transport = cls(host, port, user, root, key_file=cfg.server.key_file, known_hosts=cfg.server.known_hosts,
                         timeout=cfg.server.timeout_seconds, channels=cfg.server.parallel)

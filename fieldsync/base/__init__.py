@@ -1,0 +1,1 @@
+"""The basics every layer uses: atomic writes, YAML files, hashing, clock, names, geometry, templates, platform."""

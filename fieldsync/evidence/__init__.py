@@ -1,0 +1,1 @@
+"""Evidence: manifests, the per-device ledger, verify, dispute bundles."""

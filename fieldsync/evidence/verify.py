@@ -1,0 +1,496 @@
+"""Check a tree against its evidence: photos vs manifests, manifest chains, ledgers, remarks.
+
+Works the same on the tablet tree, on the server's mirror and on an extracted evidence
+bundle: each holds visit folders with manifest.json, and ledgers (the tablet its own,
+ROOT/.fieldsync/ledger; the server and a bundle .fieldsync/ledgers/<device>).
+
+Problems are breaches of evidence (a photo altered, missing or unlisted, a broken chain, a
+manifest that does not match the ledger, a rewritten remark history). Warnings are doubts
+about a photo's circumstances (far from the customer, EXIF time far from filing, no GPS) or
+work in progress (a photo filed but not sealed yet, remark edits not yet sealed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from fieldsync.base.hashing import GENESIS, digest, handle_sha256
+from fieldsync.base.yamlfile import read_yaml
+from fieldsync.config import Layout
+from fieldsync.errors import TreeError
+from fieldsync.evidence import ledger, manifest
+from fieldsync.evidence.hashcache import HashCache
+from fieldsync.media.imaging import PHOTO_SUFFIXES
+from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, classify
+
+PROBLEM, WARNING = "problem", "warning"
+HASH_BATCH = 32  # files per thread hand-off
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str  # problem | warning
+    path: str   # relative to the verified tree, POSIX form
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Options:
+    max_distance_m: float = 500.0      # photo GPS vs customer location; 0 turns it off
+    max_skew: timedelta = timedelta(hours=12)  # EXIF time vs filed time
+    warn_missing_gps: bool = True
+    threads: int = max(2, min(16, (os.cpu_count() or 2) * 2))
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    visits: int = 0
+    photos: int = 0
+    hashed: int = 0
+    hashed_bytes: int = 0
+    cached: int = 0
+    ledgers: dict[str, int] = field(default_factory=dict)  # device -> records
+    ledger_heads: dict[str, str] = field(default_factory=dict)  # device -> last record's hash
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == PROBLEM]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == WARNING]
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings
+
+    def add(self, level: str, path: PurePosixPath | str, message: str) -> None:
+        self.findings.append(Finding(level, str(path), message))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"clean": self.clean, "ok": not self.problems, "visits": self.visits,
+                "photos": self.photos, "hashed": self.hashed, "hashed_bytes": self.hashed_bytes,
+                "cached": self.cached, "ledgers": self.ledgers, "ledger_heads": self.ledger_heads,
+                "problems": [asdict(f) for f in self.problems],
+                "warnings": [asdict(f) for f in self.warnings]}
+
+
+@dataclass
+class _Visit:
+    rel: PurePosixPath
+    path: Path
+    customer: str
+    photos: set[str] = field(default_factory=set)  # relative to the visit, POSIX
+
+
+# --------------------------------------------------------------------------- entry points
+
+def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
+                cache: HashCache | None = None, options: Options = Options(),
+                excerpts: bool | None = None) -> Report:
+    """Verify every visit under `root` against its manifest and the given ledgers.
+
+    excerpts: the ledgers may have records without bodies (an evidence bundle's excerpt);
+    None decides by the presence of bundle.json. A full ledger never has them: a removed
+    body could hide the latest seal of a visit.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise TreeError(f"{root} is not a folder; give the tree to verify")
+    if excerpts is None:
+        excerpts = (root / BUNDLE_FILE).is_file()
+    report = Report()
+    parsed = {}
+    for device, path in sorted(ledger_files.items()):
+        parsed[device] = ledger.read(path)
+        report.ledgers[device] = len(parsed[device].records)
+        report.ledger_heads[device] = parsed[device].head
+        problems = list(parsed[device].problems)
+        if not excerpts:
+            problems += [f"record {r.get('seq')}: has no body (records must be complete outside a bundle)"
+                         for r in parsed[device].records if not isinstance(r.get("body"), dict)]
+        for problem in problems:
+            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+    visits = _find_visits(root, layout)
+    report.visits = len(visits)
+    checks: list[tuple[_Visit, dict, dict]] = []  # (visit, manifest, current entries)
+    seen_ids: dict[str, PurePosixPath] = {}
+    manifest_digests: set[str] = set()
+    for visit in visits:
+        loaded = _load_manifest(visit, report)
+        if loaded is None:
+            continue
+        data, raw_sha256 = loaded
+        manifest_digests.add(raw_sha256)
+        visit_id = data.get("visit_id")
+        if not isinstance(visit_id, str) or not visit_id:
+            report.add(PROBLEM, visit.rel / MANIFEST_FILE, "has no visit_id (not written by fieldsync)")
+        elif visit_id in seen_ids:
+            report.add(PROBLEM, visit.rel, f"same visit_id as {seen_ids[visit_id]} "
+                       "(a visit folder copied; evidence can belong to one visit only)")
+        seen_ids.setdefault(visit_id, visit.rel)
+        for problem in _chain_problems(data, raw_sha256, cache):
+            report.add(PROBLEM, visit.rel / MANIFEST_FILE, problem)
+        checks.append((visit, data, manifest.current_entries(data)))
+        _check_ledger(visit, data, parsed, report)
+        _check_remarks(visit, data, parsed, report)
+    if cache is not None:
+        cache.chains &= manifest_digests  # forget manifests that have since changed
+    _check_photos(root, checks, report, cache, options)
+    for device, result in parsed.items():
+        for visit_id, body in result.latest_by_visit().items():  # once per ledger
+            if visit_id not in seen_ids:
+                report.add(PROBLEM, body.get("visit", visit_id),
+                           f"visit logged in ledger {device} is missing from the tree "
+                           "(visit folder or its manifest.json deleted)")
+    report.findings.sort(key=lambda f: (f.level != PROBLEM, f.path, f.message))
+    return report
+
+
+def tablet_ledgers(state_dir: Path, device: str) -> dict[str, Path]:
+    """The tablet's own ledger (plus any pulled ones under .fieldsync/ledgers/)."""
+    found = ledger.server_ledgers(state_dir.parent)
+    found[device] = state_dir / ledger.LEDGER_NAME
+    return found
+
+
+# --------------------------------------------------------------------------- the walk
+
+def _find_visits(root: Path, layout: Layout) -> list[_Visit]:
+    """Visit folders and the photo files in them (any photo under a visit, at any depth).
+
+    Plain strings, and no descent into documents or folders that cannot hold visits: on a
+    server tree of millions of files the walk is a large part of a re-verify.
+    """
+    visits: dict[str, _Visit] = {}
+    top = os.fspath(root)
+    for dirpath, dirnames, filenames in os.walk(top):
+        rel = os.path.relpath(dirpath, top).replace(os.sep, "/") if dirpath != top else ""
+        parts = rel.split("/") if rel else []
+        depth = len(parts)
+        keep = sorted(d for d in dirnames if not d.startswith("."))
+        if depth == 1:
+            keep = [d for d in keep if d in layout.businesses]
+        elif depth == 4:
+            if classify(PurePosixPath(rel), layout, is_dir=True).role == "visit":
+                visits[rel] = _Visit(PurePosixPath(rel), Path(dirpath), parts[0])
+            else:
+                keep = []
+        dirnames[:] = keep
+        if depth <= 4:
+            continue
+        owner = visits.get("/".join(parts[:4]))
+        inside = "/".join(parts[4:])
+        for name in filenames:
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in PHOTO_SUFFIXES:
+                owner.photos.add(f"{inside}/{name}")
+    return [visits[k] for k in sorted(visits)]
+
+
+def _load_manifest(visit: _Visit, report: Report) -> tuple[dict, str] | None:
+    """(manifest, SHA-256 of its bytes), or None after reporting why there is none."""
+    path = visit.path / MANIFEST_FILE
+    try:
+        raw = path.read_bytes()
+        data = manifest.parse(raw, path)
+    except FileNotFoundError:
+        for photo in sorted(visit.photos):
+            report.add(PROBLEM, visit.rel / photo, "photo not in any manifest (visit has no "
+                       "manifest.json: added by hand, or not filed yet — run 'fieldsync sync')")
+        return None
+    except (OSError, TreeError) as exc:
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, f"unreadable ({str(exc).split(': ', 1)[-1]})")
+        for photo in sorted(visit.photos):
+            report.add(PROBLEM, visit.rel / photo, "cannot be checked: its manifest is unreadable")
+        return None
+    return data, hashlib.sha256(raw).hexdigest()
+
+
+def _chain_problems(data: dict, raw_sha256: str, cache: HashCache | None) -> list[str]:
+    """manifest.chain_problems, skipped for manifest bytes that passed before (by content
+    hash, so no timing or stat trick can make a changed manifest look checked)."""
+    if cache is not None and raw_sha256 in cache.chains:
+        return []
+    problems = manifest.chain_problems(data)
+    if cache is not None and not problems:
+        cache.chains.add(raw_sha256)
+    return problems
+
+
+def _ledger_rel(root: Path, path: Path) -> str:
+    try:
+        return PurePosixPath(Path(path).relative_to(root).as_posix()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+# --------------------------------------------------------------------------- ledger vs manifest
+
+def _check_ledger(visit: _Visit, data: dict, parsed: dict[str, ledger.Parsed], report: Report) -> None:
+    visit_id = data.get("visit_id")
+    chain = {GENESIS} | {e.get("hash") for e in data["entries"] if isinstance(e, dict)}
+    bodies = [body for result in parsed.values() for body in result.bodies_by_visit().get(visit_id, [])]
+    for device, result in parsed.items():
+        logged = result.bodies_by_visit().get(visit_id)
+        latest = logged[-1] if logged else None
+        if latest is not None and (latest.get("head") not in chain
+                                   or len(data["entries"]) < (latest.get("photos") or 0)):
+            report.add(PROBLEM, visit.rel / MANIFEST_FILE,
+                       f"older than or different from what ledger {device} last sealed "
+                       f"({latest.get('photos')} photos, head {str(latest.get('head'))[:12]}…): "
+                       "manifest replaced by an older version or rewritten")
+    if not data["entries"] and not data.get("remarks"):
+        return
+    if not bodies:
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, "no ledger seals this visit (ledger "
+                   "missing, truncated or not pushed yet: sync the tablet, then verify again)")
+        return
+    if data.get("head") not in {body.get("head") for body in bodies}:
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, "its last entries are not sealed in any "
+                   "ledger (entries appended or rewritten after sealing, or the ledger was "
+                   "truncated or not pushed yet)")
+    # The manifest keeps the remark seal it last logged: if no ledger record holds it, the
+    # ledger lost its tail (or was not pushed after the last remark edit).
+    if data.get("remarks") and digest(data["remarks"]) not in {digest(b.get("remarks")) for b in bodies}:
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, "its last remark seal is not in any ledger "
+                   "(ledger truncated, or not pushed yet after a remark edit)")
+
+
+# --------------------------------------------------------------------------- remarks
+
+def _check_remarks(visit: _Visit, data: dict, parsed: dict[str, ledger.Parsed], report: Report) -> None:
+    latest = [result.bodies_by_visit().get(data.get("visit_id"), [None])[-1] for result in parsed.values()]
+    seals = [body["remarks"] for body in latest if body and isinstance(body.get("remarks"), dict)]
+    where = visit.rel / VISIT_FILE
+    if not (visit.path / VISIT_FILE).exists():
+        if seals:
+            report.add(PROBLEM, where, "missing, but the ledger sealed its remark history")
+        return
+    try:
+        yaml_data = read_yaml(visit.path / VISIT_FILE)
+    except TreeError as exc:
+        report.add(PROBLEM, where, str(exc).split(": ", 1)[-1])
+        return
+    history = yaml_data.get("history") or []
+    if not isinstance(history, list):
+        report.add(PROBLEM, where, "'history' is not a list")
+        return
+    _check_history_consistent(yaml_data, history, where, report)
+    if not seals:
+        return
+    seal = max(seals, key=lambda s: s.get("history_len") or 0)
+    sealed_len = seal.get("history_len") or 0
+    if digest(manifest.remarks_origin(yaml_data)) != seal.get("origin_sha256"):
+        report.add(PROBLEM, where, "creation fields or first remark texts differ from the sealed "
+                   "ones (remark history rewritten)")
+    if len(history) < sealed_len:
+        report.add(PROBLEM, where, f"remark history has {len(history)} edits, the ledger sealed "
+                   f"{sealed_len} (edits removed)")
+    elif digest(history[:sealed_len]) != seal.get("history_sha256"):
+        report.add(PROBLEM, where, f"the first {sealed_len} remark edits differ from the sealed "
+                   "ones (remark history rewritten)")
+    elif len(history) > sealed_len:
+        report.add(WARNING, where, f"{len(history) - sealed_len} remark edit(s) not sealed in the "
+                   "ledger yet (they are sealed with the next photo or 'visit edit')")
+
+
+def _check_history_consistent(data: dict, history: list, where: PurePosixPath, report: Report) -> None:
+    # Each edit must start from the value the one before left, and the current remark must be
+    # the last edit's result: otherwise a remark was changed without leaving history.
+    values = manifest.remarks_origin(data)
+    for index, edit in enumerate(history, start=1):
+        if not isinstance(edit, dict) or not {"at", "by", "field", "old", "new"} <= edit.keys():
+            report.add(PROBLEM, where, f"remark edit {index} is incomplete (needs at, by, field, old, new)")
+            continue
+        field_name = edit["field"]
+        if field_name in manifest.NOTE_FIELDS:
+            if (edit["old"] or "") != (values[field_name] or ""):
+                report.add(PROBLEM, where, f"remark edit {index} ({field_name}) does not start "
+                           "from the text the edit before left (history rewritten)")
+            values[field_name] = edit["new"] or ""
+    for field_name in manifest.NOTE_FIELDS:
+        if (data.get(field_name) or "") != (values[field_name] or ""):
+            report.add(PROBLEM, where, f"{field_name} differs from its last recorded edit "
+                       "(changed without history)")
+
+
+# --------------------------------------------------------------------------- photos
+
+def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | None,
+                  options: Options) -> None:
+    jobs: list[tuple[_Visit, str, dict]] = []
+    for visit, data, current in checks:
+        pending = data.get("pending") or {}
+        for photo in sorted(visit.photos):
+            if current.get(photo, {}).get("removed"):
+                report.add(PROBLEM, visit.rel / photo, "present, but its manifest entry says it was "
+                           "withdrawn (a photo put back or replaced)")
+            elif photo not in current:
+                if photo in pending:
+                    report.add(WARNING, visit.rel / photo, "filed but not sealed yet (shrink or "
+                               "sync still to run: 'fieldsync sync')")
+                else:
+                    report.add(PROBLEM, visit.rel / photo, "photo not in the visit's manifest "
+                               "(added by hand, or not filed yet: run 'fieldsync sync')")
+        for rel, entry in sorted(current.items()):
+            if entry.get("removed"):
+                continue
+            if rel not in visit.photos:
+                report.add(PROBLEM, visit.rel / rel, "listed in the manifest but missing (deleted or renamed)")
+            else:
+                jobs.append((visit, rel, entry))
+    report.photos = len(jobs)
+    # Plain strings: pathlib costs more than a cached stat on a 100,000-photo re-verify.
+    keys = [f"{visit.rel.as_posix()}/{rel}" for visit, rel, _ in jobs]
+    top = os.fspath(root) + os.sep
+    results: list = [None] * len(jobs)
+    misses = []
+    for index, key in enumerate(keys):  # cache hits need a stat only: no thread hand-off
+        results[index] = _from_cache(top + key, key, cache)
+        if results[index] is None:
+            misses.append(index)
+
+    def work(indices: list[int]) -> None:
+        for index in indices:
+            results[index] = _digest(top + keys[index], keys[index], cache)
+
+    # Batches, not one task per file: handing 100,000 tiny tasks to a pool costs more
+    # than hashing them. hashlib releases the GIL, so the threads hash in parallel.
+    batches = [misses[i:i + HASH_BATCH] for i in range(0, len(misses), HASH_BATCH)]
+    with ThreadPoolExecutor(max_workers=options.threads) as pool:
+        list(pool.map(work, batches))
+    customers: dict[str, dict | None] = {}
+    for (visit, rel, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
+        if hashed:
+            report.hashed += 1
+            report.hashed_bytes += size or 0
+        else:
+            report.cached += 1
+        if sha256 is None:
+            report.add(PROBLEM, key, "cannot be read")
+        elif sha256 != entry.get("sha256") or size != entry.get("bytes"):
+            report.add(PROBLEM, key, f"content differs from its manifest entry (SHA-256 "
+                       f"{sha256[:12]}…, sealed {str(entry.get('sha256'))[:12]}…): photo altered")
+        if visit.customer not in customers:
+            customers[visit.customer] = _customer_location(root / visit.customer)
+        _circumstances(key, entry, customers[visit.customer], options, report)
+    if cache is not None:
+        cache.forget_missing(set(keys))
+        cache.save()
+
+
+def _from_cache(path: str, key: str, cache: HashCache | None) -> tuple[str, int, bool] | None:
+    """(sha256, size, False) when the stat stamp proves the file unchanged since hashed."""
+    if cache is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    cached = cache.lookup(key, st)
+    return (cached, st.st_size, False) if cached is not None else None
+
+
+def _digest(path: str, key: str, cache: HashCache | None) -> tuple[str | None, int | None, bool]:
+    """(sha256, size, True): the file hashed now; cached for next time if it held still."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            before = os.fstat(handle.fileno())
+            sha256, size = handle_sha256(handle)
+            after = os.fstat(handle.fileno())
+    except OSError:
+        return None, None, True
+    if cache is not None and (before.st_mtime_ns, before.st_ctime_ns, before.st_size) == \
+            (after.st_mtime_ns, after.st_ctime_ns, after.st_size):
+        cache.store(key, after, sha256)  # only a file that did not change while being read
+    return sha256, size, True
+
+
+def _customer_location(folder: Path) -> dict | None:
+    try:
+        location = read_yaml(folder / CUSTOMER_FILE).get("location")
+    except TreeError:
+        return None
+    if isinstance(location, dict) and _is_number(location.get("lat")) and _is_number(location.get("lon")):
+        return location
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def distance_m(a: dict, b: dict) -> float:
+    """Great-circle distance in metres (haversine; plenty for "was it on site")."""
+    lat1, lon1, lat2, lon2 = map(math.radians, (a["lat"], a["lon"], b["lat"], b["lon"]))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _circumstances(key: str, entry: dict, location: dict | None, options: Options, report: Report) -> None:
+    gps = entry.get("gps")
+    if not (isinstance(gps, dict) and _is_number(gps.get("lat")) and _is_number(gps.get("lon"))):
+        if options.warn_missing_gps:
+            report.add(WARNING, key, "no GPS position in the photo's EXIF")
+    elif location and options.max_distance_m > 0:
+        far = distance_m(gps, location)
+        if far > options.max_distance_m:
+            report.add(WARNING, key, f"taken {far:,.0f} m from the customer's recorded location "
+                       f"(limit {options.max_distance_m:,.0f} m)")
+    skew = time_skew(entry.get("taken_at"), entry.get("filed_at"))
+    if skew is not None and abs(skew) > options.max_skew:
+        hours = skew.total_seconds() / 3600
+        report.add(WARNING, key, f"EXIF time {entry.get('taken_at')} is {abs(hours):.1f} h "
+                   f"{'before' if hours > 0 else 'after'} filing ({entry.get('filed_at')}): "
+                   "an old photo or a wrong camera clock")
+
+
+def time_skew(taken_at: str | None, filed_at: str | None) -> timedelta | None:
+    """filed_at - taken_at; an EXIF time without offset is read in the filing device's zone."""
+    if not taken_at or not filed_at:
+        return None
+    try:
+        filed = datetime.fromisoformat(filed_at)
+        taken = datetime.fromisoformat(taken_at)
+    except (TypeError, ValueError):  # not a time: the chain check reports the edit
+        return None
+    if taken.tzinfo is None and filed.tzinfo is not None:
+        taken = taken.replace(tzinfo=filed.tzinfo)
+    elif filed.tzinfo is None and taken.tzinfo is not None:
+        filed = filed.replace(tzinfo=taken.tzinfo)
+    return filed - taken
+
+
+
+# --------------------------------------------------------------------------- trees to verify
+
+BUNDLE_FILE = "bundle.json"  # at the top of an evidence bundle (evidence.py writes it)
+
+
+def layout_of(tree_root: Path, fallback: Layout) -> Layout:
+    """A bundle names the folder layout it was made with; any other tree uses `fallback`."""
+    try:
+        data = json.loads((Path(tree_root) / BUNDLE_FILE).read_text(encoding="utf-8"))
+        names = data["layout"]
+        return Layout(customer_folder=names["customer_folder"], businesses=tuple(names["businesses"]),
+                      documents_folder=names["documents_folder"], visit_folder=names["visit_folder"],
+                      appearance_folder=names["appearance_folder"], nameplate_folder=names["nameplate_folder"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return fallback
+
+
+def cache_file_for(tree_root: Path, private_dir: Path) -> Path:
+    """The verifier's own cache for a tree: in its private folder, never inside the tree."""
+    return private_dir / "verify-cache" / f"{digest(str(Path(tree_root).resolve()))[:24]}.json"

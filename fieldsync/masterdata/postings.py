@@ -1,0 +1,225 @@
+"""Postings of the search index, made from whole columns at once with numpy (import time only).
+
+A million customers have some 50 million grams; made one customer at a time in Python that took
+two minutes. Here every gram of a column becomes one 64-bit number (gram << row bits | row),
+one sort groups them, and each group is one posting. Queries never import this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+NEWLINE = 10
+LETTERS = 26
+
+
+def codes(text: str) -> np.ndarray:
+    """The code points of `text`."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def offsets(points: np.ndarray) -> np.ndarray:
+    """Start of every row of a newline-joined column, plus one past the end (as _Column has)."""
+    ends = np.flatnonzero(points == NEWLINE)
+    return np.concatenate(([0], ends + 1, [len(points) + 1])).astype(np.int64)
+
+
+def groups(keys: np.ndarray, rows: np.ndarray, count: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(key, its distinct rows ascending) for every key, from parallel arrays of keys and rows."""
+    if not len(keys):
+        return
+    row_bits = max(1, int(count).bit_length())
+    if int(keys.max()).bit_length() + row_bits > 63:
+        raise ValueError("too many distinct grams for one sort key")
+    packed = np.sort((np.asarray(keys, dtype=np.int64) << row_bits) | np.asarray(rows, dtype=np.int64))
+    packed = packed[np.concatenate(([True], packed[1:] != packed[:-1]))]  # a row once per gram
+    gram = packed >> row_bits
+    ids = (packed & ((1 << row_bits) - 1)).astype(np.uint32)
+    bounds = np.concatenate(([0], np.flatnonzero(gram[1:] != gram[:-1]) + 1, [len(packed)]))
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        yield int(gram[start]), ids[start:end]
+
+
+class Postings:
+    """Collects postings as id lists, or as bitmaps only when a bitmap is the smaller of the two
+    (more than 1/`dense` of all customers): frequent grams are ANDed as bitmaps anyway."""
+
+    def __init__(self, count: int, dense: int):
+        self.count, self.dense_ratio = count, dense
+        self.ids: dict[str, bytes] = {}
+        self.bitmaps: dict[str, bytes] = {}
+
+    def add(self, key: str, rows: np.ndarray) -> None:
+        if len(rows) * self.dense_ratio > self.count:
+            flags = np.zeros(self.count, dtype=bool)
+            flags[rows] = True
+            self.bitmaps[key] = np.packbits(flags, bitorder="little").tobytes()
+        else:
+            self.ids[key] = np.asarray(rows, dtype="<u4").tobytes()
+
+
+class ColumnGrams:
+    """One normalised column (customers joined by newlines) and the grams of its rows."""
+
+    def __init__(self, text: str, count: int):
+        self.count = count
+        self.points = codes(text)
+        self.starts = offsets(self.points)
+        self.lengths = np.diff(self.starts) - 1
+        # row of every position (a newline counts as the row before it; it is never a gram)
+        self.row = np.repeat(np.arange(count, dtype=np.int64), self.lengths + 1)[:len(self.points)]
+        # characters numbered 0.. by a lookup table over code points (np.unique would sort)
+        present = np.bincount(self.points) if len(self.points) else np.zeros(1, dtype=np.int64)
+        self.chars = np.flatnonzero(present)
+        lookup = np.zeros(len(present), dtype=np.int64)
+        lookup[self.chars] = np.arange(len(self.chars))
+        self.char_ids = lookup[self.points]
+        self.newline_id = int(lookup[NEWLINE]) if len(present) > NEWLINE and present[NEWLINE] else -1
+        self._initial_tables: tuple[np.ndarray, ...] | None = None
+
+    def gram_text(self, key: int, size: int) -> str:
+        base = len(self.chars)
+        out = []
+        for _ in range(size):
+            key, char = divmod(key, base)
+            out.append(chr(int(self.chars[char])))
+        return "".join(reversed(out))
+
+    def pairs(self) -> Iterator[tuple[str, np.ndarray]]:
+        """Every pair of neighbouring characters inside a row."""
+        ids, base = self.char_ids, len(self.chars)
+        inside = (ids[:-1] != self.newline_id) & (ids[1:] != self.newline_id)
+        keys = ids[:-1][inside] * base + ids[1:][inside]
+        for key, rows in groups(keys, self.row[:-1][inside], self.count):
+            yield self.gram_text(key, 2), rows
+
+    def beginnings(self) -> Iterator[tuple[str, np.ndarray]]:
+        """The first character and the first two characters of every row."""
+        rows = np.flatnonzero(self.lengths >= 1)
+        first = self.starts[:-1][rows]
+        for key, found in groups(self.char_ids[first], rows, self.count):
+            yield self.gram_text(key, 1), found
+        rows = np.flatnonzero(self.lengths >= 2)
+        first = self.starts[:-1][rows]
+        keys = self.char_ids[first] * len(self.chars) + self.char_ids[first + 1]
+        for key, found in groups(keys, rows, self.count):
+            yield self.gram_text(key, 2), found
+
+    def by_length(self) -> Iterator[tuple[str, np.ndarray]]:
+        for key, rows in groups(self.lengths, np.arange(self.count), self.count):
+            yield str(key), rows
+
+    def _initials(self, letters_of: Callable[[str], tuple[str, ...]]) -> tuple[np.ndarray, ...]:
+        """Per position: the first initial (0-25, -1 for none), how many initials, and per
+        character all of them."""
+        if self._initial_tables is None:
+            table = [sorted({ord(i) - 97 for i in letters_of(chr(int(c)))}) for c in self.chars]
+            counts = np.array([len(t) for t in table], dtype=np.int32)
+            widest = max(1, int(counts.max()) if len(counts) else 1)
+            letters = np.full((len(table), widest), -1, dtype=np.int32)
+            for char, options in enumerate(table):
+                letters[char, :len(options)] = options
+            # 0 initials for newlines and characters an initials query cannot type
+            self._initial_tables = (letters[self.char_ids, 0], counts[self.char_ids].astype(np.int8), letters)
+        return self._initial_tables
+
+    def _combinations(self, windows: np.ndarray, size: int, letters: np.ndarray,
+                      options: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(initials key, row) for every combination of initials of every window (its first
+        position). Windows are grouped by their characters first: a few thousand distinct
+        character sequences ("有限公司" in most names) are expanded, then joined back."""
+        base = len(self.chars)
+        if not len(windows) or base ** size >= 1 << 62:
+            return self._expanded(windows, size, letters, options)
+        chars = np.zeros(len(windows), dtype=np.int64)
+        for step in range(size):
+            chars = chars * base + self.char_ids[windows + step]
+        order = np.argsort(chars)
+        chars, windows = chars[order], windows[order]
+        firsts = np.concatenate(([0], np.flatnonzero(chars[1:] != chars[:-1]) + 1))
+        distinct = windows[firsts]  # one window of each character sequence
+        key, owner = self._expanded(distinct, size, letters, options, np.arange(len(distinct)))
+        # combinations of each distinct sequence, back to every window that has it
+        per_sequence = np.bincount(owner, minlength=len(distinct))
+        starts = np.concatenate(([0], np.cumsum(per_sequence)[:-1]))
+        group_sizes = np.diff(np.concatenate((firsts, [len(windows)])))
+        window_sequence = np.repeat(np.arange(len(distinct)), group_sizes)
+        counts = per_sequence[window_sequence]
+        rows = np.repeat(self.row[windows], counts)
+        offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        return key[np.repeat(starts[window_sequence], counts) + offsets], rows
+
+    def _expanded(self, windows: np.ndarray, size: int, letters: np.ndarray, options: np.ndarray,
+                  tags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(initials key, row or tag) for every combination of every window: each window is
+        repeated once per initial of its next character, step by step."""
+        tags = self.row[windows] if tags is None else tags
+        key = np.zeros(len(windows), dtype=np.int32)
+        for step in range(size):
+            count = options[windows + step]
+            firsts = np.cumsum(count) - count
+            windows, key, tags = np.repeat(windows, count), np.repeat(key, count), np.repeat(tags, count)
+            choice = np.arange(len(windows)) - np.repeat(firsts, count)
+            key = key * LETTERS + letters[self.char_ids[windows + step], choice]
+        return key, tags
+
+    def initial_grams(self, letters_of: Callable[[str], tuple[str, ...]], size: int,
+                      at_start: bool) -> Iterator[tuple[str, np.ndarray]]:
+        """Pinyin initials of `size` neighbouring characters (the first `size` when `at_start`).
+        A polyphonic character gives every reading's initial: each window yields every
+        combination (their number is the product of the characters' counts of initials)."""
+        first, options, letters = self._initials(letters_of)
+        if at_start:
+            rows = np.flatnonzero(self.lengths >= size)
+            positions = self.starts[:-1][rows]
+            steps = [(first[positions + k], options[positions + k]) for k in range(size)]
+        else:
+            windows = len(self.points) - size + 1
+            if windows <= 0:
+                return
+            positions = np.arange(windows)
+            rows = self.row[:windows]
+            steps = [(first[k:k + windows], options[k:k + windows]) for k in range(size)]
+        key = np.zeros(len(positions), dtype=np.int32)  # 26**4 fits: half the memory traffic
+        usable = np.ones(len(positions), dtype=bool)
+        polyphonic = np.zeros(len(positions), dtype=np.int8)  # polyphonic characters per window
+        for letter, count in steps:
+            key = key * LETTERS + letter
+            usable &= count > 0
+            polyphonic += count > 1
+        # every window with each character's first initial (all of them, at C speed) ...
+        keys_parts, rows_parts = [key[usable]], [rows[usable]]
+        # ... a window with one polyphonic character once more per other initial of it ...
+        single = np.flatnonzero(usable & (polyphonic == 1))
+        for step, (letter, count) in enumerate(steps):
+            weight = LETTERS ** (size - 1 - step)
+            here = single[count[single] > 1]
+            chars = self.char_ids[positions[here] + step]
+            for choice in range(1, letters.shape[1]):
+                here, chars = here[count[here] > choice], chars[count[here] > choice]
+                if not len(here):
+                    break
+                keys_parts.append(key[here] + (letters[chars, choice] - letter[here]) * weight)
+                rows_parts.append(rows[here])
+        # ... and those with several once per combination of their initials
+        several = positions[usable & (polyphonic > 1)]
+        key, rows = self._combinations(several, size, letters, options)
+        keys_parts.append(key)
+        rows_parts.append(rows)
+        for key, rows in groups(np.concatenate(keys_parts), np.concatenate(rows_parts), self.count):
+            spelled = []
+            for _ in range(size):
+                key, letter = divmod(key, LETTERS)
+                spelled.append(chr(97 + letter))
+            yield "".join(reversed(spelled)), rows
+
+
+def value_groups(values: list[str], count: int) -> Iterator[tuple[str, np.ndarray]]:
+    """Rows per distinct value."""
+    numbers: dict[str, int] = {}
+    keys = np.fromiter((numbers.setdefault(v, len(numbers)) for v in values), dtype=np.int64, count=count)
+    names = list(numbers)
+    for key, rows in groups(keys, np.arange(count), count):
+        yield names[key], rows

@@ -1,0 +1,74 @@
+"""Data for the offline query page (ROOT/index.html, P2): customers and pinyin as <script> chunks.
+
+Browsers refuse fetch() on file://, but <script src> works, so the data is JavaScript that
+calls `fieldsyncQuery.add(...)`. It lives in the visible folder ROOT/_query/ so the server's
+mirror (which skips hidden names) can search too. Normalised texts and the pinyin of every
+character are computed here, with the same code as `fieldsync find`, so both agree.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fieldsync.base.atomic import write_bytes, write_text
+from fieldsync.masterdata.search import PINYIN_FIELDS, char_readings, load_index, store_stamp
+from fieldsync.masterdata.store import FIELDS
+
+DATA_DIR = "_query"
+SCRIPT = "query.js"
+CHUNK_ROWS = 10_000
+STAMP_FILE = "query-page.json"  # in .fieldsync/: which master data the chunks were made from
+
+
+def _js_call(function: str, *values) -> str:
+    return f"fieldsyncQuery.{function}(" + ",".join(
+        json.dumps(v, ensure_ascii=False, separators=(",", ":")) for v in values) + ");\n"
+
+
+def write_data(root: Path, state_dir: Path, script_source: Path) -> bool:
+    """(Re)write ROOT/_query/ when the master data changed since last time; True if written."""
+    folder = Path(root) / DATA_DIR
+    folder.mkdir(exist_ok=True)
+    _copy_if_changed(script_source, folder / SCRIPT)
+    stamp = store_stamp(state_dir)
+    stamp_path = Path(state_dir) / STAMP_FILE
+    try:
+        done = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        done = None
+    if done == [list(stamp) if stamp else None, CHUNK_ROWS] and (folder / "manifest.js").is_file():
+        return False
+    index = load_index(state_dir) if stamp else None
+    count = index.count if index else 0
+    chars: set[str] = set()
+    chunks = 0
+    for start in range(0, count, CHUNK_ROWS):
+        rows = []
+        for cid in range(start, min(count, start + CHUNK_ROWS)):
+            raw = [index.raw[f][cid] for f in FIELDS]
+            norm = [index.norm[f][cid] for f in FIELDS]
+            for field in PINYIN_FIELDS:
+                chars.update(norm[FIELDS.index(field)])
+            # normalised texts only where they differ from what is shown: halves the data
+            rows.append(raw + [[n if n != r else 0 for n, r in zip(norm, raw)] if norm != raw else 0])
+        write_text(folder / f"customers-{chunks:03d}.js", _js_call("add", rows))
+        chunks += 1
+    readings = {}
+    for char in sorted(chars):
+        initials, full = char_readings(char)
+        if full != (char,):
+            readings[char] = [" ".join(initials), " ".join(full)]
+    write_text(folder / "pinyin.js", _js_call("readings", readings))
+    for stale in folder.glob("customers-*.js"):
+        if int(stale.stem.split("-")[1]) >= chunks:
+            stale.unlink()
+    write_text(folder / "manifest.js", _js_call("manifest", {"chunks": chunks, "count": count}))
+    write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS]))
+    return True
+
+
+def _copy_if_changed(source: Path, target: Path) -> None:
+    data = source.read_bytes()
+    if not target.is_file() or target.read_bytes() != data:
+        write_bytes(target, data)

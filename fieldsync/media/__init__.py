@@ -1,0 +1,1 @@
+"""Photos as images: what Pillow opens, EXIF facts, shrinking, thumbnails."""

@@ -1,0 +1,268 @@
+"""`fieldsync daemon`: the watcher's batches and a periodic full rescan, driving the one engine.
+
+It never exits on a bad file (the engine quarantines it) or a network error (it waits with
+capped exponential backoff and tries again). stop() — the CLI calls it on SIGINT/SIGTERM —
+lets the files in flight finish; anything cut short is resumable from its temp file. What
+it is doing goes to ROOT/.fieldsync/status.json, written atomically, for `fieldsync status`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from fieldsync.base.atomic import write_text
+from fieldsync.config import Config
+from fieldsync.errors import FieldsyncError
+from fieldsync.masterdata import publish as masterdata
+from fieldsync.sync.engine import Engine, Progress, SyncResult
+from fieldsync.sync.state import SyncState, backoff_delay
+from fieldsync.sync.watcher import Watcher
+from fieldsync.tree.inbox import InboxFiler
+
+log = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+STATUS_EVERY = 0.5  # seconds between status.json writes while bytes are moving
+MAX_LISTED = 200  # failed/quarantined files named in status.json
+
+
+def status_path(cfg: Config) -> Path:
+    return cfg.state_dir / STATUS_FILE
+
+
+def _iso(moment: float | None) -> str | None:
+    return datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds") if moment else None
+
+
+class StatusBoard(Progress):
+    """Keeps status.json current: also the progress sink of every pass the daemon runs."""
+
+    def __init__(self, cfg: Config, state: SyncState, mode: str):
+        self.cfg = cfg
+        self.state = state
+        self.data: dict[str, Any] = {"pid": os.getpid(), "mode": mode, "activity": "starting",
+                                     "uploading": {}, "error": None, "next_retry": None,
+                                     "last_pass": None, "watcher": None}
+        self._lock = threading.Lock()
+        self._written = 0.0
+
+    # Progress callbacks (worker threads)
+    def planned(self, files: int, total_bytes: int) -> None:
+        self.set(activity="syncing", planned={"files": files, "bytes": total_bytes})
+
+    def started(self, rel: str, size: int) -> None:
+        with self._lock:
+            self.data["uploading"][rel] = [0, size]
+        self.write(throttle=True)
+
+    def advanced(self, rel: str, done: int, total: int) -> None:
+        with self._lock:
+            self.data["uploading"][rel] = [done, total]
+        self.write(throttle=True)
+
+    def finished(self, rel: str, outcome: str, reason: str = "") -> None:
+        with self._lock:
+            self.data["uploading"].pop(rel, None)
+        self.write(throttle=True)
+
+    # daemon side
+    def set(self, **values) -> None:
+        with self._lock:
+            self.data.update(values)
+        self.write()
+
+    def passed(self, result: SyncResult, full: bool, next_retry: str | None = None) -> None:
+        self.set(activity="offline" if result.error else "idle", error=result.error,
+                 next_retry=next_retry,
+                 last_pass={"at": _iso(time.time()), "full": full, "summary": str(result),
+                            "uploaded": result.uploaded, "waiting": result.waiting[:MAX_LISTED]})
+
+    def write(self, throttle: bool = False) -> None:
+        now = time.monotonic()
+        if throttle and now - self._written < STATUS_EVERY:
+            return
+        with self._lock:
+            self._written = now
+            snapshot = dict(self.data, updated_at=_iso(time.time()), **summarize(self.state))
+            text = json.dumps(snapshot, ensure_ascii=False, indent=1) + "\n"
+            write_text(status_path(self.cfg), text)
+
+
+def summarize(state: SyncState) -> dict[str, Any]:
+    """Counts per status, the files that failed or were quarantined (and why), last push."""
+    failed, quarantined, pending = [], [], []
+    for record in state.all():
+        if record.is_dir:
+            continue
+        item = {"path": record.rel, "reason": record.reason}
+        if record.status == "failed":
+            failed.append({**item, "attempts": record.attempts, "next_try": _iso(record.next_try)})
+        elif record.status == "quarantined":
+            quarantined.append({**item, "moved_to": record.extra.get("moved_to")})
+        elif record.status in ("pending", "uploading"):
+            pending.append(item)
+    return {"counts": state.counts(), "failed": failed[:MAX_LISTED],
+            "quarantined": quarantined[:MAX_LISTED], "pending": pending[:MAX_LISTED],
+            "last_push": _iso(state.meta("last_push"))}
+
+
+def write_pass_status(cfg: Config, engine: Engine, result: SyncResult, mode: str = "sync") -> None:
+    """status.json after a one-off `fieldsync sync` (so `status` works without a daemon)."""
+    board = StatusBoard(cfg, engine.state, mode)
+    board.data["pid"] = None
+    board.passed(result, full=True)
+
+
+class Daemon:
+    """watch + periodic rescan + retry, all through one Engine."""
+
+    def __init__(self, cfg: Config, transport=None):
+        self.cfg = cfg
+        self._transport = transport
+        self._stop = threading.Event()
+        self.engine: Engine | None = None
+        self.watcher = Watcher(cfg.root, cfg.sync.polling)
+        self.passes = 0
+        self.idle = threading.Event()  # set whenever the daemon waits with nothing to do
+        self._own: dict[str, tuple[int, int]] = {}  # files the last passes wrote in the tree
+
+    def stop(self) -> None:
+        """Safe from a signal handler: sets flags only."""
+        self._stop.set()
+        if self.engine is not None:
+            self.engine.stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Until stop(): raises only for what a restart would not fix (lock held, bad config)."""
+        self.engine = Engine(self.cfg, transport=self._transport, wait_for_lock=5)
+        board = StatusBoard(self.cfg, self.engine.state, "daemon")
+        failures = 0
+        # Camera photos (camera.inbox) are filed into the active visit on a thread of their
+        # own; each filed photo wakes the sync loop for its path at once.
+        filer = InboxFiler(self.cfg)
+        inbox_stop = threading.Event()
+        inbox_thread = threading.Thread(
+            target=filer.run, name="fieldsync-inbox", daemon=True,
+            args=(inbox_stop, lambda rel: self.watcher.changes.add(rel, closed=True)),
+        ) if filer.enabled else None
+        try:
+            self.watcher.start()
+            if inbox_thread is not None:
+                inbox_thread.start()
+            board.set(watcher=self.watcher.mode)
+            next_rescan = 0.0  # the first pass is a full one
+            retry_at = 0.0
+            while not self._stop.is_set():
+                now = time.monotonic()
+                due = [next_rescan - now] + ([retry_at - now] if failures else [])
+                self.idle.set()
+                batch = self.watcher.changes.take(max(0.0, min(due)), self.cfg.sync.settle_seconds,
+                                                  stop=self._stop)
+                self.idle.clear()
+                if self._stop.is_set():
+                    break
+                now = time.monotonic()
+                full = batch.full or now >= next_rescan or (failures and now >= retry_at)
+                for reason in batch.reasons:
+                    log.warning("full rescan: %s", reason)
+                if not full and not batch:
+                    continue
+                events_before = self.watcher.changes.events
+                closed = self._closed(batch)
+                if full:  # echoes the watcher never delivered (polling, overflow) stop here
+                    self._own.clear()
+                result = self._pass(board, None if full else batch.paths, closed)
+                self.passes += 1
+                self._expect_echo(result)
+                if full:
+                    next_rescan = time.monotonic() + self.cfg.sync.rescan_seconds
+                    self._pull_master_data()
+                    if not failures:  # a retry pushing earlier files proves nothing about events
+                        self._check_events(result, events_before, batch)
+                retry = None
+                if result.error or result.failed:
+                    failures += 1
+                    delay = backoff_delay(failures)
+                    retry_at = time.monotonic() + delay
+                    retry = _iso(time.time() + delay)
+                    log.warning("sync pass incomplete (%s); retrying in %.0f s", result, delay)
+                elif failures and self.engine.state.counts()["failed"]:
+                    retry = _iso(time.time() + max(0.0, retry_at - time.monotonic()))  # still due
+                else:
+                    failures = 0
+                board.passed(result, full, next_retry=retry)
+                if result.uploaded or result.quarantined or result.failed:
+                    log.info("%s pass: %s", "full" if full else "event", result)
+                if result.waiting:  # still being written: look again soon
+                    for rel in result.waiting:
+                        self.watcher.changes.add(PurePosixPath(rel))
+        finally:
+            inbox_stop.set()
+            if inbox_thread is not None and inbox_thread.is_alive():
+                inbox_thread.join()
+            self.watcher.stop()
+            board.set(activity="stopped", uploading={}, watcher="stopped")
+            self.engine.close()
+            self.engine = None
+
+    def _expect_echo(self, result: SyncResult) -> None:
+        """The engine's own writes (a shrunk photo replacing the original, manifests) come back
+        as watcher events without a close-write (they are renames into place). Marking them
+        complete here spares the next batch the settle wait, which would otherwise delay a
+        photo taken right after (bench/sync.py's latency figure)."""
+        for rel, seen in result.wrote.items():
+            self._own[rel] = seen
+            self.watcher.changes.add(PurePosixPath(rel), closed=True)
+
+    def _closed(self, batch) -> set[str]:
+        # An own write counts as complete only while the file is still exactly as written:
+        # if anything touched it since, it gets the usual stability wait.
+        closed = set(batch.closed)
+        for rel in [rel for rel in self._own if rel in closed]:
+            seen = self._own.pop(rel)
+            try:
+                st = os.stat(self.cfg.root / rel)
+            except OSError:
+                closed.discard(rel)
+                continue
+            if (st.st_size, st.st_mtime_ns) != seen:
+                closed.discard(rel)
+        return closed
+
+    def _pull_master_data(self) -> None:
+        """Fetch newer customer master data with each full rescan (customers publish on the
+        server side); an unreachable server is retried with the next rescan."""
+        try:
+            if masterdata.pull_if_changed(self.cfg):
+                log.info("customer master data updated from the server")
+        except FieldsyncError as exc:
+            log.warning("master data not pulled: %s", exc)
+
+    def _pass(self, board: StatusBoard, scope, closed) -> SyncResult:
+        try:
+            return self.engine.run(scope, progress=board, closed=closed, respect_backoff=scope is not None)
+        except FieldsyncError as exc:  # e.g. a manifest that cannot be read: report, keep going
+            log.error("sync pass failed: %s", exc)
+            return SyncResult(error=str(exc))
+        except Exception as exc:  # a bug must not stop the photos from flowing next time
+            log.exception("unexpected error in a sync pass")
+            return SyncResult(error=f"unexpected {type(exc).__name__}: {exc}")
+
+    def _check_events(self, result: SyncResult, events_before: int, batch) -> None:
+        # A rescan that found new files nobody announced means events are not arriving
+        # (e.g. another app writing through Android's FUSE layer): poll from now on.
+        if (self.cfg.sync.polling == "auto" and self.watcher.mode == "events" and self.passes > 1
+                and result.uploaded and not batch.paths and self.watcher.changes.events == events_before
+                and not batch.reasons):
+            self.watcher.use_polling("a rescan found files that no event announced")

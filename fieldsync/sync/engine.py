@@ -1,0 +1,858 @@
+"""The sync engine: reconcile the tree with the state cache and the server into a plan, run it.
+
+`fieldsync sync` (sync_once) and the daemon drive the same Engine. A pass:
+  1. scan the tree (or the paths the watcher named), skipping private names and symlinks;
+  2. reconcile every entry against the state cache (and, when the cache is new or lost, one
+     listing of the server) into folders to make and files to push;
+  3. wait until young files are stable (size + mtime unchanged over sync.settle_seconds);
+  4. make folders, then push files with server.parallel in flight: photos are shrunk first
+     (evidence recorded before and after), anything else goes as it is;
+  5. push the manifests those photos changed, then this device's ledger.
+A bad photo is quarantined and the rest continue; a network error stops the pass, leaves
+everything resumable and is retried with capped exponential backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import stat as stat_mod
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from filelock import FileLock, Timeout
+
+from fieldsync.base.atomic import fsync_dir
+from fieldsync.base.hashing import file_sha256
+from fieldsync.config import Config
+from fieldsync.errors import BadInput, FieldsyncError, ImageError, SyncBusy, TransportError, TreeError
+from fieldsync.evidence import ledger, manifest
+from fieldsync.media.shrink import ShrinkSettings, shrink
+from fieldsync.sync.state import FileState, SyncState, backoff_delay
+from fieldsync.tree.layout import MANIFEST_FILE, PathInfo, classify, is_private
+
+log = logging.getLogger(__name__)
+
+LOCK_FILE = "sync.lock"
+ORIGINALS_DIR = "originals"
+QUARANTINE_DIR = "quarantine"
+# How often a pass re-checks a young file before leaving it for the next pass.
+STABILITY_ROUNDS = 3
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass
+class SyncResult:
+    """What one pass did. exit_code follows spec.md: 0 all on the server, 1 warnings, 2 error."""
+
+    uploaded: int = 0
+    unchanged: int = 0
+    folders: int = 0
+    bytes: int = 0
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # still being written
+    conflicts: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None  # why the pass stopped early (server unreachable, ...)
+    # Files this pass rewrote in the tree (shrunk photos, manifests): rel -> (size, mtime_ns)
+    # as written, so the daemon can tell the watcher's echo of its own writes from new work.
+    wrote: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return not (self.failed or self.waiting or self.error)
+
+    @property
+    def exit_code(self) -> int:
+        if self.error or self.failed:
+            return 2
+        return 1 if (self.quarantined or self.waiting or self.conflicts) else 0
+
+    def __str__(self) -> str:
+        parts = [f"{self.uploaded} uploaded", f"{self.unchanged} unchanged"]
+        if self.folders:
+            parts.append(f"{self.folders} folders made")
+        for label, items in (("quarantined", self.quarantined), ("failed", self.failed),
+                             ("still being written", self.waiting), ("conflicts kept", self.conflicts)):
+            if items:
+                parts.append(f"{len(items)} {label}")
+        text = ", ".join(parts)
+        return f"{text}; stopped: {self.error}" if self.error else text
+
+
+class Progress:
+    """Callbacks a driver overrides to show a pass (CLI progress bar, daemon status.json).
+    Called from worker threads."""
+
+    def planned(self, files: int, total_bytes: int) -> None: ...
+
+    def started(self, rel: str, size: int) -> None: ...
+
+    def advanced(self, rel: str, done: int, total: int) -> None: ...
+
+    def finished(self, rel: str, outcome: str, reason: str = "") -> None: ...
+
+
+# --------------------------------------------------------------------------- plan
+
+class Entry:
+    """One path of the tree as scanned. Kept small (slots, no path string: it is derived from
+    the root and the key): a restart holds one per file of the tree, 100,000 and more, and
+    most need no more than their key, size and mtime; the rest is computed on demand."""
+
+    __slots__ = ("key", "is_dir", "size", "mtime_ns", "_root", "_layout", "_info")
+
+    def __init__(self, key: str, root: Path, is_dir: bool, size: int, mtime_ns: int, layout):
+        self.key = key  # POSIX path relative to ROOT
+        self._root = root
+        self.is_dir = is_dir
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self._layout = layout
+        self._info = None
+
+    @property
+    def rel(self) -> PurePosixPath:
+        return PurePosixPath(self.key)
+
+    @property
+    def path(self) -> Path:
+        return self._root / self.key
+
+    @property
+    def info(self) -> PathInfo:
+        if self._info is None:
+            self._info = classify(self.rel, self._layout, self.is_dir)
+        return self._info
+
+
+@dataclass
+class Plan:
+    folders: list[Entry] = field(default_factory=list)
+    files: list[Entry] = field(default_factory=list)  # photos and other files, manifests last
+    unchanged: int = 0
+    gone: list[str] = field(default_factory=list)  # in the state, no longer in the tree
+
+    @property
+    def bytes(self) -> int:
+        return sum(entry.size for entry in self.files)
+
+
+def scan(cfg: Config, scope: Iterable[PurePosixPath] | None = None) -> dict[str, Entry]:
+    """rel -> Entry for the whole tree, or for `scope` (paths the watcher named, with their
+    ancestors so a new visit's folders are made too). Private names and symlinks are skipped:
+    a symlink could lead out of the tree, and hidden files are temp files or state."""
+    root = cfg.root
+    found: dict[str, Entry] = {}
+    skip = str(cfg.path.resolve()) if cfg.path else None
+
+    def add(key: str, name: str, path: str, st: os.stat_result) -> bool:
+        if name.startswith(".") or stat_mod.S_ISLNK(st.st_mode) or path == skip:
+            return False
+        is_dir = stat_mod.S_ISDIR(st.st_mode)
+        if not is_dir and not stat_mod.S_ISREG(st.st_mode):
+            return False  # sockets, fifos: nothing to mirror
+        found[key] = Entry(key, root, is_dir, 0 if is_dir else st.st_size, st.st_mtime_ns, cfg.layout)
+        return is_dir
+
+    def walk(folder: str, key: str) -> None:
+        try:
+            items = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        except OSError as exc:
+            log.warning("cannot read folder %s: %s", folder, exc.strerror)
+            return
+        for item in items:
+            child = f"{key}/{item.name}" if key else item.name
+            try:
+                st = item.stat(follow_symlinks=False)
+            except OSError:
+                continue  # vanished between listing and stat
+            if add(child, item.name, item.path, st):
+                walk(item.path, child)
+
+    if scope is None:
+        walk(str(root), "")
+        return found
+    for rel in sorted(set(scope), key=lambda r: len(r.parts)):
+        if not rel.parts or rel.as_posix() == ".":
+            walk(str(root), "")
+            continue
+        for depth in range(1, len(rel.parts) + 1):
+            part = PurePosixPath(*rel.parts[:depth])
+            key = part.as_posix()
+            if key in found:
+                continue
+            path = str(root.joinpath(*part.parts))
+            try:
+                st = os.lstat(path)
+            except OSError:
+                break
+            if not add(key, part.name, path, st):
+                break
+            if depth == len(rel.parts):
+                walk(path, key)
+    return found
+
+
+def reconcile(entries: dict[str, Entry], state: SyncState, remote: dict[str, tuple[int, float]] | None,
+              full: bool) -> Plan:
+    """Split the scan into folders to make, files to push and files already on the server.
+
+    `remote` (rel -> (size, mtime)) is a listing of the server, given when the state is new or
+    lost: a file the server already holds with the same size, written after the local file's
+    mtime, is recorded as done instead of pushed again.
+    """
+    plan = Plan()
+    adopted = []
+    for key, entry in entries.items():  # no sorted copy of a 100,000-entry scan: folders sorted below
+        record = state.peek(key)
+        if entry.is_dir:
+            if record is not None and record.status == "done":
+                continue
+            if remote is not None and key in remote:
+                adopted.append(FileState(key, is_dir=True, status="done"))
+                continue
+            plan.folders.append(entry)
+            continue
+        if record is not None and record.status == "done" and record.matches(entry.size, entry.mtime_ns):
+            plan.unchanged += 1
+            continue
+        there = remote.get(key) if remote is not None else None
+        if record is None and there is not None and there[0] == entry.size \
+                and _written_after(there[1], entry.mtime_ns) and _settled_photo(entry):
+            adopted.append(FileState(key, entry.size, entry.mtime_ns, remote_size=there[0],
+                                     status="done", pushed_at=there[1]))
+            plan.unchanged += 1
+            continue
+        plan.files.append(entry)
+    plan.folders.sort(key=lambda e: (e.key.count("/"), e.key))  # parents first
+    plan.files.sort(key=lambda e: e.key)
+    if adopted:
+        state.put_many(adopted)
+    if full:
+        plan.gone = [r.rel for r in state.all() if r.rel not in entries and r.status != "quarantined"
+                     and not r.rel.startswith(".")]
+    # Manifests last: shrinking the photos before them changes them.
+    plan.files.sort(key=lambda e: e.rel.name == MANIFEST_FILE)
+    return plan
+
+
+def outstanding(cfg: Config, state: SyncState) -> list[str]:
+    """Files in the tree the server does not hold yet as they are now (new, changed, failed),
+    quarantined ones excepted; read from the tree and the state alone, so `status` can tell
+    what is waiting even while the server is unreachable."""
+    waiting = []
+    for key, entry in scan(cfg).items():
+        if entry.is_dir:
+            continue
+        record = state.peek(key)
+        if record is not None and record.status == "quarantined":
+            continue
+        if record is None or record.status != "done" or not record.matches(entry.size, entry.mtime_ns):
+            waiting.append(key)
+    return sorted(waiting)
+
+
+class _FolderListings:
+    """Remote entries of leaf folders (photo folders, documents), listed once per pass.
+
+    A file fieldsync never pushed must be looked up on the server before it is written (to
+    keep other content as a conflict); one listing per folder costs one round trip where a
+    stat per file costs one each. Folders made in this pass are known to be empty.
+    """
+
+    LISTED_ROLES = ("photo-folder", "documents")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._folders: dict[str, dict[str, object] | None] = {}
+        self._folder_locks: dict[str, threading.Lock] = {}
+
+    def made(self, rel: PurePosixPath) -> None:
+        with self._lock:
+            self._folders[rel.as_posix()] = {}
+
+    def entry(self, transport, rel: PurePosixPath, layout):
+        parent = rel.parent
+        key = parent.as_posix()
+        if classify(parent, layout, True).role not in self.LISTED_ROLES:
+            with self._lock:
+                if self._folders.get(key) == {}:
+                    return None
+            return transport.stat(rel)
+        with self._lock:
+            folder_lock = self._folder_locks.setdefault(key, threading.Lock())
+        with folder_lock:
+            with self._lock:
+                listing = self._folders.get(key)
+            if listing is None:
+                try:
+                    listing = {e.rel.as_posix(): e for e in transport.walk(parent) if e.rel.parent == parent}
+                except TransportError:
+                    return transport.stat(rel)  # not listable (gone?): ask for the one file
+                with self._lock:
+                    self._folders[key] = listing
+        return listing.get(rel.as_posix())
+
+
+def _written_after(remote_mtime: float, local_mtime_ns: int) -> bool:
+    # SFTP gives whole seconds: an upload in the same second as the local write counts.
+    return int(remote_mtime) >= local_mtime_ns // 1_000_000_000
+
+
+def _settled_photo(entry: Entry) -> bool:
+    """A photo found on the server with no state record is only adopted when its manifest
+    entry is sealed with the local file's size: an unshrunk original of the same size as an
+    older server copy must still go through shrink and evidence."""
+    if entry.info.role != "photo":
+        return True
+    visit_dir = entry.path.parent.parent
+    try:
+        data = manifest.load(visit_dir)
+    except TreeError:
+        return False
+    if not data:
+        return False
+    rel = PurePosixPath(entry.rel.parts[-2], entry.rel.parts[-1]).as_posix()
+    last = manifest.current_entries(data).get(rel)
+    return bool(last and last.get("bytes") == entry.size)
+
+
+# --------------------------------------------------------------------------- engine
+
+class Engine:
+    """Holds the tree lock, the state cache and one transport for as many passes as needed."""
+
+    def __init__(self, cfg: Config, transport=None, wait_for_lock: float = 0):
+        self.cfg = cfg
+        cfg.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(cfg.state_dir / LOCK_FILE)
+        try:
+            self._lock.acquire(timeout=wait_for_lock)
+        except Timeout:
+            raise SyncBusy("another sync is running on this tree (the daemon?); "
+                           "see 'fieldsync status' or stop the daemon first") from None
+        self.state = SyncState(cfg.state_dir)
+        self._transport = transport
+        self._own_transport = transport is None
+        self.settings = ShrinkSettings.from_config(cfg.photos)
+        self._stop = threading.Event()
+        self._listings = _FolderListings()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def transport(self):
+        if self._transport is None:
+            from fieldsync.transport import open_transport
+
+            self._transport = open_transport(self.cfg)
+        return self._transport
+
+    def drop_transport(self) -> None:
+        """Forget the connection after a network error, so the next pass reconnects."""
+        if self._own_transport and self._transport is not None:
+            with contextlib.suppress(Exception):
+                self._transport.close()
+            self._transport = None
+
+    def stop(self) -> None:
+        """Ask a running pass to finish the files in flight and start no new ones."""
+        self._stop.set()
+
+    def close(self) -> None:
+        try:
+            self.state.close()
+        finally:
+            if self._own_transport and self._transport is not None:
+                with contextlib.suppress(Exception):
+                    self._transport.close()
+            self._lock.release()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ a pass
+
+    def run(self, scope: Iterable[PurePosixPath] | None = None, progress: Progress | None = None,
+            closed: Iterable[str] = (), respect_backoff: bool = False) -> SyncResult:
+        """One reconcile-and-push pass over the tree (scope None) or over `scope`.
+
+        `closed`: rels the OS reported closed after writing (no stability wait needed).
+        respect_backoff: skip files whose next retry is still in the future (the daemon).
+        """
+        progress = progress or Progress()
+        result = SyncResult()
+        self._stop.clear()
+        self._listings = _FolderListings()  # a listing is only trusted within one pass
+        full = scope is None
+        scope = None if full else list(scope)
+        try:
+            entries = scan(self.cfg, scope)
+            remote = self._server_listing() if not self.state.meta("server_listed") else None
+            if remote is None:  # with a fresh listing, reconcile adopts what is there anyway
+                self._follow_renames(entries)
+            plan = reconcile(entries, self.state, remote, full)
+            result.unchanged = plan.unchanged
+            if remote is not None:
+                self.state.set_meta("server_listed", time.time())
+            plan.files = self._stable(plan.files, set(closed), result)
+            if respect_backoff:
+                now = time.time()
+                plan.files = [e for e in plan.files
+                              if (r := self.state.get(e.key)) is None or r.next_try <= now]
+            progress.planned(len(plan.files), plan.bytes)
+            self._make_folders(plan.folders, result)
+            touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
+                                       progress, result)
+            manifests = self._manifests(touched, [e for e in plan.files if e.rel.name == MANIFEST_FILE])
+            if not result.error:
+                self._log_heads(manifests)
+                self._push_files(manifests, progress, result)
+                result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests)
+            if not result.error:
+                self._push_ledger(result)
+            if not result.error:
+                self._handle_gone(plan.gone, result)
+        except TransportError as exc:
+            result.error = str(exc)
+            self.drop_transport()
+        finally:
+            # Only a push changes the state's meta: rewriting the cache after every pass
+            # would cost a full write of it (status.json says when the last pass ran).
+            if result.uploaded and not result.error:
+                self.state.set_meta("last_push", time.time())
+            self.state.flush()
+        return result
+
+    def _log_heads(self, manifests: list[Entry]) -> None:
+        # A kill -9 between a manifest's save and its ledger record must not leave the server
+        # with a head no ledger seals (the photo is not offered again: it is sealed as is).
+        for entry in manifests:
+            with contextlib.suppress(FieldsyncError, OSError, KeyError, TypeError):
+                manifest.ensure_logged(self.cfg, entry.path.parent)  # a broken one: verify says so
+
+    def _follow_renames(self, entries: dict[str, Entry]) -> None:
+        """A visit renamed on the tablet (`visit edit --name` or a file manager) is renamed on
+        the server too, no re-upload: a visit folder the state does not know, whose old
+        name is known to the state, gone from the tree and still on the server."""
+        for entry in list(entries.values()):
+            if not entry.is_dir or entry.key.count("/") != 3 or self.state.peek(entry.key) is not None:
+                continue
+            if entry.info.role != "visit":
+                continue
+            old = self._renamed_from(entry)
+            if old is None:
+                continue
+            there = self.transport.stat(PurePosixPath(old))
+            if there is None or not there.is_dir or self.transport.stat(entry.rel) is not None:
+                continue  # old copy not on the server (or the new name taken): upload as usual
+            self.transport.rename(PurePosixPath(old), entry.rel)
+            moved = self.state.rekey(old, entry.key)
+            log.info("visit renamed %s -> %s on the server (%d records kept)", old, entry.key, moved)
+
+    def _renamed_from(self, entry: Entry) -> str | None:
+        """The old key of a renamed visit: from visit.yaml's name history, else the visit_id
+        of its manifest.json as recorded when that was pushed under the old name."""
+        from fieldsync.tree.visits import read_visit
+
+        parent = entry.key.rsplit("/", 1)[0]
+        candidates = []
+        with contextlib.suppress(FieldsyncError, OSError):
+            history = read_visit(entry.path).get("history") or []
+            candidates = [f"{parent}/{h['old']}" for h in reversed(history)
+                          if isinstance(h, dict) and h.get("field") == "name" and h.get("new") == entry.rel.name
+                          and isinstance(h.get("old"), str) and "/" not in h["old"]]
+        with contextlib.suppress(FieldsyncError, OSError):
+            visit_id = (manifest.load(entry.path) or {}).get("visit_id")
+            if visit_id:
+                prefix = parent + "/"
+                candidates += [r.rel[:-len(MANIFEST_FILE) - 1] for r in self.state.all()
+                               if r.rel.startswith(prefix) and r.rel.endswith("/" + MANIFEST_FILE)
+                               and r.extra.get("visit_id") == visit_id]
+        for old in candidates:
+            record = self.state.peek(old)
+            if record is not None and record.is_dir and not self.cfg.root.joinpath(old).exists():
+                return old
+        return None
+
+    def _server_listing(self) -> dict[str, tuple[int, float]]:
+        # The state is new or was lost: one listing of the server lets reconcile adopt what
+        # is already there instead of pushing it twice.
+        return {entry.rel.as_posix(): (entry.size, entry.mtime)
+                for entry in self.transport.walk() if not is_private(entry.rel)}
+
+    def _stable(self, files: list[Entry], closed: set[str], result: SyncResult) -> list[Entry]:
+        """Files whose size and mtime held still for settle_seconds (or that were closed after
+        writing); the others are left for the next pass, never pushed half-written."""
+        settle = self.cfg.sync.settle_seconds
+        ready, young = [], []
+        for entry in files:
+            age = time.time() - entry.mtime_ns / 1e9
+            (ready if entry.key in closed or age >= settle else young).append(entry)
+        for _ in range(STABILITY_ROUNDS):
+            if not young or self._stop.is_set():
+                break
+            time.sleep(settle)
+            still = []
+            for entry in young:
+                try:
+                    st = entry.path.stat()
+                except FileNotFoundError:
+                    continue
+                if st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
+                    ready.append(entry)
+                else:
+                    entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
+                    still.append(entry)
+            young = still
+        result.waiting.extend(entry.key for entry in young)
+        for entry in young:
+            self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending",
+                              reason="still being written")
+        return ready
+
+    def _make_folders(self, folders: list[Entry], result: SyncResult) -> None:
+        # Parents first (P7: a new visit reaches the server even before its first photo).
+        done = []
+        for entry in folders:
+            self.transport.makedirs(entry.rel)
+            done.append(FileState(entry.key, is_dir=True, status="done", pushed_at=time.time()))
+            result.folders += 1
+            self._listings.made(entry.rel)
+        self.state.put_many(done)
+
+    def _push_files(self, files: list[Entry], progress: Progress, result: SyncResult) -> set[Path]:
+        """Push files with server.parallel in flight; returns the visit folders whose photos
+        changed (their manifests go next)."""
+        touched: set[Path] = set()
+        lock = threading.Lock()
+        halted = threading.Event()
+
+        def work(entry: Entry) -> None:
+            if halted.is_set() or self._stop.is_set():
+                return
+            try:
+                outcome, reason = self._push_one(entry, progress, result, lock)
+            except TransportError as exc:
+                halted.set()
+                self._failed(entry, str(exc), result, lock)
+                progress.finished(entry.key, "failed", str(exc))
+                with lock:
+                    if result.error is None:
+                        result.error = str(exc)
+                return
+            progress.finished(entry.key, outcome, reason)
+            if entry.info.role == "photo" and outcome in ("uploaded", "unchanged"):
+                with lock:
+                    touched.add(entry.path.parent.parent)
+
+        if not files:
+            return touched
+        workers = max(1, min(self.cfg.server.parallel, len(files)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="fieldsync-push") as pool:
+            for future in [pool.submit(work, entry) for entry in files]:
+                future.result()
+        if result.error:
+            self.drop_transport()
+        return touched
+
+    def _push_one(self, entry: Entry, progress: Progress, result: SyncResult,
+                  lock: threading.Lock) -> tuple[str, str]:
+        record = self.state.get(entry.key) or FileState(entry.key)
+        try:
+            st = entry.path.stat()
+        except FileNotFoundError:
+            self.state.forget([entry.key])
+            return "gone", "removed before it was pushed"
+        if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
+            with lock:
+                result.waiting.append(entry.key)
+            return "waiting", "changed while queued"
+        final = entry.path
+        if entry.info.role == "photo" and not (record.extra.get("prepared")
+                                               and record.matches(st.st_size, st.st_mtime_ns)):
+            try:
+                final = self._prepare_photo(entry)
+            except ImageError as exc:
+                if self._changed_since(entry):
+                    with lock:
+                        result.waiting.append(entry.key)
+                    return "waiting", "still being written"
+                reason = str(exc)
+                self._quarantine(entry, reason)
+                with lock:
+                    result.quarantined.append((entry.key, reason))
+                return "quarantined", reason
+            except (TreeError, OSError) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                self._failed(entry, reason, result, lock)
+                return "failed", reason
+            st = final.stat()
+            record = self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                       extra={**record.extra, "prepared": True})
+            if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
+                with lock:
+                    result.wrote[entry.key] = (st.st_size, st.st_mtime_ns)
+        target = entry.rel
+        if record.remote_size is None and record.status != "failed":
+            target = self._conflict_free_target(entry, st.st_size, result, lock)
+            if target is None:
+                self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns, status="done",
+                                  remote_size=st.st_size, reason="", attempts=0, pushed_at=time.time())
+                with lock:
+                    result.unchanged += 1
+                return "unchanged", "already on the server"
+        self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns, status="uploading")
+        progress.started(entry.key, st.st_size)
+        try:
+            self.transport.upload(final, target, lambda done, total: progress.advanced(entry.key, done, total))
+        except BadInput as exc:  # a name the server side refuses, or the file became unreadable
+            self._failed(entry, str(exc), result, lock)
+            return "failed", str(exc)
+        self.state.update(entry.key, status="done", remote_size=st.st_size, reason="", attempts=0,
+                          next_try=0.0, pushed_at=time.time(), extra=self._pushed_extra(entry, final))
+        if entry.info.role == "photo" and self.cfg.photos.originals == "delete":
+            self._drop_original(entry)
+        with lock:
+            result.uploaded += 1
+            result.bytes += st.st_size
+        return "uploaded", ""
+
+    def _pushed_extra(self, entry: Entry, final: Path) -> dict:
+        # A pushed manifest remembers its visit_id: a visit renamed in a file manager (no
+        # name history in visit.yaml) is then still recognised by its manifest.
+        if entry.rel.name != MANIFEST_FILE or entry.key.count("/") != 4:
+            return {}
+        with contextlib.suppress(FieldsyncError, OSError):
+            visit_id = manifest.parse(final.read_bytes(), final).get("visit_id")
+            if isinstance(visit_id, str):
+                return {"visit_id": visit_id}
+        return {}
+
+    def _changed_since(self, entry: Entry) -> bool:
+        try:
+            st = entry.path.stat()
+        except FileNotFoundError:
+            return True
+        return st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns
+
+    def _conflict_free_target(self, entry: Entry, size: int, result: SyncResult,
+                              lock: threading.Lock) -> PurePosixPath | None:
+        """Where a file fieldsync never pushed before goes: its own path when free; None when
+        the server already holds it (same size, written after it); otherwise, for files that
+        are not fieldsync's own records, a conflict name beside it, so nothing is overwritten."""
+        there = self._listings.entry(self.transport, entry.rel, self.cfg.layout)
+        if there is None or there.is_dir:
+            return entry.rel
+        if there.size == size and _written_after(there.mtime, entry.mtime_ns):
+            return None
+        if entry.info.role in ("visit-file", "customer-file", "root-file", "assets"):
+            # fieldsync's own yaml/json/html and the pages' generated assets (_assets, _query):
+            # the tablet's copy is the current one.
+            return entry.rel
+        stem, suffix = entry.rel.stem, entry.rel.suffix
+        conflict = entry.rel.with_name(f"{stem}.conflict-{self.cfg.device}{suffix}")
+        with lock:
+            result.conflicts.append((entry.key, f"server holds other content; kept both, ours as {conflict.name}"))
+        return conflict
+
+    def _failed(self, entry: Entry, reason: str, result: SyncResult, lock: threading.Lock) -> None:
+        record = self.state.get(entry.key) or FileState(entry.key, entry.size, entry.mtime_ns)
+        attempts = record.attempts + 1
+        self.state.update(entry.key, status="failed", reason=reason, attempts=attempts,
+                          next_try=time.time() + backoff_delay(attempts))
+        with lock:
+            result.failed.append((entry.key, reason))
+
+    # ------------------------------------------------------------------ photos
+
+    def _prepare_photo(self, entry: Entry) -> Path:
+        """Evidence, then shrink in place: record the original, write the shrunk copy beside
+        it, archive the original, replace the photo atomically, seal the manifest entry."""
+        visit_dir = entry.path.parent.parent
+        photo_rel = f"{entry.rel.parts[-2]}/{entry.rel.parts[-1]}"
+        path = entry.path
+        if _sealed_as_is(visit_dir, photo_rel, path):
+            # Shrunk and sealed before a crash lost the state: recording it again would file
+            # the shrunk copy as a second "original".
+            return path
+        manifest.record_original(self.cfg, visit_dir, photo_rel, entry.info.kind or "unknown", path)
+        tmp = path.with_name(f".{path.name}.shrink{path.suffix}")
+        try:
+            shrunk = shrink(path, tmp, self.settings)
+            if shrunk.changed:
+                _fsync_file(tmp)
+                self._archive_original(entry)
+                os.replace(tmp, path)
+                fsync_dir(path.parent)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        manifest.record_result(self.cfg, visit_dir, photo_rel, path)
+        return path
+
+    def _archive_original(self, entry: Entry) -> Path:
+        """Keep the original under .fieldsync/originals/ before the photo is replaced; with
+        photos.originals: delete it is removed there only after the upload is confirmed."""
+        base = self.cfg.state_dir / ORIGINALS_DIR / Path(*entry.rel.parts)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            target = base if n == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")
+            if target.exists():
+                if _same_file(target, entry.path):
+                    return target  # archived already (a crash between archive and replace)
+                continue
+            try:
+                os.link(entry.path, target)  # same disk: no copy, no extra space until replace
+            except OSError:
+                shutil.copy2(entry.path, target)
+                _fsync_file(target)
+            fsync_dir(target.parent)
+            return target
+        raise TreeError(f"too many archived originals named like {base}")
+
+    def _drop_original(self, entry: Entry) -> None:
+        base = self.cfg.state_dir / ORIGINALS_DIR / Path(*entry.rel.parts)
+        with contextlib.suppress(FileNotFoundError):
+            base.unlink()
+
+    def _quarantine(self, entry: Entry, reason: str) -> None:
+        """Move a photo that cannot be read out of the tree, with a note saying why."""
+        folder = self.cfg.state_dir / QUARANTINE_DIR / Path(*entry.rel.parts[:-1])
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / entry.rel.name
+        n = 1
+        while target.exists():
+            n += 1
+            target = folder / f"{entry.rel.stem}-{n}{entry.rel.suffix}"
+        os.replace(entry.path, target)
+        (target.parent / f"{target.name}.reason.txt").write_text(
+            f"{entry.key}\n{reason}\n", encoding="utf-8")
+        self.state.update(entry.key, status="quarantined", reason=reason, size=entry.size,
+                          mtime_ns=entry.mtime_ns, extra={"moved_to": str(target)})
+        log.warning("quarantined %s: %s", entry.key, reason)
+
+    def _record_removal(self, rel: PurePosixPath) -> None:
+        # verify must then expect the photo absent instead of reporting evidence lost.
+        if classify(rel, self.cfg.layout, False).role != "photo":
+            return
+        visit_dir = self.cfg.root.joinpath(*rel.parts[:-2])
+        if visit_dir.is_dir():
+            manifest.record_removal(self.cfg, visit_dir, f"{rel.parts[-2]}/{rel.parts[-1]}",
+                                    "deleted on the tablet (sync.deletes: mirror)")
+
+    # ------------------------------------------------------------------ after the files
+
+    def _manifests(self, visits: set[Path], planned: list[Entry]) -> list[Entry]:
+        """The manifests to push: those planned, plus those of visits whose photos just
+        changed (re-read now: shrinking rewrote them after the scan)."""
+        wanted = {e.key: e for e in planned}
+        for visit in visits:
+            path = visit / MANIFEST_FILE
+            rel = PurePosixPath(path.relative_to(self.cfg.root).as_posix())
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            record = self.state.get(rel.as_posix())
+            if record and record.status == "done" and record.matches(st.st_size, st.st_mtime_ns):
+                continue
+            wanted[rel.as_posix()] = Entry(rel.as_posix(), self.cfg.root, False, st.st_size, st.st_mtime_ns,
+                                           self.cfg.layout)
+        for entry in wanted.values():  # the scan may predate the last record_result
+            with contextlib.suppress(FileNotFoundError):
+                st = entry.path.stat()
+                entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
+        return list(wanted.values())
+
+    def _push_ledger(self, result: SyncResult) -> None:
+        """This device's ledger after the manifests, replacing the server copy only when the
+        local one extends it (an append-only log); anything else is kept as a conflict."""
+        for local, rel in ledger.ledger_upload_items(self.cfg):
+            key = rel.as_posix()
+            st = local.stat()
+            record = self.state.get(key)
+            if record and record.status == "done" and record.matches(st.st_size, st.st_mtime_ns):
+                continue
+            there = self.transport.stat(rel)
+            target = rel
+            if there is not None and (record is None or there.size != record.remote_size):
+                server_copy = self._fetch(rel)
+                if server_copy == local.read_bytes():
+                    target = None  # the server has it already (the state cache was lost)
+                elif not ledger.extends(server_copy, local.read_bytes()):
+                    target = rel.with_name(f"{rel.name}.conflict-{int(time.time())}")
+                    result.conflicts.append((key, f"server ledger differs; ours kept as {target.name}"))
+            if target is not None:
+                self.transport.upload(local, target)
+            self.state.put(FileState(key, st.st_size, st.st_mtime_ns, remote_size=st.st_size,
+                                     status="done", pushed_at=time.time()))
+
+    def _fetch(self, rel: PurePosixPath) -> bytes:
+        copy = self.cfg.state_dir / f".fetch-{os.getpid()}-{threading.get_ident()}"
+        try:
+            self.transport.download(rel, copy)
+            return copy.read_bytes()
+        finally:
+            copy.unlink(missing_ok=True)
+
+    def _handle_gone(self, gone: list[str], result: SyncResult) -> None:
+        """Files deleted on the tablet: forgotten (sync.deletes: keep, the default, so the
+        server keeps its evidence) or removed on the server too (mirror)."""
+        if not gone:
+            return
+        if self.cfg.sync.deletes == "mirror":
+            for rel in gone:
+                record = self.state.get(rel)
+                if record and not record.is_dir and record.status == "done":
+                    self.transport.remove(PurePosixPath(rel))
+                    self._record_removal(PurePosixPath(rel))
+        self.state.forget(gone)
+
+
+# --------------------------------------------------------------------------- one pass
+
+def sync_once(cfg: Config, progress: Progress | None = None, transport=None) -> SyncResult:
+    """One full pass over the tree: what `fieldsync sync` and the demo run."""
+    with Engine(cfg, transport=transport) as engine:
+        return engine.run(progress=progress)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
+def _sealed_as_is(visit_dir: Path, photo_rel: str, path: Path) -> bool:
+    """True when the visit's manifest already seals this exact file under this name."""
+    try:
+        data = manifest.load(visit_dir)
+    except TreeError:
+        return False
+    last = manifest.current_entries(data or {}).get(photo_rel)
+    if not last or last.get("removed") or last.get("bytes") != path.stat().st_size:
+        return False
+    return last.get("sha256") == file_sha256(path)[0]
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if os.path.samefile(a, b):
+            return True
+        return a.stat().st_size == b.stat().st_size and file_sha256(a)[0] == file_sha256(b)[0]
+    except OSError:
+        return False
+

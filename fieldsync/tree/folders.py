@@ -1,0 +1,102 @@
+"""Build the tablet tree: the root, customer roots (P1, P3) and categories (P4)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fieldsync.base.atomic import write_text
+from fieldsync.base.names import customer_folder_name, normalize_account, require_safe
+from fieldsync.base.yamlfile import read_yaml, write_yaml
+from fieldsync.config import CONFIG_NAME, STATE_DIR, Config
+from fieldsync.errors import BadInput, TreeError
+from fieldsync.masterdata.store import FIELDS, CustomerStore
+from fieldsync.tree.layout import CUSTOMER_FILE, find_customer_dir
+from fieldsync.views import pages
+
+CUSTOMER_COMMENT = "fieldsync customer record (P1): master data fields, location (P12)"
+
+
+def init_root(root: Path, config_text: str | None, config_path: Path | None = None) -> Path:
+    """Create ROOT and its private state folder; write config.yaml unless one is there."""
+    root = root.expanduser().resolve()
+    if root.exists() and not root.is_dir():
+        raise BadInput(f"{root} exists and is not a folder; choose another ROOT")
+    (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    config_path = config_path or root / CONFIG_NAME
+    if config_text is not None and not config_path.exists():
+        config_path.parent.mkdir(parents=True, exist_ok=True)
+        write_text(config_path, config_text)
+    return config_path
+
+
+def require_root(cfg: Config) -> Path:
+    if not cfg.root.is_dir():
+        raise TreeError(f"the tree {cfg.root} does not exist; run 'fieldsync init {cfg.root}'")
+    return cfg.root
+
+
+def customer_dir(cfg: Config, account_no: str) -> Path:
+    """The customer's root folder, which must exist already."""
+    account_no = normalize_account(account_no)
+    found = find_customer_dir(require_root(cfg), account_no, cfg.layout)
+    if found is None:
+        raise TreeError(f"customer {account_no} has no folder yet; run 'fieldsync customer open {account_no}'")
+    return found
+
+
+def open_customer(cfg: Config, account_no: str) -> Path:
+    """Make or refresh the customer's root: customer.yaml, documents and business folders."""
+    root = require_root(cfg)
+    record = CustomerStore(cfg.state_dir).get(account_no)
+    folder = find_customer_dir(root, record["account_no"], cfg.layout)
+    if folder is None:
+        name = customer_folder_name(cfg.layout.customer_folder, record["account_no"], record["name"])
+        folder = root / name
+    folder.mkdir(exist_ok=True)
+    (folder / cfg.layout.documents_folder).mkdir(exist_ok=True)
+    for business in cfg.layout.businesses:
+        (folder / business).mkdir(exist_ok=True)
+    _refresh_customer_yaml(folder / CUSTOMER_FILE, record)
+    pages.render_customer(cfg, folder)
+    pages.render_root(cfg)
+    return folder
+
+
+def _refresh_customer_yaml(path: Path, record: dict) -> None:
+    # Only the master data fields are refreshed: location and anything an inspector added stay.
+    current = read_yaml(path) if path.exists() else {}
+    updated = {key: record.get(key) for key in FIELDS}
+    merged = {**updated, **{k: v for k, v in current.items() if k not in FIELDS}}
+    if merged != current:
+        write_yaml(path, merged, CUSTOMER_COMMENT)
+
+
+def resolve_business(cfg: Config, business: str) -> str:
+    """A business type by its folder name or its number 1, 2 or 3."""
+    names = cfg.layout.businesses
+    text = business.strip()
+    if text in ("1", "2", "3"):
+        return names[int(text) - 1]
+    if text in names:
+        return text
+    choices = ", ".join(f"{i}={name}" for i, name in enumerate(names, 1))
+    raise BadInput(f"unknown business type {business!r}; use one of {choices}")
+
+
+def add_category(cfg: Config, account_no: str, business: str, name: str) -> Path:
+    """Create a category folder (P4) under a business type; existing is fine."""
+    business = resolve_business(cfg, business)
+    require_safe(name, "category name")
+    folder = customer_dir(cfg, account_no) / business
+    folder.mkdir(exist_ok=True)
+    target = folder / name
+    if target.exists() and not target.is_dir():
+        raise TreeError(f"{target} exists and is a file, not a category folder; rename it first")
+    target.mkdir(exist_ok=True)
+    pages.render_customer(cfg, folder.parent)
+    return target
+
+
+def read_customer(folder: Path) -> dict:
+    path = folder / CUSTOMER_FILE
+    return read_yaml(path) if path.exists() else {}

@@ -1,0 +1,146 @@
+"""Generated human-facing pages (index.html) and texts, rendered from templates/ with Jinja2.
+
+Pages use only relative links, so they work from the tablet's file manager (file://), from
+the server share and from any static web server alike.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fieldsync.base.atomic import write_text
+from fieldsync.base.rendering import render_template, template_dirs
+from fieldsync.config import Config
+from fieldsync.media.imaging import is_photo_name
+from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE, VISIT_FILE
+from fieldsync.views import mapview
+
+
+def _map_view(location):
+    """_map.html.j2 completes a bare {lat, lon, ...} location (server pages) with this; optional
+    keys `assets` (href of ROOT/_assets from the page) and `maps` (config) turn on Leaflet."""
+    return mapview.view(location, maps=location.get("maps"), assets=location.get("assets"))
+
+
+def render_page(name: str, **values) -> str:
+    """A page template, with what _map.html.j2 needs to complete a bare location."""
+    return render_template(name, map_view=_map_view, **values)
+
+
+def _write_if_changed(path: Path, text: str) -> bool:
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    write_text(path, text)
+    return True
+
+
+def _photos(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir()
+                  if p.is_file() and not p.name.startswith(".") and is_photo_name(p.name))
+
+
+def visit_context(cfg: Config, visit: Path) -> dict:
+    from fieldsync.tree.visits import read_visit
+
+    data = read_visit(visit)
+    kinds = [
+        {"kind": kind, "folder": folder, "label": folder, "photos": _photos(visit / folder)}
+        for kind, folder in cfg.layout.kind_folders.items()
+    ]
+    return {"name": visit.name, "data": data, "kinds": kinds,
+            "photo_count": sum(len(k["photos"]) for k in kinds)}
+
+
+def render_visit(cfg: Config, visit: Path) -> bool:
+    from fieldsync.tree.folders import read_customer
+
+    # A customer folder made by hand may have no customer.yaml yet: fall back to its name.
+    folder = visit.parent.parent.parent
+    customer = {"name": folder.name, "account_no": "", **read_customer(folder)}
+    text = render_page("visit.html.j2", visit=visit_context(cfg, visit), customer=customer,
+                           business=visit.parent.parent.name, category=visit.parent.name)
+    return _write_if_changed(visit / PAGE_FILE, text)
+
+
+def customer_context(cfg: Config, folder: Path) -> dict:
+    from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
+    from fieldsync.tree.folders import read_customer
+
+    # Hand-made customer folders may lack customer.yaml (or some fields): show blanks.
+    data = {**dict.fromkeys(FIELDS), "name": folder.name, **read_customer(folder)}
+    businesses = []
+    for business in cfg.layout.businesses:
+        categories = []
+        base = folder / business
+        for category in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) \
+                if base.is_dir() else []:
+            visits = [visit_context(cfg, v) for v in
+                      sorted((p for p in category.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                             key=lambda p: p.name, reverse=True)]
+            categories.append({"name": category.name, "visits": visits})
+        businesses.append({"name": business, "categories": categories})
+    docs = folder / cfg.layout.documents_folder
+    documents = sorted(p.name for p in docs.iterdir() if p.is_file() and not p.name.startswith(".")) \
+        if docs.is_dir() else []
+    return {"folder": folder.name, "data": data, "labels": FIELD_LABELS, "businesses": businesses,
+            "documents_folder": cfg.layout.documents_folder, "documents": documents,
+            "location": data.get("location"), "map": _customer_map(cfg, data)}
+
+
+def _customer_map(cfg: Config, data: dict) -> dict | None:
+    # The map part of a customer page (P12); Leaflet is copied to ROOT/_assets/ only when needed.
+    from fieldsync.location.locate import load_last_fix
+
+    view = mapview.view(data.get("location"), maps=cfg.maps, assets=f"../{mapview.ASSETS_DIR}",
+                        last_fix=load_last_fix(cfg), name=str(data.get("name") or ""),
+                        address=str(data.get("address") or ""))
+    if view is not None:
+        mapview.install_assets(cfg.root)
+    return view
+
+
+def render_customer(cfg: Config, folder: Path) -> bool:
+    text = render_page("customer.html.j2", customer=customer_context(cfg, folder),
+                           maps=dict(cfg.maps))
+    return _write_if_changed(folder / PAGE_FILE, text)
+
+
+def render_root(cfg: Config) -> bool:
+    """ROOT/index.html: the offline query page over all master data (P2), linking the
+    customers that have a folder; its data lives in ROOT/_query/ (see querypage.py)."""
+    from fieldsync.masterdata import querydata as querypage
+    from fieldsync.tree.layout import account_of_folder
+
+    folders = {}
+    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        account = account_of_folder(folder.name, cfg.layout)
+        if account and (folder / CUSTOMER_FILE).exists():
+            folders[account] = folder.name
+    script = next(d / querypage.SCRIPT for d in template_dirs() if (d / querypage.SCRIPT).is_file())
+    data_changed = querypage.write_data(cfg.root, cfg.state_dir, script)
+    # "</" cannot end the inline JSON early once escaped; folder names come from data.
+    folders_json = json.dumps(folders, ensure_ascii=False).replace("</", "<\\/")
+    text = render_page("root.html.j2", folders_json=folders_json, folder_count=len(folders),
+                           inspector=cfg.inspector, device=cfg.device, data_dir=querypage.DATA_DIR)
+    return _write_if_changed(cfg.root / PAGE_FILE, text) or data_changed
+
+
+def render_tree(cfg: Config) -> int:
+    """Regenerate every page of the tree; returns how many changed."""
+    changed = 0
+    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (folder / CUSTOMER_FILE).exists():
+            continue
+        for business in cfg.layout.businesses:
+            for visit in sorted((folder / business).glob("*/*")):
+                if visit.is_dir() and not visit.name.startswith(".") and (visit / VISIT_FILE).exists():
+                    changed += render_visit(cfg, visit)
+        changed += render_customer(cfg, folder)
+    changed += render_root(cfg)
+    return changed
