@@ -251,8 +251,8 @@ def main(argv: list[str]) -> int:
         f"Daemon as a real process (`fieldsync daemon`), file:// server; photos are {SIZE[0]}x{SIZE[1]} "
         f"JPEGs with EXIF (time, make/model, GPS), {PER_VISIT} a visit, moved in by rename. "
         "Checks read the server tree; verify runs with --full --max-distance 0.", "",
-        "| run | time | checks |", "|---|---|---|", *[l for l in lines if l.startswith("|")], "",
-        *[l for l in lines if not l.startswith("|")], ""])
+        "| run | time | checks |", "|---|---|---|", *[line for line in lines if line.startswith("|")], "",
+        *[line for line in lines if not line.startswith("|")], ""])
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(text, encoding="utf-8")
     return 0 if ok_b and ok_k else 1

@@ -26,7 +26,8 @@ HERE = Path(__file__).resolve().parent
 PROJECT = HERE.parent
 sys.path.insert(0, str(PROJECT))
 
-from fieldsync.demo import sample_csv_path, write_sample_photo
+# After the path insert, so the checkout's fieldsync is the one imported.
+from fieldsync.demo import sample_csv_path, write_sample_photo  # noqa: E402
 
 FIELDSYNC = Path(sys.executable).parent / "fieldsync"
 IMG = HERE / "img"

@@ -20,6 +20,7 @@ from fieldsync import config as config_mod
 from fieldsync.errors import BadInput
 from fieldsync.masterdata import importer
 from fieldsync.masterdata.store import CustomerStore
+from fieldsync.sync import engine
 from fieldsync.tree import folders as tree
 from fieldsync.tree import photos, visits
 
@@ -95,10 +96,6 @@ def run(sandbox: Path, progress: Progress = lambda _: None) -> DemoResult:
 
 
 def _push(cfg: config_mod.Config, progress: Progress) -> str:
-    try:
-        from fieldsync.sync import engine
-    except ImportError:
-        return "not pushed: this build has no sync engine yet"
     progress("pushing to the demo server folder (file://)")
     outcome = engine.sync_once(cfg)
     return str(outcome)

@@ -19,10 +19,6 @@ class ConfigError(FieldsyncError):
     """config.yaml is missing, unreadable, or has a bad value."""
 
 
-class NotInitialized(FieldsyncError):
-    """The tablet root has not been set up."""
-
-
 class ImportRejected(FieldsyncError):
     """Master data import found bad rows; nothing was imported."""
 

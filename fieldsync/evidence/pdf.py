@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
 FONT_ENV = "FIELDSYNC_PDF_FONT"
 FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
@@ -41,10 +44,6 @@ def render_pdf(context: dict[str, Any], out: Path) -> str | None:
     if font is None:
         return (f"no Chinese TrueType font found (install fonts-wqy-microhei, or set {FONT_ENV}); "
                 "print report.html to PDF from a browser instead")
-    try:
-        from fpdf import FPDF
-    except ImportError:
-        return "fpdf2 is not installed (pip install fpdf2); print report.html to PDF instead"
     pdf = FPDF(format="A4")
     pdf.set_margins(15, 15, 15)
     pdf.set_auto_page_break(True, margin=15)
@@ -73,8 +72,6 @@ class _Writer:
 
     def table(self, rows: list[tuple], widths: tuple, header: tuple | None = None, size: float = TEXT) -> None:
         self.font(size)
-        from fpdf.fonts import FontFace
-
         with self.pdf.table(col_widths=widths, text_align="LEFT", first_row_as_headings=bool(header),
                             line_height=size * 0.5, headings_style=FontFace(fill_color=(235, 238, 243)),
                             borders_layout="SINGLE_TOP_LINE" if not header else "ALL") as table:

@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from fieldsync.errors import ImageError
+from fieldsync.media.imaging import register_heif
 
 # EXIF tag numbers (CIPA DC-008)
 TAG_MAKE, TAG_MODEL, TAG_DATETIME, TAG_ORIENTATION = 0x010F, 0x0110, 0x0132, 0x0112
@@ -35,8 +36,6 @@ def photo_facts(path: Path | str) -> dict[str, Any]:
     with the offset when the camera wrote one. gps is {lat, lon[, alt]} in decimal degrees
     and metres, or None. camera is {make, model} or None.
     """
-    from fieldsync.media.imaging import register_heif
-
     register_heif()
     try:
         with Image.open(path) as image:

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from fieldsync.errors import ImageError
+from fieldsync.media.imaging import register_heif
 
 TAG_ORIENTATION = 0x0112
 IFD_EXIF = 0x8769
@@ -74,8 +75,6 @@ def target_size(size: tuple[int, int], max_edge: int) -> tuple[int, int] | None:
 def shrink(src: Path, dst: Path, settings: ShrinkSettings) -> Shrunk:
     """Write a shrunk copy of `src` to `dst` (same format), or leave both alone when `src`
     already fits max_edge. A corrupt, truncated or bomb-sized image raises ImageError."""
-    from fieldsync.media.imaging import register_heif
-
     register_heif()
     try:
         with warnings.catch_warnings():

@@ -140,8 +140,3 @@ class ThumbnailCache:
             if st.st_nlink > 1:
                 self._by_inode[(st.st_dev, st.st_ino)] = thumb
 
-    def remove_visit(self, visit_rel: str) -> None:
-        """Drop the thumbnails of a visit that is gone from the tree."""
-        import shutil
-
-        shutil.rmtree(os.path.join(self.thumbs_dir, visit_rel), ignore_errors=True)

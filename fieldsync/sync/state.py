@@ -24,7 +24,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -195,11 +195,6 @@ class SyncState:
                 if not record.is_dir:
                     counts[record.status] = counts.get(record.status, 0) + 1
             return counts
-
-    def with_status(self, *statuses: str) -> Iterator[FileState]:
-        for record in self.all():
-            if record.status in statuses and not record.is_dir:
-                yield record
 
     # ------------------------------------------------------------------ writing
 

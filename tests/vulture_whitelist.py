@@ -1,0 +1,25 @@
+"""Names vulture cannot see used: called by a framework, or attributes a library reads.
+
+Each line is a use vulture cannot find by itself; the comment says who uses it.
+"""
+
+from vulture.whitelist_utils import Whitelist
+
+_ = Whitelist()
+
+# watchdog calls FileSystemEventHandler.on_any_event for every event.
+_.on_any_event
+# click.Group's hooks, overridden so that commands load lazily.
+_.list_commands
+_.get_command
+# paramiko reads these attributes of its Transport and SFTPClient objects.
+_.banner_timeout
+_.handshake_timeout
+_.auth_timeout
+_.channel_timeout
+_.MAX_REQUEST_SIZE
+_.key_type
+# openpyxl reads the sheet's frozen panes.
+_.freeze_panes
+# Signal handlers take (signum, frame) by the signal module's contract.
+_.frame
