@@ -21,12 +21,12 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from PIL import Image, ImageOps
 
+from fieldsync.base import clock
 from fieldsync.base.atomic import atomic_open
 from fieldsync.base.hashing import file_sha256
 from fieldsync.base.names import normalize_account
@@ -36,6 +36,8 @@ from fieldsync.config import Layout
 from fieldsync.errors import BadInput, EvidenceBroken, TreeError
 from fieldsync.evidence import ledger, manifest, verify
 from fieldsync.evidence.pdf import render_pdf
+from fieldsync.masterdata.store import FIELD_LABELS as CUSTOMER_LABELS
+from fieldsync.media.imaging import register_heif
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, PAGE_FILE, VISIT_FILE, find_customer_dir
 
 FORMAT = "fieldsync-evidence/1"
@@ -58,7 +60,7 @@ class Bundle:
 
 def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], account_no: str,
                  out: Path, *, visit: str | None = None, made_by: str = "",
-                 options: verify.Options = verify.Options()) -> Bundle:
+                 options: verify.Options = verify.DEFAULT_OPTIONS) -> Bundle:
     """Write the evidence bundle for ACCOUNT (all its visits, or one) to `out` (a .zip)."""
     root = Path(root)
     if not Path(out).resolve().parent.is_dir():
@@ -68,7 +70,7 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
     if customer is None:
         raise TreeError(f"customer {account_no} has no folder in {root}; check the account number")
     visits = select_visits(root, customer, visit)
-    made_at = datetime.now().astimezone()
+    made_at = clock.now()
     top = f"evidence_{account_no}_{made_at:%Y%m%d_%H%M%S}"
     with tempfile.TemporaryDirectory(prefix=".bundle.", dir=Path(out).resolve().parent) as tmp:
         stage = Path(tmp) / top
@@ -81,7 +83,7 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
                                  "restore the files from the server, or run 'fieldsync verify' for "
                                  "details", [str(p) for p in report.problems])
         description = {
-            "format": FORMAT, "account_no": account_no, "made_at": made_at.isoformat(timespec="seconds"),
+            "format": FORMAT, "account_no": account_no, "made_at": clock.iso(made_at),
             "made_by": made_by, "ledgers": devices,
             # Compare these with the server's ledgers: equal heads prove the excerpt is the
             # whole history up to the bundle's making, nothing dropped or rewritten.
@@ -195,8 +197,6 @@ def _zip(stage: Path, out: Path) -> None:
 
 def thumbnail_jpeg(path: Path, edge: int = THUMB_EDGE) -> bytes | None:
     """A small upright JPEG of the photo (for the report: one printable file, no links)."""
-    from fieldsync.media.imaging import register_heif
-
     register_heif()
     try:
         with Image.open(path) as image:
@@ -247,8 +247,6 @@ def report_context(stage: Path, customer_folder: str, visit_ids: dict, descripti
                        "head": data.get("head"), "seals": seals,
                        "history": info.get("history") or [],
                        "warnings": warnings.get(f"{rel}/{VISIT_FILE}", [])})
-    from fieldsync.masterdata.store import FIELD_LABELS as CUSTOMER_LABELS
-
     return {"bundle": description, "customer": customer, "customer_labels": CUSTOMER_LABELS,
             "location": location, "visits": visits, "field_labels": FIELD_LABELS,
             "summary": report.as_dict(), "top": stage.name}

@@ -20,13 +20,14 @@ import os
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from filelock import FileLock
 
+from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, canonical, digest
+from fieldsync.base.names import is_safe_component
 from fieldsync.config import STATE_DIR, Config
 
 LEDGER_NAME = "ledger"
@@ -43,8 +44,6 @@ def local_path(cfg: Config) -> Path:
 
 def remote_rel(device: str) -> PurePosixPath:
     """Where a device's ledger lives under the server's remote root."""
-    from fieldsync.base.names import is_safe_component
-
     if not is_safe_component(device):
         raise ValueError(f"device name {device!r} is not a safe file name")
     return REMOTE_DIR / device
@@ -245,7 +244,7 @@ def log_visit(cfg: Config, visit_rel: PurePosixPath, manifest: dict[str, Any]) -
     body = {"visit_id": manifest["visit_id"], "visit": str(visit_rel), "head": manifest["head"],
             "photos": len(manifest["entries"]), "remarks": manifest.get("remarks"),
             "device": cfg.device, "inspector": cfg.inspector,
-            "at": datetime.now().astimezone().isoformat(timespec="seconds")}
+            "at": now_iso()}
     with lock(cfg):
         last = _tail(local_path(cfg)).latest.get(body["visit_id"])
         same = ("visit_id", "visit", "head", "photos", "remarks")

@@ -15,30 +15,25 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fieldsync.base.atomic import write_text
+from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, digest, file_sha256
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
 from fieldsync.evidence import ledger
 from fieldsync.media.exif import photo_facts
-from fieldsync.tree.layout import MANIFEST_FILE, VISIT_FILE, relative
+from fieldsync.tree.layout import MANIFEST_FILE, NOTE_FIELDS, VISIT_FILE, relative
 
 __all__ = ["record_original", "record_result", "record_removal", "record_remarks", "photo_facts", "load",
-           "entry_hash", "chain_problems", "current_entries", "remarks_seal", "NOTE_FIELDS"]
+           "entry_hash", "chain_problems", "current_entries", "remarks_seal"]
 
 FORMAT = "fieldsync-manifest/1"
-NOTE_FIELDS = ("appearance_note", "nameplate_note")
 # visit.yaml fields fixed at creation; remark history must keep them and only ever append.
 ORIGIN_FIELDS = ("created_at", "account_no", "business", "category", "inspector", "device")
-
-
-def now_iso() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 # --------------------------------------------------------------------------- reading

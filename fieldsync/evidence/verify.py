@@ -22,14 +22,15 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from fieldsync.base import geo
 from fieldsync.base.hashing import GENESIS, digest, handle_sha256
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import TreeError
 from fieldsync.evidence import ledger, manifest
 from fieldsync.evidence.hashcache import HashCache
-from fieldsync.media.imaging import PHOTO_SUFFIXES
-from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, classify
+from fieldsync.media.imaging import is_photo_name
+from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, NOTE_FIELDS, VISIT_FILE, classify
 
 PROBLEM, WARNING = "problem", "warning"
 HASH_BATCH = 32  # files per thread hand-off
@@ -51,6 +52,9 @@ class Options:
     max_skew: timedelta = timedelta(hours=12)  # EXIF time vs filed time
     warn_missing_gps: bool = True
     threads: int = max(2, min(16, (os.cpu_count() or 2) * 2))
+
+
+DEFAULT_OPTIONS = Options()
 
 
 @dataclass
@@ -171,6 +175,10 @@ def tablet_ledgers(state_dir: Path, device: str) -> dict[str, Path]:
 def _find_visits(root: Path, layout: Layout) -> list[_Visit]:
     """Visit folders and the photo files in them (any photo under a visit, at any depth).
 
+    A photo is what media.imaging.is_photo_name says, the rule the engine seals by: a photo
+    the engine filed is always found here. Photos outside the kind folders (which the engine
+    does not seal) are found too, and reported as not in the manifest.
+
     Plain strings, and no descent into documents or folders that cannot hold visits: on a
     server tree of millions of files the walk is a large part of a re-verify.
     """
@@ -194,7 +202,7 @@ def _find_visits(root: Path, layout: Layout) -> list[_Visit]:
         owner = visits.get("/".join(parts[:4]))
         inside = "/".join(parts[4:])
         for name in filenames:
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in PHOTO_SUFFIXES:
+            if is_photo_name(name):
                 owner.photos.add(f"{inside}/{name}")
     return [visits[k] for k in sorted(visits)]
 
@@ -315,12 +323,12 @@ def _check_history_consistent(data: dict, history: list, where: PurePosixPath, r
             report.add(PROBLEM, where, f"remark edit {index} is incomplete (needs at, by, field, old, new)")
             continue
         field_name = edit["field"]
-        if field_name in manifest.NOTE_FIELDS:
+        if field_name in NOTE_FIELDS:
             if (edit["old"] or "") != (values[field_name] or ""):
                 report.add(PROBLEM, where, f"remark edit {index} ({field_name}) does not start "
                            "from the text the edit before left (history rewritten)")
             values[field_name] = edit["new"] or ""
-    for field_name in manifest.NOTE_FIELDS:
+    for field_name in NOTE_FIELDS:
         if (data.get(field_name) or "") != (values[field_name] or ""):
             report.add(PROBLEM, where, f"{field_name} differs from its last recorded edit "
                        "(changed without history)")
@@ -330,49 +338,13 @@ def _check_history_consistent(data: dict, history: list, where: PurePosixPath, r
 
 def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | None,
                   options: Options) -> None:
-    jobs: list[tuple[_Visit, str, dict]] = []
-    for visit, data, current in checks:
-        pending = data.get("pending") or {}
-        for photo in sorted(visit.photos):
-            if current.get(photo, {}).get("removed"):
-                report.add(PROBLEM, visit.rel / photo, "present, but its manifest entry says it was "
-                           "withdrawn (a photo put back or replaced)")
-            elif photo not in current:
-                if photo in pending:
-                    report.add(WARNING, visit.rel / photo, "filed but not sealed yet (shrink or "
-                               "sync still to run: 'fieldsync sync')")
-                else:
-                    report.add(PROBLEM, visit.rel / photo, "photo not in the visit's manifest "
-                               "(added by hand, or not filed yet: run 'fieldsync sync')")
-        for rel, entry in sorted(current.items()):
-            if entry.get("removed"):
-                continue
-            if rel not in visit.photos:
-                report.add(PROBLEM, visit.rel / rel, "listed in the manifest but missing (deleted or renamed)")
-            else:
-                jobs.append((visit, rel, entry))
+    jobs = _photo_jobs(checks, report)
     report.photos = len(jobs)
     # Plain strings: pathlib costs more than a cached stat on a 100,000-photo re-verify.
     keys = [f"{visit.rel.as_posix()}/{rel}" for visit, rel, _ in jobs]
-    top = os.fspath(root) + os.sep
-    results: list = [None] * len(jobs)
-    misses = []
-    for index, key in enumerate(keys):  # cache hits need a stat only: no thread hand-off
-        results[index] = _from_cache(top + key, key, cache)
-        if results[index] is None:
-            misses.append(index)
-
-    def work(indices: list[int]) -> None:
-        for index in indices:
-            results[index] = _digest(top + keys[index], keys[index], cache)
-
-    # Batches, not one task per file: handing 100,000 tiny tasks to a pool costs more
-    # than hashing them. hashlib releases the GIL, so the threads hash in parallel.
-    batches = [misses[i:i + HASH_BATCH] for i in range(0, len(misses), HASH_BATCH)]
-    with ThreadPoolExecutor(max_workers=options.threads) as pool:
-        list(pool.map(work, batches))
+    results = _hash_all(os.fspath(root) + os.sep, keys, cache, options.threads)
     customers: dict[str, dict | None] = {}
-    for (visit, rel, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
+    for (visit, _, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
         if hashed:
             report.hashed += 1
             report.hashed_bytes += size or 0
@@ -389,6 +361,55 @@ def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | N
     if cache is not None:
         cache.forget_missing(set(keys))
         cache.save()
+
+
+def _photo_jobs(checks: list, report: Report) -> list[tuple[_Visit, str, dict]]:
+    """Compare each visit's photos with its manifest's names; return the photos to hash."""
+    jobs: list[tuple[_Visit, str, dict]] = []
+    for visit, data, current in checks:
+        pending = data.get("pending") or {}
+        for photo in sorted(visit.photos):
+            if current.get(photo, {}).get("removed"):
+                report.add(PROBLEM, visit.rel / photo, "present, but its manifest entry says it was "
+                           "withdrawn (a photo put back or replaced)")
+            elif photo in current:
+                continue
+            elif photo in pending:
+                report.add(WARNING, visit.rel / photo, "filed but not sealed yet (shrink or "
+                           "sync still to run: 'fieldsync sync')")
+            else:
+                report.add(PROBLEM, visit.rel / photo, "photo not in the visit's manifest "
+                           "(added by hand, or not filed yet: run 'fieldsync sync')")
+        for rel, entry in sorted(current.items()):
+            if entry.get("removed"):
+                continue
+            if rel not in visit.photos:
+                report.add(PROBLEM, visit.rel / rel, "listed in the manifest but missing (deleted or renamed)")
+            else:
+                jobs.append((visit, rel, entry))
+    return jobs
+
+
+def _hash_all(top: str, keys: list[str], cache: HashCache | None,
+              threads: int) -> list[tuple[str | None, int | None, bool]]:
+    """(sha256, size, hashed now) per key: from the cache when the stat proves it, else hashed."""
+    results: list = [None] * len(keys)
+    misses = []
+    for index, key in enumerate(keys):  # cache hits need a stat only: no thread hand-off
+        results[index] = _from_cache(top + key, key, cache)
+        if results[index] is None:
+            misses.append(index)
+
+    def work(indices: list[int]) -> None:
+        for index in indices:
+            results[index] = _digest(top + keys[index], keys[index], cache)
+
+    # Batches, not one task per file: handing 100,000 tiny tasks to a pool costs more
+    # than hashing them. hashlib releases the GIL, so the threads hash in parallel.
+    batches = [misses[i:i + HASH_BATCH] for i in range(0, len(misses), HASH_BATCH)]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        list(pool.map(work, batches))
+    return results
 
 
 def _from_cache(path: str, key: str, cache: HashCache | None) -> tuple[str, int, bool] | None:
@@ -433,10 +454,8 @@ def _is_number(value: Any) -> bool:
 
 
 def distance_m(a: dict, b: dict) -> float:
-    """Great-circle distance in metres (haversine; plenty for "was it on site")."""
-    lat1, lon1, lat2, lon2 = map(math.radians, (a["lat"], a["lon"], b["lat"], b["lon"]))
-    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * math.asin(min(1.0, math.sqrt(h)))
+    """Metres between two {"lat", "lon"} records (base.geo's great-circle distance)."""
+    return geo.distance_m(a["lat"], a["lon"], b["lat"], b["lon"])
 
 
 def _circumstances(key: str, entry: dict, location: dict | None, options: Options, report: Report) -> None:

@@ -9,11 +9,22 @@ from pillow_heif import register_heif_opener
 
 from fieldsync.errors import BadInput
 
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp"})
+# .mpo: the multi-picture JPEG some cameras (3D, dual lens) write; Pillow reads it as JPEG.
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".mpo", ".png", ".heic", ".heif", ".webp"})
 
 
 def is_photo_name(name: str) -> bool:
-    return PurePosixPath(name).suffix.lower() in PHOTO_SUFFIXES
+    """The one photo-name rule (engine, verify, check, bundles, server pages): a visible name
+    whose suffix, once trailing spaces and dots are set aside, is a photo suffix.
+
+    Trailing spaces and dots are accepted, not refused: Android cameras and file managers
+    leave them, the engine files and seals such photos as named, so everything reading the
+    tree must count them the same way; `fieldsync check` advises renaming them (Windows
+    refuses such names).
+    """
+    if not name or name.startswith("."):
+        return False  # hidden: temp files of uploads and shrinks, our own state
+    return PurePosixPath(name.rstrip(" .")).suffix.lower() in PHOTO_SUFFIXES
 
 
 _registered_heif = False
@@ -33,7 +44,7 @@ ACCEPTED_FORMATS = {"JPEG", "PNG", "HEIF", "WEBP", "MPO"}
 def identify(path: Path) -> str:
     """The image format Pillow reads in `path`, or BadInput saying why it is not a photo."""
     register_heif()
-    if path.suffix.lower() not in PHOTO_SUFFIXES:
+    if not is_photo_name(path.name):
         raise BadInput(f"{path}: not a photo (accepted: {', '.join(sorted(PHOTO_SUFFIXES))})")
     try:
         with Image.open(path) as image:

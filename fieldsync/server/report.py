@@ -183,6 +183,7 @@ def write_csv(report: Report, path: Path) -> None:
 
 def write_xlsx(report: Report, path: Path) -> None:
     """One sheet per table, header row bold and frozen, columns sized to their content."""
+    # openpyxl is only needed for --xlsx: importing it costs every other command time
     from openpyxl import Workbook
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter

@@ -24,12 +24,16 @@ again next run) and a visit's stamp gets a digest of its listings and small file
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fieldsync.base.clock import stamp_iso
+from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
+from fieldsync.errors import FieldsyncError
 from fieldsync.media.imaging import is_photo_name
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE
 
@@ -63,7 +67,7 @@ def photo_names(path: str) -> list[str]:
     try:
         with os.scandir(path) as entries:
             return sorted(e.name for e in entries
-                          if not e.name.startswith(".") and is_photo_name(e.name)
+                          if is_photo_name(e.name)
                           and e.is_file(follow_symlinks=False))
     except (FileNotFoundError, NotADirectoryError):
         return []
@@ -226,8 +230,6 @@ def changed_customers(root: Path, groups, stored_root: DirRow | None, root_now: 
 
 def as_text(value) -> str:
     """YAML may hand back dates or numbers where people typed text; pages and reports want text."""
-    import datetime as dt
-
     if value is None:
         return ""
     if isinstance(value, (dt.datetime, dt.date)):
@@ -237,9 +239,6 @@ def as_text(value) -> str:
 
 def read_visit_file(visit_path: Path) -> tuple[dict, str | None]:
     """visit.yaml as a mapping ({} when absent, e.g. still uploading) and a problem, if any."""
-    from fieldsync.base.yamlfile import read_yaml
-    from fieldsync.errors import FieldsyncError
-
     file = Path(visit_path) / VISIT_FILE
     if not file.exists():
         return {}, None
@@ -251,8 +250,6 @@ def read_visit_file(visit_path: Path) -> tuple[dict, str | None]:
 
 def visit_time(data: dict, visit_path: Path) -> str:
     """created_at from visit.yaml, else the folder's mtime (a folder made by hand)."""
-    import datetime as dt
-
     created = as_text(data.get("created_at"))
     if created:
         return created
@@ -260,4 +257,4 @@ def visit_time(data: dict, visit_path: Path) -> str:
         stamp = Path(visit_path).stat().st_mtime
     except FileNotFoundError:
         return ""
-    return dt.datetime.fromtimestamp(stamp).astimezone().isoformat(timespec="seconds")
+    return stamp_iso(stamp)

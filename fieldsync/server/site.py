@@ -32,7 +32,8 @@ from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
 from fieldsync.server import scan
 from fieldsync.server.scan import as_text
 from fieldsync.server.state import IndexState
-from fieldsync.tree.layout import CUSTOMER_FILE
+from fieldsync.tree.layout import CUSTOMER_FILE, account_of_folder
+from fieldsync.views import mapview
 from fieldsync.views.pages import render_page
 
 SITE = f"{STATE_DIR}/site"
@@ -268,8 +269,6 @@ class _Builder:
                 self.result.problems.append(str(exc))
         fields = {key: as_text(data.get(key)) for key in FIELDS}
         if not fields["account_no"]:
-            from fieldsync.tree.layout import account_of_folder
-
             fields["account_no"] = account_of_folder(folder, self.layout) or ""
         if not fields["name"]:
             fields["name"] = folder
@@ -311,13 +310,9 @@ class _Builder:
 
     def _map_values(self, data: dict, page: str) -> dict | None:
         """The location for _map.html.j2: mapview's full view (Leaflet copied beside the pages,
-        tile URL from `maps` config), or the bare coordinates when the map module is absent."""
+        tile URL from `maps` config), or the bare coordinates when the map template is absent."""
         location = data.get("location")
-        try:
-            from fieldsync.views import mapview
-        except ImportError:
-            mapview = None
-        if mapview is None or not _has_template("_map.html.j2"):
+        if not _has_template("_map.html.j2"):
             try:
                 return {"lat": float(location["lat"]), "lon": float(location["lon"]),
                         "accuracy_m": location.get("accuracy_m"), "at": as_text(location.get("at")),

@@ -14,11 +14,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from fieldsync.base.debounce import Debouncer, visible_rel
 from fieldsync.config import Layout
 from fieldsync.errors import FieldsyncError
 from fieldsync.server.site import BuildResult, build
@@ -28,13 +29,10 @@ log = logging.getLogger(__name__)
 
 def customer_of(root: Path, path: str) -> str | None:
     """The customer folder an event path belongs to, or None when it is hidden or a root file."""
-    try:
-        rel = PurePosixPath(Path(path).relative_to(root).as_posix())
-    except ValueError:
+    rel = visible_rel(root, path)
+    if rel is None:
         return None
     parts = rel.parts
-    if not parts or any(part.startswith(".") for part in parts):
-        return None
     if len(parts) == 1 and not (root / parts[0]).is_dir():
         return None  # a file at the root (e.g. our entry page), not a customer
     return parts[0]
@@ -51,7 +49,7 @@ class _Collector(FileSystemEventHandler):
         touched = set()
         for path in (event.src_path, getattr(event, "dest_path", "") or ""):
             if path:
-                folder = customer_of(self.root, path if isinstance(path, str) else path.decode())
+                folder = customer_of(self.root, path)
                 if folder:
                     touched.add(folder)
         if touched:
@@ -71,23 +69,13 @@ class IndexWatcher:
         self.maps = maps
         self.on_build = on_build or (lambda result: None)
         self.on_error = on_error or (lambda exc: log.error("index build failed: %s", exc))
-        self._pending: set[str] = set()
-        self._first_event = 0.0
-        self._last_event = 0.0
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
+        self._pending = Debouncer(quiet=quiet, max_delay=max_wait)  # customer folder names
         self._stop = threading.Event()
         self._observer = None
         self._thread: threading.Thread | None = None
 
     def _note(self, customers: set[str]) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if not self._pending:
-                self._first_event = now
-            self._pending |= customers
-            self._last_event = now
-        self._wake.set()
+        self._pending.add(customers)
 
     def start(self) -> None:
         """Build once (catch up with what landed while nobody watched), then watch."""
@@ -106,7 +94,7 @@ class IndexWatcher:
 
     def stop(self) -> None:
         self._stop.set()
-        self._wake.set()
+        self._pending.stop()
         if self._observer is not None:
             self._observer.stop()
             self._observer.join()
@@ -116,7 +104,7 @@ class IndexWatcher:
     def request_stop(self) -> None:
         """Ask wait() to return (safe from a signal handler); stop() then joins the threads."""
         self._stop.set()
-        self._wake.set()
+        self._pending.wake()
 
     def wait(self) -> None:
         """Block until request_stop() or stop() (or Ctrl-C in the caller)."""
@@ -126,19 +114,12 @@ class IndexWatcher:
     def _loop(self) -> None:
         next_rescan = time.monotonic() + self.rescan
         while not self._stop.is_set():
-            self._wake.wait(timeout=min(self.quiet, max(0.05, next_rescan - time.monotonic())))
-            self._wake.clear()
+            batch = self._pending.take(max(0.05, next_rescan - time.monotonic()), stop=self._stop)
             if self._stop.is_set():
                 return
             now = time.monotonic()
-            with self._lock:
-                due = bool(self._pending) and (now - self._last_event >= self.quiet
-                                               or now - self._first_event >= self.max_wait)
-                batch = set(self._pending) if due else None
-                if due:
-                    self._pending.clear()
             if batch:
-                self._run_build(batch)
+                self._run_build(set(batch))
             elif now >= next_rescan:
                 self._run_build(None, deep=True)
                 next_rescan = now + self.rescan

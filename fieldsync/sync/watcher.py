@@ -22,6 +22,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from fieldsync.base.debounce import Debouncer, visible_rel
 from fieldsync.config import STATE_DIR
 
 log = logging.getLogger(__name__)
@@ -46,62 +47,45 @@ class Batch:
 
 
 class Changes:
-    """Thread-safe accumulator between the watchdog thread and the daemon loop."""
+    """Thread-safe accumulator between the watchdog thread and the daemon loop (a Debouncer
+    of path, closed-after-write and rescan notes)."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._batch = Batch()
-        self._last = 0.0
+        self._pending = Debouncer(max_delay=2.0)
         self.events = 0  # every path event ever seen (the daemon compares with rescans)
 
     def add(self, rel: PurePosixPath, closed: bool = False) -> None:
-        with self._cond:
-            self._batch.paths.add(rel)
-            if closed:
-                self._batch.closed.add(rel.as_posix())
-            self._last = time.monotonic()
-            self.events += 1
-            self._cond.notify_all()
+        self.events += 1  # only watchdog's one dispatcher thread adds
+        self._pending.add([("path", rel), ("closed", rel)] if closed else [("path", rel)])
 
     def rescan(self, reason: str) -> None:
-        with self._cond:
-            self._batch.full = True
-            self._batch.reasons.append(reason)
-            self._last = time.monotonic()
-            self._cond.notify_all()
+        self._pending.add([("rescan", reason)])
 
     def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        self._pending.wake()
 
     def take(self, timeout: float, quiet: float, max_delay: float = 2.0,
              stop: threading.Event | None = None) -> Batch:
         """Wait up to `timeout` for changes, then until none came for `quiet` seconds (but no
         longer than max_delay after the first), and return them. Empty on timeout or stop."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        with self._cond:
-            while not self._batch and not (stop and stop.is_set()):
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return Batch()
-                self._cond.wait(min(left, 0.5))  # short slices: a stop request is seen soon
-            first = time.monotonic()
-            while not (stop and stop.is_set()):
-                if self._all_closed():
-                    break  # every file was closed after writing: complete, no need to wait
-                now = time.monotonic()
-                wait = min(self._last + quiet, first + max_delay) - now
-                if wait <= 0:
-                    break
-                self._cond.wait(wait)
-            batch, self._batch = self._batch, Batch()
-            return batch
+        batch = Batch()
+        for note, value in self._pending.take(timeout, quiet=quiet, max_delay=max_delay, stop=stop,
+                                              ready=_all_closed):
+            if note == "path":
+                batch.paths.add(value)
+            elif note == "closed":
+                batch.closed.add(value.as_posix())
+            else:
+                batch.full = True
+                batch.reasons.append(value)
+        return batch
 
 
-    def _all_closed(self) -> bool:
-        batch = self._batch
-        return bool(batch.paths) and not batch.full and all(
-            rel.as_posix() in batch.closed for rel in batch.paths)
+def _all_closed(notes: list) -> bool:
+    # Every file was closed after writing: complete, no need to wait for quiet.
+    paths = {value for note, value in notes if note == "path"}
+    closed = {value for note, value in notes if note == "closed"}
+    return bool(paths) and not any(note == "rescan" for note, _ in notes) and paths <= closed
 
 
 class _Handler(FileSystemEventHandler):
@@ -111,6 +95,7 @@ class _Handler(FileSystemEventHandler):
         self.root = root
         self.changes = changes
         self.probe_seen = probe_seen
+        self.probe_path = str(root / STATE_DIR / PROBE_NAME)
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in IGNORED_EVENTS:
@@ -121,16 +106,12 @@ class _Handler(FileSystemEventHandler):
             if not raw:
                 continue
             path = raw.decode() if isinstance(raw, bytes) else raw
-            try:
-                rel = PurePosixPath(Path(path).relative_to(self.root).as_posix())
-            except ValueError:
-                continue
-            if rel.parts and rel.parts[0] == STATE_DIR and rel.name == PROBE_NAME:
+            if path == self.probe_path:
                 self.probe_seen.set()
                 continue
-            if not rel.parts or any(part.startswith(".") for part in rel.parts):
-                continue  # temp files of uploads and shrinks, our own state
-            self.changes.add(rel, closed=event.event_type == "closed")
+            rel = visible_rel(self.root, path)  # not temp files of uploads and shrinks, nor our state
+            if rel is not None:
+                self.changes.add(rel, closed=event.event_type == "closed")
 
 
 class _OverflowSpy(logging.Handler):

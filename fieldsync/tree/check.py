@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from fieldsync.base.names import is_safe_component
+from fieldsync.base.platform_names import find_platform_issues
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Config
 from fieldsync.media.imaging import is_photo_name
@@ -102,11 +103,7 @@ def _check_file(cfg: Config, rel: PurePosixPath) -> list[Finding]:
 
 
 def _platform_findings(cfg: Config, root: Path) -> list[Finding]:
-    """Names that clash on case-insensitive or Windows filesystems (fieldsync.platform_names)."""
-    try:
-        from fieldsync.base.platform_names import find_platform_issues
-    except ImportError:
-        return []
+    """Names that clash on case-insensitive or Windows filesystems (base.platform_names)."""
     rels = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]

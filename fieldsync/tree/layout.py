@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from fieldsync.config import STATE_DIR, Layout
+from fieldsync.errors import TreeError
+from fieldsync.media.imaging import is_photo_name
 
 CUSTOMER_FILE = "customer.yaml"
 VISIT_FILE = "visit.yaml"
@@ -20,6 +22,11 @@ ASSETS_DIR = "_assets"  # ROOT/_assets/: files the pages use (Leaflet), mirrored
 QUERY_DIR = "_query"    # ROOT/_query/: the query page's data chunks, mirrored like the pages
 # Root folders fieldsync generates for its pages: never customers, mirrored as they are.
 GENERATED_DIRS = frozenset({ASSETS_DIR, QUERY_DIR})
+# The kinds of photo a visit holds (their folder names come from config's layout section),
+# and the visit.yaml remark that goes with each kind.
+PHOTO_KINDS = ("appearance", "nameplate")
+NOTE_FIELDS = tuple(f"{kind}_note" for kind in PHOTO_KINDS)
+
 
 def is_private(rel: PurePosixPath) -> bool:
     """Hidden names (temp files, .fieldsync/) are never mirrored nor linted."""
@@ -82,7 +89,7 @@ def classify(rel: PurePosixPath | str, layout: Layout, is_dir: bool) -> PathInfo
         kind = _kind_of(parts[4], layout)
         return PathInfo("photo-folder" if kind else "misplaced", kind=kind, **names)
     kind = _kind_of(parts[4], layout)
-    if depth == 6 and kind and not is_dir:
+    if depth == 6 and kind and not is_dir and is_photo_name(parts[5]):
         return PathInfo("photo", kind=kind, **names)
     return PathInfo("misplaced", kind=kind, **names)
 
@@ -128,7 +135,5 @@ def relative(root: Path, path: Path) -> PurePosixPath:
     try:
         rel = resolved.relative_to(root.resolve())
     except ValueError:
-        from fieldsync.errors import TreeError
-
         raise TreeError(f"{path} is outside the fieldsync tree {root}") from None
     return PurePosixPath(rel.as_posix())
