@@ -16,7 +16,6 @@ from fieldsync.base.platform_names import (
     find_platform_issues,
     fold_case,
     is_reserved_on_windows,
-    platform_problems,
     windows_name_problems,
     windows_path_length,
 )
@@ -65,7 +64,7 @@ def test_names_differing_only_in_case_are_reported_not_merged():
     names = ["IMG_1.JPG", "img_1.jpg", "Img_1.jpg", "IMG_2.jpg", "外观"]
     assert casefold_collisions(names) == [["IMG_1.JPG", "Img_1.jpg", "img_1.jpg"]]
     rels = [VISIT / "外观" / n for n in names]
-    lines = platform_problems(rels)
+    lines = [str(issue) for issue in find_platform_issues(rels)]
     assert len(lines) == 1 and "differ only in case" in lines[0] and "never merges" in lines[0]
 
 

@@ -23,3 +23,11 @@ _.key_type
 _.freeze_panes
 # Signal handlers take (signum, frame) by the signal module's contract.
 _.frame
+# The exit-code contract (spec.md) names success too, beside EXIT_WARNING and EXIT_ERROR.
+_.EXIT_OK
+# Kept in the state cache for people reading it (when a file last reached the server).
+_.pushed_at
+# BD-09 (Baidu) conversions: the map page's JavaScript converts for Baidu links; these are its
+# reference in Python, against which tests/test_map_page.py checks the page.
+_.wgs84_to_bd09
+_.bd09_to_wgs84

@@ -63,10 +63,6 @@ class Debouncer:
             self._stopped = True
             self._cond.notify_all()
 
-    @property
-    def stopped(self) -> bool:
-        return self._stopped
-
     def take(self, timeout: float, *, quiet: float | None = None, max_delay: float | None = None,
              stop: threading.Event | None = None,
              ready: Callable[[list], bool] | None = None) -> list:

@@ -125,7 +125,3 @@ def find_platform_issues(rel_paths: Iterable[PurePosixPath | str],
                 "rename one of them (fieldsync never merges them)"))
     return sorted(issues, key=lambda issue: (str(issue.path), issue.problem))
 
-
-def platform_problems(rel_paths: Iterable[PurePosixPath | str]) -> list[str]:
-    """`check`'s entry point: each issue as one line 'path: problem; advice'."""
-    return [str(issue) for issue in find_platform_issues(rel_paths)]

@@ -58,8 +58,6 @@ class Shrunk:
     format: str
     width: int
     height: int
-    original_width: int
-    original_height: int
 
 
 def target_size(size: tuple[int, int], max_edge: int) -> tuple[int, int] | None:
@@ -111,7 +109,7 @@ def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSetti
         # offered again after a crash must come out byte-identical). Still decode it fully
         # so a truncated file is caught here rather than on the server.
         image.load()
-        return Shrunk(False, fmt, *shown, *shown)
+        return Shrunk(False, fmt, *shown)
 
     if fmt in ("JPEG", "MPO"):
         # DCT scaling: decode straight at the smallest 1/n scale still >= the target.
@@ -143,6 +141,6 @@ def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSetti
     if icc:
         options["icc_profile"] = icc
     scaled.save(dst, save_format, exif=exif.tobytes(), **options)
-    return Shrunk(True, fmt, out_w, out_h, *shown)
+    return Shrunk(True, fmt, out_w, out_h)
 
 

@@ -43,15 +43,6 @@ RACY = -1  # the mtime stored for a folder changed too recently to trust
 DirRow = tuple[str, int, int]  # (path relative to ROOT, "/"-separated; mtime_ns or RACY; inode)
 
 
-def stat_stamp(path: str) -> str:
-    """mtime, size and inode of `path`, or "-" when it does not exist."""
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return "-"
-    return f"{st.st_mtime_ns}.{st.st_size}.{st.st_ino}"
-
-
 def visible_dirs(path: str) -> list[str]:
     """Names of the non-hidden sub-folders of `path` (hidden ones are temp uploads or state)."""
     try:
