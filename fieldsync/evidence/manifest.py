@@ -138,8 +138,22 @@ def remarks_seal(visit_dir: Path) -> dict[str, Any] | None:
     history = data.get("history") or []
     if not isinstance(history, list):
         raise TreeError(f"{path}: 'history' is not a list; restore the file from the server")
+    # The texts themselves too: a later hand edit of visit.yaml (a text editor, the file
+    # manager) is recorded as an edit from these values, which the hashes alone cannot give.
+    values = {field: str(data.get(field) or "") for field in NOTE_FIELDS}
     return {"history_len": len(history), "history_sha256": digest(history),
-            "origin_sha256": digest(remarks_origin(data))}
+            "origin_sha256": digest(remarks_origin(data)), "values": values}
+
+
+def sealed_remarks(visit_dir: Path) -> dict[str, str]:
+    """The remark texts as last sealed in the visit's manifest ({} when none were sealed)."""
+    try:
+        data = load(Path(visit_dir))
+    except TreeError:
+        return {}
+    seal = (data or {}).get("remarks")
+    values = seal.get("values") if isinstance(seal, dict) else None
+    return {key: str(value) for key, value in values.items()} if isinstance(values, dict) else {}
 
 
 def remarks_origin(data: dict[str, Any]) -> dict[str, Any]:
