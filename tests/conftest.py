@@ -39,7 +39,7 @@ SAMPLE_CSV = (
 def tree(tmp_path: Path, monkeypatch) -> config_mod.Config:
     """An initialised tablet tree with a file:// server and three imported customers."""
     from fieldsync.masterdata import importer
-    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.masterdata.catalog import IndexedStore
     from fieldsync.tree.folders import init_root
 
     root = tmp_path / "tablet"
@@ -51,7 +51,7 @@ def tree(tmp_path: Path, monkeypatch) -> config_mod.Config:
     cfg = config_mod.load(config_path)
     csv_path = tmp_path / "customers.csv"
     csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
-    CustomerStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
+    IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
     return cfg
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fieldsync.masterdata import search
+from fieldsync.masterdata import matching, search
 from fieldsync.masterdata.store import FIELDS, CustomerStore
 
 
@@ -132,7 +132,7 @@ def customers(draw):
 def reference(rows: list[dict], field: str | None, query: str) -> set[str]:
     fields = FIELDS if field is None else (field,)
     return {r["account_no"] for r in rows
-            if any(search.query_text(f, query) in search.field_text(f, r.get(f)) for f in fields)}
+            if any(matching.query_text(f, query) in matching.field_text(f, r.get(f)) for f in fields)}
 
 
 @st.composite
@@ -140,7 +140,7 @@ def data_and_query(draw):
     rows = draw(customers())
     field = draw(st.sampled_from([None, "name", "address", "meter_no", "account_no", "line"]))
     source = draw(st.sampled_from(rows))
-    text = search.field_text(field or "name", source.get(field or "name")) or "杭州"
+    text = matching.field_text(field or "name", source.get(field or "name")) or "杭州"
     size = draw(st.sampled_from([1, 2, 3, 5]))
     start = draw(st.integers(0, max(0, len(text) - 1)))
     query = text[start:start + size] if draw(st.booleans()) else draw(chinese_text.filter(bool))
@@ -162,22 +162,22 @@ def test_recall_is_complete_against_a_plain_scan(case):
     # anything more is a pinyin or capacity match, never a plain miss of the same query
     for hit in found.hits:
         if hit.account_no not in expected:
-            assert search._LETTERS.match(search.normalize(query.strip())) or field in (None,)
+            assert matching.LETTERS.match(matching.normalize(query.strip())) or field in (None,)
 
 
 @st.composite
 def pinyin_case(draw):
     rows = draw(customers())
     source = draw(st.sampled_from(rows))
-    text = search.field_text("name", source["name"])
-    han = [i for i, ch in enumerate(text) if search.char_readings(ch)[1] != (ch,)]
+    text = matching.field_text("name", source["name"])
+    han = [i for i, ch in enumerate(text) if matching.char_readings(ch)[1] != (ch,)]
     if not han:
         return rows, source, None
     start = draw(st.sampled_from(han))
     size = draw(st.integers(1, 4))
     piece = text[start:start + size]
     kind = draw(st.sampled_from([0, 1]))  # initials or full readings, any reading of each char
-    query = "".join(draw(st.sampled_from(search.char_readings(ch)[kind])) for ch in piece)
+    query = "".join(draw(st.sampled_from(matching.char_readings(ch)[kind])) for ch in piece)
     return rows, source, query
 
 
@@ -185,7 +185,7 @@ def pinyin_case(draw):
 @given(pinyin_case())
 def test_pinyin_recall_any_reading(case):
     rows, source, query = case
-    if not query or not search._LETTERS.match(query) or len(query) < 2:
+    if not query or not matching.LETTERS.match(query) or len(query) < 2:
         return
     index = search.SearchIndex.build(rows)
     found = {h.account_no for h in index.search("", {"name": query}, limit=None).hits}
@@ -205,11 +205,11 @@ def scan_ranks(rows: list[dict], field: str, query: str) -> dict[str, int]:
     initials (two letters or more: also full readings), as `find` defines them."""
     out = {}
     for r in rows:
-        text = search.field_text(field, r.get(field))
-        ranks = [search.plain_rank(text, query),
-                 search.initials_rank(search.reading_sequence(text, search.INITIALS), query)]
+        text = matching.field_text(field, r.get(field))
+        ranks = [matching.plain_rank(text, query),
+                 matching.initials_rank(matching.reading_sequence(text, matching.INITIALS), query)]
         if len(query) > 1:
-            ranks.append(search.pinyin_match(search.reading_sequence(text, search.FULL), query))
+            ranks.append(matching.pinyin_match(matching.reading_sequence(text, matching.FULL), query))
         found = [rank for rank in ranks if rank is not None]
         if found:
             out[r["account_no"]] = min(found)
@@ -220,12 +220,12 @@ def scan_ranks(rows: list[dict], field: str, query: str) -> dict[str, int]:
 def letters_case(draw):
     rows = draw(customers())
     field = draw(st.sampled_from(["name", "address", "line"]))
-    text = search.field_text(field, draw(st.sampled_from(rows)).get(field))
+    text = matching.field_text(field, draw(st.sampled_from(rows)).get(field))
     if text and draw(st.integers(0, 3)):
         start = draw(st.integers(0, len(text) - 1))
         piece = text[start:start + draw(st.integers(1, 7))]
         kind = draw(st.sampled_from([0, 0, 1]))  # mostly initials, any reading of each character
-        query = "".join(draw(st.sampled_from(search.char_readings(ch)[kind])) for ch in piece)
+        query = "".join(draw(st.sampled_from(matching.char_readings(ch)[kind])) for ch in piece)
     else:
         query = draw(st.text(alphabet="hzsxjgyclnw", min_size=1, max_size=6))
     return rows, field, query
@@ -253,7 +253,7 @@ def layouts():
 @given(case=letters_case())
 def test_pinyin_queries_rank_like_a_scan_of_every_reading(layouts, case):
     rows, field, query = case
-    if not search._LETTERS.match(query):
+    if not matching.LETTERS.match(query):
         return
     expected = scan_ranks(rows, field, query)
     saved = search.READ_ROWS

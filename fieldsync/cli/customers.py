@@ -13,6 +13,7 @@ import click
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.errors import BadInput
 from fieldsync.masterdata import importer
+from fieldsync.masterdata.catalog import IndexedStore
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, INDEX_STEP, STORE_STEP, CustomerStore
 
 
@@ -51,7 +52,7 @@ def import_command(app: AppContext, file: Path) -> None:
             bar.label = labels[name]
             bar.render_progress()
 
-        summary = CustomerStore(cfg.state_dir).merge(records, str(file), step=step)
+        summary = IndexedStore(cfg.state_dir).merge(records, str(file), step=step)
         bar.update(1)
     echo(app, f"imported {len(records)} customers from {file.name}: {summary.added} added, "
               f"{summary.changed} changed, {summary.unchanged} unchanged ({summary.total} in total)")

@@ -19,6 +19,7 @@ from fieldsync.base.atomic import write_text
 from fieldsync.base.hashing import file_sha256
 from fieldsync.errors import BadInput, TransportError, UnknownCustomer
 from fieldsync.masterdata.store import CUSTOMERS_TABLE, STORE_NAME, CustomerStore
+from fieldsync.transport import open_transport
 
 REMOTE_DIR = PurePosixPath(".fieldsync/master")
 REMOTE_DATA = REMOTE_DIR / STORE_NAME
@@ -66,8 +67,6 @@ def pull_if_changed(cfg, transport=None) -> bool:
 
     The daemon calls this on a schedule. Nothing published yet is not an error (False).
     """
-    from fieldsync.transport import open_transport
-
     state_dir = Path(cfg.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     own = transport is None
@@ -84,7 +83,8 @@ def pull_if_changed(cfg, transport=None) -> bool:
                            "run 'fieldsync customers publish' on the server again")
         pulled = _read_json(state_dir / PULLED_FILE) or {}
         store = CustomerStore(state_dir)
-        if pulled.get("sha256") == remote["sha256"] and store.exists() and file_sha256(store.path)[0] == remote["sha256"]:
+        if pulled.get("sha256") == remote["sha256"] and store.exists() \
+                and file_sha256(store.path)[0] == remote["sha256"]:
             return False
         data_tmp = state_dir / ".pull-customers.json"
         try:

@@ -1,4 +1,4 @@
-"""Customer search: matching rules (normalisation, pinyin, voltage, capacity) and an n-gram index.
+"""Customer search: an n-gram index over the master data that answers find and the query page.
 
 The index lives beside the master data (ROOT/.fieldsync/search-index.pickle), is rebuilt when
 customers are imported and loaded lazily on the first query. Postings hold character pairs of
@@ -8,35 +8,52 @@ turned into the character pairs whose readings fit (PinyinVocabulary). The index
 the candidates: a hit it cannot prove is confirmed against the field text, so recall and
 precision equal a plain scan.
 
-Match sets are bitmaps (Python ints, bit = customer id in account order), one per rank level,
-so AND/OR of conditions, counting and taking the first `limit` in rank order run at C speed
-however many customers match (a 2-character query can match a sixth of a million customers).
+The rules a match must satisfy are in matching.py, match sets are bitmaps (bitmaps.py), and
+initials of a whole column are scanned by initials.py.
 """
 
 from __future__ import annotations
 
 import bisect
-import functools
 import itertools
-import operator
-import os
 import pickle
-import re
-import unicodedata
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from fieldsync.base.atomic import atomic_open
+from fieldsync.masterdata.bitmaps import Ranked, bitmap, bitmap_ids
+from fieldsync.masterdata.initials import FieldInitials
+from fieldsync.masterdata.matching import (
+    EXACT,
+    FULL,
+    INITIALS,
+    LETTERS,
+    PINYIN_FIELDS,
+    PLAIN,
+    PREFIX,
+    SUBSTRING,
+    PinyinVocabulary,
+    capacity_comparison,
+    capacity_text,
+    char_readings,
+    initial_letters,
+    initials_rank,
+    learn_readings,
+    normalize,
+    normalize_voltage,
+    pinyin_match,
+    plain_rank,
+    query_text,
+    reading_sequence,
+)
 from fieldsync.masterdata.store import FIELDS, STORE_NAME, CustomerStore, collector_paused
 
 INDEX_NAME = "search-index.pickle"
-INDEX_VERSION = 5
+INDEX_VERSION = 6  # 6: PinyinVocabulary pickled from matching.py
 FIELD_CODES = {"account_no": "a", "name": "n", "meter_no": "m", "capacity_kva": "c",
                "address": "d", "line": "l", "voltage": "v"}
-PINYIN_FIELDS = ("name", "address", "line")
-PLAIN, INITIALS, FULL = "=", "i", "p"
 STARTS = "~"  # key kind of "the field starts with this gram"
 LENGTH = "#"  # key kind of "the field has this many characters" (finds exact matches)
 VALUE = "@"  # key kind of "the field is exactly this" (fields with few distinct values)
@@ -49,275 +66,13 @@ INITIAL_SIZES = {"name": (2, 3, 4), "address": (2, 3), "line": (2, 3, 4)}
 BITMAP_CACHE = 256  # posting bitmaps made from id lists, kept per index
 DENSE = 32  # a posting holding more than 1/DENSE of all customers is saved as a bitmap (smaller)
 READ_ROWS = 2_000  # fewer initials candidates than this: check them row by row, else by bytes
-EXACT, PREFIX, SUBSTRING = 0, 1, 2
 CONFIRM_DIRECTLY = 5_000  # fewer candidates than this: check a further condition row by row
 MAX_QUERY_CHARS = 200  # longer text cannot be in a 500-character cell pair; cut, never crash
-_LETTERS = re.compile(r"^[a-z]+$")
-_SPACES = re.compile(r"\s+")
-_COMPARISON = re.compile(r"^\s*(>=|<=|==|=|>|<)\s*([0-9]+(?:\.[0-9]*)?)\s*(?:kva|千伏安)?\s*$")
-_OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
-        "=": operator.eq, "==": operator.eq}
-
-
-# --- matching rules (templates/query.js applies the same ones to data made by querypage.py) ---
-
-def normalize(text: object) -> str:
-    """Case, width and compatibility forms do not matter: NFKC, then casefold."""
-    if text is None:
-        return ""
-    return unicodedata.normalize("NFKC", str(text)).casefold()
-
-
-def normalize_voltage(text: object) -> str:
-    """'10kV', '10KV', '10 kv', '10千伏' all become '10kv'."""
-    value = _SPACES.sub("", normalize(text))
-    return value.replace("千伏", "kv").replace("伏", "v")
-
-
-def capacity_text(value: object) -> str:
-    if value is None or value == "":
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
-
-
-def field_text(field: str, value: object) -> str:
-    """The normalised text a field is matched on."""
-    if field == "voltage":
-        return normalize_voltage(value)
-    if field == "capacity_kva":
-        return normalize(capacity_text(value))
-    return normalize(value)
-
-
-def query_text(field: str, query: str) -> str:
-    return normalize_voltage(query) if field == "voltage" else normalize(query)
-
-
-# Readings of the characters of the master data, saved with the index: a query then never
-# imports pypinyin (over half a second of `fieldsync find` at start-up).
-_KNOWN_READINGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
-
-
-def char_readings(char: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(initials, full readings) of one character; every reading of a polyphonic character.
-    A character without pinyin (digit, Latin letter, punctuation) reads as itself."""
-    known = _KNOWN_READINGS.get(char)
-    return known if known is not None else _pinyin_readings(char)
-
-
-@functools.cache
-def _pinyin_readings(char: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from pypinyin import Style, pinyin
-
-    full = pinyin(char, style=Style.NORMAL, heteronym=True, errors="default")[0]
-    full = tuple(dict.fromkeys(normalize(r) for r in full if r)) or (char,)
-    if full == (char,):
-        return (char,), (char,)
-    return tuple(dict.fromkeys(r[0] for r in full)), full
-
-
-def _initial_letters(char: str) -> tuple[str, ...]:
-    """The letters a-z an initials query may type for `char` (a Latin letter is itself)."""
-    return tuple(i for i in char_readings(char)[0] if len(i) == 1 and "a" <= i <= "z")
-
-
-def reading_sequence(text: str, kind: str) -> list[tuple[str, ...]]:
-    """Per character, the alternatives it can be typed as in pinyin `kind` (INITIALS or FULL)."""
-    position = 0 if kind == INITIALS else 1
-    return [char_readings(ch)[position] for ch in text]
-
-
-def plain_rank(text: str, query: str) -> int | None:
-    if query not in text:
-        return None
-    return EXACT if text == query else PREFIX if text.startswith(query) else SUBSTRING
-
-
-def pinyin_rank(sequence: list[tuple[str, ...]], query: str) -> int | None:
-    """Best rank of `query` inside any concatenation of one reading per character.
-
-    A small automaton: `active` holds (letters of the query matched so far, started at the
-    first character?) at each character boundary, so polyphony never multiplies the work.
-    """
-    best = None
-    active: set[tuple[int, bool]] = set()
-    last = len(sequence) - 1
-    for index, readings in enumerate(sequence):
-        following: set[tuple[int, bool]] = set()
-        for reading in readings:
-            starts = [(0, index == 0 and offset == 0, reading[offset:]) for offset in range(len(reading))]
-            states = [(done, at_start, reading) for done, at_start in active] + starts
-            for done, at_start, piece in states:
-                rest = query[done:]
-                if piece.startswith(rest):
-                    whole = at_start and piece == rest and index == last
-                    rank = EXACT if whole else PREFIX if at_start else SUBSTRING
-                    best = rank if best is None else min(best, rank)
-                elif rest.startswith(piece):
-                    following.add((done + len(piece), at_start))
-        active = following
-        if best == EXACT:
-            break
-    return best
-
-
-def grams(text: str) -> tuple[set[str], set[str]]:
-    """(bigrams of `text`, its first one and two characters). Single characters are not
-    indexed: one character matches too many customers for a posting list to help."""
-    return {text[i:i + 2] for i in range(len(text) - 1)}, ({text[:1], text[:2]} if text else set())
 
 
 def query_grams(text: str) -> list[str]:
+    """The distinct character pairs of a query, in order: the postings it must be in."""
     return list(dict.fromkeys(text[i:i + 2] for i in range(len(text) - 1)))
-
-
-def variants(sequence: list[tuple[str, ...]], cap: int = 16) -> list[str] | None:
-    """Every pinyin spelling of a text, or None when polyphony makes more than `cap`."""
-    count = 1
-    for readings in sequence:
-        count *= len(readings)
-        if count > cap:
-            return None
-    return ["".join(p) for p in itertools.product(*sequence)]
-
-
-def initials_rank(sequence: list[tuple[str, ...]], query: str) -> int | None:
-    """pinyin_rank for initials, where every character reads as exactly one letter."""
-    size, last = len(query), len(sequence) - len(query)
-    for start in range(last + 1):
-        if all(query[j] in sequence[start + j] for j in range(size)):
-            return EXACT if last == 0 else PREFIX if start == 0 else SUBSTRING
-    return None
-
-
-def pinyin_match(sequence: list[tuple[str, ...]], query: str, kind: str = FULL) -> int | None:
-    if kind == INITIALS:
-        return initials_rank(sequence, query)
-    spellings = variants(sequence)
-    if spellings is None:
-        return pinyin_rank(sequence, query)
-    best = None
-    for spelling in spellings:
-        rank = plain_rank(spelling, query)
-        if rank is not None and (best is None or rank < best):
-            best = rank
-    return best
-
-
-class PinyinVocabulary:
-    """Pinyin of the distinct characters and character pairs of one field, keyed by where a
-    query could start: turns a pinyin query into the plain grams (and so postings) it can hit."""
-
-    def __init__(self, plain_grams: Iterable[str], kind: str):
-        self.by_start: dict[str, list[tuple[str, int, str]]] = {}
-        for gram in plain_grams:
-            sequence = reading_sequence(gram, kind)
-            first = sequence[0]
-            spellings = variants(sequence, cap=64) or []
-            for spelling in spellings:
-                # offset inside the first character's reading where a match may begin
-                for reading in first:
-                    if not spelling.startswith(reading):
-                        continue
-                    for offset in range(len(reading)):
-                        piece = spelling[offset:]
-                        for size in (1, 2):
-                            if len(piece) >= size:
-                                self.by_start.setdefault(piece[:size], []).append((gram, offset, piece))
-
-    def grams_for(self, query: str) -> tuple[set[str], set[str], set[str]]:
-        """(grams that contain the whole query, grams where it may go on past them,
-        grams where it starts at the first letter of the first character)."""
-        whole: set[str] = set()
-        partial: set[str] = set()
-        at_start: set[str] = set()
-        for gram, offset, piece in self.by_start.get(query[:2], ()):
-            if piece.startswith(query):
-                whole.add(gram)
-                if offset == 0:
-                    at_start.add(gram)
-            elif len(gram) == 2 and query.startswith(piece):
-                partial.add(gram)
-        return whole, partial - whole, at_start
-
-    def spelled(self, query: str) -> set[str]:
-        """Grams one of whose spellings is exactly `query`."""
-        return {gram for gram, offset, piece in self.by_start.get(query[:2], ()) if offset == 0 and piece == query}
-
-
-# --- match sets as bitmaps ---
-
-_BITS = [tuple(i for i in range(8) if byte >> i & 1) for byte in range(256)]
-_ONE_BIT = bytes(1 << i for i in range(8))
-_NONZERO = re.compile(rb"[^\x00]")
-_ROW_MARK = re.compile(rb"\x01+\n")
-
-
-def bitmap(ids: Iterable[int], size: int) -> int:
-    """Bitmap of customer ids (size = customer count)."""
-    buffer = bytearray((size + 7) // 8)
-    one = _ONE_BIT
-    for cid in ids:
-        buffer[cid >> 3] |= one[cid & 7]
-    return int.from_bytes(buffer, "little")
-
-
-def bitmap_ids(bits: int, limit: int | None = None) -> list[int]:
-    """Set bits in ascending order (the first `limit` only): a C-speed scan for non-zero bytes."""
-    data = bits.to_bytes((bits.bit_length() + 7) // 8, "little")
-    out: list[int] = []
-    table = _BITS
-    for match in _NONZERO.finditer(data):
-        position = match.start()
-        base = position * 8
-        out.extend(base + i for i in table[data[position]])
-        if limit is not None and len(out) >= limit:
-            return out[:limit]
-    return out
-
-
-@dataclass(frozen=True)
-class Ranked:
-    """Customers matching a condition: bitmaps of rank <= EXACT, <= PREFIX, <= SUBSTRING.
-    AND of conditions keeps the worst rank (bitwise &), OR across fields the best (|)."""
-    exact: int = 0
-    prefix: int = 0
-    any: int = 0
-
-    def __and__(self, other: Ranked) -> Ranked:
-        return Ranked(self.exact & other.exact, self.prefix & other.prefix, self.any & other.any)
-
-    def __or__(self, other: Ranked) -> Ranked:
-        return Ranked(self.exact | other.exact, self.prefix | other.prefix, self.any | other.any)
-
-    @classmethod
-    def of(cls, ranks: dict[int, int], size: int) -> Ranked:
-        levels = [[], [], []]
-        for cid, rank in ranks.items():
-            levels[rank].append(cid)
-        exact = bitmap(levels[EXACT], size)
-        prefix = exact | bitmap(levels[PREFIX], size)
-        return cls(exact, prefix, prefix | bitmap(levels[SUBSTRING], size))
-
-    def count(self) -> int:
-        return self.any.bit_count()
-
-    def ordered(self, limit: int | None) -> list[tuple[int, int]]:
-        """(id, rank) by rank, then id (= account no.), the first `limit` only."""
-        out: list[tuple[int, int]] = []
-        levels = ((EXACT, self.exact), (PREFIX, self.prefix & ~self.exact),
-                  (SUBSTRING, self.any & ~self.prefix))
-        for rank, bits in levels:
-            left = None if limit is None else limit - len(out)
-            if left == 0:
-                break
-            out.extend((cid, rank) for cid in bitmap_ids(bits, left))
-        return out
-
-    def ranks(self) -> dict[int, int]:
-        return dict(self.ordered(None))
 
 
 # --- the index ---
@@ -360,6 +115,7 @@ class _Column:
         """The column of `count` values already joined by newlines (none inside a value)."""
         if not count:
             return cls("", array("I", [0]))
+        # numpy (postings.py) only when building: ~0.12 s a query must not pay
         from fieldsync.masterdata.postings import codes, offsets
 
         return cls(text, array("I", offsets(codes(text)).astype("uint32").tobytes()))
@@ -370,7 +126,7 @@ class _Column:
     def containing(self, char: str) -> set[int]:
         """Rows whose value contains `char`, by a C-speed scan of the joined text."""
         rows: set[int] = set()
-        offsets, text, find = self.offsets, self.text, self.text.find
+        offsets, find = self.offsets, self.text.find
         position = find(char)
         while position >= 0:
             row = bisect.bisect_right(offsets, position) - 1
@@ -397,9 +153,8 @@ class SearchIndex:
         # pickled (id lists, bitmaps) of the initials postings, unpickled on the first initials
         # query: they are over half the index, and most queries are Chinese or digits
         self._initials_postings = initials
-        self._initials: dict[str, tuple[str, dict[str, str]]] = {}
+        self._initials: dict[str, FieldInitials] = {}
         self._bitmaps: dict[str, int] = {}
-        self._letters: dict[str, tuple | None] = {}
 
     # building and persisting
 
@@ -411,6 +166,7 @@ class SearchIndex:
 
     @classmethod
     def _build(cls, rows: list[dict], stamp) -> SearchIndex:
+        # numpy (postings.py) only when building: ~0.12 s a query must not pay
         from fieldsync.masterdata import postings as made
 
         count = len(rows)
@@ -448,7 +204,7 @@ class SearchIndex:
             if field in PINYIN_FIELDS:
                 for size in INITIAL_SIZES[field]:
                     for kind in (INITIALS_IN, INITIALS_AT):
-                        for letters, ids in grams_of.initial_grams(_initial_letters, size, kind == INITIALS_AT):
+                        for letters, ids in grams_of.initial_grams(initial_letters, size, kind == INITIALS_AT):
                             store.add(code + kind + letters, ids)
         capacities = array("d", (float(v) if isinstance(v := r.get("capacity_kva"), (int, float)) else float("nan")
                                  for r in rows))
@@ -466,7 +222,7 @@ class SearchIndex:
     def _load_pinyin(self) -> None:
         if self._pinyin is not None:
             readings, vocabularies = pickle.loads(self._pinyin)
-            _KNOWN_READINGS.update(readings)
+            learn_readings(readings)
             for key, vocabulary in vocabularies.items():
                 self._vocabularies.setdefault(key, vocabulary)
             self._pinyin = None
@@ -655,44 +411,6 @@ class SearchIndex:
         ranks = self._ranks(field, FULL, query, bitmap_ids(maybe), set(), confirmed=False)
         return Ranked(exact, prefix, found) | Ranked.of(ranks, self.count)
 
-    def _initials_column(self, field: str) -> tuple[str, dict[str, str]]:
-        """The field's joined text with every character replaced by one stand-in for its set of
-        initials (a letter, or a private-use character for a polyphonic set): str.translate
-        makes it at C speed, and a regex then scans every customer at once."""
-        if field not in self._initials:
-            column = self.norm[field]
-            table: dict[int, str] = {}
-            codes: dict[tuple[str, ...], str] = {}
-            for char in set(column.text) - {"\n"}:
-                initials, full = char_readings(char)
-                if full == (char,):
-                    continue  # reads as itself
-                if len(initials) == 1:
-                    table[ord(char)] = initials[0]
-                else:
-                    table[ord(char)] = codes.setdefault(initials, chr(0xE000 + len(codes)))
-            letters: dict[str, str] = {}
-            for initials, code in codes.items():
-                for letter in initials:
-                    letters[letter] = letters.get(letter, "") + code
-            self._initials[field] = (column.text.translate(table), letters)
-        return self._initials[field]
-
-    def _match_initials(self, field: str, query: str) -> dict[int, int]:
-        text, letters = self._initials_column(field)
-        pattern = re.compile("".join(f"[{re.escape(letter + letters.get(letter, ''))}]" for letter in query))
-        offsets = self.norm[field].offsets
-        ranks: dict[int, int] = {}
-        match = pattern.search(text)
-        while match:
-            row = bisect.bisect_right(offsets, match.start()) - 1
-            start, end = offsets[row], offsets[row + 1] - 1
-            at_start = match.start() == start  # search finds the leftmost match in the row
-            ranks[row] = (EXACT if at_start and len(query) == end - start else
-                          PREFIX if at_start else SUBSTRING)
-            match = pattern.search(text, offsets[row + 1])
-        return ranks
-
     def _plain_pair(self, field: str, query: str) -> Ranked:
         """A two-character query: its postings are exactly the matches, no row is read."""
         code = FIELD_CODES[field]
@@ -736,8 +454,9 @@ class SearchIndex:
             candidates &= self._bitmap(code + INITIALS_IN + query[offset:offset + size])
             if not candidates:
                 return Ranked()
-        if candidates.bit_count() > READ_ROWS and self._initials_bytes(field) is not None:
-            return self._initials_scan(field, query)
+        if candidates.bit_count() > READ_ROWS and self._field_initials(field).scannable:
+            prefix, found = self._field_initials(field).scan(query)
+            return Ranked(prefix & self._length(field, len(query)), prefix, found)
         ranks = {}
         for cid in bitmap_ids(candidates):
             rank = initials_rank(self._sequence(field, INITIALS, cid), query)
@@ -745,56 +464,11 @@ class SearchIndex:
                 ranks[cid] = rank
         return Ranked.of(ranks, self.count)
 
-    def _initials_bytes(self, field: str):
-        """The field's initials as bytes, one per character: its letter, 0x80 + k for the k-th
-        set of initials of polyphonic characters, b"\\n" between customers, 0 for the rest.
-        With (b"\\n" at the newlines, 1 at the first character of every customer) as byte maps.
-        None when there are too many polyphonic sets for one byte."""
-        if field not in self._letters:
+    def _field_initials(self, field: str) -> FieldInitials:
+        if field not in self._initials:
             column = self.norm[field]
-            table: dict[int, str] = {ord("\n"): "\n"}
-            codes: dict[tuple[str, ...], int] = {}
-            for char in set(column.text) - {"\n"}:
-                usable = tuple(sorted({i for i in char_readings(char)[0] if len(i) == 1 and "a" <= i <= "z"}))
-                if len(usable) > 1:
-                    table[ord(char)] = chr(0x80 + codes.setdefault(usable, len(codes)))
-                else:
-                    table[ord(char)] = usable[0] if usable else "\0"
-            if len(codes) > 127:
-                self._letters[field] = None
-            else:
-                data = column.text.translate(table).encode("latin-1")
-                newlines = data.translate(bytes(10 if b == 10 else 0 for b in range(256)))
-                starts = data.translate(bytes(int(b == 10) for b in range(256)))
-                self._letters[field] = (data, codes, int.from_bytes(newlines, "little"),
-                                        (int.from_bytes(starts, "little") << 8) | 1)
-        return self._letters[field]
-
-    def _initials_scan(self, field: str, query: str) -> Ranked:
-        """Initials of many candidates, all customers at once at C speed: one byte map per
-        query letter (1 where a character can read it), shifted one character per letter and
-        ANDed, leaves 1 where the query starts; the newlines then tell whose rows those are."""
-        data, codes, newlines, row_starts = self._initials_bytes(field)
-        found = -1
-        for offset, letter in enumerate(query):
-            table = bytearray(256)
-            table[ord(letter)] = 1
-            for initials, code in codes.items():
-                if letter in initials:
-                    table[0x80 + code] = 1
-            found &= int.from_bytes(data.translate(table), "little") >> (8 * offset)
-            if not found:
-                return Ranked()
-        prefix = self._rows(data, found & row_starts, newlines)
-        return Ranked(prefix & self._length(field, len(query)), prefix, self._rows(data, found, newlines))
-
-    def _rows(self, data: bytes, positions: int, newlines: int) -> int:
-        """Customers with a 1 byte in `positions` (a byte map over `data`), as a bitmap."""
-        if not self.count:
-            return 0
-        marked = (positions | newlines).to_bytes(len(data), "little") + b"\n"
-        marks = _ROW_MARK.sub(b"1", marked.translate(None, b"\0")).replace(b"\n", b"0")
-        return int(marks[::-1], 2)
+            self._initials[field] = FieldInitials(column.text, column.offsets, self.count)
+        return self._initials[field]
 
     def _match_field(self, field: str, query: str) -> Ranked:
         if field == "capacity_kva":
@@ -807,18 +481,18 @@ class SearchIndex:
         found = (self._plain_pair(field, text) if len(text) == 2
                  else Ranked.of(self._match_plain(field, text), self.count))
         # A single letter only means an initial; full pinyin needs two letters to say anything.
-        if field in PINYIN_FIELDS and _LETTERS.match(text):
+        if field in PINYIN_FIELDS and LETTERS.match(text):
             if len(text) > 1:
                 found |= self._initials_ranked(field, text)
                 found |= self._full_pinyin(field, text)
             else:
-                found |= Ranked.of(self._match_initials(field, text), self.count)
+                found |= Ranked.of(self._field_initials(field).match(text), self.count)
         return found
 
     def _cheap(self, field: str, query: str) -> bool:
         """A condition answered by bitmaps alone (two characters, or a field with few distinct
         values): ANDing it costs less than confirming even a few hundred rows one by one."""
-        if field == "capacity_kva" and _COMPARISON.match(normalize(query)):
+        if field == "capacity_kva" and capacity_comparison(query) is not None:
             return False
         return field in self.values or len(query_text(field, query)) == 2
 
@@ -826,13 +500,12 @@ class SearchIndex:
         """`candidates` that also match `query` in `field`, checked one by one (few left)."""
         out: dict[int, int] = {}
         text = query_text(field, query)
-        compare = _COMPARISON.match(normalize(query)) if field == "capacity_kva" else None
-        letters = field in PINYIN_FIELDS and _LETTERS.match(text)
+        compare = capacity_comparison(query) if field == "capacity_kva" else None
+        letters = field in PINYIN_FIELDS and LETTERS.match(text)
         for cid, before in candidates.items():
             if compare:
-                value, limit = self.capacities[cid], float(compare.group(2))
-                rank = (EXACT if value == limit else SUBSTRING) if value == value and \
-                    _OPS[compare.group(1)](value, limit) else None
+                (op, limit), value = compare, self.capacities[cid]
+                rank = (EXACT if value == limit else SUBSTRING) if value == value and op(value, limit) else None
             else:
                 rank = plain_rank(self.norm[field][cid], text)
                 if letters and rank != EXACT:
@@ -846,10 +519,10 @@ class SearchIndex:
         return out
 
     def _compare_capacity(self, query: str) -> dict[int, int] | None:
-        match = _COMPARISON.match(normalize(query))
-        if not match:
+        compare = capacity_comparison(query)
+        if compare is None:
             return None
-        op, limit = _OPS[match.group(1)], float(match.group(2))
+        op, limit = compare
         return {cid: EXACT if value == limit else SUBSTRING
                 for cid, value in enumerate(self.capacities) if value == value and op(value, limit)}
 
@@ -926,10 +599,3 @@ def load_index(state_dir: Path) -> SearchIndex:
 def find(state_dir: Path, text: str = "", fields: dict[str, str] | None = None,
          limit: int | None = 20) -> Results:
     return load_index(state_dir).search(text, fields, limit)
-
-
-def remove_index(state_dir: Path) -> None:
-    try:
-        os.unlink(index_path(state_dir))
-    except FileNotFoundError:
-        pass

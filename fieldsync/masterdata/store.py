@@ -29,7 +29,7 @@ FIELD_LABELS = {
 STORE_NAME = "customers.json"
 CUSTOMERS_TABLE = "customers"
 META_TABLE = "meta"
-STORE_STEP, INDEX_STEP = "store", "index"  # the phases merge() reports, in order
+STORE_STEP, INDEX_STEP = "store", "index"  # the phases an import reports, in order (see catalog.py)
 WRITE_CHUNK = 10_000  # rows encoded per json call when the store is written
 
 
@@ -121,8 +121,9 @@ class CustomerStore:
         self.replace(existing.values(), source, step)
         return ImportSummary(added, changed, unchanged, len(existing))
 
-    def replace(self, records: Iterable[dict], source: str, step: StepFn | None = None) -> None:
-        """Write `records` as the whole store, atomically."""
+    def replace(self, records: Iterable[dict], source: str, step: StepFn | None = None) -> list[dict]:
+        """Write `records` as the whole store, atomically; returns the rows as written (in
+        account order). catalog.IndexedStore also rebuilds the search index."""
         step = step or (lambda name: None)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".customers.", suffix=".tmp", dir=self.state_dir)
@@ -138,11 +139,7 @@ class CustomerStore:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-        # The search index belongs to this version of the data (search.py checks the stamp).
-        from fieldsync.masterdata.search import rebuild_index
-
-        step(INDEX_STEP)
-        rebuild_index(self.state_dir, rows)
+        return rows
 
 
 def _write_tinydb(path: Path, rows: list[dict], meta: dict) -> None:

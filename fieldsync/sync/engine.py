@@ -5,8 +5,8 @@
   2. reconcile every entry against the state cache (and, when the cache is new or lost, one
      listing of the server) into folders to make and files to push;
   3. wait until young files are stable (size + mtime unchanged over sync.settle_seconds);
-  4. make folders, then push files with server.parallel in flight: photos are shrunk first
-     (evidence recorded before and after), anything else goes as it is;
+  4. make folders, then push files with server.parallel in flight: photos go through the
+     photo pipeline first (sync/pipeline.py: evidence, shrink, archive), anything else as it is;
   5. push the manifests those photos changed, then this device's ledger.
 A bad photo is quarantined and the rest continue; a network error stops the pass, leaves
 everything resumable and is retried with capped exponential backoff.
@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
-import stat as stat_mod
 import threading
 import time
 from collections.abc import Iterable
@@ -28,20 +26,19 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
 
-from fieldsync.base.atomic import fsync_dir
-from fieldsync.base.hashing import file_sha256
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, FieldsyncError, ImageError, SyncBusy, TransportError, TreeError
 from fieldsync.evidence import ledger, manifest
-from fieldsync.media.shrink import ShrinkSettings, shrink
+from fieldsync.sync.pipeline import PhotoPipeline
+from fieldsync.sync.scan import Entry, scan
 from fieldsync.sync.state import FileState, SyncState, backoff_delay
-from fieldsync.tree.layout import MANIFEST_FILE, PathInfo, classify, is_private
+from fieldsync.transport import open_transport
+from fieldsync.tree.layout import MANIFEST_FILE, classify, is_private
+from fieldsync.tree.visits import read_visit
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "sync.lock"
-ORIGINALS_DIR = "originals"
-QUARANTINE_DIR = "quarantine"
 # How often a pass re-checks a young file before leaving it for the next pass.
 STABILITY_ROUNDS = 3
 
@@ -102,37 +99,6 @@ class Progress:
 
 # --------------------------------------------------------------------------- plan
 
-class Entry:
-    """One path of the tree as scanned. Kept small (slots, no path string: it is derived from
-    the root and the key): a restart holds one per file of the tree, 100,000 and more, and
-    most need no more than their key, size and mtime; the rest is computed on demand."""
-
-    __slots__ = ("key", "is_dir", "size", "mtime_ns", "_root", "_layout", "_info")
-
-    def __init__(self, key: str, root: Path, is_dir: bool, size: int, mtime_ns: int, layout):
-        self.key = key  # POSIX path relative to ROOT
-        self._root = root
-        self.is_dir = is_dir
-        self.size = size
-        self.mtime_ns = mtime_ns
-        self._layout = layout
-        self._info = None
-
-    @property
-    def rel(self) -> PurePosixPath:
-        return PurePosixPath(self.key)
-
-    @property
-    def path(self) -> Path:
-        return self._root / self.key
-
-    @property
-    def info(self) -> PathInfo:
-        if self._info is None:
-            self._info = classify(self.rel, self._layout, self.is_dir)
-        return self._info
-
-
 @dataclass
 class Plan:
     folders: list[Entry] = field(default_factory=list)
@@ -143,64 +109,6 @@ class Plan:
     @property
     def bytes(self) -> int:
         return sum(entry.size for entry in self.files)
-
-
-def scan(cfg: Config, scope: Iterable[PurePosixPath] | None = None) -> dict[str, Entry]:
-    """rel -> Entry for the whole tree, or for `scope` (paths the watcher named, with their
-    ancestors so a new visit's folders are made too). Private names and symlinks are skipped:
-    a symlink could lead out of the tree, and hidden files are temp files or state."""
-    root = cfg.root
-    found: dict[str, Entry] = {}
-    skip = str(cfg.path.resolve()) if cfg.path else None
-
-    def add(key: str, name: str, path: str, st: os.stat_result) -> bool:
-        if name.startswith(".") or stat_mod.S_ISLNK(st.st_mode) or path == skip:
-            return False
-        is_dir = stat_mod.S_ISDIR(st.st_mode)
-        if not is_dir and not stat_mod.S_ISREG(st.st_mode):
-            return False  # sockets, fifos: nothing to mirror
-        found[key] = Entry(key, root, is_dir, 0 if is_dir else st.st_size, st.st_mtime_ns, cfg.layout)
-        return is_dir
-
-    def walk(folder: str, key: str) -> None:
-        try:
-            items = list(os.scandir(folder))
-        except (FileNotFoundError, NotADirectoryError):
-            return
-        except OSError as exc:
-            log.warning("cannot read folder %s: %s", folder, exc.strerror)
-            return
-        for item in items:
-            child = f"{key}/{item.name}" if key else item.name
-            try:
-                st = item.stat(follow_symlinks=False)
-            except OSError:
-                continue  # vanished between listing and stat
-            if add(child, item.name, item.path, st):
-                walk(item.path, child)
-
-    if scope is None:
-        walk(str(root), "")
-        return found
-    for rel in sorted(set(scope), key=lambda r: len(r.parts)):
-        if not rel.parts or rel.as_posix() == ".":
-            walk(str(root), "")
-            continue
-        for depth in range(1, len(rel.parts) + 1):
-            part = PurePosixPath(*rel.parts[:depth])
-            key = part.as_posix()
-            if key in found:
-                continue
-            path = str(root.joinpath(*part.parts))
-            try:
-                st = os.lstat(path)
-            except OSError:
-                break
-            if not add(key, part.name, path, st):
-                break
-            if depth == len(rel.parts):
-                walk(path, key)
-    return found
 
 
 def reconcile(entries: dict[str, Entry], state: SyncState, remote: dict[str, tuple[int, float]] | None,
@@ -344,7 +252,7 @@ class Engine:
         self.state = SyncState(cfg.state_dir)
         self._transport = transport
         self._own_transport = transport is None
-        self.settings = ShrinkSettings.from_config(cfg.photos)
+        self.photos = PhotoPipeline(cfg, self.state)
         self._stop = threading.Event()
         self._listings = _FolderListings()
 
@@ -353,8 +261,6 @@ class Engine:
     @property
     def transport(self):
         if self._transport is None:
-            from fieldsync.transport import open_transport
-
             self._transport = open_transport(self.cfg)
         return self._transport
 
@@ -466,8 +372,6 @@ class Engine:
     def _renamed_from(self, entry: Entry) -> str | None:
         """The old key of a renamed visit: from visit.yaml's name history, else the visit_id
         of its manifest.json as recorded when that was pushed under the old name."""
-        from fieldsync.tree.visits import read_visit
-
         parent = entry.key.rsplit("/", 1)[0]
         candidates = []
         with contextlib.suppress(FieldsyncError, OSError):
@@ -585,14 +489,14 @@ class Engine:
         if entry.info.role == "photo" and not (record.extra.get("prepared")
                                                and record.matches(st.st_size, st.st_mtime_ns)):
             try:
-                final = self._prepare_photo(entry)
+                final = self.photos.prepare(entry)
             except ImageError as exc:
                 if self._changed_since(entry):
                     with lock:
                         result.waiting.append(entry.key)
                     return "waiting", "still being written"
                 reason = str(exc)
-                self._quarantine(entry, reason)
+                self.photos.quarantine(entry, reason)
                 with lock:
                     result.quarantined.append((entry.key, reason))
                 return "quarantined", reason
@@ -625,7 +529,7 @@ class Engine:
         self.state.update(entry.key, status="done", remote_size=st.st_size, reason="", attempts=0,
                           next_try=0.0, pushed_at=time.time(), extra=self._pushed_extra(entry, final))
         if entry.info.role == "photo" and self.cfg.photos.originals == "delete":
-            self._drop_original(entry)
+            self.photos.drop_original(entry)
         with lock:
             result.uploaded += 1
             result.bytes += st.st_size
@@ -676,83 +580,6 @@ class Engine:
                           next_try=time.time() + backoff_delay(attempts))
         with lock:
             result.failed.append((entry.key, reason))
-
-    # ------------------------------------------------------------------ photos
-
-    def _prepare_photo(self, entry: Entry) -> Path:
-        """Evidence, then shrink in place: record the original, write the shrunk copy beside
-        it, archive the original, replace the photo atomically, seal the manifest entry."""
-        visit_dir = entry.path.parent.parent
-        photo_rel = f"{entry.rel.parts[-2]}/{entry.rel.parts[-1]}"
-        path = entry.path
-        if _sealed_as_is(visit_dir, photo_rel, path):
-            # Shrunk and sealed before a crash lost the state: recording it again would file
-            # the shrunk copy as a second "original".
-            return path
-        manifest.record_original(self.cfg, visit_dir, photo_rel, entry.info.kind or "unknown", path)
-        tmp = path.with_name(f".{path.name}.shrink{path.suffix}")
-        try:
-            shrunk = shrink(path, tmp, self.settings)
-            if shrunk.changed:
-                _fsync_file(tmp)
-                self._archive_original(entry)
-                os.replace(tmp, path)
-                fsync_dir(path.parent)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        manifest.record_result(self.cfg, visit_dir, photo_rel, path)
-        return path
-
-    def _archive_original(self, entry: Entry) -> Path:
-        """Keep the original under .fieldsync/originals/ before the photo is replaced; with
-        photos.originals: delete it is removed there only after the upload is confirmed."""
-        base = self.cfg.state_dir / ORIGINALS_DIR / Path(*entry.rel.parts)
-        base.parent.mkdir(parents=True, exist_ok=True)
-        for n in range(1, 1000):
-            target = base if n == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")
-            if target.exists():
-                if _same_file(target, entry.path):
-                    return target  # archived already (a crash between archive and replace)
-                continue
-            try:
-                os.link(entry.path, target)  # same disk: no copy, no extra space until replace
-            except OSError:
-                shutil.copy2(entry.path, target)
-                _fsync_file(target)
-            fsync_dir(target.parent)
-            return target
-        raise TreeError(f"too many archived originals named like {base}")
-
-    def _drop_original(self, entry: Entry) -> None:
-        base = self.cfg.state_dir / ORIGINALS_DIR / Path(*entry.rel.parts)
-        with contextlib.suppress(FileNotFoundError):
-            base.unlink()
-
-    def _quarantine(self, entry: Entry, reason: str) -> None:
-        """Move a photo that cannot be read out of the tree, with a note saying why."""
-        folder = self.cfg.state_dir / QUARANTINE_DIR / Path(*entry.rel.parts[:-1])
-        folder.mkdir(parents=True, exist_ok=True)
-        target = folder / entry.rel.name
-        n = 1
-        while target.exists():
-            n += 1
-            target = folder / f"{entry.rel.stem}-{n}{entry.rel.suffix}"
-        os.replace(entry.path, target)
-        (target.parent / f"{target.name}.reason.txt").write_text(
-            f"{entry.key}\n{reason}\n", encoding="utf-8")
-        self.state.update(entry.key, status="quarantined", reason=reason, size=entry.size,
-                          mtime_ns=entry.mtime_ns, extra={"moved_to": str(target)})
-        log.warning("quarantined %s: %s", entry.key, reason)
-
-    def _record_removal(self, rel: PurePosixPath) -> None:
-        # verify must then expect the photo absent instead of reporting evidence lost.
-        if classify(rel, self.cfg.layout, False).role != "photo":
-            return
-        visit_dir = self.cfg.root.joinpath(*rel.parts[:-2])
-        if visit_dir.is_dir():
-            manifest.record_removal(self.cfg, visit_dir, f"{rel.parts[-2]}/{rel.parts[-1]}",
-                                    "deleted on the tablet (sync.deletes: mirror)")
 
     # ------------------------------------------------------------------ after the files
 
@@ -819,7 +646,7 @@ class Engine:
                 record = self.state.get(rel)
                 if record and not record.is_dir and record.status == "done":
                     self.transport.remove(PurePosixPath(rel))
-                    self._record_removal(PurePosixPath(rel))
+                    self.photos.record_removal(PurePosixPath(rel))
         self.state.forget(gone)
 
 
@@ -829,30 +656,3 @@ def sync_once(cfg: Config, progress: Progress | None = None, transport=None) -> 
     """One full pass over the tree: what `fieldsync sync` and the demo run."""
     with Engine(cfg, transport=transport) as engine:
         return engine.run(progress=progress)
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb+") as handle:
-        os.fsync(handle.fileno())
-
-
-def _sealed_as_is(visit_dir: Path, photo_rel: str, path: Path) -> bool:
-    """True when the visit's manifest already seals this exact file under this name."""
-    try:
-        data = manifest.load(visit_dir)
-    except TreeError:
-        return False
-    last = manifest.current_entries(data or {}).get(photo_rel)
-    if not last or last.get("removed") or last.get("bytes") != path.stat().st_size:
-        return False
-    return last.get("sha256") == file_sha256(path)[0]
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if os.path.samefile(a, b):
-            return True
-        return a.stat().st_size == b.stat().st_size and file_sha256(a)[0] == file_sha256(b)[0]
-    except OSError:
-        return False
-

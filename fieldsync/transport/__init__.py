@@ -1,5 +1,26 @@
-"""Where the mirror lives: one small interface, a local/mounted folder and SFTP behind it."""
+"""Where the mirror lives: one small interface (base), a local/mounted folder and SFTP beside it.
 
-from fieldsync.transport.base import RemoteEntry, Transport, open_transport
+As watchdog's observers do, the interface is in `base`, each backend in its own module, and
+this package picks one for the configured URL (`open_transport`).
+"""
+
+from fieldsync.config import Config
+from fieldsync.errors import ConfigError
+from fieldsync.transport.base import RemoteEntry, Transport
+from fieldsync.transport.local import LocalTransport
+from fieldsync.transport.sftp import SFTPTransport
 
 __all__ = ["RemoteEntry", "Transport", "open_transport"]
+
+
+def open_transport(cfg: Config) -> Transport:
+    """The transport for cfg.server.url (file:// or sftp://).
+
+    Raises ConfigError when server.url is not set.
+    """
+    scheme = cfg.server.scheme
+    if scheme == "file":
+        return LocalTransport.from_config(cfg)
+    if scheme == "sftp":
+        return SFTPTransport.from_config(cfg)
+    raise ConfigError(f"{cfg.path}: server.url is not set; expected sftp://user@host/path or file:///path")

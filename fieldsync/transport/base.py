@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from fieldsync.errors import BadInput
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
+REMOTE_ROOT = PurePosixPath()  # the remote root itself, as a rel
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Transport(abc.ABC):
         """The entry at `rel`, or None when absent."""
 
     @abc.abstractmethod
-    def walk(self, rel: PurePosixPath = PurePosixPath()) -> Iterator[RemoteEntry]:
+    def walk(self, rel: PurePosixPath = REMOTE_ROOT) -> Iterator[RemoteEntry]:
         """Every file and folder under `rel`, recursively (hidden names included)."""
 
     @abc.abstractmethod
@@ -69,7 +70,7 @@ class Transport(abc.ABC):
     def remove(self, rel: PurePosixPath) -> None:
         """Delete the file at `rel` (only used with sync.deletes: mirror)."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: a folder transport holds nothing to release
         """Release connections."""
 
     def __enter__(self) -> Transport:
@@ -78,18 +79,3 @@ class Transport(abc.ABC):
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def open_transport(cfg) -> Transport:
-    """The transport for cfg.server.url (file:// or sftp://)."""
-    from fieldsync.errors import ConfigError
-
-    scheme = cfg.server.scheme
-    if scheme == "file":
-        from fieldsync.transport.local import LocalTransport
-
-        return LocalTransport.from_config(cfg)
-    if scheme == "sftp":
-        from fieldsync.transport.sftp import SFTPTransport
-
-        return SFTPTransport.from_config(cfg)
-    raise ConfigError(f"{cfg.path}: server.url is not set; expected sftp://user@host/path or file:///path")

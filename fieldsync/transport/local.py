@@ -16,7 +16,7 @@ from urllib.parse import unquote, urlsplit
 
 from fieldsync.base.atomic import fsync_dir
 from fieldsync.errors import BadInput, ConfigError, TransportError
-from fieldsync.transport.base import ProgressFn, RemoteEntry, Transport, safe_rel
+from fieldsync.transport.base import REMOTE_ROOT, ProgressFn, RemoteEntry, Transport, safe_rel
 from fieldsync.transport.paths import PathLocks, file_rel, part_name
 
 CHUNK = 1024 * 1024
@@ -76,7 +76,7 @@ class LocalTransport(Transport):
             raise TransportError(f"cannot read {path}: {exc.strerror}") from None
         return RemoteEntry(PurePosixPath(rel), st.st_size, st.st_mtime, stat_mod.S_ISDIR(st.st_mode))
 
-    def walk(self, rel: PurePosixPath = PurePosixPath()) -> Iterator[RemoteEntry]:
+    def walk(self, rel: PurePosixPath = REMOTE_ROOT) -> Iterator[RemoteEntry]:
         start, base = self._path(rel), self._real_root()
         if not start.is_dir():
             return

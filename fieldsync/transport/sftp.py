@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import getpass
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ import paramiko
 
 from fieldsync.errors import BadInput, ConfigError, FieldsyncError, TransportError
 from fieldsync.transport import hostkeys
-from fieldsync.transport.base import ProgressFn, RemoteEntry, Transport, safe_rel
+from fieldsync.transport.base import REMOTE_ROOT, ProgressFn, RemoteEntry, Transport, safe_rel
 from fieldsync.transport.paths import PathLocks, file_rel, part_name
 
 CHUNK = 256 * 1024  # split into WRITE_REQUEST-sized SFTP write requests, all in flight at once
@@ -116,7 +117,8 @@ class SFTPTransport(Transport):
             raise
         except NETWORK_ERRORS as exc:
             ssh.close()
-            raise TransportError(f"SSH connection to {self.host}:{self.port} failed: {exc or type(exc).__name__}") from None
+            reason = exc or type(exc).__name__
+            raise TransportError(f"SSH connection to {self.host}:{self.port} failed: {reason}") from None
         self._ssh = ssh
         return ssh
 
@@ -290,7 +292,7 @@ class SFTPTransport(Transport):
             return RemoteEntry(PurePosixPath(rel), st.st_size or 0, float(st.st_mtime or 0),
                                stat_mod.S_ISDIR(st.st_mode or 0))
 
-    def walk(self, rel: PurePosixPath = PurePosixPath()) -> Iterator[RemoteEntry]:
+    def walk(self, rel: PurePosixPath = REMOTE_ROOT) -> Iterator[RemoteEntry]:
         # Listed in one go under one channel, then yielded: a caller that stops early must
         # not keep a channel busy.
         entries: list[RemoteEntry] = []
@@ -415,8 +417,6 @@ def preferred_ciphers(available: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _local_user() -> str:
-    import getpass
-
     return getpass.getuser()
 
 
