@@ -62,7 +62,7 @@ def make_tablet(index: int, work: Path, url: str, key_file: Path, known_hosts: P
 
     from fieldsync import config as config_mod
     from fieldsync.masterdata import importer
-    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.masterdata.catalog import IndexedStore
     from fieldsync.tree import folders as tree
     from fieldsync.tree import visits
 
@@ -74,7 +74,7 @@ def make_tablet(index: int, work: Path, url: str, key_file: Path, known_hosts: P
                       "known_hosts": str(known_hosts)}
     config_path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
     cfg = config_mod.load(config_path)
-    CustomerStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
+    IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
     account = ACCOUNTS[index % len(ACCOUNTS)]
     tree.open_customer(cfg, account)
     tree.add_category(cfg, account, "1", "计量装置")

@@ -35,14 +35,14 @@ def make_tree(base: Path, server_url: str):
     from fieldsync import config as config_mod
     from fieldsync.demo import sample_csv_path
     from fieldsync.masterdata import importer
-    from fieldsync.masterdata.store import CustomerStore
+    from fieldsync.masterdata.catalog import IndexedStore
     from fieldsync.tree import folders as tree
     from fieldsync.tree import visits
 
     root = base / "tablet"
     text = config_mod.render_default(root, "bench", "bench-tablet", server_url)
     cfg = config_mod.load(tree.init_root(root, text))
-    CustomerStore(cfg.state_dir).merge(importer.parse(sample_csv_path()), "sample")
+    IndexedStore(cfg.state_dir).merge(importer.parse(sample_csv_path()), "sample")
     account = importer.parse(sample_csv_path())[0]["account_no"]
     tree.open_customer(cfg, account)
     tree.add_category(cfg, account, "1", "计量装置")

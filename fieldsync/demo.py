@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from fieldsync import config as config_mod
 from fieldsync.errors import BadInput
 from fieldsync.masterdata import importer
-from fieldsync.masterdata.store import CustomerStore
+from fieldsync.masterdata.catalog import IndexedStore
 from fieldsync.sync import engine
 from fieldsync.tree import folders as tree
 from fieldsync.tree import photos, visits
@@ -69,7 +69,7 @@ def run(sandbox: Path, progress: Progress = lambda _: None) -> DemoResult:
 
     progress(f"importing {SAMPLE_CSV} (GBK, detected automatically)")
     records = importer.parse(sample_csv_path())
-    CustomerStore(cfg.state_dir).merge(records, SAMPLE_CSV)
+    IndexedStore(cfg.state_dir).merge(records, SAMPLE_CSV)
     result = DemoResult(sandbox, config_path, root, server, customers=len(records))
 
     started = visits.now() - timedelta(hours=2)
