@@ -107,3 +107,26 @@ def test_format_follows_out_suffix(server_tree, invoke, tmp_path):
     out = tmp_path / "r.xlsx"
     result = invoke("server", "report", "--from", "2026-11-01", "--to", "2026-11-30", "--out", out, server_tree)
     assert result.exit_code == 0 and load_workbook(out).sheetnames[0] == "按检查员"
+
+
+def test_a_visit_without_attribution_in_visit_yaml_is_attributed_from_its_manifest(server_tree):
+    """A visit made by hand in the file manager: visit.yaml lacks inspector, device and the
+    customer's name, but its sealed photos name both; pages and report say who, not (未知)."""
+    from fieldsync.base.yamlfile import read_yaml, write_yaml
+    from fieldsync.server.site import build
+
+    visit = next(v for v in server_tree.rglob("visit.yaml") if "2026-11-09" in str(v)).parent
+    data = read_yaml(visit / "visit.yaml")
+    expected = data["inspector"], data["device"]
+    for key in ("inspector", "device", "customer_name"):
+        data.pop(key)
+    write_yaml(visit / "visit.yaml", data)
+    report = collect(server_tree, dt.date(2026, 11, 9), dt.date(2026, 11, 9))
+    row = report.visits[0]
+    assert (row.inspector, row.device) == expected
+    customer = read_yaml(visit.parents[2] / "customer.yaml")["name"]
+    assert row.customer == customer
+    build(server_tree)
+    rel = visit.relative_to(server_tree).as_posix()
+    page = (server_tree / ".fieldsync" / "site" / f"{rel}.html").read_text(encoding="utf-8")
+    assert "(未知)" not in page and expected[0] in page and expected[1] in page and customer in page

@@ -132,6 +132,7 @@ def collect(root: Path, start: dt.date, end: dt.date, layout: Layout | None = No
     problems: list[str] = []
     kinds = layout.kind_folders
     for folder, customer in scan.scan_tree(root, layout).items():
+        name = scan.customer_name(root / folder) or folder
         for rel in customer.visits:
             path = root / rel
             data, problem = scan.read_visit_file(path)
@@ -142,12 +143,12 @@ def collect(root: Path, start: dt.date, end: dt.date, layout: Layout | None = No
             if not first <= day <= last:
                 continue
             _, business, category, visit = rel.split("/")
+            inspector, device = scan.visit_attribution(data, path)
             counts = Counter({kind: len(scan.photo_names(str(path / name))) for kind, name in kinds.items()})
             rows.append(VisitRow(
-                day=day, created_at=created, inspector=scan.as_text(data.get("inspector")),
-                device=scan.as_text(data.get("device")),
+                day=day, created_at=created, inspector=inspector, device=device,
                 account_no=scan.as_text(data.get("account_no")) or account_of_folder(folder, layout) or "",
-                customer=scan.as_text(data.get("customer_name")) or folder, business=business,
+                customer=scan.as_text(data.get("customer_name")) or name, business=business,
                 category=category, visit=visit, appearance_photos=counts["appearance"],
                 nameplate_photos=counts["nameplate"],
                 appearance_note=scan.as_text(data.get("appearance_note")),

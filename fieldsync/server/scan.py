@@ -34,6 +34,7 @@ from fieldsync.base.clock import stamp_iso
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import FieldsyncError
+from fieldsync.evidence import manifest
 from fieldsync.media.imaging import is_photo_name
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE
 
@@ -134,6 +135,15 @@ def customer_stamp(customer_path: str, layout: Layout, cutoff: int | None = None
     file = os.path.join(customer_path, CUSTOMER_FILE)
     documents = os.path.join(customer_path, layout.documents_folder)
     return _stamp([_stat(file), _stat(documents)], cutoff, known, lambda: _digest([file], [documents]))
+
+
+def customer_name(customer_path: Path) -> str:
+    """The name in a customer's customer.yaml, or "" when it has none (yet) or is unreadable."""
+    try:
+        data = read_yaml(Path(customer_path) / CUSTOMER_FILE)
+    except (FieldsyncError, OSError):
+        return ""
+    return as_text(data.get("name")) if isinstance(data, dict) else ""
 
 
 def is_customer_folder(path: str, layout: Layout) -> bool:
@@ -237,6 +247,28 @@ def read_visit_file(visit_path: Path) -> tuple[dict, str | None]:
         return read_yaml(file), None
     except FieldsyncError as exc:
         return {}, str(exc)
+
+
+def visit_attribution(data: dict, visit_path: Path) -> tuple[str, str]:
+    """(inspector, device) of a visit: from visit.yaml, else from its manifest's entries.
+
+    A visit made by hand in the file manager may have no visit.yaml on the server yet, or
+    one without these fields, while every photo sealed in its manifest names both.
+    """
+    inspector, device = as_text(data.get("inspector")), as_text(data.get("device"))
+    if inspector and device:
+        return inspector, device
+    try:
+        sealed = manifest.load(visit_path) or {}
+    except FieldsyncError:
+        sealed = {}
+    for entry in reversed(sealed.get("entries") or []):
+        if isinstance(entry, dict):
+            inspector = inspector or as_text(entry.get("inspector"))
+            device = device or as_text(entry.get("device"))
+        if inspector and device:
+            break
+    return inspector, device
 
 
 def visit_time(data: dict, visit_path: Path) -> str:

@@ -364,12 +364,13 @@ class _Builder:
                                "src": thumb_base + quote(thumb_rel(photo_name)) if has_thumb else None})
             kinds.append({"kind": kind, "folder": folder, "photos": photos})
         created_at = scan.visit_time(data, path)
+        inspector, device = scan.visit_attribution(data, path)
         summary = {
             "rel": rel, "customer": customer, "business": business, "category": category,
             "name": name, "created_at": created_at, "day": created_at[:10],
-            "inspector": as_text(data.get("inspector")) or "(未知)",
-            "device": as_text(data.get("device")),
-            "customer_name": as_text(data.get("customer_name")),
+            "inspector": inspector or "(未知)",
+            "device": device,
+            "customer_name": as_text(data.get("customer_name")) or scan.customer_name(self.root / customer),
             "appearance_note": as_text(data.get("appearance_note")),
             "nameplate_note": as_text(data.get("nameplate_note")),
             "has_visit_file": bool(data),
