@@ -14,18 +14,18 @@ from pathlib import Path
 import click
 
 from fieldsync.cli.base import AppContext, echo, pass_app, warn
-from fieldsync.config import Layout
+from fieldsync.config import Layout, Maps
 from fieldsync.errors import EXIT_WARNING
 
 TREE = click.Path(exists=True, file_okay=False, path_type=Path)
 MAX_PROBLEMS = 20
 
 
-def _layout_and_maps(app: AppContext) -> tuple[Layout, dict]:
+def _layout_and_maps(app: AppContext) -> tuple[Layout, Maps]:
     if app.config_option:
         cfg = app.config
-        return cfg.layout, dict(cfg.maps)
-    return Layout(), {}
+        return cfg.layout, cfg.maps
+    return Layout(), Maps()
 
 
 def _show_problems(problems: list[str]) -> None:
