@@ -7,11 +7,11 @@ a typo like `max_egde` would otherwise be silently ignored.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import getpass
 import os
 import re
 import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +82,46 @@ class Sync:
     settle_seconds: float = 0.3
 
 
+TILE_DATUMS = ("wgs84", "gcj02")  # BD-09 tiles use their own projection: not supported
+
+
+@dataclass(frozen=True)
+class Maps:
+    """The customer pages' map (P12); without tiles the page still shows an offline sketch."""
+
+    tile_url: str | None = None  # e.g. http://tiles.intranet/{z}/{x}/{y}.png
+    tile_datum: str = "wgs84"  # wgs84 | gcj02 (AMap-style tile servers draw in GCJ-02)
+    attribution: str = ""
+    subdomains: str = "abc"
+    zoom: int = 17
+    max_zoom: int = 19
+
+
+# location.gps implements one reader per name; tests/test_gps.py checks the two lists agree.
+LOCATE_PROVIDERS = ("gpsd", "nmea", "termux", "windows")
+NMEA_BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600)
+TERMUX_PROVIDERS = ("gps", "network", "passive")
+
+
+@dataclass(frozen=True)
+class Locate:
+    """`fieldsync locate --gps` and `fieldsync where`: positioning providers, tried in order."""
+
+    providers: tuple[str, ...] = LOCATE_PROVIDERS
+    timeout_seconds: float = 20.0  # per provider
+    max_accuracy_m: float = 50.0  # a worse fix asks for confirmation
+    gpsd_host: str = "127.0.0.1"
+    gpsd_port: int = 2947
+    nmea_device: str = "/dev/ttyUSB0"
+    nmea_baud: int = 4800  # NMEA-0183's standard rate; most USB receivers also do 9600
+    termux_provider: str = "gps"
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Transitional: location/locate.py still reads `cfg.locate.get("max_accuracy_m")`;
+        remove once it reads the field (its owner converts it after this lands)."""
+        return getattr(self, key, default)
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything fieldsync reads from config.yaml, with defaults for what it leaves out."""
@@ -95,9 +135,8 @@ class Config:
     camera: Camera = field(default_factory=Camera)
     server: Server = field(default_factory=Server)
     sync: Sync = field(default_factory=Sync)
-    maps: Mapping[str, Any] = field(default_factory=dict)
-    locate: Mapping[str, Any] = field(default_factory=dict)
-    search: Mapping[str, Any] = field(default_factory=dict)
+    maps: Maps = field(default_factory=Maps)
+    locate: Locate = field(default_factory=Locate)
 
     @property
     def state_dir(self) -> Path:
@@ -160,7 +199,7 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys at the top level")
     checker.known(data, "", {"inspector", "device", "root", "layout", "photos", "camera",
-                             "server", "sync", "maps", "locate", "search"})
+                             "server", "sync", "maps", "locate"})
 
     root_value = data.get("root")
     if root_value is None:
@@ -171,17 +210,13 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
     camera = _camera(checker, data.get("camera") or {}, base)
     server = _server(checker, data.get("server") or {}, base)
     sync = _sync(checker, data.get("sync") or {})
-    for section in ("maps", "locate", "search"):
-        if not isinstance(data.get(section) or {}, dict):
-            checker.fail(section, "a mapping")
     return Config(
         path=Path(path) if path else None,
         root=root,
         inspector=checker.text(data.get("inspector") or getpass.getuser(), "inspector"),
         device=checker.text(data.get("device") or socket.gethostname(), "device"),
         layout=layout, photos=photos, camera=camera, server=server, sync=sync,
-        maps=dict(data.get("maps") or {}), locate=dict(data.get("locate") or {}),
-        search=dict(data.get("search") or {}),
+        maps=_maps(checker, data.get("maps") or {}), locate=_locate(checker, data.get("locate") or {}),
     )
 
 
@@ -215,8 +250,7 @@ def _layout(c: _Checker, d: Any) -> Layout:
         c.fail("layout.nameplate_folder", "a name different from appearance_folder")
     visit = c.text(d.get("visit_folder", base.visit_folder), "layout.visit_folder")
     try:
-        import datetime as _dt
-        sample = visit.format(now=_dt.datetime(2026, 1, 2, 3, 4, 5))
+        sample = visit.format(now=dt.datetime(2026, 1, 2, 3, 4, 5))
     except (KeyError, IndexError, ValueError) as exc:
         c.fail("layout.visit_folder", f"a pattern using {{now:...}} strftime codes ({exc})")
     if not is_safe_component(sample):
@@ -291,6 +325,57 @@ def _sync(c: _Checker, d: Any) -> Sync:
     )
 
 
+def maps_settings(d: Any, where: str = "<maps>") -> Maps:
+    """A `maps:` mapping that did not come from config.yaml (a page's bare location), validated."""
+    return _maps(_Checker(where), d or {})
+
+
+def _maps(c: _Checker, d: Any) -> Maps:
+    c.mapping(d, "maps")
+    c.known(d, "maps.", {f.name for f in dataclasses.fields(Maps)})
+    base = Maps()
+    tile_url = d.get("tile_url")
+    if tile_url is not None:
+        tile_url = c.text(tile_url, "maps.tile_url")
+        if not all(part in tile_url for part in ("{z}", "{x}", "{y}")):
+            c.fail("maps.tile_url", "a tile URL with {z}, {x} and {y}, e.g. http://tiles.lan/{z}/{x}/{y}.png",
+                   tile_url)
+    datum = d.get("tile_datum", base.tile_datum)
+    return Maps(
+        tile_url=tile_url,
+        tile_datum=c.choice(datum.lower() if isinstance(datum, str) else datum, "maps.tile_datum", TILE_DATUMS),
+        attribution=c.optional_text(d.get("attribution", base.attribution), "maps.attribution"),
+        subdomains=c.text(d.get("subdomains", base.subdomains), "maps.subdomains"),
+        zoom=c.integer(d.get("zoom", base.zoom), "maps.zoom", 0, 22),
+        max_zoom=c.integer(d.get("max_zoom", base.max_zoom), "maps.max_zoom", 0, 22),
+    )
+
+
+def _locate(c: _Checker, d: Any) -> Locate:
+    c.mapping(d, "locate")
+    c.known(d, "locate.", {f.name for f in dataclasses.fields(Locate)})
+    base = Locate()
+    providers = d.get("providers", list(base.providers))
+    if isinstance(providers, str):
+        providers = [providers]
+    expected = f"a list of providers from {', '.join(LOCATE_PROVIDERS)}"
+    if not isinstance(providers, list) or not providers:
+        c.fail("locate.providers", expected, providers)
+    for i, name in enumerate(providers):
+        c.choice(name, f"locate.providers[{i}]", LOCATE_PROVIDERS)
+    return Locate(
+        providers=tuple(providers),
+        timeout_seconds=c.number(d.get("timeout_seconds", base.timeout_seconds), "locate.timeout_seconds", 1, 600),
+        max_accuracy_m=c.number(d.get("max_accuracy_m", base.max_accuracy_m), "locate.max_accuracy_m", 1, 100_000),
+        gpsd_host=c.text(d.get("gpsd_host", base.gpsd_host), "locate.gpsd_host"),
+        gpsd_port=c.integer(d.get("gpsd_port", base.gpsd_port), "locate.gpsd_port", 1, 65535),
+        nmea_device=c.text(d.get("nmea_device", base.nmea_device), "locate.nmea_device"),
+        nmea_baud=c.choice(d.get("nmea_baud", base.nmea_baud), "locate.nmea_baud", NMEA_BAUDS),
+        termux_provider=c.choice(d.get("termux_provider", base.termux_provider), "locate.termux_provider",
+                                 TERMUX_PROVIDERS),
+    )
+
+
 class _Checker:
     """Small validators that all fail the same way: file, key, expected."""
 
@@ -315,6 +400,13 @@ class _Checker:
             self.fail(key, "a non-empty text", v)
         return v.strip()
 
+    def optional_text(self, v: Any, key: str) -> str:
+        if v is None:
+            return ""
+        if not isinstance(v, str):
+            self.fail(key, "a text (may be empty)", v)
+        return v.strip()
+
     def folder(self, v: Any, key: str) -> str:
         v = self.text(v, key)
         if not is_safe_component(v):
@@ -331,9 +423,10 @@ class _Checker:
             self.fail(key, f"a number from {low} to {high}", v)
         return float(v)
 
-    def choice(self, v: Any, key: str, options: tuple[str, ...]) -> str:
-        if v not in options:
-            self.fail(key, " or ".join(options), v)
+    def choice(self, v: Any, key: str, options: tuple) -> Any:
+        # bool == 1 in Python: never let True pass as a baud rate or a choice.
+        if isinstance(v, bool) or v not in options:
+            self.fail(key, " or ".join(map(str, options)), v)
         return v
 
     def path(self, v: Any, key: str, base: Path) -> Path:

@@ -47,6 +47,24 @@ def test_code_execution_tags_are_refused(tmp_path):
     ("server: {url: 'http://x'}", "server.url", "sftp://"),
     ("server: {password: hunter2}", "server.password", ""),
     ("photoz: {}", "photoz", ""),
+    ("search: {}", "search", "unknown key"),  # was accepted and never read
+    ("maps: [a]", "maps", "a mapping"),
+    ("maps: {tile_datum: bd09}", "maps.tile_datum", "wgs84 or gcj02"),
+    ("maps: {zoom: 23}", "maps.zoom", "whole number from 0 to 22"),
+    ("maps: {max_zoom: high}", "maps.max_zoom", "whole number from 0 to 22"),
+    ("maps: {tile_url: 'http://tiles.lan/a.png'}", "maps.tile_url", "{z}, {x} and {y}"),
+    ("maps: {attribution: [x]}", "maps.attribution", "a text"),
+    ("maps: {tiles: x}", "maps.tiles", "unknown key"),
+    ("locate: 5", "locate", "a mapping"),
+    ("locate: {providers: [glonass]}", "locate.providers[0]", "gpsd or nmea or termux or windows"),
+    ("locate: {providers: []}", "locate.providers", "a list of providers"),
+    ("locate: {timeout_seconds: -1}", "locate.timeout_seconds", "a number from 1 to 600"),
+    ("locate: {max_accuracy_m: 0}", "locate.max_accuracy_m", "a number from 1"),
+    ("locate: {gpsd_port: '2947'}", "locate.gpsd_port", "whole number from 1 to 65535"),
+    ("locate: {nmea_baud: 4801}", "locate.nmea_baud", "4800"),
+    ("locate: {nmea_baud: true}", "locate.nmea_baud", "4800"),
+    ("locate: {termux_provider: wifi}", "locate.termux_provider", "gps or network or passive"),
+    ("locate: {gpsd_hots: x}", "locate.gpsd_hots", "unknown key"),
 ])
 def test_bad_values_name_file_key_and_expectation(tmp_path, text, key, expected):
     path = write(tmp_path / "config.yaml", f"root: {tmp_path}\n{text}\n")
@@ -54,6 +72,16 @@ def test_bad_values_name_file_key_and_expectation(tmp_path, text, key, expected)
         config_mod.load(path)
     message = str(info.value)
     assert str(path) in message and key in message and expected in message
+
+
+def test_maps_and_locate_are_typed(tmp_path):
+    path = write(tmp_path / "config.yaml", f"root: {tmp_path}\n"
+                 "maps: {tile_url: 'http://t/{z}/{x}/{y}.png', tile_datum: GCJ02, zoom: 15}\n"
+                 "locate: {providers: termux, gpsd_port: 2948, timeout_seconds: 5}\n")
+    cfg = config_mod.load(path)
+    assert cfg.maps == config_mod.Maps(tile_url="http://t/{z}/{x}/{y}.png", tile_datum="gcj02", zoom=15)
+    assert cfg.locate == config_mod.Locate(providers=("termux",), gpsd_port=2948, timeout_seconds=5.0)
+    assert config_mod.load(write(tmp_path / "config.yaml", f"root: {tmp_path}\n")).locate == config_mod.Locate()
 
 
 def test_missing_config_says_how_to_start():

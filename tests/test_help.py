@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import click
 import pytest
+from click.testing import CliRunner
 
+import fieldsync.cli as package
 from fieldsync.cli import cli
+from fieldsync.cli.base import AppContext, FieldsyncGroup, finish_with_warnings
+from fieldsync.errors import BadInput
 
 
 def all_commands(group: click.Group, prefix=()):
@@ -53,3 +60,56 @@ def test_lazy_command_table_matches_the_modules():
 def test_version(invoke):
     from fieldsync import __version__
     assert __version__ in invoke("--version").output
+
+
+# Modules still leaving with sys.exit / ctx.exit / Exit: owned by another change in flight,
+# converted to finish_with_warnings() once it lands. Shrink this set; never grow it.
+NOT_YET_CONVERTED = {"tree.py", "inbox.py"}
+
+
+def _exit_calls(source: str) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            name = ast.unparse(node.func)
+            if name.endswith(("sys.exit", "ctx.exit", "exceptions.Exit", ".Exit")) or name == "Exit":
+                found.append(f"line {node.lineno}: {name}")
+    return found
+
+
+def test_one_way_out_for_warnings():
+    """Commands exit 1 only through cli.base.finish_with_warnings (spec: 0 ok, 1 warnings, 2 errors)."""
+    folder = Path(package.__file__).parent
+    offenders = {}
+    for path in sorted(folder.glob("*.py")):
+        if path.name in NOT_YET_CONVERTED | {"base.py", "__init__.py"}:
+            continue  # base.py converts Warned into the exit; __init__.main hands click's code to the OS
+        calls = _exit_calls(path.read_text(encoding="utf-8"))
+        if calls:
+            offenders[path.name] = calls
+    assert offenders == {}
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_group_turns_warnings_into_1_and_errors_into_2(verbose):
+    """The conversion itself, on a throwaway group of the same class as `fieldsync`."""
+    @click.group(cls=FieldsyncGroup)
+    @click.pass_context
+    def group(ctx):
+        ctx.obj = AppContext(verbosity=1 if verbose else 0)
+
+    @group.command()
+    def warned():
+        click.echo("done")
+        finish_with_warnings("2 photos quarantined")
+
+    @group.command()
+    def failed():
+        raise BadInput("bad value; try again")
+
+    runner = CliRunner()
+    result = runner.invoke(group, ["warned"])
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "done\n", "Warning: 2 photos quarantined\n")
+    result = runner.invoke(group, ["failed"])
+    assert result.exit_code == 2 and result.stderr.endswith("Error: bad value; try again\n")
+    assert ("Traceback" in result.stderr) == verbose

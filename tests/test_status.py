@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
+from fieldsync.base.atomic import write_text
 from fieldsync.demo import write_sample_photo
+from fieldsync.sync import daemon
+from fieldsync.sync import status as status_mod
 from fieldsync.tree.visits import now
 
 
@@ -35,6 +41,23 @@ def test_offline_status_counts_what_is_waiting(tree, invoke, tmp_path):
     assert status["counts"]["pending"] == 0 and status["last_push"]
     text = invoke("status").stdout
     assert "待推送 pending 0" in text and "master data: 3" in text
+
+
+def test_status_is_assembled_in_core_and_the_cli_only_renders_it(tree, invoke):
+    make_visit(invoke)
+    data = status_mod.collect(tree)
+    assert data["daemon_running"] is False and data["master_data"]["count"] == 3
+    # --json is exactly the core's dict, keys in the same order.
+    assert invoke("status", "--json").stdout == json.dumps(data, ensure_ascii=False, indent=1) + "\n"
+
+
+def test_a_dead_daemons_pid_is_not_running(tree, invoke):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its pid names no process now
+    write_text(daemon.status_path(tree), json.dumps({"pid": child.pid, "activity": "idle"}))
+    assert status_mod.collect(tree)["daemon_running"] is False
+    write_text(daemon.status_path(tree), json.dumps({"pid": os.getpid(), "activity": "idle"}))
+    assert status_mod.collect(tree)["daemon_running"] is True
 
 
 def test_daemon_writes_a_rotating_log_under_the_tree(tree, tmp_path):

@@ -9,16 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+# Re-exported: writers that rename by themselves (engine, local transport) fsync through here.
+from fieldsync.base.platform import fsync_dir
 
-def fsync_dir(folder: Path) -> None:
-    # A rename is only durable once the directory entry itself is on disk.
-    if os.name == "nt":
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+__all__ = ["atomic_open", "fsync_dir", "write_bytes", "write_text"]
 
 
 @contextlib.contextmanager

@@ -5,6 +5,7 @@ Commands live in one module per area; this module builds the group and registers
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
@@ -15,7 +16,8 @@ from fieldsync.cli.base import AppContext, FieldsyncGroup, setup_logging
 
 @click.group(cls=FieldsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_option", metavar="PATH", envvar=None,
-              help="config.yaml to use (default: $FIELDSYNC_CONFIG, ./config.yaml, the enclosing tree, the user config).")
+              help="config.yaml to use (default: $FIELDSYNC_CONFIG, ./config.yaml, the enclosing tree, "
+                   "the user config).")
 @click.option("-v", "--verbose", count=True, help="More detail, and tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
 @click.version_option(__version__, prog_name="fieldsync")
@@ -49,8 +51,6 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
 
 
 def _load_command(name: str) -> click.Command | None:
-    import importlib
-
     modules = [importlib.import_module(f"{__name__}.{m}") for m in COMMAND_MODULES.get(name, ())]
     for command in getattr(modules[0], "COMMANDS", ()) if modules else ():
         if command.name == name:

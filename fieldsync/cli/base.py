@@ -2,7 +2,8 @@
 
 Only the CLI prints. Core code raises FieldsyncError; the group turns it into `Error: ...` on
 stderr and the error's exit code (spec.md: 0 ok, 1 warnings, 2 error), with a traceback only
-under -v.
+under -v. A command that finished with warnings calls `finish_with_warnings()`: the one way a
+command exits 1, converted by the group like errors are.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import logging
 import sys
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import NoReturn
 
 import click
 
 from fieldsync import config as config_mod
-from fieldsync.errors import EXIT_ERROR, FieldsyncError
+from fieldsync.errors import EXIT_ERROR, EXIT_WARNING, FieldsyncError
 
 
 @dataclass
@@ -58,12 +59,29 @@ class CommandError(click.ClickException):
 MAX_PROBLEMS_SHOWN = 200
 
 
+class Warned(Exception):
+    """A command finished and showed its warnings; the group exits 1 (spec.md: 1 = warnings)."""
+
+    def __init__(self, summary: str | None = None):
+        super().__init__(summary or "")
+        self.summary = summary
+
+
+def finish_with_warnings(summary: str | None = None) -> NoReturn:
+    """End the command with exit code 1, after an optional last `Warning: summary` line."""
+    raise Warned(summary)
+
+
 class FieldsyncGroup(click.Group):
     """A click group that converts fieldsync's errors at the boundary."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except Warned as warned:
+            if warned.summary:
+                warn(warned.summary)
+            raise click.exceptions.Exit(EXIT_WARNING) from None
         except FieldsyncError as error:
             if _verbosity(ctx) > 0:
                 traceback.print_exc()
@@ -103,6 +121,3 @@ def setup_logging(verbosity: int) -> None:
     level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-
-def path_arg(value: str) -> Path:
-    return Path(value).expanduser()

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout
-from fieldsync.errors import EXIT_WARNING, ConfigError
+from fieldsync.errors import ConfigError
 from fieldsync.evidence import bundle as evidence_mod
 from fieldsync.evidence import ledger
 from fieldsync.evidence import verify as verify_mod
@@ -44,8 +44,7 @@ def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[s
 @click.option("--no-gps-warning", is_flag=True, help="Do not warn about photos without GPS.")
 @click.option("--ignore-warnings", is_flag=True, help="Exit 0 when there are warnings but no problems.")
 @pass_app
-@click.pass_context
-def verify_command(ctx: click.Context, app: AppContext, tree_path: Path | None, as_json: bool,
+def verify_command(app: AppContext, tree_path: Path | None, as_json: bool,
                    full: bool, max_distance: float, max_skew_hours: float, no_gps_warning: bool,
                    ignore_warnings: bool) -> None:
     """Check every photo against its manifest, the manifests against the ledger, and the
@@ -74,15 +73,16 @@ def verify_command(ctx: click.Context, app: AppContext, tree_path: Path | None, 
             click.echo(f"问题 problem: {finding}")
         for finding in report.warnings:
             click.echo(f"提醒 warning: {finding}")
+        ledgers = ", ".join(f"{d} ({n} records, head {report.ledger_heads[d][:16]})"
+                            for d, n in report.ledgers.items())
         echo(app, f"{root}: {report.visits} visits, {report.photos} photos checked "
                   f"({report.hashed} hashed, {report.cached} unchanged since last verify), "
-                  f"ledgers: {', '.join(f'{d} ({n} records, head {report.ledger_heads[d][:16]})' for d, n in report.ledgers.items()) or 'none'}")
+                  f"ledgers: {ledgers or 'none'}")
     if report.problems:
-        warn(f"{len(report.problems)} problem(s), {len(report.warnings)} warning(s): evidence does not verify")
-        ctx.exit(EXIT_WARNING)
+        finish_with_warnings(f"{len(report.problems)} problem(s), {len(report.warnings)} warning(s): "
+                             "evidence does not verify")
     if report.warnings and not ignore_warnings:
-        warn(f"{len(report.warnings)} warning(s), no problems: photos and records are intact")
-        ctx.exit(EXIT_WARNING)
+        finish_with_warnings(f"{len(report.warnings)} warning(s), no problems: photos and records are intact")
     if not as_json:
         echo(app, "verified: every photo matches its manifest; chains, ledgers and remark histories intact")
 

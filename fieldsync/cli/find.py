@@ -8,6 +8,7 @@ import unicodedata
 import click
 
 from fieldsync.cli.base import AppContext, echo, pass_app
+from fieldsync.errors import UnknownCustomer
 from fieldsync.masterdata import search
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, CustomerStore
 
@@ -46,8 +47,6 @@ def find_command(app: AppContext, text: str, limit: int, as_json: bool, **fields
     """
     state_dir = app.config.state_dir
     if not CustomerStore(state_dir).exists():
-        from fieldsync.errors import UnknownCustomer
-
         raise UnknownCustomer("no master data yet; run 'fieldsync customers import FILE' "
                               "(or 'fieldsync customers pull') first")
     given = {k: v for k, v in fields.items() if v is not None}

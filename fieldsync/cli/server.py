@@ -8,24 +8,24 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
-import sys
 from pathlib import Path
 
 import click
 
-from fieldsync.cli.base import AppContext, echo, pass_app, warn
-from fieldsync.config import Layout
-from fieldsync.errors import EXIT_WARNING
+from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
+from fieldsync.config import Layout, Maps
+from fieldsync.server import build, report
+from fieldsync.server.watch import IndexWatcher
 
 TREE = click.Path(exists=True, file_okay=False, path_type=Path)
 MAX_PROBLEMS = 20
 
 
-def _layout_and_maps(app: AppContext) -> tuple[Layout, dict]:
+def _layout_and_maps(app: AppContext) -> tuple[Layout, Maps]:
     if app.config_option:
         cfg = app.config
-        return cfg.layout, dict(cfg.maps)
-    return Layout(), {}
+        return cfg.layout, cfg.maps
+    return Layout(), Maps()
 
 
 def _show_problems(problems: list[str]) -> None:
@@ -63,16 +63,13 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
     pages affected by a change are rewritten. The index.html pages the tablets mirror into
     PATH are theirs: they are never written here.
     """
-    from fieldsync.server import build
-    from fieldsync.server.watch import IndexWatcher
-
     layout, maps = _layout_and_maps(app)
     if not watch:
         result = build(path, layout, full=full, maps=maps, deep=True if deep else None)
         _report_build(app, result)
         _show_problems(result.problems)
         if result.problems or result.thumbs_failed:
-            sys.exit(EXIT_WARNING)
+            finish_with_warnings()
         return
 
     def on_build(result) -> None:
@@ -96,14 +93,15 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
         watcher.stop()
 
 
-def _with_photo_folders(result) -> str:
-    return ", photo folders too" if result.deep else ""
+def _folders_checked(result) -> str:
+    if not result.folders_checked:
+        return ""
+    return f" ({result.folders_checked} folders checked{', photo folders too' if result.deep else ''})"
 
 
 def _report_build(app: AppContext, result) -> None:
     echo(app, f"{len(result.pages)} pages written, {len(result.removed)} removed, "
-              f"{result.visits_changed} of {result.visits_scanned} visits changed"
-              f"{f' ({result.folders_checked} folders checked{_with_photo_folders(result)})' if result.folders_checked else ''}, "
+              f"{result.visits_changed} of {result.visits_scanned} visits changed{_folders_checked(result)}, "
               f"{result.thumbs_made} thumbnails made in {result.seconds:.2f}s"
               f"{' (full rebuild)' if result.full else ''}; open {result.entry}")
     if result.thumbs_failed:
@@ -128,8 +126,6 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
     without photos or remarks. CSV is UTF-8 with a BOM (Excel opens it with Chinese intact);
     XLSX has one sheet per table. Text cells starting with = + - @ get a leading '.
     """
-    from fieldsync.server import report
-
     layout, _ = _layout_and_maps(app)
     if fmt is None:
         fmt = "xlsx" if out is not None and out.suffix.lower() == ".xlsx" else "csv"
@@ -144,7 +140,7 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
               f"remarks) written to {out}")
     _show_problems(data.problems)
     if data.problems:
-        sys.exit(EXIT_WARNING)
+        finish_with_warnings()
 
 
 COMMANDS = [server_group]

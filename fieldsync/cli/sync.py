@@ -14,14 +14,11 @@ from pathlib import Path
 
 import click
 
-from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.errors import TransportError
-from fieldsync.location import locate
-from fieldsync.masterdata.store import CustomerStore
 from fieldsync.sync import daemon as daemon_mod
 from fieldsync.sync import engine
-from fieldsync.sync.state import SyncState
-from fieldsync.tree import inbox
+from fieldsync.sync import status as status_mod
 
 
 class _Bar(engine.Progress):
@@ -79,8 +76,11 @@ def sync_command(app: AppContext) -> None:
     if result.error:
         raise TransportError(f"{result.error}; nothing is lost, run 'fieldsync sync' again "
                              "when the server is reachable (the daemon retries by itself)")
+    if result.failed:
+        raise TransportError(f"{len(result.failed)} file(s) failed (listed above); nothing is lost, "
+                             "run 'fieldsync sync' again (the daemon retries by itself)")
     if result.exit_code:
-        sys.exit(result.exit_code)
+        finish_with_warnings()
 
 
 @click.command("daemon")
@@ -147,24 +147,7 @@ def _show_progress(cfg, runner) -> None:
 @pass_app
 def status_command(app: AppContext, as_json: bool, files: bool) -> None:
     """What is pending, uploading, failed (and why), quarantined, and the last push."""
-    cfg = app.config
-    path = daemon_mod.status_path(cfg)
-    try:
-        status = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        status = {}
-    with SyncState(cfg.state_dir) as state:
-        status.update(daemon_mod.summarize(state))
-        # The state only knows files a pass has seen: count from the tree what is not on the
-        # server yet, so an offline tablet still says how much is waiting.
-        waiting = engine.outstanding(cfg, state)
-    status["counts"] = {**status.get("counts", {}), "pending": len(waiting)}
-    status["pending"] = [{"path": rel, "reason": "not on the server yet"} for rel in waiting[:daemon_mod.MAX_LISTED]]
-    status["camera"] = inbox.summary(cfg)
-    status["suggestions"] = locate.suggestions(cfg)
-    status["master_data"] = CustomerStore(cfg.state_dir).meta()
-    pid = status.get("pid")
-    status["daemon_running"] = bool(pid and status.get("activity") != "stopped" and _alive(pid))
+    status = status_mod.collect(app.config)
     if as_json:
         click.echo(json.dumps(status, ensure_ascii=False, indent=1))
         return
@@ -206,15 +189,8 @@ def _show_camera(app: AppContext, camera: dict) -> None:
         line += f", expires {camera['expires_at']}"
     echo(app, line)
     if camera.get("waiting"):
-        echo(app, f"  {camera['waiting']} photo(s) waiting in {camera['inbox']}: set a target with 'fieldsync visit use'")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (OSError, ValueError):
-        return False
-    return True
+        echo(app, f"  {camera['waiting']} photo(s) waiting in {camera['inbox']}: "
+                  "set a target with 'fieldsync visit use'")
 
 
 COMMANDS = [sync_command, daemon_command, status_command]

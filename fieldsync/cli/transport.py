@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from fieldsync.cli.base import AppContext, echo, pass_app, warn
-from fieldsync.errors import EXIT_WARNING, BadInput, ConfigError
+from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
+from fieldsync.errors import BadInput, ConfigError
 from fieldsync.transport import hostkeys
 from fieldsync.transport.sftp import parse_url
 
@@ -57,8 +57,7 @@ def trust_host_command(app: AppContext, fingerprint: str | None, yes: bool, hash
         echo(app, "指纹一致 the fingerprint matches the one given")
     if not yes:
         if not click.confirm("信任此密钥？Trust this key and pin it", default=False):
-            warn(f"not pinned; sync to {host} stays refused until the key is trusted")
-            raise click.exceptions.Exit(EXIT_WARNING)
+            finish_with_warnings(f"not pinned; sync to {host} stays refused until the key is trusted")
     hostkeys.pin(known_hosts, host, port, key, hashed=hashed)
     echo(app, f"已保存 pinned {key.get_name()} {shown} for {hostkeys.host_entry_name(host, port)} in {known_hosts}")
 

@@ -1,6 +1,6 @@
 """The device's position from the first positioning provider that answers (P12).
 
-Providers, tried in the order of `locate.providers` in config.yaml:
+Providers, tried in the order of `locate.providers` in config.yaml (validated by config.Locate):
 - gpsd:    the gpsd daemon's JSON protocol over TCP (default 127.0.0.1:2947, ?WATCH).
 - nmea:    an NMEA-0183 serial device (a USB/Bluetooth GPS, /dev/ttyUSB0), parsed by pynmea2.
 - termux:  Android under Termux, through the Termux:API `termux-location` command.
@@ -20,19 +20,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from fieldsync.base import geo
+from fieldsync.config import Locate
 from fieldsync.errors import BadInput, FieldsyncError
 
-DEFAULT_PROVIDERS = ("gpsd", "nmea", "termux", "windows")
-DEFAULT_TIMEOUT_S = 20.0
-GPSD_DEFAULT_PORT = 2947
-NMEA_DEFAULT_DEVICE = "/dev/ttyUSB0"
-NMEA_DEFAULT_BAUD = 4800  # NMEA-0183's standard rate; most USB receivers also do 9600
 # Without a GST sentence, horizontal accuracy is estimated as HDOP × a typical user
 # equivalent range error for a consumer receiver.
 NMEA_UERE_M = 5.0
@@ -102,10 +98,9 @@ def _lines(read: Callable[[float], bytes | None], timeout: float, no_fix: str,
 
 # --------------------------------------------------------------------------- gpsd
 
-def from_gpsd(settings: Mapping[str, Any], timeout: float) -> Fix:
+def from_gpsd(settings: Locate, timeout: float) -> Fix:
     """The first 2D/3D TPV report from gpsd (https://gpsd.io/gpsd_json.html)."""
-    host = str(settings.get("gpsd_host", "127.0.0.1"))
-    port = int(settings.get("gpsd_port", GPSD_DEFAULT_PORT))
+    host, port = settings.gpsd_host, settings.gpsd_port
     try:
         sock = socket.create_connection((host, port), timeout=min(timeout, 5.0))
     except OSError as exc:
@@ -149,12 +144,11 @@ def _gpsd_report(line: bytes) -> Fix | None:
 
 # --------------------------------------------------------------------------- NMEA serial
 
-def from_nmea(settings: Mapping[str, Any], timeout: float) -> Fix:
+def from_nmea(settings: Locate, timeout: float) -> Fix:
     """Read NMEA sentences from a serial device until a valid position (and its accuracy)."""
     import pynmea2
 
-    device = str(settings.get("nmea_device") or NMEA_DEFAULT_DEVICE)
-    baud = int(settings.get("nmea_baud", NMEA_DEFAULT_BAUD))
+    device, baud = settings.nmea_device, settings.nmea_baud
     if os.name != "posix":
         raise ProviderFailed("the NMEA provider reads POSIX serial devices; use 'windows' on Windows")
     if not os.path.exists(device):
@@ -260,13 +254,12 @@ def _float(value: Any) -> float | None:
 
 # --------------------------------------------------------------------------- Termux
 
-def from_termux(settings: Mapping[str, Any], timeout: float) -> Fix:
+def from_termux(settings: Locate, timeout: float) -> Fix:
     """`termux-location -p gps -r once` (Termux:API) prints one JSON object."""
     program = shutil.which("termux-location")
     if program is None:
         raise ProviderFailed("termux-location not found (install the Termux:API app and 'pkg install termux-api')")
-    provider = str(settings.get("termux_provider", "gps"))
-    output = _run([program, "-p", provider, "-r", "once"], timeout, "termux-location")
+    output = _run([program, "-p", settings.termux_provider, "-r", "once"], timeout, "termux-location")
     data = _json_object(output, "termux-location")
     if "API_ERROR" in data or "error" in data:
         raise ProviderFailed(f"termux-location: {data.get('API_ERROR') or data.get('error')}")
@@ -293,7 +286,7 @@ $w.Stop()
 """
 
 
-def from_windows(settings: Mapping[str, Any], timeout: float) -> Fix:
+def from_windows(settings: Locate, timeout: float) -> Fix:
     """The Windows location service through PowerShell's System.Device.Location."""
     if sys.platform != "win32":
         raise ProviderFailed("the Windows location API exists only on Windows")
@@ -346,33 +339,17 @@ def _json_object(output: str, what: str) -> dict[str, Any]:
     return data
 
 
-PROVIDERS: dict[str, Callable[[Mapping[str, Any], float], Fix]] = {
+PROVIDERS: dict[str, Callable[[Locate, float], Fix]] = {
     "gpsd": from_gpsd, "nmea": from_nmea, "termux": from_termux, "windows": from_windows,
 }
 
 
-def provider_order(settings: Mapping[str, Any]) -> list[str]:
-    names = settings.get("providers", list(DEFAULT_PROVIDERS))
-    if isinstance(names, str):
-        names = [names]
-    if not isinstance(names, list) or not names:
-        raise BadInput("locate.providers in config.yaml must be a list such as [gpsd, nmea, termux, windows]")
-    unknown = [n for n in names if n not in PROVIDERS]
-    if unknown:
-        raise BadInput(f"locate.providers: unknown provider {unknown[0]!r}; use "
-                       f"{', '.join(PROVIDERS)}")
-    return list(names)
-
-
-def first_fix(settings: Mapping[str, Any]) -> tuple[Fix, list[str]]:
+def first_fix(settings: Locate) -> tuple[Fix, list[str]]:
     """The first provider's fix in config order, with the reasons earlier ones gave up."""
-    timeout = settings.get("timeout_seconds", DEFAULT_TIMEOUT_S)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= 600:
-        raise BadInput("locate.timeout_seconds in config.yaml must be a number of seconds (0-600)")
     reasons: list[str] = []
-    for name in provider_order(settings):
+    for name in settings.providers:
         try:
-            return PROVIDERS[name](settings, float(timeout)), reasons
+            return PROVIDERS[name](settings, settings.timeout_seconds), reasons
         except ProviderFailed as exc:
             reasons.append(f"{name}: {exc}")
     raise NoFix("no positioning provider gave a fix; go outdoors or enter the position with "

@@ -21,12 +21,11 @@ from markupsafe import Markup
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_bytes
 from fieldsync.base.rendering import template_dirs
-from fieldsync.errors import BadInput, ConfigError
+from fieldsync.config import Maps, maps_settings
+from fieldsync.errors import BadInput
 from fieldsync.tree.layout import ASSETS_DIR
 
-DEFAULT_ZOOM = 17
-DEFAULT_MAX_ZOOM = 19
-TILE_DATUMS = ("wgs84", "gcj02")
+DEFAULT_ZOOM = Maps().zoom
 
 
 def asset_sources() -> list[tuple[Path, str]]:
@@ -67,20 +66,21 @@ def forget_installed() -> None:
 
 # --------------------------------------------------------------------------- the view
 
-def view(location: Mapping[str, Any] | None, *, maps: Mapping[str, Any] | None = None,
+def view(location: Mapping[str, Any] | None, *, maps: Maps | Mapping[str, Any] | None = None,
          assets: str | None = None, last_fix: Mapping[str, Any] | None = None,
          name: str = "", address: str = "") -> dict[str, Any] | None:
     """Everything _map.html.j2 shows for `location` (customer.yaml's mapping), or None when
     there is no usable location. `assets` is the relative href of ROOT/_assets from the page
-    (None: no interactive map, the offline panel only)."""
+    (None: no interactive map, the offline panel only). `maps` is config.yaml's section; a plain
+    mapping (a server page's bare location) is validated by config the same way."""
     if not isinstance(location, Mapping):
         return None
     try:
         point = geo.validate(location.get("lat"), location.get("lon"), "location")
     except BadInput:
         return None
-    maps = maps or {}
-    datum = _tile_datum(maps)
+    if not isinstance(maps, Maps):
+        maps = maps_settings(maps)
     accuracy = location.get("accuracy_m")
     gcj = geo.wgs84_to_gcj02(*point)
     bd = geo.gcj02_to_bd09(*gcj)
@@ -94,36 +94,19 @@ def view(location: Mapping[str, Any] | None, *, maps: Mapping[str, Any] | None =
         "from_last_fix": from_last_fix(point, last_fix),
         "assets": assets,
     }
-    display = _display(point, datum)
+    display = _display(point, maps.tile_datum)
     settings = {
         "lat": display.lat, "lon": display.lon, "accuracy_m": result["accuracy_m"],
-        "name": name, "tile_url": _text(maps.get("tile_url")) or None,
-        "attribution": _text(maps.get("attribution")),
-        "subdomains": _text(maps.get("subdomains")) or "abc",
-        "zoom": _zoom(maps, "zoom", DEFAULT_ZOOM), "max_zoom": _zoom(maps, "max_zoom", DEFAULT_MAX_ZOOM),
+        "name": name, "tile_url": maps.tile_url, "attribution": maps.attribution,
+        "subdomains": maps.subdomains, "zoom": maps.zoom, "max_zoom": maps.max_zoom,
         "last_fix": None,
     }
     if result["from_last_fix"]:
-        me = _display(geo.Point(last_fix["lat"], last_fix["lon"]), datum)  # type: ignore[index]
+        me = _display(geo.Point(last_fix["lat"], last_fix["lon"]), maps.tile_datum)  # type: ignore[index]
         settings["last_fix"] = {"lat": me.lat, "lon": me.lon, "at": result["from_last_fix"]["at"]}
     # The JSON sits inside <script>: escape "<" so no text can close the element.
     result["settings_json"] = Markup(json.dumps(settings, ensure_ascii=False).replace("<", "\\u003c"))
     return result
-
-
-def _tile_datum(maps: Mapping[str, Any]) -> str:
-    datum = str(maps.get("tile_datum", "wgs84")).lower()
-    if datum not in TILE_DATUMS:
-        raise ConfigError(f"maps.tile_datum: expected {' or '.join(TILE_DATUMS)}, got {datum!r} "
-                          "(BD-09 tiles use their own projection and are not supported)")
-    return datum
-
-
-def _zoom(maps: Mapping[str, Any], key: str, default: int) -> int:
-    value = maps.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 22:
-        raise ConfigError(f"maps.{key}: expected a whole number from 0 to 22, got {value!r}")
-    return value
 
 
 def _display(point: geo.Point, datum: str) -> geo.Point:

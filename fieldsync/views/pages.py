@@ -107,7 +107,7 @@ def _customer_map(cfg: Config, data: dict) -> dict | None:
 
 def render_customer(cfg: Config, folder: Path) -> bool:
     text = render_page("customer.html.j2", customer=customer_context(cfg, folder),
-                           maps=dict(cfg.maps))
+                           maps=cfg.maps)
     return _write_if_changed(folder / PAGE_FILE, text)
 
 

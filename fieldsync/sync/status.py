@@ -1,0 +1,40 @@
+"""What `fieldsync status` reports, assembled as data: the CLI only renders it.
+
+The daemon's last status.json, the sync state's counts, what the tree still holds that the
+server does not, the camera inbox, location suggestions, master data and whether the daemon
+is alive, in one plain dict (its JSON is `fieldsync status --json`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fieldsync.base.platform import pid_alive
+from fieldsync.config import Config
+from fieldsync.location import locate
+from fieldsync.masterdata.store import CustomerStore
+from fieldsync.sync import daemon, engine
+from fieldsync.sync.state import SyncState
+from fieldsync.tree import inbox
+
+
+def collect(cfg: Config) -> dict[str, Any]:
+    """Everything `fieldsync status` shows; key order is the --json output's order."""
+    try:
+        status = json.loads(daemon.status_path(cfg).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        status = {}  # no daemon ever ran, or it was killed mid-write: the state still answers
+    with SyncState(cfg.state_dir) as state:
+        status.update(daemon.summarize(state))
+        # The state only knows files a pass has seen: count from the tree what is not on the
+        # server yet, so an offline tablet still says how much is waiting.
+        waiting = engine.outstanding(cfg, state)
+    status["counts"] = {**status.get("counts", {}), "pending": len(waiting)}
+    status["pending"] = [{"path": rel, "reason": "not on the server yet"} for rel in waiting[:daemon.MAX_LISTED]]
+    status["camera"] = inbox.summary(cfg)
+    status["suggestions"] = locate.suggestions(cfg)
+    status["master_data"] = CustomerStore(cfg.state_dir).meta()
+    pid = status.get("pid")
+    status["daemon_running"] = bool(pid and status.get("activity") != "stopped" and pid_alive(pid))
+    return status
