@@ -22,10 +22,10 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from fieldsync.base import geo
+from fieldsync.base.clock import now_iso
 from fieldsync.config import Locate
 from fieldsync.errors import BadInput, FieldsyncError
 
@@ -58,10 +58,6 @@ class Fix:
     def as_dict(self) -> dict[str, Any]:
         return {"lat": self.lat, "lon": self.lon, "accuracy_m": self.accuracy_m,
                 "source": self.source, "at": self.at}
-
-
-def now_iso() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def _make_fix(lat: Any, lon: Any, accuracy: Any, provider: str, **detail: Any) -> Fix:

@@ -13,11 +13,11 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 from tinydb import Query, TinyDB
 
+from fieldsync.base.clock import now_iso
 from fieldsync.base.names import normalize_account
 from fieldsync.errors import UnknownCustomer
 
@@ -133,7 +133,7 @@ class CustomerStore:
             step(STORE_STEP)
             _write_tinydb(Path(tmp), rows, {
                 "source": source, "count": len(rows),
-                "imported_at": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+                "imported_at": now_iso(),
             })
             os.replace(tmp, self.path)
         except BaseException:

@@ -29,7 +29,7 @@ def kind_folder(cfg: Config, visit: Path, kind: str) -> Path:
     try:
         folder = visit / cfg.layout.kind_folders[kind]
     except KeyError:
-        raise BadInput(f"unknown photo kind {kind!r}; use appearance or nameplate") from None
+        raise BadInput(f"unknown photo kind {kind!r}; use {' or '.join(PHOTO_KINDS)}") from None
     if folder.exists() and not folder.is_dir():
         raise TreeError(f"{folder} is a file; it should be the {kind} photo folder")
     folder.mkdir(exist_ok=True)
