@@ -16,6 +16,7 @@ from fieldsync.base.hashing import file_sha256
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, TreeError
 from fieldsync.media.imaging import identify
+from fieldsync.tree.layout import PHOTO_KINDS
 
 
 @dataclass(frozen=True)
