@@ -15,7 +15,8 @@ from fieldsync.cli.base import AppContext, FieldsyncGroup, setup_logging
 
 @click.group(cls=FieldsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_option", metavar="PATH", envvar=None,
-              help="config.yaml to use (default: $FIELDSYNC_CONFIG, ./config.yaml, the enclosing tree, the user config).")
+              help="config.yaml to use (default: $FIELDSYNC_CONFIG, ./config.yaml, the enclosing tree, "
+                   "the user config).")
 @click.option("-v", "--verbose", count=True, help="More detail, and tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and warnings.")
 @click.version_option(__version__, prog_name="fieldsync")
@@ -45,6 +46,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sync": ("sync",), "daemon": ("sync",), "status": ("sync",), "trust-host": ("transport",),
     "verify": ("evidence",), "evidence": ("evidence",),
     "server": ("server",), "demo": ("demo",),
+    "quarantine": ("quarantine",),
 }
 
 
