@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from fieldsync.demo import write_sample_photo
 from fieldsync.tree.check import GROWING_SECONDS, check_tree
@@ -82,8 +83,6 @@ def test_truncated_photo_is_bad_when_old_and_still_being_written_when_young(tree
 
 
 def test_truncated_png_is_caught_by_the_full_decode(tree, visit):
-    from PIL import Image
-
     full = visit / "外观" / "full.png"
     Image.effect_noise((400, 300), 64).convert("RGB").save(full)
     cut = visit / "外观" / "cut.png"
