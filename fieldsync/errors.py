@@ -65,3 +65,7 @@ class EvidenceBroken(FieldsyncError):
     def __init__(self, message: str, problems: list):
         super().__init__(message)
         self.problems = problems
+
+
+class QuarantineError(FieldsyncError):
+    """A quarantined file cannot be found, set aside, put back or deleted."""

@@ -47,6 +47,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "sync": ("sync",), "daemon": ("sync",), "status": ("sync",), "trust-host": ("transport",),
     "verify": ("evidence",), "evidence": ("evidence",),
     "server": ("server",), "demo": ("demo",),
+    "quarantine": ("quarantine",),
 }
 
 
