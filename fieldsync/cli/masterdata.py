@@ -8,6 +8,7 @@ import click
 
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.cli.customers import customers_group
+from fieldsync.cli.tree import derive_after
 from fieldsync.masterdata import publish as masterdata
 from fieldsync.masterdata.store import CustomerStore
 
@@ -38,6 +39,8 @@ def pull_command(app: AppContext) -> None:
     """Fetch the server's master data when it changed (swapped in atomically)."""
     cfg = app.config
     if masterdata.pull_if_changed(cfg):
+        if cfg.root.is_dir():
+            derive_after(app, [], master_data_changed=True)
         count = CustomerStore(cfg.state_dir).meta().get("count")
         echo(app, f"pulled new master data: {count} customers")
     else:

@@ -211,10 +211,8 @@ def accuracy_warning(cfg: Config, location: Location) -> str | None:
 # --------------------------------------------------------------------------- storing
 
 def save(cfg: Config, folder: Path, location: Location) -> dict[str, Any]:
-    """Write the location into folder/customer.yaml (old one into location_history) and
-    refresh the customer's page. Returns the stored mapping."""
-    from fieldsync.views import pages
-
+    """Write the location into folder/customer.yaml (old one into location_history); the
+    customer's page follows through sync.derive. Returns the stored mapping."""
     path = folder / CUSTOMER_FILE
     if not path.is_file():
         account = account_of_folder(folder.name, cfg.layout) or "ACCOUNT"
@@ -227,7 +225,6 @@ def save(cfg: Config, folder: Path, location: Location) -> dict[str, Any]:
         data["location_history"] = (history if isinstance(history, list) else []) + [previous]
     data["location"] = record
     write_yaml(path, data, CUSTOMER_COMMENT)
-    pages.render_customer(cfg, folder)
     return record
 
 
