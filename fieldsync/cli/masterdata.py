@@ -11,6 +11,8 @@ from fieldsync.cli.customers import customers_group
 from fieldsync.cli.tree import derive_after
 from fieldsync.masterdata import publish as masterdata
 from fieldsync.masterdata.store import CustomerStore
+from fieldsync.transport import open_transport
+from fieldsync.transport.local import LocalTransport
 
 
 @customers_group.command("publish")
@@ -23,9 +25,6 @@ def publish_command(app: AppContext, server_root: Path | None) -> None:
     SERVER_ROOT: the server tree's folder when run on the server itself; without it, the
     data goes to server.url from config.yaml (file:// or sftp://).
     """
-    from fieldsync.transport import open_transport
-    from fieldsync.transport.local import LocalTransport
-
     transport = LocalTransport(server_root.resolve()) if server_root else open_transport(app.config)
     with transport:
         published = masterdata.publish(app.config.state_dir, transport)
