@@ -92,19 +92,22 @@ def test_import_writes_the_root_page_and_updates_open_customers(tree, invoke, tm
     assert "杭州新名字机械有限公司" in page(customer) and "5100099999999" in page(customer)
 
 
-def test_pulled_master_data_updates_open_customers(tree, invoke, tmp_path):
-    customer = Path(invoke("customer", "open", "3300005678").stdout.strip())
-    assert invoke("customers", "publish").exit_code == 0
-    # the server's copy changes: an import published from another state folder (the office's)
+def publish_renamed(cfg, tmp_path: Path) -> None:
+    """The server's master data changes: an import published from another state folder (the office's)."""
     export = tmp_path / "export.csv"
     export.write_text("户号,户名,表计局号\n3300005678,宁波港新物流有限公司,5100087654321\n", encoding="utf-8")
     other = tmp_path / "other-state"
     other.mkdir()
     store = CustomerStore(other)
-    store.replace(CustomerStore(tree.state_dir).all(), "copy")
+    store.replace(CustomerStore(cfg.state_dir).all(), "copy")
     store.merge(importer.parse(export), str(export))
-    with LocalTransport(server_root(tree)) as transport:
+    with LocalTransport(server_root(cfg)) as transport:
         publish(other, transport)
+
+
+def test_pulled_master_data_updates_open_customers(tree, invoke, tmp_path):
+    customer = Path(invoke("customer", "open", "3300005678").stdout.strip())
+    publish_renamed(tree, tmp_path)
     result = invoke("customers", "pull")
     assert result.exit_code == 0 and "pulled new master data" in result.stdout
     assert read_yaml(customer / "customer.yaml")["name"] == "宁波港新物流有限公司"
@@ -171,3 +174,22 @@ def test_daemon_keeps_pages_current_after_file_manager_changes(running, tmp_path
     passes = daemon.passes
     time.sleep(3 * cfg.sync.settle_seconds + 1)
     assert daemon.passes - passes <= 1
+
+
+def test_daemon_pull_updates_customer_record_and_page(tree, invoke, tmp_path):
+    customer = Path(invoke("customer", "open", "3300005678").stdout.strip())
+    publish_renamed(tree, tmp_path)
+    daemon = Daemon(tree)  # pulls master data after its first (full) pass
+    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
+    thread.start()
+    try:
+        there = server_root(tree) / customer.name
+        wait_for(lambda: shows(customer, "宁波港新物流有限公司"), "the customer page to follow the pull")
+        assert read_yaml(customer / "customer.yaml")["name"] == "宁波港新物流有限公司"
+        wait_for(lambda: shows(there, "宁波港新物流有限公司") and page(there) == page(customer)
+                 and (there / "customer.yaml").read_bytes() == (customer / "customer.yaml").read_bytes(),
+                 "the server to get the new record and page")
+    finally:
+        daemon.stop()
+        thread.join(timeout=WAIT)
+    assert not thread.is_alive()
