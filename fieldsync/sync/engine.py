@@ -419,7 +419,7 @@ class Engine:
             self._make_folders(plan.folders, result)
             touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
                                        progress, result)
-            derived = self._derive(plan, touched)
+            derived = self._derive(plan, touched, everything=entries if remote is not None else None)
             manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
             if not result.error:
                 self._log_heads(manifests)
@@ -441,11 +441,15 @@ class Engine:
             self.state.flush()
         return result
 
-    def _derive(self, plan: Plan, touched: set[Path]) -> list[Entry]:
+    def _derive(self, plan: Plan, touched: set[Path], everything: dict[str, Entry] | None) -> list[Entry]:
         """Run sync.derive for what this pass saw change (files and folders it found, photos it
         shrank, files gone); returns what that rewrote, as entries to push in this pass. After a
-        network error they stay unpushed, and the retry's full rescan finds them."""
-        changed = [e.rel for e in plan.files + plan.folders] + [PurePosixPath(rel) for rel in plan.gone]
+        network error they stay unpushed, and the retry's full rescan finds them.
+
+        everything: the whole scan when the state was new or lost (what changed is unknown then,
+        and files adopted from the server listing are not in the plan)."""
+        found = everything.values() if everything is not None else plan.files + plan.folders
+        changed = [e.rel for e in found] + [PurePosixPath(rel) for rel in plan.gone]
         changed += [relative(self.cfg.root, visit) for visit in touched]
         if not changed:
             return []
