@@ -10,7 +10,6 @@ from fieldsync.cli.base import AppContext, echo, pass_app, warn
 from fieldsync.cli.tree import derive_after
 from fieldsync.errors import BadInput
 from fieldsync.location import gps, locate
-from fieldsync.sync.derive import derive
 from fieldsync.tree import folders as tree
 from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE
 
@@ -96,7 +95,7 @@ def where_command(app: AppContext) -> None:
     located = [folder / CUSTOMER_FILE for folder in sorted(cfg.root.iterdir())
                if folder.is_dir() and not folder.name.startswith(".")
                and (folder / CUSTOMER_FILE).is_file() and tree.read_customer(folder).get("location")]
-    written = derive(cfg, located).written
+    written = derive_after(app, located).written
     refreshed = sum(1 for rel in written if len(rel.parts) == 2 and rel.name == PAGE_FILE)
     accuracy_text = f" ±{fix.accuracy_m:g} m" if fix.accuracy_m is not None else ""
     echo(app, f"{fix.lat:.6f}, {fix.lon:.6f}{accuracy_text} ({fix.source}); {refreshed} 个客户页面已更新")

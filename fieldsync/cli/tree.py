@@ -13,7 +13,7 @@ from fieldsync import config as config_mod
 from fieldsync.cli.base import AppContext, echo, pass_app, warn
 from fieldsync.errors import EXIT_WARNING
 from fieldsync.location import locate
-from fieldsync.sync.derive import derive
+from fieldsync.sync.derive import DeriveResult, derive
 from fieldsync.tree import check as check_mod
 from fieldsync.tree import folders as tree
 from fieldsync.tree import photos, visits
@@ -45,11 +45,13 @@ def init_command(app: AppContext, root: Path, inspector: str, device: str, serve
         echo(app, f"(run commands inside {root}, or export {config_mod.ENV_VAR}={config_path})")
 
 
-def derive_after(app: AppContext, changed: Iterable[Path], master_data_changed: bool = False) -> None:
+def derive_after(app: AppContext, changed: Iterable[Path], master_data_changed: bool = False) -> DeriveResult:
     """Seals, customer.yaml and pages follow the tree: every command that changed it calls this
     with what it changed (the daemon does the same for the file manager's changes)."""
-    for problem in derive(app.config, changed, master_data_changed).problems:
+    done = derive(app.config, changed, master_data_changed)
+    for problem in done.problems:
         warn(problem)
+    return done
 
 
 @click.group("customer")
