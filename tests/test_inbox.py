@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from fieldsync.errors import TreeError
+from fieldsync.sync.derive import derive
 from fieldsync.tree import inbox, visits
 from tests.fixtures.camera import configure_camera, shoot_photo
 
@@ -37,6 +38,7 @@ def test_a_photo_is_moved_into_the_active_kind_folder_unchanged(camera_tree):
     with Image.open(target) as image:
         assert image.getexif()[0x0110] == "Redmi Pad SE"
     assert result.reason is None and not result.waiting
+    derive(cfg, [f.target for f in result.filed])  # what `shoot` and the daemon's next pass run
     assert "IMG_20261125_093512.jpg" in (visit / "index.html").read_text(encoding="utf-8")
 
 

@@ -39,7 +39,7 @@ def test_publish_then_pull_only_when_changed(tree, invoke, tmp_path):
     assert invoke("customers", "import", admin_csv).exit_code == 0
     assert invoke("customers", "publish", server_dir(tree)).exit_code == 0
     (tree.state_dir / "customers.json").write_bytes(b"{}")  # stale local copy
-    assert masterdata.pull_if_changed(tree) is True
+    assert "pulled new master data" in invoke("customers", "pull").stdout
     assert "3300004444" in accounts(tree)
     assert [h.account_no for h in search.find(tree.state_dir, "hzxny").hits] == ["3300004444"]
     assert (tree.root / "_query" / "manifest.js").is_file()  # the query page follows

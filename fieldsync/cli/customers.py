@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from fieldsync.cli.base import AppContext, echo, pass_app
+from fieldsync.cli.tree import derive_after
 from fieldsync.errors import BadInput
 from fieldsync.masterdata import importer
 from fieldsync.masterdata.catalog import IndexedStore
@@ -54,6 +55,8 @@ def import_command(app: AppContext, file: Path) -> None:
 
         summary = IndexedStore(cfg.state_dir).merge(records, str(file), step=step)
         bar.update(1)
+    if cfg.root.is_dir():  # customer.yaml of open customers and the query page follow the import
+        derive_after(app, [], master_data_changed=True)
     echo(app, f"imported {len(records)} customers from {file.name}: {summary.added} added, "
               f"{summary.changed} changed, {summary.unchanged} unchanged ({summary.total} in total)")
 

@@ -18,10 +18,11 @@ from pathlib import Path
 import click
 
 from fieldsync.cli.base import AppContext, echo, pass_app, warn
-from fieldsync.cli.tree import KINDS, visit_group
+from fieldsync.cli.tree import KINDS, derive_after, visit_group
 from fieldsync.config import Config
 from fieldsync.errors import EXIT_WARNING, ConfigError, TreeError
 from fieldsync.tree import inbox, photos, visits
+from fieldsync.tree.layout import VISIT_FILE
 
 
 def _kind_label(cfg: Config, kind: str) -> str:
@@ -121,6 +122,8 @@ def shoot_command(ctx: click.Context, app: AppContext, include_older: bool) -> N
         raise TreeError(f"{cfg.camera.inbox}: {inbox.REASON_TEXT[result.reason]}")
     for filed in result.filed:
         echo(app, str(filed.target))
+    if result.filed:
+        derive_after(app, [filed.target for filed in result.filed])
     left = False
     if result.waiting:
         left = True
@@ -137,7 +140,8 @@ def shoot_command(ctx: click.Context, app: AppContext, include_older: bool) -> N
     if not (result.filed or left or result.settling):
         echo(app, "没有新照片 no new photos in the camera inbox")
     if result.target is not None:
-        echo(app, f"已归档 filed: {len(result.filed)} into {result.target.visit} / {_kind_label(cfg, result.target.kind)}")
+        kind = _kind_label(cfg, result.target.kind)
+        echo(app, f"已归档 filed: {len(result.filed)} into {result.target.visit} / {kind}")
     if left:
         ctx.exit(EXIT_WARNING)
 
@@ -150,13 +154,14 @@ def pick_command(app: AppContext, files: tuple[Path, ...], kind: str | None) -> 
     """本地选择: copy existing photos into the active visit (like 'add', without naming it)."""
     cfg = app.config
     target = inbox.require_live(cfg)
-    for added in photos.add_photos(cfg, target.visit_path(cfg), kind or target.kind, list(files)):
+    added_photos = photos.add_photos(cfg, target.visit_path(cfg), kind or target.kind, list(files))
+    for added in added_photos:
         if added.duplicate:
             warn(f"{added.source}: already in the visit as {added.target.name}, not copied again")
         else:
             echo(app, str(added.target))
     inbox.touch(cfg, target)
-    inbox.refresh_pages(cfg, target.visit_path(cfg))
+    derive_after(app, [target.visit_path(cfg)] + [added.target for added in added_photos])
 
 
 @click.command("remark")
@@ -176,6 +181,7 @@ def remark_command(app: AppContext, appearance_note: str | None, nameplate_note:
         path = target.visit_path(cfg)
     if appearance_note is not None or nameplate_note is not None:
         visits.edit_visit(cfg, path, appearance_note=appearance_note, nameplate_note=nameplate_note)
+        derive_after(app, [path / VISIT_FILE])
         if target is not None:
             inbox.touch(cfg, target)
     data = visits.read_visit(path)

@@ -7,11 +7,11 @@ from pathlib import Path
 import click
 
 from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.cli.tree import derive_after
 from fieldsync.errors import BadInput
 from fieldsync.location import gps, locate
 from fieldsync.tree import folders as tree
-from fieldsync.tree.layout import CUSTOMER_FILE
-from fieldsync.views import pages
+from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE
 
 
 @click.command("locate")
@@ -63,6 +63,7 @@ def locate_command(app: AppContext, account: str, lat: str | None, lon: str | No
             raise BadInput(f"location not saved: {problem}; retry under open sky, or pass "
                            "--accept-accuracy to keep it anyway")
     stored = locate.save(cfg, folder, location)
+    derive_after(app, [folder / CUSTOMER_FILE])
     accuracy_text = f" ±{stored['accuracy_m']:g} m" if stored.get("accuracy_m") is not None else ""
     echo(app, f"已定位 {stored['lat']:.6f}, {stored['lon']:.6f}{accuracy_text} ({stored['source']})")
     echo(app, str(folder / CUSTOMER_FILE))
@@ -90,10 +91,12 @@ def where_command(app: AppContext) -> None:
     for reason in reasons:
         warn(f"skipped {reason}")
     locate.save_last_fix(cfg, fix)
-    refreshed = 0
-    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if (folder / CUSTOMER_FILE).is_file() and tree.read_customer(folder).get("location"):
-            refreshed += pages.render_customer(cfg, folder)
+    # The pages bake in the distance from the last fix: those of located customers follow it.
+    located = [folder / CUSTOMER_FILE for folder in sorted(cfg.root.iterdir())
+               if folder.is_dir() and not folder.name.startswith(".")
+               and (folder / CUSTOMER_FILE).is_file() and tree.read_customer(folder).get("location")]
+    written = derive_after(app, located).written
+    refreshed = sum(1 for rel in written if len(rel.parts) == 2 and rel.name == PAGE_FILE)
     accuracy_text = f" ±{fix.accuracy_m:g} m" if fix.accuracy_m is not None else ""
     echo(app, f"{fix.lat:.6f}, {fix.lon:.6f}{accuracy_text} ({fix.source}); {refreshed} 个客户页面已更新")
 

@@ -8,8 +8,11 @@ import click
 
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.cli.customers import customers_group
+from fieldsync.cli.tree import derive_after
 from fieldsync.masterdata import publish as masterdata
 from fieldsync.masterdata.store import CustomerStore
+from fieldsync.transport import open_transport
+from fieldsync.transport.local import LocalTransport
 
 
 @customers_group.command("publish")
@@ -22,9 +25,6 @@ def publish_command(app: AppContext, server_root: Path | None) -> None:
     SERVER_ROOT: the server tree's folder when run on the server itself; without it, the
     data goes to server.url from config.yaml (file:// or sftp://).
     """
-    from fieldsync.transport import open_transport
-    from fieldsync.transport.local import LocalTransport
-
     transport = LocalTransport(server_root.resolve()) if server_root else open_transport(app.config)
     with transport:
         published = masterdata.publish(app.config.state_dir, transport)
@@ -38,6 +38,8 @@ def pull_command(app: AppContext) -> None:
     """Fetch the server's master data when it changed (swapped in atomically)."""
     cfg = app.config
     if masterdata.pull_if_changed(cfg):
+        if cfg.root.is_dir():
+            derive_after(app, [], master_data_changed=True)
         count = CustomerStore(cfg.state_dir).meta().get("count")
         echo(app, f"pulled new master data: {count} customers")
     else:

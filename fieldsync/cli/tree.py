@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import socket
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
@@ -12,9 +13,11 @@ from fieldsync import config as config_mod
 from fieldsync.cli.base import AppContext, echo, pass_app, warn
 from fieldsync.errors import EXIT_WARNING
 from fieldsync.location import locate
+from fieldsync.sync.derive import DeriveResult, derive
 from fieldsync.tree import check as check_mod
 from fieldsync.tree import folders as tree
 from fieldsync.tree import photos, visits
+from fieldsync.tree.layout import CUSTOMER_FILE, VISIT_FILE
 
 KINDS = click.Choice(["appearance", "nameplate"])
 
@@ -42,6 +45,15 @@ def init_command(app: AppContext, root: Path, inspector: str, device: str, serve
         echo(app, f"(run commands inside {root}, or export {config_mod.ENV_VAR}={config_path})")
 
 
+def derive_after(app: AppContext, changed: Iterable[Path], master_data_changed: bool = False) -> DeriveResult:
+    """Seals, customer.yaml and pages follow the tree: every command that changed it calls this
+    with what it changed (the daemon does the same for the file manager's changes)."""
+    done = derive(app.config, changed, master_data_changed)
+    for problem in done.problems:
+        warn(problem)
+    return done
+
+
 @click.group("customer")
 def customer_group() -> None:
     """A customer's root folder (P1)."""
@@ -52,7 +64,9 @@ def customer_group() -> None:
 @pass_app
 def customer_open(app: AppContext, account: str) -> None:
     """Make or refresh ACCOUNT's folder (customer.yaml, documents, business folders); print its path."""
-    click.echo(tree.open_customer(app.config, account))
+    folder = tree.open_customer(app.config, account)
+    derive_after(app, [folder, folder / CUSTOMER_FILE])
+    click.echo(folder)
 
 
 @click.group("category")
@@ -67,7 +81,9 @@ def category_group() -> None:
 @pass_app
 def category_add(app: AppContext, account: str, business: str, name: str) -> None:
     """Create category NAME under BUSINESS (its name, or 1/2/3) of ACCOUNT; print its path."""
-    click.echo(tree.add_category(app.config, account, business, name))
+    folder = tree.add_category(app.config, account, business, name)
+    derive_after(app, [folder])
+    click.echo(folder)
 
 
 @click.group("visit")
@@ -86,8 +102,10 @@ def visit_group() -> None:
 def visit_new(app: AppContext, account: str, business: str, category: str, name: str | None,
               appearance_note: str, nameplate_note: str) -> None:
     """Create a visit with visit.yaml and both photo folders; print its path."""
-    click.echo(visits.new_visit(app.config, account, business, category, name=name,
-                                appearance_note=appearance_note, nameplate_note=nameplate_note))
+    path = visits.new_visit(app.config, account, business, category, name=name,
+                            appearance_note=appearance_note, nameplate_note=nameplate_note)
+    derive_after(app, [path / VISIT_FILE])  # seals the starting remarks, renders the pages
+    click.echo(path)
 
 
 @visit_group.command("edit")
@@ -101,8 +119,10 @@ def visit_edit(app: AppContext, visit: str, name: str | None, appearance_note: s
     """Change a visit's name or remarks; every change is kept in its history. Prints the path."""
     cfg = app.config
     path = visits.resolve_visit(cfg, visit)
-    click.echo(visits.edit_visit(cfg, path, name=name, appearance_note=appearance_note,
-                                 nameplate_note=nameplate_note))
+    target = visits.edit_visit(cfg, path, name=name, appearance_note=appearance_note,
+                               nameplate_note=nameplate_note)
+    derive_after(app, [path, target / VISIT_FILE])  # seals the edit now, not with the next photo
+    click.echo(target)
 
 
 @click.command("add")
@@ -118,11 +138,13 @@ def add_command(app: AppContext, files: tuple[Path, ...], visit: str, kind: str)
     """
     cfg = app.config
     path = visits.resolve_visit(cfg, visit)
-    for added in photos.add_photos(cfg, path, kind, list(files)):
+    added_photos = photos.add_photos(cfg, path, kind, list(files))
+    for added in added_photos:
         if added.duplicate:
             warn(f"{added.source}: already in the visit as {added.target.name}, not copied again")
         else:
             echo(app, str(added.target))
+    derive_after(app, [path] + [added.target for added in added_photos])
 
 
 @click.command("check")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,9 +24,10 @@ from fieldsync.base.atomic import write_text
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, TreeError
+from fieldsync.evidence.manifest import current_entries, load
 from fieldsync.location import gps
 from fieldsync.media.exif import GPS_LAT, GPS_LAT_REF, GPS_LON, GPS_LON_REF, IFD_EXIF, IFD_GPS, taken_at
-from fieldsync.media.imaging import is_photo_name
+from fieldsync.media.imaging import is_photo_name, register_heif
 from fieldsync.tree.folders import CUSTOMER_COMMENT
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, account_of_folder
 
@@ -97,8 +99,6 @@ def from_photo(cfg: Config, photo: Path) -> Location:
 
 
 def _read_gps_ifd(photo: Path) -> tuple[dict, str | None]:
-    from fieldsync.media.imaging import register_heif
-
     register_heif()
     try:
         with Image.open(photo) as image:
@@ -174,8 +174,6 @@ def _manifest_gps(photo: Path) -> dict | None:
 def _manifest_entries(visit: Path) -> dict[str, dict]:
     """path -> current manifest entry of a visit; empty when it has no readable manifest
     (a broken manifest is verify's business, not a reason to refuse a location)."""
-    from fieldsync.evidence.manifest import current_entries, load
-
     try:
         data = load(visit)
     except TreeError:
@@ -211,10 +209,8 @@ def accuracy_warning(cfg: Config, location: Location) -> str | None:
 # --------------------------------------------------------------------------- storing
 
 def save(cfg: Config, folder: Path, location: Location) -> dict[str, Any]:
-    """Write the location into folder/customer.yaml (old one into location_history) and
-    refresh the customer's page. Returns the stored mapping."""
-    from fieldsync.views import pages
-
+    """Write the location into folder/customer.yaml (old one into location_history); the
+    customer's page follows through sync.derive. Returns the stored mapping."""
     path = folder / CUSTOMER_FILE
     if not path.is_file():
         account = account_of_folder(folder.name, cfg.layout) or "ACCOUNT"
@@ -227,7 +223,6 @@ def save(cfg: Config, folder: Path, location: Location) -> dict[str, Any]:
         data["location_history"] = (history if isinstance(history, list) else []) + [previous]
     data["location"] = record
     write_yaml(path, data, CUSTOMER_COMMENT)
-    pages.render_customer(cfg, folder)
     return record
 
 
@@ -308,6 +303,4 @@ def _has_gps(photo: Path) -> bool:
 def _quote(text: str) -> str:
     if os.name == "nt":
         return f'"{text}"' if " " in text else text
-    import shlex
-
     return shlex.quote(text)

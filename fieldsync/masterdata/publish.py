@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from fieldsync.base.atomic import write_text
 from fieldsync.base.hashing import file_sha256
 from fieldsync.errors import BadInput, TransportError, UnknownCustomer
+from fieldsync.masterdata import search
 from fieldsync.masterdata.store import CUSTOMERS_TABLE, STORE_NAME, CustomerStore
 from fieldsync.transport import open_transport
 
@@ -66,6 +67,7 @@ def pull_if_changed(cfg, transport=None) -> bool:
     """Fetch the published master data when it differs from ours; True when it was replaced.
 
     The daemon calls this on a schedule. Nothing published yet is not an error (False).
+    The caller derives what follows (customer.yaml, pages): sync.derive with master_data_changed.
     """
     state_dir = Path(cfg.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -83,8 +85,8 @@ def pull_if_changed(cfg, transport=None) -> bool:
                            "run 'fieldsync customers publish' on the server again")
         pulled = _read_json(state_dir / PULLED_FILE) or {}
         store = CustomerStore(state_dir)
-        if pulled.get("sha256") == remote["sha256"] and store.exists() \
-                and file_sha256(store.path)[0] == remote["sha256"]:
+        if (pulled.get("sha256") == remote["sha256"] and store.exists()
+                and file_sha256(store.path)[0] == remote["sha256"]):
             return False
         data_tmp = state_dir / ".pull-customers.json"
         try:
@@ -99,13 +101,8 @@ def pull_if_changed(cfg, transport=None) -> bool:
     finally:
         if own:
             transport.close()
-    from fieldsync.masterdata import search
-    from fieldsync.views import pages
-
     search.rebuild_index(state_dir, records)
     write_text(state_dir / PULLED_FILE, json.dumps(remote, ensure_ascii=False, indent=1))
-    if cfg.root.is_dir():
-        pages.render_root(cfg)
     return True
 
 

@@ -21,6 +21,7 @@ from fieldsync.base.atomic import write_text
 from fieldsync.config import Config
 from fieldsync.errors import FieldsyncError
 from fieldsync.masterdata import publish as masterdata
+from fieldsync.sync.derive import derive
 from fieldsync.sync.engine import Engine, Progress, SyncResult
 from fieldsync.sync.state import SyncState, backoff_delay
 from fieldsync.sync.watcher import Watcher
@@ -244,10 +245,24 @@ class Daemon:
         """Fetch newer customer master data with each full rescan (customers publish on the
         server side); an unreachable server is retried with the next rescan."""
         try:
-            if masterdata.pull_if_changed(self.cfg):
-                log.info("customer master data updated from the server")
+            if not masterdata.pull_if_changed(self.cfg):
+                return
         except FieldsyncError as exc:
             log.warning("master data not pulled: %s", exc)
+            return
+        log.info("customer master data updated from the server")
+        done = derive(self.cfg, [], master_data_changed=True)
+        for problem in done.problems:
+            log.warning("%s", problem)
+        # customer.yaml files and pages it rewrote go up with the next pass, at once: they are
+        # complete, and the watcher may not even report them (polling, or echoes dropped).
+        for rel in done.written:
+            try:
+                st = os.stat(self.cfg.root / rel)
+            except OSError:
+                continue
+            self._own[rel.as_posix()] = (st.st_size, st.st_mtime_ns)
+            self.watcher.changes.add(rel, closed=True)
 
     def _pass(self, board: StatusBoard, scope, closed) -> SyncResult:
         try:

@@ -7,7 +7,8 @@
   3. wait until young files are stable (size + mtime unchanged over sync.settle_seconds);
   4. make folders, then push files with server.parallel in flight: photos go through the
      photo pipeline first (sync/pipeline.py: evidence, shrink, archive), anything else as it is;
-  5. push the manifests those photos changed, then this device's ledger.
+  5. derive what follows from the changes (sync.derive: remark seals, pages), then push the
+     manifests those photos changed with the rewritten pages, then this device's ledger.
 A bad photo is quarantined and the rest continue; a network error stops the pass, leaves
 everything resumable and is retried with capped exponential backoff.
 """
@@ -29,11 +30,12 @@ from filelock import FileLock, Timeout
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, FieldsyncError, ImageError, SyncBusy, TransportError, TreeError
 from fieldsync.evidence import ledger, manifest
+from fieldsync.sync.derive import derive
 from fieldsync.sync.pipeline import PhotoPipeline
 from fieldsync.sync.scan import Entry, scan
 from fieldsync.sync.state import FileState, SyncState, backoff_delay
 from fieldsync.transport import open_transport
-from fieldsync.tree.layout import MANIFEST_FILE, classify, is_private
+from fieldsync.tree.layout import MANIFEST_FILE, classify, is_private, relative
 from fieldsync.tree.visits import read_visit
 
 log = logging.getLogger(__name__)
@@ -323,11 +325,13 @@ class Engine:
             self._make_folders(plan.folders, result)
             touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
                                        progress, result)
-            manifests = self._manifests(touched, [e for e in plan.files if e.rel.name == MANIFEST_FILE])
+            derived = self._derive(plan, touched, everything=entries if remote is not None else None)
+            manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
             if not result.error:
                 self._log_heads(manifests)
-                self._push_files(manifests, progress, result)
-                result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests)
+                pages = [e for e in derived if e.rel.name != MANIFEST_FILE]
+                self._push_files(manifests + pages, progress, result)
+                result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
             if not result.error:
                 self._push_ledger(result)
             if not result.error:
@@ -342,6 +346,30 @@ class Engine:
                 self.state.set_meta("last_push", time.time())
             self.state.flush()
         return result
+
+    def _derive(self, plan: Plan, touched: set[Path], everything: dict[str, Entry] | None) -> list[Entry]:
+        """Run sync.derive for what this pass saw change (files and folders it found, photos it
+        shrank, files gone); returns what that rewrote, as entries to push in this pass. After a
+        network error they stay unpushed, and the retry's full rescan finds them.
+
+        everything: the whole scan when the state was new or lost (what changed is unknown then,
+        and files adopted from the server listing are not in the plan)."""
+        found = everything.values() if everything is not None else plan.files + plan.folders
+        changed = [e.rel for e in found] + [PurePosixPath(rel) for rel in plan.gone]
+        changed += [relative(self.cfg.root, visit) for visit in touched]
+        if not changed:
+            return []
+        done = derive(self.cfg, changed)
+        for problem in done.problems:
+            log.warning("%s", problem)
+        entries = []
+        for rel in done.written:
+            try:
+                st = os.stat(self.cfg.root / rel, follow_symlinks=False)
+            except OSError:
+                continue
+            entries.append(Entry(rel.as_posix(), self.cfg.root, False, st.st_size, st.st_mtime_ns, self.cfg.layout))
+        return entries
 
     def _log_heads(self, manifests: list[Entry]) -> None:
         # A kill -9 between a manifest's save and its ledger record must not leave the server

@@ -1,4 +1,7 @@
-"""Build the tablet tree: the root, customer roots (P1, P3) and categories (P4)."""
+"""Build the tablet tree: the root, customer roots (P1, P3) and categories (P4).
+
+Nothing here renders a page: views.refresh derives them from the tree (sync.derive runs it).
+"""
 
 from __future__ import annotations
 
@@ -8,10 +11,9 @@ from fieldsync.base.atomic import write_text
 from fieldsync.base.names import customer_folder_name, normalize_account, require_safe
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import CONFIG_NAME, STATE_DIR, Config
-from fieldsync.errors import BadInput, TreeError
+from fieldsync.errors import BadInput, TreeError, UnknownCustomer
 from fieldsync.masterdata.store import FIELDS, CustomerStore
-from fieldsync.tree.layout import CUSTOMER_FILE, find_customer_dir
-from fieldsync.views import pages
+from fieldsync.tree.layout import CUSTOMER_FILE, account_of_folder, find_customer_dir
 
 CUSTOMER_COMMENT = "fieldsync customer record (P1): master data fields, location (P12)"
 
@@ -56,19 +58,40 @@ def open_customer(cfg: Config, account_no: str) -> Path:
     (folder / cfg.layout.documents_folder).mkdir(exist_ok=True)
     for business in cfg.layout.businesses:
         (folder / business).mkdir(exist_ok=True)
-    _refresh_customer_yaml(folder / CUSTOMER_FILE, record)
-    pages.render_customer(cfg, folder)
-    pages.render_root(cfg)
+    refresh_customer_yaml(folder / CUSTOMER_FILE, record)
     return folder
 
 
-def _refresh_customer_yaml(path: Path, record: dict) -> None:
+def refresh_customer_yaml(path: Path, record: dict) -> bool:
+    """Bring customer.yaml's master data fields up to `record`; True when the file changed."""
     # Only the master data fields are refreshed: location and anything an inspector added stay.
     current = read_yaml(path) if path.exists() else {}
     updated = {key: record.get(key) for key in FIELDS}
     merged = {**updated, **{k: v for k, v in current.items() if k not in FIELDS}}
-    if merged != current:
-        write_yaml(path, merged, CUSTOMER_COMMENT)
+    if merged == current:
+        return False
+    write_yaml(path, merged, CUSTOMER_COMMENT)
+    return True
+
+
+def refresh_customer_records(cfg: Config) -> list[Path]:
+    """After new master data: refresh customer.yaml of every customer folder that has one and
+    whose account the master data holds. Returns the customer folders whose file changed."""
+    store = CustomerStore(cfg.state_dir)
+    if not cfg.root.is_dir() or not store.exists():
+        return []
+    changed = []
+    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        account = account_of_folder(folder.name, cfg.layout)
+        if account is None or not (folder / CUSTOMER_FILE).is_file():
+            continue  # hand-made folders without a record keep whatever they have
+        try:
+            record = store.get(account)
+        except UnknownCustomer:
+            continue  # dropped from the master data: the folder keeps its last known record
+        if refresh_customer_yaml(folder / CUSTOMER_FILE, record):
+            changed.append(folder)
+    return changed
 
 
 def resolve_business(cfg: Config, business: str) -> str:
@@ -93,7 +116,6 @@ def add_category(cfg: Config, account_no: str, business: str, name: str) -> Path
     if target.exists() and not target.is_dir():
         raise TreeError(f"{target} exists and is a file, not a category folder; rename it first")
     target.mkdir(exist_ok=True)
-    pages.render_customer(cfg, folder.parent)
     return target
 
 

@@ -30,7 +30,6 @@ from fieldsync.errors import BadInput, FieldsyncError, TreeError
 from fieldsync.media.imaging import is_photo_name, register_heif
 from fieldsync.tree import photos
 from fieldsync.tree.layout import classify, relative
-from fieldsync.views import pages
 
 log = logging.getLogger(__name__)
 
@@ -420,16 +419,6 @@ def _file_stable(cfg: Config, result: InboxResult, inbox: Path, listing: dict[st
     memory.save()
     if result.filed:
         _touch_locked(cfg, target, at)
-        refresh_pages(cfg, target.visit_path(cfg))
-
-
-def refresh_pages(cfg: Config, visit: Path) -> None:
-    """Show new photos on the visit's and customer's index.html right away."""
-    try:
-        pages.render_visit(cfg, visit)
-        pages.render_customer(cfg, visit.parent.parent.parent)
-    except Exception as exc:  # pages are only a view: the photos are filed, `check` reports the rest
-        log.warning("pages of %s not refreshed: %s: %s", visit, type(exc).__name__, exc)
 
 
 def _key(name: str, st: os.stat_result) -> str:

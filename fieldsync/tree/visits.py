@@ -13,10 +13,8 @@ from fieldsync.base.names import require_safe
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, TreeError
-from fieldsync.evidence import manifest
 from fieldsync.tree.folders import customer_dir, read_customer, resolve_business
 from fieldsync.tree.layout import VISIT_FILE, classify, relative
-from fieldsync.views import pages
 
 VISIT_COMMENT = "fieldsync visit (P5/P6): remarks and their edit history (P11)"
 NOTE_FIELDS = ("appearance_note", "nameplate_note")
@@ -82,9 +80,6 @@ def new_visit(cfg: Config, account_no: str, business: str, category: str, *,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    manifest.record_remarks(cfg, final)  # the starting remarks are sealed into the ledger
-    pages.render_visit(cfg, final)
-    pages.render_customer(cfg, parent.parent.parent)
     return final
 
 
@@ -178,7 +173,4 @@ def edit_visit(cfg: Config, path: Path, *, name: str | None = None,
     write_yaml(path / VISIT_FILE, data, VISIT_COMMENT)
     if target != path:
         os.rename(path, target)
-    manifest.record_remarks(cfg, target)  # seal the edit now, not with the visit's next photo
-    pages.render_visit(cfg, target)
-    pages.render_customer(cfg, target.parent.parent.parent)
     return target

@@ -12,8 +12,13 @@ from pathlib import Path
 from fieldsync.base.atomic import write_text
 from fieldsync.base.rendering import render_template, template_dirs
 from fieldsync.config import Config
+from fieldsync.location.locate import load_last_fix
+from fieldsync.masterdata import querydata
+from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
 from fieldsync.media.imaging import is_photo_name
-from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE, VISIT_FILE
+from fieldsync.tree.folders import read_customer
+from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE, account_of_folder
+from fieldsync.tree.visits import read_visit
 from fieldsync.views import mapview
 
 
@@ -45,10 +50,13 @@ def _photos(folder: Path) -> list[str]:
                   if p.is_file() and not p.name.startswith(".") and is_photo_name(p.name))
 
 
-def visit_context(cfg: Config, visit: Path) -> dict:
-    from fieldsync.tree.visits import read_visit
+VISIT_BLANKS = {"created_at": "", "inspector": "", "device": "", "appearance_note": "", "nameplate_note": "",
+                "history": []}
 
-    data = read_visit(visit)
+
+def visit_context(cfg: Config, visit: Path) -> dict:
+    # A visit made by hand has no visit.yaml (or one with only some keys): show blanks.
+    data = {**VISIT_BLANKS, "name": visit.name, **read_visit(visit)}
     kinds = [
         {"kind": kind, "folder": folder, "label": folder, "photos": _photos(visit / folder)}
         for kind, folder in cfg.layout.kind_folders.items()
@@ -58,8 +66,6 @@ def visit_context(cfg: Config, visit: Path) -> dict:
 
 
 def render_visit(cfg: Config, visit: Path) -> bool:
-    from fieldsync.tree.folders import read_customer
-
     # A customer folder made by hand may have no customer.yaml yet: fall back to its name.
     folder = visit.parent.parent.parent
     customer = {"name": folder.name, "account_no": "", **read_customer(folder)}
@@ -69,9 +75,6 @@ def render_visit(cfg: Config, visit: Path) -> bool:
 
 
 def customer_context(cfg: Config, folder: Path) -> dict:
-    from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
-    from fieldsync.tree.folders import read_customer
-
     # Hand-made customer folders may lack customer.yaml (or some fields): show blanks.
     data = {**dict.fromkeys(FIELDS), "name": folder.name, **read_customer(folder)}
     businesses = []
@@ -95,8 +98,6 @@ def customer_context(cfg: Config, folder: Path) -> dict:
 
 def _customer_map(cfg: Config, data: dict) -> dict | None:
     # The map part of a customer page (P12); Leaflet is copied to ROOT/_assets/ only when needed.
-    from fieldsync.location.locate import load_last_fix
-
     view = mapview.view(data.get("location"), maps=cfg.maps, assets=f"../{mapview.ASSETS_DIR}",
                         last_fix=load_last_fix(cfg), name=str(data.get("name") or ""),
                         address=str(data.get("address") or ""))
@@ -113,34 +114,16 @@ def render_customer(cfg: Config, folder: Path) -> bool:
 
 def render_root(cfg: Config) -> bool:
     """ROOT/index.html: the offline query page over all master data (P2), linking the
-    customers that have a folder; its data lives in ROOT/_query/ (see querypage.py)."""
-    from fieldsync.masterdata import querydata as querypage
-    from fieldsync.tree.layout import account_of_folder
-
+    customers that have a folder; its data lives in ROOT/_query/ (see querydata.py)."""
     folders = {}
     for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         account = account_of_folder(folder.name, cfg.layout)
         if account and (folder / CUSTOMER_FILE).exists():
             folders[account] = folder.name
-    script = next(d / querypage.SCRIPT for d in template_dirs() if (d / querypage.SCRIPT).is_file())
-    data_changed = querypage.write_data(cfg.root, cfg.state_dir, script)
+    script = next(d / querydata.SCRIPT for d in template_dirs() if (d / querydata.SCRIPT).is_file())
+    data_changed = querydata.write_data(cfg.root, cfg.state_dir, script)
     # "</" cannot end the inline JSON early once escaped; folder names come from data.
     folders_json = json.dumps(folders, ensure_ascii=False).replace("</", "<\\/")
     text = render_page("root.html.j2", folders_json=folders_json, folder_count=len(folders),
-                           inspector=cfg.inspector, device=cfg.device, data_dir=querypage.DATA_DIR)
+                           inspector=cfg.inspector, device=cfg.device, data_dir=querydata.DATA_DIR)
     return _write_if_changed(cfg.root / PAGE_FILE, text) or data_changed
-
-
-def render_tree(cfg: Config) -> int:
-    """Regenerate every page of the tree; returns how many changed."""
-    changed = 0
-    for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if not (folder / CUSTOMER_FILE).exists():
-            continue
-        for business in cfg.layout.businesses:
-            for visit in sorted((folder / business).glob("*/*")):
-                if visit.is_dir() and not visit.name.startswith(".") and (visit / VISIT_FILE).exists():
-                    changed += render_visit(cfg, visit)
-        changed += render_customer(cfg, folder)
-    changed += render_root(cfg)
-    return changed
