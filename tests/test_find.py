@@ -275,3 +275,14 @@ def test_initials_of_polyphonic_neighbours_are_indexed_in_every_combination():
     assert [h.rank for h in index.search("", {"name": "zzh"}).hits] == [search.EXACT]
     assert [h.account_no for h in index.search("", {"name": "zj"}).hits] == ["2"]
     assert index.search("", {"name": "zzz"}).total == 0
+
+
+def test_searching_does_not_load_numpy():
+    """numpy builds the index (import, pull); a query must not pay its import."""
+    import subprocess
+    import sys
+
+    probe = ("import sys, fieldsync.masterdata.search, fieldsync.cli.find; "
+             "print(sorted(m for m in sys.modules if m.startswith(('numpy.', 'pypinyin'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -142,6 +142,7 @@ def _gpsd_report(line: bytes) -> Fix | None:
 
 def from_nmea(settings: Locate, timeout: float) -> Fix:
     """Read NMEA sentences from a serial device until a valid position (and its accuracy)."""
+    # Only the NMEA serial provider needs pynmea2; gpsd, Termux and manual fixes never load it.
     import pynmea2
 
     device, baud = settings.nmea_device, settings.nmea_baud

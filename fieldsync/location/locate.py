@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shlex
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_text
+from fieldsync.base.platform import quote_command
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, TreeError
@@ -267,7 +266,7 @@ def suggestions(cfg: Config) -> list[str]:
             continue  # an unreadable customer.yaml is check's finding, not ours
         photo = _photo_with_gps(cfg, folder)
         if photo is not None:
-            lines.append(f"fieldsync locate {account} --from-photo {_quote(str(photo))}")
+            lines.append(quote_command(["fieldsync", "locate", account, "--from-photo", str(photo)]))
     return lines
 
 
@@ -300,7 +299,3 @@ def _has_gps(photo: Path) -> bool:
         return False
 
 
-def _quote(text: str) -> str:
-    if os.name == "nt":
-        return f'"{text}"' if " " in text else text
-    return shlex.quote(text)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fieldsync.base.atomic import atomic_open
+from fieldsync.masterdata import postings as made
 from fieldsync.masterdata.bitmaps import Ranked, bitmap, bitmap_ids
 from fieldsync.masterdata.initials import FieldInitials
 from fieldsync.masterdata.matching import (
@@ -115,10 +116,7 @@ class _Column:
         """The column of `count` values already joined by newlines (none inside a value)."""
         if not count:
             return cls("", array("I", [0]))
-        # numpy (postings.py) only when building: ~0.12 s a query must not pay
-        from fieldsync.masterdata.postings import codes, offsets
-
-        return cls(text, array("I", offsets(codes(text)).astype("uint32").tobytes()))
+        return cls(text, array("I", made.offsets(made.codes(text)).astype("uint32").tobytes()))
 
     def __getitem__(self, index: int) -> str:
         return self.text[self.offsets[index]:self.offsets[index + 1] - 1]
@@ -166,9 +164,6 @@ class SearchIndex:
 
     @classmethod
     def _build(cls, rows: list[dict], stamp) -> SearchIndex:
-        # numpy (postings.py) only when building: ~0.12 s a query must not pay
-        from fieldsync.masterdata import postings as made
-
         count = len(rows)
         store = made.Postings(count, DENSE)
         raw, norm, values = {}, {}, {}

@@ -11,7 +11,7 @@ import gc
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,7 +157,3 @@ def _write_tinydb(path: Path, rows: list[dict], meta: dict) -> None:
         os.fsync(handle.fileno())
 
 
-def iter_json_customers(path: Path) -> Iterator[dict]:
-    """Raw rows of a TinyDB customers file, for tools that do not need a TinyDB instance."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    yield from data.get(CUSTOMERS_TABLE, {}).values()

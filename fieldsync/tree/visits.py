@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -28,16 +27,6 @@ def now() -> datetime:
 def default_visit_name(cfg: Config, at: datetime | None = None) -> str:
     """The conventional name from layout.visit_folder, e.g. 2026-11-25_1430."""
     return cfg.layout.visit_folder.format(now=at or now())
-
-
-@dataclass(frozen=True)
-class Visit:
-    path: Path
-    data: dict
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 def new_visit(cfg: Config, account_no: str, business: str, category: str, *,

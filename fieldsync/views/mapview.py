@@ -44,7 +44,7 @@ _installed: set[Path] = set()
 def install_assets(root: Path) -> Path:
     """Copy Leaflet and the map script into ROOT/_assets/ when missing or different.
 
-    Checked once per process and root: render_tree renders thousands of pages.
+    Checked once per process and root: a refresh may render thousands of pages.
     """
     target = Path(root) / ASSETS_DIR
     if target in _installed:
@@ -57,11 +57,6 @@ def install_assets(root: Path) -> Path:
         write_bytes(dest, source.read_bytes())
     _installed.add(target)
     return target
-
-
-def forget_installed() -> None:
-    """Tests remove trees; let the next install look again."""
-    _installed.clear()
 
 
 # --------------------------------------------------------------------------- the view
