@@ -17,10 +17,10 @@ from pathlib import Path
 
 import click
 
-from fieldsync.cli.base import AppContext, echo, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.cli.tree import KINDS, derive_after, visit_group
 from fieldsync.config import Config
-from fieldsync.errors import EXIT_WARNING, ConfigError, TreeError
+from fieldsync.errors import ConfigError, TreeError
 from fieldsync.tree import inbox, photos, visits
 from fieldsync.tree.layout import VISIT_FILE
 
@@ -108,8 +108,7 @@ def nameplate_command(app: AppContext) -> None:
 @click.option("--all", "include_older", is_flag=True,
               help="Also file photos taken before the visit was set (e.g. you forgot 'visit use').")
 @pass_app
-@click.pass_context
-def shoot_command(ctx: click.Context, app: AppContext, include_older: bool) -> None:
+def shoot_command(app: AppContext, include_older: bool) -> None:
     """拍照: file the camera's new photos into the active visit now (the daemon does it too).
 
     Exit 0 when everything complete was filed, 1 when photos were left in the inbox.
@@ -143,7 +142,7 @@ def shoot_command(ctx: click.Context, app: AppContext, include_older: bool) -> N
         kind = _kind_label(cfg, result.target.kind)
         echo(app, f"已归档 filed: {len(result.filed)} into {result.target.visit} / {kind}")
     if left:
-        ctx.exit(EXIT_WARNING)
+        finish_with_warnings()
 
 
 @click.command("pick")

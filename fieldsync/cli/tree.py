@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from fieldsync import config as config_mod
-from fieldsync.cli.base import AppContext, echo, pass_app, warn
-from fieldsync.errors import EXIT_WARNING
+from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.location import locate
 from fieldsync.sync.derive import DeriveResult, derive
 from fieldsync.tree import check as check_mod
@@ -149,8 +148,7 @@ def add_command(app: AppContext, files: tuple[Path, ...], visit: str, kind: str)
 
 @click.command("check")
 @pass_app
-@click.pass_context
-def check_command(ctx: click.Context, app: AppContext) -> None:
+def check_command(app: AppContext) -> None:
     """Lint the tree: misplaced photos, visits without visit.yaml, unknown folders, unsafe names.
 
     Exit 0 when clean, 1 when something needs attention.
@@ -162,8 +160,7 @@ def check_command(ctx: click.Context, app: AppContext) -> None:
     for suggestion in locate.suggestions(app.config):
         click.echo(f"suggestion: {suggestion}")
     if findings:
-        warn(f"{len(findings)} problem(s) in {app.config.root}")
-        ctx.exit(EXIT_WARNING)
+        finish_with_warnings(f"{len(findings)} problem(s) in {app.config.root}")
     echo(app, f"{app.config.root}: no problems found")
 
 

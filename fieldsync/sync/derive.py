@@ -1,5 +1,6 @@
 """What follows from a change of the tree, run after every one (engine pass, CLI command, pull):
-seal edited remarks, bring customer.yaml up to new master data, refresh the pages.
+complete visits made by hand, record remarks edited by hand, seal edited remarks, bring
+customer.yaml up to new master data, refresh the pages.
 
 Domain code (tree/, location/, masterdata/) only changes the tree; this step derives the rest,
 so a change made with the file manager gets the same seals and pages as one made by the CLI.
@@ -15,7 +16,8 @@ from fieldsync.config import Config
 from fieldsync.errors import FieldsyncError, TreeError
 from fieldsync.evidence import manifest
 from fieldsync.tree.folders import refresh_customer_records
-from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, is_private, relative
+from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, classify, is_private, relative
+from fieldsync.tree.visits import adopt_hand_edits, complete_visit
 from fieldsync.views.refresh import refresh
 
 
@@ -33,6 +35,7 @@ def derive(cfg: Config, changed: Iterable[PurePosixPath | str | Path],
     result = DeriveResult()
     rels = [_relative(cfg, path) for path in changed]
     rels = [rel for rel in rels if rel is not None]
+    rels += _complete_visits(cfg, rels, result)
     for visit in _visits_with_new_remarks(cfg, rels):
         try:
             manifest.record_remarks(cfg, cfg.root / visit)
@@ -54,6 +57,29 @@ def derive(cfg: Config, changed: Iterable[PurePosixPath | str | Path],
     result.written += pages.written
     result.problems += pages.problems
     return result
+
+
+def _complete_visits(cfg: Config, rels: list[PurePosixPath], result: DeriveResult) -> list[PurePosixPath]:
+    """Give every visit the changes touch what the CLI would have written (a visit.yaml with
+    account, inspector, created_at ...), then record remark edits made by hand; returns the
+    visit.yaml files rewritten, which the caller treats as changed too."""
+    visits = sorted({PurePosixPath(*rel.parts[:4]) for rel in rels if len(rel.parts) >= 4 and not is_private(rel)})
+    rewritten = []
+    for visit in visits:
+        folder = cfg.root / visit
+        if (classify(visit, cfg.layout, is_dir=True).role != "visit" or folder.is_symlink()
+                or not folder.is_dir()):
+            continue
+        try:
+            wrote = complete_visit(cfg, folder)
+            wrote = adopt_hand_edits(cfg, folder, manifest.sealed_remarks(folder)) or wrote
+        except (FieldsyncError, OSError) as exc:  # e.g. a broken visit.yaml: check and verify say so
+            result.problems.append(f"{visit}: {VISIT_FILE} not completed ({exc})")
+            continue
+        if wrote:
+            rewritten.append(visit / VISIT_FILE)
+    result.written += rewritten
+    return rewritten
 
 
 def _relative(cfg: Config, path: PurePosixPath | str | Path) -> PurePosixPath | None:

@@ -256,6 +256,9 @@ class Engine:
         self._own_transport = transport is None
         self.photos = PhotoPipeline(cfg, self.state)
         self._stop = threading.Event()
+        # Visits renamed on the server this pass: their files are known under the new name, so
+        # the plan does not name them, yet their visit.yaml and pages must follow the rename.
+        self._renamed: list[PurePosixPath] = []
         self._listings = _FolderListings()
 
     # ------------------------------------------------------------------ lifecycle
@@ -356,7 +359,8 @@ class Engine:
         and files adopted from the server listing are not in the plan)."""
         found = everything.values() if everything is not None else plan.files + plan.folders
         changed = [e.rel for e in found] + [PurePosixPath(rel) for rel in plan.gone]
-        changed += [relative(self.cfg.root, visit) for visit in touched]
+        changed += [relative(self.cfg.root, visit) for visit in touched] + self._renamed
+        self._renamed = []
         if not changed:
             return []
         done = derive(self.cfg, changed)
@@ -395,6 +399,7 @@ class Engine:
                 continue  # old copy not on the server (or the new name taken): upload as usual
             self.transport.rename(PurePosixPath(old), entry.rel)
             moved = self.state.rekey(old, entry.key)
+            self._renamed += [entry.rel, PurePosixPath(old)]
             log.info("visit renamed %s -> %s on the server (%d records kept)", old, entry.key, moved)
 
     def _renamed_from(self, entry: Entry) -> str | None:

@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
 
+from fieldsync.base.clock import iso, now
 from fieldsync.base.names import require_safe
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, TreeError
 from fieldsync.tree.folders import customer_dir, read_customer, resolve_business
-from fieldsync.tree.layout import VISIT_FILE, classify, relative
+from fieldsync.tree.layout import NOTE_FIELDS, VISIT_FILE, account_of_folder, classify, relative
 
 VISIT_COMMENT = "fieldsync visit (P5/P6): remarks and their edit history (P11)"
-NOTE_FIELDS = ("appearance_note", "nameplate_note")
 MAX_NOTE_CHARS = 10_000
-
-
-def now() -> datetime:
-    return datetime.now().astimezone()
+# How an edit was made, in its history entry: absent for the CLI, "hand" for a text editor or
+# the file manager (seen by the sync engine, recorded on this device's inspector's behalf).
+BY_HAND = "hand"
+# A date (and time) at the start of a visit folder's name: 2026-12-02, 2026-12-02_1430, 20261202 ...
+_NAME_DATE = re.compile(r"(\d{4})-?(\d{2})-?(\d{2})(?:[ _T-]?(\d{2}):?(\d{2}))?")
 
 
 def default_visit_name(cfg: Config, at: datetime | None = None) -> str:
@@ -121,6 +123,93 @@ def resolve_visit(cfg: Config, text: str | os.PathLike) -> Path:
                     "'fieldsync visit new' prints the path of a new visit")
 
 
+def visit_record(cfg: Config, path: Path) -> dict:
+    """visit.yaml of a visit with every field `visit new` writes, the missing ones taken from
+    where the folder sits (customer, business, category), its name (the date) and this device
+    (inspector, device): a visit folder made by hand is as complete as a CLI-made one."""
+    stored = read_visit(path)
+    customer_folder = path.parent.parent.parent
+    try:
+        customer = read_customer(customer_folder)
+    except TreeError:
+        customer = {}  # a broken customer.yaml is check's finding; the folder name still tells
+    defaults = {
+        "name": path.name,
+        "account_no": str(customer.get("account_no") or account_of_folder(customer_folder.name, cfg.layout) or ""),
+        "customer_name": customer.get("name") or "",
+        "business": path.parent.parent.name,
+        "category": path.parent.name,
+        "created_at": _created_at(cfg, path),
+        "inspector": cfg.inspector,
+        "device": cfg.device,
+        **dict.fromkeys(NOTE_FIELDS, ""),
+        "history": [],
+    }
+    return {**defaults, **{key: value for key, value in stored.items() if value is not None}}
+
+
+def complete_visit(cfg: Config, path: Path) -> bool:
+    """Write the fields a hand-made visit lacks into its visit.yaml (and make its photo
+    folders); True when something was written. Existing values are never changed."""
+    stored = read_visit(path) if (path / VISIT_FILE).is_file() else None
+    for folder in cfg.layout.kind_folders.values():
+        (path / folder).mkdir(exist_ok=True)
+    record = visit_record(cfg, path)
+    if stored is not None and all(stored.get(key) is not None for key in record):
+        return False
+    write_yaml(path / VISIT_FILE, record, VISIT_COMMENT)
+    return True
+
+
+def adopt_hand_edits(cfg: Config, path: Path, sealed: dict[str, str], at: datetime | None = None) -> bool:
+    """Record in the history the remarks (and a folder rename) changed without the CLI, so a
+    text editor or the file manager leaves the same record as `visit edit` (P11).
+
+    The value each remark should have is the last edit's new text, or, with no edit of it yet,
+    the text last sealed in the manifest (`sealed`). A difference becomes an edit from that
+    value to the current one, by this device's inspector, marked as made by hand. True when
+    something was recorded."""
+    data = read_visit(path)
+    history = data.get("history")
+    if history is None:
+        history = data["history"] = []
+    if not isinstance(history, list):
+        raise TreeError(f"{path / VISIT_FILE}: 'history' is not a list; restore the file from the server")
+    changes = []
+    for field in NOTE_FIELDS:
+        edits = [h for h in history if isinstance(h, dict) and h.get("field") == field]
+        expected = edits[-1].get("new") if edits else sealed.get(field)
+        current = data.get(field) or ""
+        if expected is not None and current != (expected or ""):
+            changes.append((field, expected or "", current))
+    if data.get("name") not in (None, path.name):
+        changes.append(("name", data["name"], path.name))  # renamed in the file manager
+        data["name"] = path.name
+    if not changes:
+        return False
+    stamp = iso(at or now())
+    history += [{"at": stamp, "by": cfg.inspector, "field": field, "old": old, "new": new, "how": BY_HAND}
+                for field, old, new in changes]
+    write_yaml(path / VISIT_FILE, data, VISIT_COMMENT)
+    return True
+
+
+def _created_at(cfg: Config, path: Path) -> str:
+    """When a hand-made visit happened: the date and time its name starts with (the
+    conventional name is one), else when the folder was last changed."""
+    found = _NAME_DATE.match(path.name)
+    if found:
+        year, month, day, hour, minute = (int(g) if g else 0 for g in found.groups())
+        try:
+            return iso(datetime(year, month, day, hour, minute))
+        except ValueError:
+            pass  # 2026-13-45: not a date after all
+    try:
+        return iso(datetime.fromtimestamp(path.stat().st_mtime))
+    except OSError:
+        return iso(now())
+
+
 def read_visit(path: Path) -> dict:
     """visit.yaml of a visit; a folder made by hand without one gets defaults from its path."""
     file = path / VISIT_FILE
@@ -134,8 +223,7 @@ def edit_visit(cfg: Config, path: Path, *, name: str | None = None,
                at: datetime | None = None) -> Path:
     """Change a visit's name or remarks; each change is appended to its history (P11)."""
     at = at or now()
-    data = read_visit(path)
-    data.setdefault("history", [])
+    data = visit_record(cfg, path)  # a hand-made visit gets its missing fields with the edit
     if not isinstance(data["history"], list):
         raise TreeError(f"{path / VISIT_FILE}: 'history' is not a list; restore the file from the server")
     changes: list[tuple[str, object, object]] = []
