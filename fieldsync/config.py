@@ -116,11 +116,6 @@ class Locate:
     nmea_baud: int = 4800  # NMEA-0183's standard rate; most USB receivers also do 9600
     termux_provider: str = "gps"
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """Transitional: location/locate.py still reads `cfg.locate.get("max_accuracy_m")`;
-        remove once it reads the field (its owner converts it after this lands)."""
-        return getattr(self, key, default)
-
 
 @dataclass(frozen=True)
 class Config:

@@ -16,9 +16,9 @@ from fieldsync.sync.derive import DeriveResult, derive
 from fieldsync.tree import check as check_mod
 from fieldsync.tree import folders as tree
 from fieldsync.tree import photos, visits
-from fieldsync.tree.layout import CUSTOMER_FILE, VISIT_FILE
+from fieldsync.tree.layout import CUSTOMER_FILE, PHOTO_KINDS, VISIT_FILE
 
-KINDS = click.Choice(["appearance", "nameplate"])
+KINDS = click.Choice(PHOTO_KINDS)
 
 
 @click.command("init")

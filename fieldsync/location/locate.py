@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_text
+from fieldsync.base.clock import now_iso
 from fieldsync.base.platform import quote_command
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
@@ -30,7 +30,6 @@ from fieldsync.media.imaging import is_photo_name, register_heif
 from fieldsync.tree.folders import CUSTOMER_COMMENT
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, account_of_folder
 
-DEFAULT_MAX_ACCURACY_M = 50.0
 LAST_FIX_FILE = "last_fix.json"
 GPS_H_POSITIONING_ERROR = 31  # EXIF GPSHPositioningError, metres
 
@@ -53,10 +52,6 @@ class Location:
                   "source": self.source, "at": self.at, "by": self.by, "device": self.device}
         record.update(self.extra)
         return record
-
-
-def now_iso() -> str:
-    return datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 def _who(cfg: Config) -> tuple[str, str]:
@@ -190,10 +185,7 @@ def _display_path(cfg: Config, photo: Path) -> str:
 # --------------------------------------------------------------------------- accuracy gate
 
 def max_accuracy_m(cfg: Config) -> float:
-    value = cfg.locate.get("max_accuracy_m", DEFAULT_MAX_ACCURACY_M)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise BadInput("locate.max_accuracy_m in config.yaml must be a number of metres above 0")
-    return float(value)
+    return cfg.locate.max_accuracy_m  # checked when config.yaml was loaded
 
 
 def accuracy_warning(cfg: Config, location: Location) -> str | None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 
 from fieldsync.base.atomic import write_text
+from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import file_sha256
 from fieldsync.errors import BadInput, TransportError, UnknownCustomer
 from fieldsync.masterdata import search
@@ -43,7 +43,7 @@ def publish(state_dir: Path, transport) -> Published:
     meta = store.meta()
     version = {"sha256": file_sha256(store.path)[0], "bytes": store.path.stat().st_size,
                "count": meta.get("count"), "source": meta.get("source"),
-               "published_at": datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds")}
+               "published_at": now_iso()}
     transport.makedirs(REMOTE_DIR)
     transport.upload(store.path, REMOTE_DATA)
     note = Path(state_dir) / ".publish-version.json"

@@ -13,11 +13,11 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from fieldsync.base.atomic import write_text
+from fieldsync.base.clock import stamp_iso
 from fieldsync.config import Config
 from fieldsync.errors import FieldsyncError
 from fieldsync.masterdata import publish as masterdata
@@ -39,7 +39,7 @@ def status_path(cfg: Config) -> Path:
 
 
 def _iso(moment: float | None) -> str | None:
-    return datetime.fromtimestamp(moment).astimezone().isoformat(timespec="seconds") if moment else None
+    return stamp_iso(moment) if moment else None
 
 
 class StatusBoard(Progress):

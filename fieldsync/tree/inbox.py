@@ -25,25 +25,25 @@ from filelock import FileLock, Timeout
 from PIL import Image
 
 from fieldsync.base.atomic import write_text
+from fieldsync.base.clock import iso, now
+from fieldsync.base.debounce import TEMP_SUFFIXES
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, FieldsyncError, TreeError
 from fieldsync.media.imaging import is_photo_name, register_heif
 from fieldsync.tree import photos
-from fieldsync.tree.layout import classify, relative
+from fieldsync.tree.layout import PHOTO_KINDS, classify, relative
 
 log = logging.getLogger(__name__)
 
 ACTIVE_FILE = "active.json"
 FILED_FILE = "inbox-filed.json"
 LOCK_FILE = "inbox.lock"
-KINDS = ("appearance", "nameplate")
 LOCK_TIMEOUT_SECONDS = 60.0
 IDLE_POLL_SECONDS = 5.0
 
 # Names camera apps and Android's MediaStore use while a file is not finished, or after it
 # was deleted: hidden names (.pending-1700000000-IMG_1.jpg, .trashed-..., our own .add.*.tmp)
 # and these endings.
-TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", "~")
 
 # FAT/exFAT cards store mtime in 2-second steps: a photo taken right after `visit use` must
 # not look older than the target.
@@ -71,10 +71,6 @@ REASON_TEXT = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now().astimezone()
-
-
 # --------------------------------------------------------------------------- the active target
 
 @dataclass(frozen=True)
@@ -90,7 +86,7 @@ class ActiveTarget:
         return self.last_used + timedelta(minutes=cfg.camera.idle_minutes)
 
     def is_expired(self, cfg: Config, at: datetime | None = None) -> bool:
-        return (at or _now()) >= self.expires_at(cfg)
+        return (at or now()) >= self.expires_at(cfg)
 
     def visit_path(self, cfg: Config) -> Path:
         return cfg.root / Path(*self.visit.parts)
@@ -100,8 +96,8 @@ class ActiveTarget:
 
     def to_json(self) -> dict:
         return {"visit": self.visit.as_posix(), "kind": self.kind,
-                "set_at": self.set_at.isoformat(timespec="seconds"),
-                "last_used": self.last_used.isoformat(timespec="seconds")}
+                "set_at": self.set_iso(at),
+                "last_used": iso(self.last_used)}
 
 
 @dataclass(frozen=True)
@@ -153,7 +149,7 @@ def load_active(cfg: Config) -> ActiveTarget | None:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TreeError(f"{path} cannot be read ({exc.__class__.__name__}); "
                         "run 'fieldsync visit use --clear' and set the visit again") from None
-    if target.kind not in KINDS or target.visit.is_absolute() or ".." in target.visit.parts:
+    if target.kind not in PHOTO_KINDS or target.visit.is_absolute() or ".." in target.visit.parts:
         raise TreeError(f"{path} does not name a visit in the tree; run 'fieldsync visit use --clear'")
     return target
 
@@ -175,7 +171,7 @@ def target_status(cfg: Config, at: datetime | None = None) -> TargetStatus:
 
 
 def _check_kind(kind: str) -> str:
-    if kind not in KINDS:
+    if kind not in PHOTO_KINDS:
         raise BadInput(f"unknown photo kind {kind!r}; use appearance or nameplate")
     return kind
 
@@ -186,7 +182,7 @@ def use_visit(cfg: Config, visit: Path, kind: str, at: datetime | None = None) -
     rel = relative(cfg.root, visit)
     if classify(rel, cfg.layout, is_dir=True).role != "visit" or not visit.is_dir():
         raise TreeError(f"{visit} is not a visit folder; give CUSTOMER/BUSINESS/CATEGORY/VISIT")
-    at = at or _now()
+    at = at or now()
     target = ActiveTarget(rel, kind, at, at)
     with _Locked(cfg):
         _save_active(cfg, target)
@@ -197,7 +193,7 @@ def use_visit(cfg: Config, visit: Path, kind: str, at: datetime | None = None) -
 def switch_kind(cfg: Config, kind: str, at: datetime | None = None) -> ActiveTarget:
     """Keep the active visit, change appearance <-> nameplate (restarts the idle clock)."""
     _check_kind(kind)
-    at = at or _now()
+    at = at or now()
     with _Locked(cfg):
         target = require_live(cfg, at)
         # set_at moves too: photos taken before the switch belong to the old kind.
@@ -228,7 +224,7 @@ def require_live(cfg: Config, at: datetime | None = None) -> ActiveTarget:
 def touch(cfg: Config, target: ActiveTarget, at: datetime | None = None) -> None:
     """Restart the idle clock of `target`, unless it was replaced meanwhile."""
     with _Locked(cfg):
-        _touch_locked(cfg, target, at or _now())
+        _touch_locked(cfg, target, at or now())
 
 
 def _touch_locked(cfg: Config, target: ActiveTarget, at: datetime) -> None:
@@ -361,7 +357,7 @@ def file_inbox(cfg: Config, *, seen: Observations | None = None, include_older: 
             result.reason = INBOX_MISSING
             return result
         _file_stable(cfg, result, inbox, listing, sorted(stable, key=lambda n: (listing[n].st_mtime_ns, n)),
-                     include_older, at or _now(), seen, clock)
+                     include_older, at or now(), seen, clock)
         result.settling = [inbox / name for name in sorted(settling)] + result.settling
         if result.settling:
             result.next_check_seconds = max(settle, 0.1)
@@ -442,14 +438,14 @@ class _FiledMemory:
             self.baseline = float(data["baseline"])
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             self.entries = {}
-            self.baseline = (at or _now()).timestamp() - MTIME_SLACK_SECONDS
+            self.baseline = (at or now()).timestamp() - MTIME_SLACK_SECONDS
             self.changed = True
 
     def done(self, key: str) -> bool:
         return key in self.entries
 
     def remember(self, key: str, placed: PurePosixPath, at: datetime) -> None:
-        self.entries[key] = {"to": placed.as_posix(), "at": at.isoformat(timespec="seconds")}
+        self.entries[key] = {"to": placed.as_posix(), "at": iso(at)}
         self.changed = True
         self.save()
 
@@ -494,7 +490,7 @@ def summary(cfg: Config, at: datetime | None = None) -> dict:
         "state": status.state,  # active | none | expired | visit-missing
         "target": ({"visit": target.visit.as_posix(), "kind": target.kind,
                     "folder": target.folder_name(cfg)} if target else None),
-        "expires_at": status.expires_at.isoformat(timespec="seconds") if status.expires_at else None,
+        "expires_at": status.expires_iso(at) if status.expires_at else None,
         "waiting": len(waiting_photos(cfg)),
     }
 

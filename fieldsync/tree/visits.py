@@ -57,7 +57,7 @@ def new_visit(cfg: Config, account_no: str, business: str, category: str, *,
         "customer_name": customer.get("name"),
         "business": business,
         "category": category,
-        "created_at": at.isoformat(timespec="seconds"),
+        "created_at": iso(at),
         "inspector": cfg.inspector,
         "device": cfg.device,
         **notes,
@@ -243,7 +243,7 @@ def edit_visit(cfg: Config, path: Path, *, name: str | None = None,
         return path
     for field, old, new in changes:
         data[field] = new
-        data["history"].append({"at": at.isoformat(timespec="seconds"), "by": cfg.inspector,
+        data["history"].append({"at": iso(at), "by": cfg.inspector,
                                 "field": field, "old": old, "new": new})
     # Write the remarks first, then rename: a crash between the two leaves a consistent
     # visit.yaml whose name the next edit or `check` reconciles with the folder.
