@@ -96,7 +96,7 @@ class ActiveTarget:
 
     def to_json(self) -> dict:
         return {"visit": self.visit.as_posix(), "kind": self.kind,
-                "set_at": self.set_iso(at),
+                "set_at": iso(self.set_at),
                 "last_used": iso(self.last_used)}
 
 
