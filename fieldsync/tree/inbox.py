@@ -490,7 +490,7 @@ def summary(cfg: Config, at: datetime | None = None) -> dict:
         "state": status.state,  # active | none | expired | visit-missing
         "target": ({"visit": target.visit.as_posix(), "kind": target.kind,
                     "folder": target.folder_name(cfg)} if target else None),
-        "expires_at": status.expires_iso(at) if status.expires_at else None,
+        "expires_at": iso(status.expires_at) if status.expires_at else None,
         "waiting": len(waiting_photos(cfg)),
     }
 
