@@ -1,9 +1,11 @@
 """The photo pipeline: what happens to one photo before the engine pushes it.
 
-Evidence first (the original is recorded in the visit's manifest), then the photo is shrunk in
-place, the original archived under .fieldsync/originals/ (or deleted once the upload is
-confirmed, photos.originals: delete), and the result sealed in the manifest. A photo that
-cannot be read is quarantined under .fieldsync/quarantine/ with a note saying why.
+The photo is decoded and shrunk into a hidden temp file first (one that does not decode to the
+end leaves no trace), then the original is recorded in the visit's manifest before anything
+replaces it, archived under .fieldsync/originals/ (or deleted once the upload is confirmed,
+photos.originals: delete), the shrunk copy moved into place and the result sealed. A photo the
+engine gives up on is quarantined under .fieldsync/quarantine/ with a note saying why, and its
+pending manifest record dropped.
 """
 
 from __future__ import annotations
