@@ -80,6 +80,7 @@ class Sync:
     rescan_seconds: int = 600
     polling: str = "auto"  # auto | always | never
     settle_seconds: float = 0.3
+    incomplete_retry_seconds: float = 600  # a photo that does not decode is retried this long before quarantine
 
 
 TILE_DATUMS = ("wgs84", "gcj02")  # BD-09 tiles use their own projection: not supported
@@ -317,6 +318,8 @@ def _sync(c: _Checker, d: Any) -> Sync:
         rescan_seconds=c.integer(d.get("rescan_seconds", base.rescan_seconds), "sync.rescan_seconds", 5, 86400),
         polling=c.choice(d.get("polling", base.polling), "sync.polling", ("auto", "always", "never")),
         settle_seconds=c.number(d.get("settle_seconds", base.settle_seconds), "sync.settle_seconds", 0, 60),
+        incomplete_retry_seconds=c.number(d.get("incomplete_retry_seconds", base.incomplete_retry_seconds),
+                                          "sync.incomplete_retry_seconds", 0, 86400),
     )
 
 

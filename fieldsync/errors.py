@@ -4,6 +4,10 @@ Like borg's helpers/errors.py, each class carries its exit code, so the CLI neve
 Messages are for people: say what is wrong and what to do next.
 """
 
+from __future__ import annotations
+
+import errno
+
 EXIT_OK = 0
 EXIT_WARNING = 1
 EXIT_ERROR = 2
@@ -57,6 +61,32 @@ class SyncBusy(FieldsyncError):
 
 class ImageError(FieldsyncError):
     """A photo could not be read or shrunk (corrupt, truncated, too large)."""
+
+
+class IncompleteImage(ImageError):
+    """A photo does not decode to the end (yet): still being written, or truncated for good.
+    Retried for sync.incomplete_retry_seconds before it is quarantined."""
+
+
+class LocalFault(FieldsyncError):
+    """The tablet's own storage failed (disk full, I/O error, no permission, read-only):
+    retried later, never a verdict on the photo."""
+
+    # errno -> what the inspector reads in status, saying what to do
+    ADVICE = {
+        errno.ENOSPC: "tablet disk full: free space on the tablet",
+        errno.EDQUOT: "tablet storage quota exceeded: free space on the tablet",
+        errno.EIO: "tablet storage read/write error: check the storage (card), retried later",
+        errno.EROFS: "tablet storage is read-only: remount it writable or check the storage card",
+        errno.EACCES: "no permission to write on the tablet: check the folder's permissions",
+        errno.EPERM: "no permission to write on the tablet: check the folder's permissions",
+    }
+
+    @classmethod
+    def from_os_error(cls, exc: OSError) -> LocalFault:
+        advice = cls.ADVICE.get(exc.errno or 0, "tablet storage error, retried later")
+        where = f" ({exc.filename})" if exc.filename else ""
+        return cls(f"{advice} [{exc.strerror or exc}{where}]")
 
 
 class EvidenceBroken(FieldsyncError):

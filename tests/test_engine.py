@@ -108,10 +108,16 @@ def test_corrupt_photo_quarantined_others_pushed(sync_visit, invoke):
     bad.write_bytes(whole[: len(whole) // 3])
     os.utime(bad, (time.time() - 60, time.time() - 60))  # written a minute ago: not in progress
 
+    first = invoke("sync")  # it may still be being written: retried, not quarantined yet
+    assert first.exit_code == 1 and "still being written" in first.output, first.output
+    assert bad.exists() and not (cfg.state_dir / "quarantine").exists()
+    _reconfigure(cfg, incomplete_retry_seconds=0)  # the retry period is over
+
     result = invoke("sync")
 
     assert result.exit_code == 1, result.output
     assert "quarantined" in result.output and "cut.jpg" in result.output
+    assert not manifest.load(visit).get("pending")  # no stale "尚未封存" record left behind
     server = server_root(cfg)
     assert (server / good.relative_to(cfg.root)).is_file()
     assert not (server / bad.relative_to(cfg.root)).exists()

@@ -7,6 +7,7 @@ cleaned form as a suggestion, so nobody is surprised by a folder they did not as
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 
@@ -15,6 +16,11 @@ from fieldsync.errors import BadName
 # 255 bytes is the common filesystem limit per component; staying well under it leaves room
 # for the server root and temp-name prefixes, and keeps Windows paths under MAX_PATH.
 MAX_COMPONENT_BYTES = 150
+
+# The per-component limit of every filesystem fieldsync writes to (ext4, f2fs, exFAT, NTFS in
+# characters): a temp or archive name derived from a photo's name must fit it too.
+NAME_MAX_BYTES = 255
+_DIGEST_CHARS = 16  # of a SHA-256 hex digest: unique among the names of one folder
 
 # Characters no filesystem (or no Windows one) accepts, mapped to their full-width look-alikes
 # so that a Chinese name keeps its meaning: 杭州/萧山 becomes 杭州／萧山, not 杭州_萧山.
@@ -111,3 +117,38 @@ def customer_folder_name(template: str, account_no: str, name: str, **fields: st
         clean_name = _strip_edges(truncate_utf8(clean_name, budget))
     folder = folder.rstrip("_ ") if not clean_name else folder
     return folder or account_no
+
+
+def photo_name_problem(name: str) -> str | None:
+    """Why the engine refuses a photo's file name, or None when it takes the name literally.
+
+    The one rule for names (engine, manifest, verify, evidence, server, `check`): a backslash
+    is a folder separator on Windows and in zip files, and control characters hide what a
+    name says, so such names are refused up front (left in place, reported with "rename it").
+    Every other name, trailing spaces, NFD and names up to the filesystem's limit included,
+    is taken byte for byte as it is.
+    """
+    if "\\" in name:
+        return (f"the file name {name!r} contains a backslash, which Windows and zip files read "
+                "as a folder separator; rename it without '\\'")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):
+        return (f"the file name {name!r} contains control characters (tabs, line breaks, ...), "
+                "which hide what it says; rename it with visible characters only")
+    return None
+
+
+def fit_name(prefix: str, name: str, suffix: str = "", max_bytes: int = NAME_MAX_BYTES) -> str:
+    """`prefix + name + suffix`, or when that is over `max_bytes` UTF-8 bytes, the same with
+    `name` cut short and a digest of the whole name added: still fixed for a given name (an
+    interrupted upload finds its temp file again) and unique within a folder."""
+    whole = f"{prefix}{name}{suffix}"
+    if len(whole.encode("utf-8", "surrogateescape")) <= max_bytes:
+        return whole
+    encoded = name.encode("utf-8", "surrogateescape")
+    digest = hashlib.sha256(encoded).hexdigest()[:_DIGEST_CHARS]
+    room = max_bytes - len(f"{prefix}~{digest}{suffix}".encode("utf-8", "surrogateescape"))
+    if room < 0:
+        raise BadName(f"a name cannot fit in {max_bytes} bytes with {prefix!r} and {suffix!r} around it")
+    # Cut on a character (invalid bytes of a surrogate-escaped name are simply dropped).
+    short = encoded[:room].decode("utf-8", errors="ignore")
+    return f"{prefix}{short}~{digest}{suffix}"

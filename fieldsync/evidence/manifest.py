@@ -219,16 +219,21 @@ def record_result(cfg: Config, visit_dir: Path, photo_rel: str, final: Path) -> 
 
 
 def record_removal(cfg: Config, visit_dir: Path, photo_rel: str, reason: str = "") -> None:
-    """Seal that a photo was withdrawn on purpose (sync.deletes: mirror, a wrong photo):
-    verify then expects it absent instead of reporting it deleted. The old entry stays."""
+    """Seal that a photo was withdrawn on purpose (sync.deletes: mirror, a wrong photo, a
+    quarantined file): verify then expects it absent instead of reporting it deleted. The old
+    entry stays; a pending record (recorded, never sealed) is dropped. Nothing to change,
+    nothing written."""
     rel = _rel(photo_rel)
     with ledger.lock(cfg):
         data = load(visit_dir)
         if data is None:
             return
-        data.setdefault("pending", {}).pop(rel, None)
+        pending = data.setdefault("pending", {}).pop(rel, None)
         last = current_entries(data).get(rel)
-        if last is not None and not last.get("removed"):
+        sealed = last is not None and not last.get("removed")
+        if pending is None and not sealed:
+            return
+        if sealed:
             entry = {"seq": len(data["entries"]) + 1, "path": rel, "removed": True, "reason": reason,
                      "inspector": cfg.inspector, "device": cfg.device, "removed_at": now_iso(),
                      "prev": data.get("head") or GENESIS}
@@ -285,7 +290,10 @@ def _pending_from_final(cfg: Config, rel: str, sha256: str, size: int, facts: di
 
 
 def _rel(photo_rel: str) -> str:
-    rel = PurePosixPath(str(photo_rel).replace("\\", "/"))
+    # Taken literally: "/" separates the photo folder from the name, nothing else does. A
+    # backslash is refused up front by the engine (base.names.photo_name_problem); rewriting
+    # it to "/" here would seal a path that does not exist, and verify would report it.
+    rel = PurePosixPath(str(photo_rel))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
         raise TreeError(f"{photo_rel!r} is not a path inside the visit folder")
     return rel.as_posix()

@@ -8,15 +8,17 @@ and so skips that step at 1600 px from 12 MP.
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from fieldsync.errors import ImageError
+from fieldsync.errors import ImageError, IncompleteImage, LocalFault
 from fieldsync.media.imaging import register_heif
 
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
 TAG_ORIENTATION = 0x0112
 IFD_EXIF = 0x8769
 TAG_PIXEL_X, TAG_PIXEL_Y = 0xA002, 0xA003
@@ -72,7 +74,9 @@ def target_size(size: tuple[int, int], max_edge: int) -> tuple[int, int] | None:
 
 def shrink(src: Path, dst: Path, settings: ShrinkSettings) -> Shrunk:
     """Write a shrunk copy of `src` to `dst` (same format), or leave both alone when `src`
-    already fits max_edge. A corrupt, truncated or bomb-sized image raises ImageError."""
+    already fits max_edge. A bomb-sized or unreadable image raises ImageError, one that does
+    not decode to the end IncompleteImage (a subclass); a failing tablet (disk full writing
+    `dst`, an I/O error reading `src`) raises LocalFault, never ImageError."""
     register_heif()
     try:
         with warnings.catch_warnings():
@@ -86,8 +90,80 @@ def shrink(src: Path, dst: Path, settings: ShrinkSettings) -> Shrunk:
         raise
     except Image.DecompressionBombError as exc:
         raise ImageError(f"{src}: image too large to decode safely ({exc})") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"{src}: corrupt or truncated image ({type(exc).__name__}: {exc})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{src}: not an image Pillow can read (JPEG, PNG, HEIC, WebP)") from None
+    except OSError as exc:
+        if exc.errno is not None:
+            # Reading or writing the tablet failed (ENOSPC writing dst, EIO reading src):
+            # the tablet's fault, not the photo's. Pillow's decode errors carry no errno.
+            raise LocalFault.from_os_error(exc) from exc
+        raise IncompleteImage(f"{src}: corrupt or truncated image ({exc})") from None
+    except (ValueError, SyntaxError, EOFError) as exc:
+        raise IncompleteImage(f"{src}: corrupt or truncated image ({type(exc).__name__}: {exc})") from None
+
+
+def is_complete(path: Path) -> bool:
+    """True when the photo at `path` is whole: a JPEG ends with EOI after its first scan, a PNG
+    with IEND (both read from the file's head and tail only); anything else, or a JPEG/PNG
+    whose tail says otherwise (padding after EOI, a trailer), must decode to the end.
+
+    Raises OSError when the file cannot be read (gone, I/O error): the caller decides.
+    """
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        head = handle.read(8)
+        handle.seek(max(0, size - len(PNG_END)))
+        tail = handle.read()
+        if head.startswith(b"\xff\xd8") and tail.endswith(b"\xff\xd9") and _jpeg_scan_starts(handle, size):
+            return True
+        if head.startswith(b"\x89PNG") and tail == PNG_END:
+            return True
+    return _decodes(path)
+
+
+def _jpeg_scan_starts(handle, size: int) -> bool:
+    # Walk the marker segments from SOI to the first SOS (start of scan). The EOI of an EXIF
+    # thumbnail inside APP1 is skipped this way: a file cut right after it is not whole.
+    pos = 2
+    while pos + 4 <= size:
+        handle.seek(pos)
+        marker = handle.read(4)
+        if len(marker) < 4 or marker[0] != 0xFF:
+            return False
+        code = marker[1]
+        if code == 0xFF:  # fill byte before a marker
+            pos += 1
+        elif code == 0xDA:
+            return True
+        elif 0xD0 <= code <= 0xD7 or code == 0x01:  # markers without a length
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(marker[2:4], "big")
+    return False
+
+
+def _decodes(path: Path) -> bool:
+    register_heif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                if image.format in ("JPEG", "MPO"):
+                    # 1/8 DCT scale: every byte of the scan is still decoded, 64x less to keep.
+                    image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
+                                (max(1, image.width // 8), max(1, image.height // 8)))
+                image.load()
+        return True
+    except Image.DecompressionBombError:
+        return True  # whole, but too large: shrink refuses it with the reason
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        if exc.errno is not None:
+            raise
+        return False
+    except (ValueError, SyntaxError, EOFError):
+        return False
 
 
 def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSettings) -> Shrunk:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -133,6 +134,8 @@ class Daemon:
         self.passes = 0
         self.idle = threading.Event()  # set whenever the daemon waits with nothing to do
         self._own: dict[str, tuple[int, int]] = {}  # files the last passes wrote in the tree
+        self._looking: set[PurePosixPath] = set()  # still being written: look again at _look_at
+        self._look_at = math.inf
 
     def stop(self) -> None:
         """Safe from a signal handler: sets flags only."""
@@ -166,7 +169,7 @@ class Daemon:
             retry_at = 0.0
             while not self._stop.is_set():
                 now = time.monotonic()
-                due = [next_rescan - now] + ([retry_at - now] if failures else [])
+                due = [next_rescan - now, self._look_at - now] + ([retry_at - now] if failures else [])
                 self.idle.set()
                 batch = self.watcher.changes.take(max(0.0, min(due)), self.cfg.sync.settle_seconds,
                                                   stop=self._stop)
@@ -174,6 +177,10 @@ class Daemon:
                 if self._stop.is_set():
                     break
                 now = time.monotonic()
+                if now >= self._look_at:
+                    batch.paths.update(self._looking)
+                    self._looking.clear()
+                    self._look_at = math.inf
                 full = batch.full or now >= next_rescan or (failures and now >= retry_at)
                 for reason in batch.reasons:
                     log.warning("full rescan: %s", reason)
@@ -205,9 +212,7 @@ class Daemon:
                 board.passed(result, full, next_retry=retry)
                 if result.uploaded or result.quarantined or result.failed:
                     log.info("%s pass: %s", "full" if full else "event", result)
-                if result.waiting:  # still being written: look again soon
-                    for rel in result.waiting:
-                        self.watcher.changes.add(PurePosixPath(rel))
+                self._look_again(result)
         finally:
             inbox_stop.set()
             if inbox_thread is not None and inbox_thread.is_alive():
@@ -216,6 +221,18 @@ class Daemon:
             board.set(activity="stopped", uploading={}, watcher="stopped")
             self.engine.close()
             self.engine = None
+
+    def _look_again(self, result: SyncResult) -> None:
+        """Files still being written are looked at again when the engine says (result.next_look:
+        the stability window, or the backoff of a photo that does not decode yet), not at once:
+        a photo that takes minutes to arrive must not keep the daemon in a busy loop."""
+        if not result.waiting:
+            return
+        self._looking.update(PurePosixPath(rel) for rel in result.waiting)
+        delay = self.cfg.sync.settle_seconds
+        if result.next_look is not None:
+            delay = max(delay, result.next_look - time.time())
+        self._look_at = min(self._look_at, time.monotonic() + delay)
 
     def _expect_echo(self, result: SyncResult) -> None:
         """The engine's own writes (a shrunk photo replacing the original, manifests) come back

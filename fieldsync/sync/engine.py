@@ -4,13 +4,18 @@
   1. scan the tree (or the paths the watcher named), skipping private names and symlinks;
   2. reconcile every entry against the state cache (and, when the cache is new or lost, one
      listing of the server) into folders to make and files to push;
-  3. wait until young files are stable (size + mtime unchanged over sync.settle_seconds);
+  3. take only files that are ready (`_ready`): a refused name (base.names.photo_name_problem)
+     is left in place and reported; a young file must hold still for a window that widens
+     when a writer fooled it; a photo must not be open for writing (Linux) and must decode
+     to the end, else it waits (with backoff, up to sync.incomplete_retry_seconds);
   4. make folders, then push files with server.parallel in flight: photos go through the
      photo pipeline first (sync/pipeline.py: evidence, shrink, archive), anything else as it is;
   5. derive what follows from the changes (sync.derive: remark seals, pages), then push the
      manifests those photos changed with the rewritten pages, then this device's ledger.
-A bad photo is quarantined and the rest continue; a network error stops the pass, leaves
-everything resumable and is retried with capped exponential backoff.
+A photo still corrupt after the retry period is quarantined and the rest continue; a failing
+tablet (disk full, I/O error) fails the file with its reason and retries it, never quarantines
+it; a network error stops the pass, leaves everything resumable and is retried with capped
+exponential backoff.
 """
 
 from __future__ import annotations
@@ -27,12 +32,23 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
 
+from fieldsync.base.names import photo_name_problem
 from fieldsync.config import Config
-from fieldsync.errors import BadInput, FieldsyncError, ImageError, SyncBusy, TransportError, TreeError
+from fieldsync.errors import (
+    BadInput,
+    FieldsyncError,
+    ImageError,
+    IncompleteImage,
+    LocalFault,
+    SyncBusy,
+    TransportError,
+    TreeError,
+)
 from fieldsync.evidence import ledger, manifest
+from fieldsync.media.shrink import is_complete
 from fieldsync.sync.derive import derive
 from fieldsync.sync.pipeline import PhotoPipeline
-from fieldsync.sync.scan import Entry, scan
+from fieldsync.sync.scan import Entry, held_for_writing, scan
 from fieldsync.sync.state import FileState, SyncState, backoff_delay
 from fieldsync.transport import open_transport
 from fieldsync.tree.layout import MANIFEST_FILE, classify, is_private, relative
@@ -43,6 +59,12 @@ log = logging.getLogger(__name__)
 LOCK_FILE = "sync.lock"
 # How often a pass re-checks a young file before leaving it for the next pass.
 STABILITY_ROUNDS = 3
+# The stability window widens (doubles) each time a file grew after it had looked stable,
+# up to this; each pass that takes files without being fooled narrows it again by a tenth.
+MAX_WINDOW_SECONDS = 8.0
+# Photos younger than this are checked for a process holding them open for writing.
+YOUNG_SECONDS = 120.0
+STILL_WRITTEN = "still being written"
 
 
 # --------------------------------------------------------------------------- results
@@ -58,11 +80,16 @@ class SyncResult:
     quarantined: list[tuple[str, str]] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # still being written
+    refused: list[tuple[str, str]] = field(default_factory=list)  # names the engine does not take: advice
+    next_look: float | None = None  # when a waiting photo in backoff is due again (epoch seconds)
     conflicts: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None  # why the pass stopped early (server unreachable, ...)
     # Files this pass rewrote in the tree (shrunk photos, manifests): rel -> (size, mtime_ns)
     # as written, so the daemon can tell the watcher's echo of its own writes from new work.
     wrote: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def look_at(self, when: float) -> None:
+        self.next_look = when if self.next_look is None else min(self.next_look, when)
 
     @property
     def complete(self) -> bool:
@@ -72,14 +99,15 @@ class SyncResult:
     def exit_code(self) -> int:
         if self.error or self.failed:
             return 2
-        return 1 if (self.quarantined or self.waiting or self.conflicts) else 0
+        return 1 if (self.quarantined or self.waiting or self.conflicts or self.refused) else 0
 
     def __str__(self) -> str:
         parts = [f"{self.uploaded} uploaded", f"{self.unchanged} unchanged"]
         if self.folders:
             parts.append(f"{self.folders} folders made")
         for label, items in (("quarantined", self.quarantined), ("failed", self.failed),
-                             ("still being written", self.waiting), ("conflicts kept", self.conflicts)):
+                             ("still being written", self.waiting), ("conflicts kept", self.conflicts),
+                             ("refused (rename them)", self.refused)):
             if items:
                 parts.append(f"{len(items)} {label}")
         text = ", ".join(parts)
@@ -260,6 +288,7 @@ class Engine:
         # the plan does not name them, yet their visit.yaml and pages must follow the rename.
         self._renamed: list[PurePosixPath] = []
         self._listings = _FolderListings()
+        self._window = cfg.sync.settle_seconds  # widened by writers that fooled it
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -319,11 +348,9 @@ class Engine:
             result.unchanged = plan.unchanged
             if remote is not None:
                 self.state.set_meta("server_listed", time.time())
-            plan.files = self._stable(plan.files, set(closed), result)
             if respect_backoff:
-                now = time.time()
-                plan.files = [e for e in plan.files
-                              if (r := self.state.get(e.key)) is None or r.next_try <= now]
+                plan.files = self._due(plan.files, result)
+            plan.files = self._ready(plan.files, set(closed), result)
             progress.planned(len(plan.files), plan.bytes)
             self._make_folders(plan.folders, result)
             touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
@@ -345,9 +372,12 @@ class Engine:
         finally:
             # Only a push changes the state's meta: rewriting the cache after every pass
             # would cost a full write of it (status.json says when the last pass ran).
-            if result.uploaded and not result.error:
-                self.state.set_meta("last_push", time.time())
-            self.state.flush()
+            try:
+                if result.uploaded and not result.error:
+                    self.state.set_meta("last_push", time.time())
+                self.state.flush()
+            except OSError as exc:  # the state is a cache: the next pass re-derives it
+                result.error = result.error or str(LocalFault.from_os_error(exc))
         return result
 
     def _derive(self, plan: Plan, touched: set[Path], everything: dict[str, Entry] | None) -> list[Entry]:
@@ -431,35 +461,126 @@ class Engine:
         return {entry.rel.as_posix(): (entry.size, entry.mtime)
                 for entry in self.transport.walk() if not is_private(entry.rel)}
 
-    def _stable(self, files: list[Entry], closed: set[str], result: SyncResult) -> list[Entry]:
-        """Files whose size and mtime held still for settle_seconds (or that were closed after
-        writing); the others are left for the next pass, never pushed half-written."""
-        settle = self.cfg.sync.settle_seconds
+    def _ready(self, files: list[Entry], closed: set[str], result: SyncResult) -> list[Entry]:
+        """The files to take now; the others are left in place for a later pass, reported.
+
+        Refused: a name base.names.photo_name_problem refuses (rename it). Waiting: a file
+        whose size and mtime did not hold still for the stability window (`closed`: the OS
+        said it was closed after writing, so no window), a photo some process still holds
+        open for writing, a photo that does not decode to the end (retried with backoff for
+        sync.incomplete_retry_seconds, then let through to be quarantined).
+        """
+        files = [entry for entry in files if not self._refused(entry, result)]
         ready, young = [], []
         for entry in files:
             age = time.time() - entry.mtime_ns / 1e9
-            (ready if entry.key in closed or age >= settle else young).append(entry)
+            (ready if entry.key in closed or age >= self._window else young).append(entry)
         for _ in range(STABILITY_ROUNDS):
             if not young or self._stop.is_set():
                 break
-            time.sleep(settle)
+            time.sleep(min(self._window, 1.0))
             still = []
             for entry in young:
                 try:
                     st = entry.path.stat()
                 except FileNotFoundError:
                     continue
-                if st.st_size == entry.size and st.st_mtime_ns == entry.mtime_ns:
-                    ready.append(entry)
-                else:
+                if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
                     entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
                     still.append(entry)
+                elif time.time() - st.st_mtime_ns / 1e9 >= self._window:
+                    ready.append(entry)
+                else:
+                    still.append(entry)
             young = still
-        result.waiting.extend(entry.key for entry in young)
         for entry in young:
-            self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending",
-                              reason="still being written")
-        return ready
+            self._wait(entry, result, STILL_WRITTEN)
+        return self._whole(ready, result)
+
+    def _due(self, files: list[Entry], result: SyncResult) -> list[Entry]:
+        """`files` without those whose next try is still ahead (unchanged since it was set: a
+        changed file is new work). A photo waiting to decode stays in result.waiting, so the
+        daemon looks at it again when it is due."""
+        now, due = time.time(), []
+        for entry in files:
+            record = self.state.get(entry.key)
+            if record is None or record.next_try <= now or not record.matches(entry.size, entry.mtime_ns):
+                due.append(entry)
+            elif record.status == "pending":
+                result.waiting.append(entry.key)
+                result.look_at(record.next_try)
+        return due
+
+    def _refused(self, entry: Entry, result: SyncResult) -> bool:
+        problem = photo_name_problem(entry.rel.name)
+        if problem is None:
+            return False
+        result.refused.append((entry.key, problem))
+        self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending", reason=problem)
+        return True
+
+    def _whole(self, files: list[Entry], result: SyncResult) -> list[Entry]:
+        """`files` without the photos that are still open for writing or do not decode yet."""
+        now = time.time()
+        photos = [entry for entry in files if entry.info.role == "photo" and not self._prepared(entry)]
+        held = held_for_writing([e.path for e in photos if now - e.mtime_ns / 1e9 < YOUNG_SECONDS])
+        waiting = set()
+        for entry in photos:
+            if entry.path in held:
+                self._wait(entry, result, f"{STILL_WRITTEN} (open in another app)")
+                waiting.add(entry.key)
+                continue
+            try:
+                whole = is_complete(entry.path)
+            except OSError:
+                whole = True  # gone or unreadable: the push says which
+            if not whole and self._keep_trying(entry, result, threading.Lock()):
+                waiting.add(entry.key)
+        if files and not waiting:
+            self._window = max(self.cfg.sync.settle_seconds, self._window * 0.9)
+        return [entry for entry in files if entry.key not in waiting]
+
+    def _prepared(self, entry: Entry) -> bool:
+        # Shrunk and sealed by an earlier pass (its push failed): our own output, whole.
+        record = self.state.peek(entry.key)
+        return bool(record and record.extra.get("prepared") and record.matches(entry.size, entry.mtime_ns))
+
+    def _wait(self, entry: Entry, result: SyncResult, reason: str) -> None:
+        result.waiting.append(entry.key)
+        result.look_at(time.time() + self._window)
+        self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending", reason=reason)
+
+    def _keep_trying(self, entry: Entry, result: SyncResult, lock: threading.Lock) -> bool:
+        """A photo that does not decode to the end: True (it waits, with backoff) while it may
+        still be being written, i.e. for sync.incomplete_retry_seconds since it last changed;
+        False once that is over (the caller quarantines it).
+
+        A photo that grew after it was found incomplete had fooled the stability window: the
+        window widens for the next files.
+        """
+        now = time.time()
+        record = self.state.get(entry.key) or FileState(entry.key)
+        seen = record.extra.get("incomplete") or {}
+        if (seen.get("size"), seen.get("mtime_ns")) != (entry.size, entry.mtime_ns):
+            if seen:
+                self._widen()
+            seen = {"size": entry.size, "mtime_ns": entry.mtime_ns, "since": now, "tries": 0}
+        give_up = seen["since"] + self.cfg.sync.incomplete_retry_seconds
+        if now >= give_up:
+            return False
+        seen["tries"] += 1
+        next_try = min(now + backoff_delay(seen["tries"]), give_up)
+        self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending",
+                          reason=f"{STILL_WRITTEN} (does not decode to the end yet)", next_try=next_try,
+                          extra={**record.extra, "incomplete": seen})
+        with lock:
+            result.waiting.append(entry.key)
+            result.look_at(next_try)
+        return True
+
+    def _widen(self) -> None:
+        self._window = min(MAX_WINDOW_SECONDS, max(self._window, 0.5) * 2)
+        log.info("a file grew after it looked complete: stability window now %.1f s", self._window)
 
     def _make_folders(self, folders: list[Entry], result: SyncResult) -> None:
         # Parents first (P7: a new visit reaches the server even before its first photo).
@@ -515,6 +636,7 @@ class Engine:
             self.state.forget([entry.key])
             return "gone", "removed before it was pushed"
         if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
+            self._widen()
             with lock:
                 result.waiting.append(entry.key)
             return "waiting", "changed while queued"
@@ -525,18 +647,23 @@ class Engine:
                 final = self.photos.prepare(entry)
             except ImageError as exc:
                 if self._changed_since(entry):
+                    self._widen()
                     with lock:
                         result.waiting.append(entry.key)
-                    return "waiting", "still being written"
-                reason = str(exc)
-                self.photos.quarantine(entry, reason)
-                with lock:
-                    result.quarantined.append((entry.key, reason))
-                return "quarantined", reason
-            except (TreeError, OSError) as exc:
-                reason = getattr(exc, "strerror", None) or str(exc)
+                    return "waiting", STILL_WRITTEN
+                if isinstance(exc, IncompleteImage) and self._keep_trying(entry, result, lock):
+                    return "waiting", STILL_WRITTEN
+                return self._quarantine(entry, str(exc), result, lock)
+            except LocalFault as exc:
+                self._failed(entry, str(exc), result, lock)
+                return "failed", str(exc)
+            except OSError as exc:  # writing a manifest, archiving: the tablet's storage
+                reason = str(LocalFault.from_os_error(exc))
                 self._failed(entry, reason, result, lock)
                 return "failed", reason
+            except TreeError as exc:
+                self._failed(entry, str(exc), result, lock)
+                return "failed", str(exc)
             st = final.stat()
             record = self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                        extra={**record.extra, "prepared": True})
@@ -567,6 +694,18 @@ class Engine:
             result.uploaded += 1
             result.bytes += st.st_size
         return "uploaded", ""
+
+    def _quarantine(self, entry: Entry, reason: str, result: SyncResult,
+                    lock: threading.Lock) -> tuple[str, str]:
+        try:
+            self.photos.quarantine(entry, reason)
+        except OSError as exc:  # the quarantine folder is on the tablet too
+            fault = str(LocalFault.from_os_error(exc))
+            self._failed(entry, fault, result, lock)
+            return "failed", fault
+        with lock:
+            result.quarantined.append((entry.key, reason))
+        return "quarantined", reason
 
     def _pushed_extra(self, entry: Entry, final: Path) -> dict:
         # A pushed manifest remembers its visit_id: a visit renamed in a file manager (no

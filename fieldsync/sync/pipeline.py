@@ -1,9 +1,11 @@
 """The photo pipeline: what happens to one photo before the engine pushes it.
 
-Evidence first (the original is recorded in the visit's manifest), then the photo is shrunk in
-place, the original archived under .fieldsync/originals/ (or deleted once the upload is
-confirmed, photos.originals: delete), and the result sealed in the manifest. A photo that
-cannot be read is quarantined under .fieldsync/quarantine/ with a note saying why.
+The photo is decoded and shrunk into a hidden temp file first (one that does not decode to the
+end leaves no trace), then the original is recorded in the visit's manifest before anything
+replaces it, archived under .fieldsync/originals/ (or deleted once the upload is confirmed,
+photos.originals: delete), the shrunk copy moved into place and the result sealed. A photo the
+engine gives up on is quarantined under .fieldsync/quarantine/ with a note saying why, and its
+pending manifest record dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from fieldsync.base.atomic import fsync_dir
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.names import NAME_MAX_BYTES, fit_name
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
 from fieldsync.evidence import manifest
@@ -43,8 +46,12 @@ class PhotoPipeline:
         self.settings = ShrinkSettings.from_config(cfg.photos)
 
     def prepare(self, entry: Entry) -> Path:
-        """Evidence, then shrink in place: record the original, write the shrunk copy beside
-        it, archive the original, replace the photo atomically, seal the manifest entry."""
+        """Evidence, then shrink in place: write the shrunk copy beside the photo, record the
+        original, archive it, replace the photo atomically, seal the manifest entry.
+
+        Raises ImageError (IncompleteImage: does not decode to the end), LocalFault (the
+        tablet's storage failed), TreeError (a manifest that cannot be read).
+        """
         visit_dir = entry.path.parent.parent
         photo_rel = f"{entry.rel.parts[-2]}/{entry.rel.parts[-1]}"
         path = entry.path
@@ -52,10 +59,13 @@ class PhotoPipeline:
             # Shrunk and sealed before a crash lost the state: recording it again would file
             # the shrunk copy as a second "original".
             return path
-        manifest.record_original(self.cfg, visit_dir, photo_rel, entry.info.kind or "unknown", path)
-        tmp = path.with_name(f".{path.name}.shrink{path.suffix}")
+        # Hidden, fixed and within the filesystem's name limit even for a 255-byte photo name.
+        tmp = path.with_name(fit_name(".", path.name, f".shrink{path.suffix}"))
         try:
+            # Decode (and shrink) first: a photo that does not decode to the end is still being
+            # written or truncated, and must not leave a pending record of its first bytes.
             shrunk = shrink(path, tmp, self.settings)
+            manifest.record_original(self.cfg, visit_dir, photo_rel, entry.info.kind or "unknown", path)
             if shrunk.changed:
                 _fsync_file(tmp)
                 self.archive_original(entry)
@@ -73,7 +83,7 @@ class PhotoPipeline:
         base = self.cfg.state_dir / ORIGINALS_DIR / Path(*entry.rel.parts)
         base.parent.mkdir(parents=True, exist_ok=True)
         for n in range(1, 1000):
-            target = base if n == 1 else base.with_name(f"{base.stem}-{n}{base.suffix}")
+            target = base if n == 1 else base.with_name(fit_name("", base.stem, f"-{n}{base.suffix}"))
             if target.exists():
                 if _same_file(target, entry.path):
                     return target  # archived already (a crash between archive and replace)
@@ -93,17 +103,23 @@ class PhotoPipeline:
             base.unlink()
 
     def quarantine(self, entry: Entry, reason: str) -> None:
-        """Move a photo that cannot be read out of the tree, with a note saying why."""
+        """Move a photo that cannot be read out of the tree, with a note saying why, and drop
+        its pending manifest record (the server's visit page would show it pending forever)."""
         folder = self.cfg.state_dir / QUARANTINE_DIR / Path(*entry.rel.parts[:-1])
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / entry.rel.name
+        note_suffix = ".reason.txt"
+        # Room for the note's suffix, so a photo name near the 255-byte limit still fits.
+        target = folder / fit_name("", entry.rel.name, "", NAME_MAX_BYTES - len(note_suffix))
         n = 1
         while target.exists():
             n += 1
-            target = folder / f"{entry.rel.stem}-{n}{entry.rel.suffix}"
+            target = folder / fit_name("", entry.rel.stem, f"-{n}{entry.rel.suffix}", NAME_MAX_BYTES - len(note_suffix))
         os.replace(entry.path, target)
-        (target.parent / f"{target.name}.reason.txt").write_text(
+        (target.parent / f"{target.name}{note_suffix}").write_text(
             f"{entry.key}\n{reason}\n", encoding="utf-8")
+        if entry.info.role == "photo":
+            manifest.record_removal(self.cfg, entry.path.parent.parent,
+                                    f"{entry.rel.parts[-2]}/{entry.rel.parts[-1]}", f"quarantined: {reason}")
         self.state.update(entry.key, status="quarantined", reason=reason, size=entry.size,
                           mtime_ns=entry.mtime_ns, extra={"moved_to": str(target)})
         log.warning("quarantined %s: %s", entry.key, reason)

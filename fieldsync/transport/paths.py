@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-from fieldsync.base.names import clean_component
+from fieldsync.base.names import clean_component, fit_name
 from fieldsync.errors import BadInput
 from fieldsync.transport.base import safe_rel
 
@@ -28,9 +28,11 @@ def part_name(name: str, owner: str = "") -> str:
     Hidden, so file managers, the server index and `ls` skip it; fixed (not random), so an
     interrupted upload finds its partial file again and resumes it; tagged with the uploading
     device, so two tablets pushing the same path at once never share (and steal) a temp file.
+    A long name is cut short with a digest of it (base.names.fit_name): a photo name near the
+    filesystem's 255-byte limit must not make its temp name too long to create.
     """
     tag = f".{clean_component(owner)}" if owner else ""
-    return f".{name}{tag}{PART_SUFFIX}"
+    return fit_name(".", name, f"{tag}{PART_SUFFIX}")
 
 
 def is_part_name(name: str) -> bool:
