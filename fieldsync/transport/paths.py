@@ -35,10 +35,6 @@ def part_name(name: str, owner: str = "") -> str:
     return fit_name(".", name, f"{tag}{PART_SUFFIX}")
 
 
-def is_part_name(name: str) -> bool:
-    return name.startswith(".") and name.endswith(PART_SUFFIX)
-
-
 class PathLocks:
     """One upload per remote path at a time: two would share the same temp file."""
 
