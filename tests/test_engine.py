@@ -124,11 +124,41 @@ def test_corrupt_photo_quarantined_others_pushed(sync_visit, invoke):
     assert not bad.exists()
     held = cfg.state_dir / "quarantine" / bad.relative_to(cfg.root)
     assert held.read_bytes() == whole[: len(whole) // 3]
-    assert "corrupt or truncated" in held.with_name("cut.jpg.reason.txt").read_text(encoding="utf-8")
-    status = json.loads(invoke("status", "--json").output)
-    assert status["counts"]["quarantined"] == 1
+    listed = json.loads(invoke("quarantine", "list", "--json").stdout)
+    assert [(e["origin"], "corrupt or truncated" in e["reason"]) for e in listed] == \
+        [(bad.relative_to(cfg.root).as_posix(), True)]
+    status = json.loads(invoke("status", "--json").stdout)
+    assert status["counts"]["quarantined"] == 1 and status["quarantine_folder"].endswith("quarantine")
     assert status["quarantined"][0]["path"].endswith("cut.jpg")
     assert invoke("sync").exit_code == 0  # the rest is complete; the bad file is out of the tree
+    # cleared for good: status follows the quarantine folder, not the state's memory of it
+    assert invoke("quarantine", "clear", "--all", "--yes").exit_code == 0
+    status = json.loads(invoke("status", "--json").stdout)
+    assert status["counts"]["quarantined"] == 0 and status["quarantined"] == []
+
+
+def test_a_photo_finished_inside_the_quarantine_is_restored_and_pushed_whole(sync_visit, invoke):
+    """The slow camera of issue 14: a photo quarantined while half written, finished later by
+    the camera app where it now lies; `quarantine restore` puts it back and the next sync
+    files it like any other, with its evidence."""
+    cfg = _reconfigure(sync_visit[0], incomplete_retry_seconds=0)
+    visit = sync_visit[1]
+    whole = camera_photo(_photo_dir(visit) / "slow.jpg", seed=5).read_bytes()
+    photo = visit / "外观" / "slow.jpg"
+    photo.write_bytes(whole[:20_000])
+    os.utime(photo, (time.time() - 60, time.time() - 60))
+    assert invoke("sync").exit_code == 1 and not photo.exists()
+    (entry,) = json.loads(invoke("quarantine", "list", "--json").stdout)
+    Path(entry["stored"]).write_bytes(whole)  # the camera app finishes writing it there
+    assert json.loads(invoke("quarantine", "list", "--json").stdout)[0]["recorded_size"] == 20_000
+    assert invoke("quarantine", "restore", entry["id"]).exit_code == 0
+    assert photo.read_bytes() == whole
+    result = invoke("sync")
+    assert result.exit_code == 0, result.output
+    assert (server_root(cfg) / photo.relative_to(cfg.root)).is_file()
+    sealed = [e["path"] for e in manifest.load(visit)["entries"] if not e.get("removed")]
+    assert "外观/slow.jpg" in sealed
+    assert json.loads(invoke("status", "--json").stdout)["counts"]["quarantined"] == 0
 
 
 def test_half_written_file_is_never_pushed(sync_visit):

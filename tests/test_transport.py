@@ -18,7 +18,7 @@ import pytest
 from fieldsync.errors import BadInput, HostKeyError, TransportError
 from fieldsync.transport import open_transport
 from fieldsync.transport.local import LocalTransport
-from fieldsync.transport.paths import is_part_name, part_name
+from fieldsync.transport.paths import PART_SUFFIX, part_name
 from fieldsync.transport.sftp import SFTPTransport, preferred_ciphers
 from tests.fixtures.sshd import SSH_KEYGEN, keygen
 
@@ -33,7 +33,7 @@ def make_file(path: Path, size: int, seed: int = 0) -> Path:
 
 
 def part_files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if is_part_name(p.name)]
+    return [p for p in root.rglob("*") if p.name.startswith(".") and p.name.endswith(PART_SUFFIX)]
 
 
 @pytest.fixture(params=["local", "sftp"])

@@ -67,6 +67,10 @@ def sync_command(app: AppContext) -> None:
     echo(app, str(result))
     for rel, reason in result.quarantined:
         warn(f"隔离 quarantined {rel}: {reason}")
+    if result.quarantined:
+        warn("隔离的文件 set aside: 'fieldsync quarantine list' shows them, 'fieldsync quarantine restore' retries")
+    for rel, reason in result.refused:
+        warn(f"未推送 not pushed {rel}: {reason}")
     for rel, reason in result.conflicts:
         warn(f"冲突 conflict {rel}: {reason}")
     for rel in result.waiting:
@@ -175,6 +179,9 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
             echo(app, f"  {label} {item['path']}: {item.get('reason') or ''}")
         if shown is not None and len(items) > shown:
             echo(app, f"  ... {len(items) - shown} more (fieldsync status --files)")
+    if status.get("quarantined"):
+        echo(app, f"  隔离的文件在 set aside in {status['quarantine_folder']}: "
+                  "'fieldsync quarantine list' shows why, 'fieldsync quarantine restore ID' retries one")
 
 
 def _show_camera(app: AppContext, camera: dict) -> None:

@@ -40,6 +40,7 @@ from fieldsync.errors import (
     ImageError,
     IncompleteImage,
     LocalFault,
+    QuarantineError,
     SyncBusy,
     TransportError,
     TreeError,
@@ -193,8 +194,7 @@ def outstanding(cfg: Config, state: SyncState) -> list[str]:
         if entry.is_dir:
             continue
         record = state.peek(key)
-        if record is not None and record.status == "quarantined":
-            continue
+        # A quarantined file is out of the tree; one at its path now is new (or restored).
         if record is None or record.status != "done" or not record.matches(entry.size, entry.mtime_ns):
             waiting.append(key)
     return sorted(waiting)
@@ -703,6 +703,9 @@ class Engine:
             fault = str(LocalFault.from_os_error(exc))
             self._failed(entry, fault, result, lock)
             return "failed", fault
+        except QuarantineError as exc:  # it stays in the tree, and is retried
+            self._failed(entry, str(exc), result, lock)
+            return "failed", str(exc)
         with lock:
             result.quarantined.append((entry.key, reason))
         return "quarantined", reason

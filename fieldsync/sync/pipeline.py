@@ -18,11 +18,12 @@ from pathlib import Path, PurePosixPath
 
 from fieldsync.base.atomic import fsync_dir
 from fieldsync.base.hashing import file_sha256
-from fieldsync.base.names import NAME_MAX_BYTES, fit_name
+from fieldsync.base.names import fit_name
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
 from fieldsync.evidence import manifest
 from fieldsync.media.shrink import ShrinkSettings, shrink
+from fieldsync.sync import quarantine
 from fieldsync.sync.scan import Entry
 from fieldsync.sync.state import SyncState
 from fieldsync.tree.layout import classify
@@ -30,7 +31,6 @@ from fieldsync.tree.layout import classify
 log = logging.getLogger(__name__)
 
 ORIGINALS_DIR = "originals"
-QUARANTINE_DIR = "quarantine"
 
 
 class PhotoPipeline:
@@ -105,23 +105,12 @@ class PhotoPipeline:
     def quarantine(self, entry: Entry, reason: str) -> None:
         """Move a photo that cannot be read out of the tree, with a note saying why, and drop
         its pending manifest record (the server's visit page would show it pending forever)."""
-        folder = self.cfg.state_dir / QUARANTINE_DIR / Path(*entry.rel.parts[:-1])
-        folder.mkdir(parents=True, exist_ok=True)
-        note_suffix = ".reason.txt"
-        # Room for the note's suffix, so a photo name near the 255-byte limit still fits.
-        target = folder / fit_name("", entry.rel.name, "", NAME_MAX_BYTES - len(note_suffix))
-        n = 1
-        while target.exists():
-            n += 1
-            target = folder / fit_name("", entry.rel.stem, f"-{n}{entry.rel.suffix}", NAME_MAX_BYTES - len(note_suffix))
-        os.replace(entry.path, target)
-        (target.parent / f"{target.name}{note_suffix}").write_text(
-            f"{entry.key}\n{reason}\n", encoding="utf-8")
+        stored = quarantine.put(self.cfg, entry.path, entry.rel, reason)
         if entry.info.role == "photo":
             manifest.record_removal(self.cfg, entry.path.parent.parent,
                                     f"{entry.rel.parts[-2]}/{entry.rel.parts[-1]}", f"quarantined: {reason}")
         self.state.update(entry.key, status="quarantined", reason=reason, size=entry.size,
-                          mtime_ns=entry.mtime_ns, extra={"moved_to": str(target)})
+                          mtime_ns=entry.mtime_ns, extra={"moved_to": str(stored.stored)})
         log.warning("quarantined %s: %s", entry.key, reason)
 
     def record_removal(self, rel: PurePosixPath) -> None:

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from fieldsync.base.atomic import fsync_dir, write_text
 from fieldsync.base.clock import now_iso, stamp_iso
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.names import NAME_MAX_BYTES, fit_name
 from fieldsync.config import Config
 from fieldsync.errors import QuarantineError
 from fieldsync.tree.layout import is_private
@@ -195,8 +196,9 @@ def _move_no_overwrite(source: Path, folder: Path, name: str) -> Path:
     step even with a second writer (the daemon's push threads) racing for the same name.
     """
     stem, suffix = _split(name)
+    room = NAME_MAX_BYTES - len(f".{RECORD_SUFFIX}")  # the record beside it must fit too
     for n in range(1, MAX_SUFFIX):
-        target = folder / (name if n == 1 else f"{stem}-{n}{suffix}")
+        target = folder / fit_name("", stem, f"{suffix}" if n == 1 else f"-{n}{suffix}", room)
         if target.is_symlink() or target.exists() or _record_path(target).exists():
             continue
         try:

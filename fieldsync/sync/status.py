@@ -14,7 +14,7 @@ from fieldsync.base.platform import pid_alive
 from fieldsync.config import Config
 from fieldsync.location import locate
 from fieldsync.masterdata.store import CustomerStore
-from fieldsync.sync import daemon, engine
+from fieldsync.sync import daemon, engine, quarantine
 from fieldsync.sync.state import SyncState
 from fieldsync.tree import inbox
 
@@ -30,7 +30,13 @@ def collect(cfg: Config) -> dict[str, Any]:
         # The state only knows files a pass has seen: count from the tree what is not on the
         # server yet, so an offline tablet still says how much is waiting.
         waiting = engine.outstanding(cfg, state)
-    status["counts"] = {**status.get("counts", {}), "pending": len(waiting)}
+    # The quarantine folder is the truth about what is set aside (restore and clear change it
+    # without a pass); the state only remembers what a pass moved there.
+    set_aside = quarantine.entries(cfg)
+    status["counts"] = {**status.get("counts", {}), "pending": len(waiting), "quarantined": len(set_aside)}
+    status["quarantined"] = [{"path": e.origin.as_posix(), "reason": e.reason or "(not recorded)",
+                              "id": e.id, "moved_to": str(e.stored)} for e in set_aside[:daemon.MAX_LISTED]]
+    status["quarantine_folder"] = str(quarantine.quarantine_dir(cfg))
     status["pending"] = [{"path": rel, "reason": "not on the server yet"} for rel in waiting[:daemon.MAX_LISTED]]
     status["camera"] = inbox.summary(cfg)
     status["suggestions"] = locate.suggestions(cfg)
