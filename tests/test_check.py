@@ -134,3 +134,23 @@ def test_a_visit_without_visit_yaml_is_completed_by_sync_not_by_visit_edit(tree,
 def test_names_other_filesystems_refuse_are_still_reported(tree, visit):
     odd = aged(photo(visit / "外观" / "IMG_0001.jpg "))
     assert any("not safe on every filesystem" in f for f in findings_for(tree, odd))
+
+
+def test_damage_inside_a_whole_looking_jpeg_is_found_by_deep_only(tree, invoke, visit):
+    """The default check reads a photo's head and tail (as the engine judges completeness);
+    --deep decodes it and also finds a scan broken in the middle."""
+    path = photo(visit / "外观" / "broken_inside.jpg")
+    data = bytearray(path.read_bytes())
+    table = data.index(b"\xff\xc4")  # a Huffman table: the decoder cannot read the scan with it
+    data[table + 5:table + 21] = b"\xff" * 16
+    path.write_bytes(bytes(data))
+    aged(path)
+    assert invoke("check").exit_code == 0
+    deep = invoke("check", "--deep")
+    assert deep.exit_code == 1 and "broken_inside.jpg" in deep.output
+
+
+def test_names_the_engine_refuses_are_reported_with_what_to_do(tree, visit):
+    path = aged(photo(visit / "外观" / "a\\b.jpg"))
+    (found,) = [f for f in findings_for(tree, path) if "does not push" in f]
+    assert "backslash" in found and "rename it" in found

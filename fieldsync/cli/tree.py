@@ -147,13 +147,14 @@ def add_command(app: AppContext, files: tuple[Path, ...], visit: str, kind: str)
 
 
 @click.command("check")
+@click.option("--deep", is_flag=True, help="Decode every photo in full (slower; finds damage inside a file).")
 @pass_app
-def check_command(app: AppContext) -> None:
+def check_command(app: AppContext, deep: bool) -> None:
     """Lint the tree: misplaced photos, visits without visit.yaml, unknown folders, unsafe names.
 
     Exit 0 when clean, 1 when something needs attention.
     """
-    findings = check_mod.check_tree(app.config)
+    findings = check_mod.check_tree(app.config, deep=deep)
     for finding in findings:
         click.echo(str(finding))
     # Suggestions are not problems: they never change the exit code.
