@@ -41,7 +41,7 @@ def timed(fn, *args):
 
 def make_queries(rows: list[dict], per_type: int, seed: int = 1) -> dict[str, list[tuple]]:
     """Query type -> [(text, fields)], drawn from the data so every query has answers."""
-    from fieldsync.masterdata.search import char_readings
+    from fieldsync.masterdata.matching import char_readings
 
     rng = random.Random(seed)
     picks = [rng.choice(rows) for _ in range(per_type)]
@@ -64,9 +64,9 @@ def make_queries(rows: list[dict], per_type: int, seed: int = 1) -> dict[str, li
 
 
 def bench_fieldsync(state_dir: Path, queries) -> dict[str, list[float]]:
-    from fieldsync.masterdata import search
+    from fieldsync.masterdata import index_file, search
 
-    index = search.load_index(state_dir)
+    index = search.SearchIndex(index_file.load_index(state_dir))
     index.search("", {"name": "hz"})  # the pinyin vocabularies are made on first use
     return {kind: [timed(index.search, text, fields, 20)[0] for text, fields in items]
             for kind, items in queries.items()}
@@ -129,8 +129,8 @@ def bench_fts5(rows: list[dict], queries) -> tuple[dict[str, list[float]], float
 def cold_load(state_dir: Path, queries) -> tuple[float, float, float]:
     """(seconds to load the index and answer a first query, RSS after it, RSS after one more
     query of every type: pinyin queries unpickle the readings on first use)."""
-    code = ("import json,time,psutil,sys;from pathlib import Path;from fieldsync import search;"
-            "t=time.perf_counter();i=search.load_index(Path(sys.argv[1]));i.search('杭州');"
+    code = ("import json,time,psutil,sys;from pathlib import Path;from fieldsync.masterdata import index_file,search;"
+            "t=time.perf_counter();i=search.SearchIndex(index_file.load_index(Path(sys.argv[1])));i.search('杭州');"
             "s=time.perf_counter()-t;r=psutil.Process().memory_info().rss/2**20;"
             "[i.search(q,f) for q,f in json.loads(sys.argv[2])];"
             "print(s,r,psutil.Process().memory_info().rss/2**20)")

@@ -8,8 +8,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fieldsync.masterdata import matching, search
+from fieldsync.masterdata import index_build, index_file, matching, search
 from fieldsync.masterdata.store import FIELDS, CustomerStore
+
+
+def built(rows: list[dict]) -> search.SearchIndex:
+    """An index of `rows`, built in memory, ready for queries."""
+    return search.SearchIndex(index_build.build(rows))
 
 
 def accounts(result) -> list[str]:
@@ -30,7 +35,7 @@ def test_pinyin_initials_full_and_polyphonic(tree, invoke):
     assert accounts(invoke("find", "HANGZHOU", "--json")) == ["3300001234"]
     assert accounts(invoke("find", "--name", "sxfzc", "--json")) == ["3300009999"]
     # 行 reads xing, hang and heng: every reading finds the customer
-    index = search.SearchIndex.build([{"account_no": "1", "name": "银行大楼"}])
+    index = built([{"account_no": "1", "name": "银行大楼"}])
     for query in ("yinhang", "yinxing", "yh", "yx", "hangda"):
         assert [h.account_no for h in index.search(query).hits] == ["1"], query
     assert index.search("yinhong").total == 0
@@ -57,7 +62,7 @@ def test_combined_fields_are_and(tree, invoke):
 
 
 def test_ranking_exact_prefix_substring_then_account():
-    index = search.SearchIndex.build([
+    index = built([
         {"account_no": "4", "name": "机械厂"},       # substring? no: prefix
         {"account_no": "3", "name": "杭州机械"},     # substring
         {"account_no": "2", "name": "机械"},         # exact
@@ -98,16 +103,16 @@ def test_find_without_master_data_says_what_to_do(tree, invoke):
 
 
 def test_index_is_persisted_updated_on_import_and_rebuilt_when_stale(tree, invoke, tmp_path):
-    path = search.index_path(tree.state_dir)
+    path = index_file.index_path(tree.state_dir)
     assert path.is_file()  # written by the import in the fixture
     extra = tmp_path / "more.csv"
     extra.write_text("户号,户名\n3300007777,温州新户电器厂\n", encoding="utf-8")
     assert invoke("customers", "import", extra).exit_code == 0
     assert accounts(invoke("find", "wzxh", "--json")) == ["3300007777"]
     path.write_bytes(b"not a pickle")  # a broken index is rebuilt, never trusted
-    search._cache.clear()
+    index_file._cache.clear()
     assert accounts(invoke("find", "温州", "--json")) == ["3300007777"]
-    assert search.SearchIndex.read(path) is not None
+    assert index_file.read(path) is not None
 
 
 # --- recall against a plain substring scan, over generated Chinese data ---
@@ -153,7 +158,7 @@ def test_recall_is_complete_against_a_plain_scan(case):
     rows, field, query = case
     if not query.strip():
         return
-    index = search.SearchIndex.build(rows)
+    index = built(rows)
     found = index.search(query if field is None else "", None if field is None else {field: query},
                          limit=None)
     found_accounts = {h.account_no for h in found.hits}
@@ -187,7 +192,7 @@ def test_pinyin_recall_any_reading(case):
     rows, source, query = case
     if not query or not matching.LETTERS.match(query) or len(query) < 2:
         return
-    index = search.SearchIndex.build(rows)
+    index = built(rows)
     found = {h.account_no for h in index.search("", {"name": query}, limit=None).hits}
     assert source["account_no"] in found, query
 
@@ -237,13 +242,13 @@ def layouts():
     (and many candidates read as bytes instead of row by row)."""
     def build(rows):
         made = []
-        for dense, read_rows in ((search.DENSE, search.READ_ROWS), (0, 0), (10 ** 9, 0)):
-            saved = search.DENSE, search.READ_ROWS
-            search.DENSE, search.READ_ROWS = dense, read_rows
+        for dense, read_rows in ((index_build.DENSE, search.READ_ROWS), (0, 0), (10 ** 9, 0)):
+            saved = index_build.DENSE, search.READ_ROWS
+            index_build.DENSE, search.READ_ROWS = dense, read_rows
             try:
-                made.append(search.SearchIndex.build(rows))
+                made.append(built(rows))
             finally:
-                search.DENSE, search.READ_ROWS = saved
+                index_build.DENSE, search.READ_ROWS = saved
         return made
     return build
 
@@ -268,8 +273,8 @@ def test_pinyin_queries_rank_like_a_scan_of_every_reading(layouts, case):
 
 def test_initials_of_polyphonic_neighbours_are_indexed_in_every_combination():
     # 长 reads chang/zhang, 重 zhong/chong, 行 xing/hang/heng: 2 x 2 x 3 spellings of the three
-    index = search.SearchIndex.build([{"account_no": "1", "name": "长重行"},
-                                      {"account_no": "2", "name": "长江"}])
+    index = built([{"account_no": "1", "name": "长重行"},
+                   {"account_no": "2", "name": "长江"}])
     for query in ("czx", "zch", "cch", "zzh", "czh", "zcx", "cz", "zc"):
         assert [h.account_no for h in index.search("", {"name": query}).hits] == ["1"], query
     assert [h.rank for h in index.search("", {"name": "zzh"}).hits] == [search.EXACT]

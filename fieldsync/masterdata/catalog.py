@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fieldsync.masterdata.search import rebuild_index
+from fieldsync.masterdata.index_file import rebuild_index
 from fieldsync.masterdata.store import INDEX_STEP, CustomerStore, StepFn
 
 
@@ -19,7 +19,7 @@ class IndexedStore(CustomerStore):
     def replace(self, records: Iterable[dict], source: str, step: StepFn | None = None) -> list[dict]:
         step = step or (lambda name: None)
         rows = super().replace(records, source, step)
-        # The search index belongs to this version of the data (search.py checks the stamp).
+        # The search index belongs to this version of the data (index_file.py checks the stamp).
         step(INDEX_STEP)
         rebuild_index(self.state_dir, rows)
         return rows

@@ -18,7 +18,7 @@ from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import file_sha256
 from fieldsync.errors import BadInput, TransportError, UnknownCustomer
-from fieldsync.masterdata import search
+from fieldsync.masterdata import index_file
 from fieldsync.masterdata.store import CUSTOMERS_TABLE, STORE_NAME, CustomerStore
 from fieldsync.transport import open_transport
 
@@ -101,7 +101,7 @@ def pull_if_changed(cfg, transport=None) -> bool:
     finally:
         if own:
             transport.close()
-    search.rebuild_index(state_dir, records)
+    index_file.rebuild_index(state_dir, records)
     write_text(state_dir / PULLED_FILE, json.dumps(remote, ensure_ascii=False, indent=1))
     return True
 

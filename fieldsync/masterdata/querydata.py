@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 
 from fieldsync.base.atomic import write_bytes, write_text
+from fieldsync.masterdata.index_file import load_index, store_stamp
 from fieldsync.masterdata.matching import PINYIN_FIELDS, char_readings
-from fieldsync.masterdata.search import load_index, store_stamp
 from fieldsync.masterdata.store import FIELDS
 
 DATA_DIR = "_query"

@@ -1,0 +1,86 @@
+"""The search index on disk beside the master data (ROOT/.fieldsync/search-index.pickle):
+saved on import, read on the first query, rebuilt when it belongs to other master data.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Iterable
+from pathlib import Path
+
+from fieldsync.base.atomic import atomic_open
+from fieldsync.masterdata.index_build import build, pinyin_part
+from fieldsync.masterdata.index_data import INITIALS_AT, INITIALS_IN, IndexData
+from fieldsync.masterdata.store import STORE_NAME, CustomerStore
+
+INDEX_NAME = "search-index.pickle"
+INDEX_VERSION = 7  # 7: columns pickled from index_data.py
+
+
+def save(index: IndexData, path: Path) -> None:
+    postings, dense = dict(index.postings), dict(index.dense)
+    initials = index.initials_part
+    if initials is None:  # built here, or its initials already unpickled: split them off again
+        moved = [{k: kept.pop(k) for k in list(kept) if k[1:2] in (INITIALS_IN, INITIALS_AT)}
+                 for kept in (postings, dense)]
+        initials = pickle.dumps(tuple(moved), protocol=pickle.HIGHEST_PROTOCOL)
+    state = {"version": INDEX_VERSION, "stamp": index.stamp, "raw": index.raw, "norm": index.norm,
+             "capacities": index.capacities, "postings": postings, "values": index.values,
+             "pinyin": index.pinyin_part or pinyin_part(index), "dense": dense, "initials": initials}
+    with atomic_open(path, "wb") as handle:
+        pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read(path: Path) -> IndexData | None:
+    """The index saved at `path`, or None if it is missing, damaged or of another version."""
+    # Our own private file under .fieldsync/, written by save(); a stale or foreign
+    # version is rebuilt rather than trusted.
+    try:
+        with open(path, "rb") as handle:
+            state = pickle.load(handle)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+        return None
+    if not isinstance(state, dict) or state.get("version") != INDEX_VERSION:
+        return None
+    return IndexData(state["raw"], state["norm"], state["capacities"], state["postings"], state["stamp"],
+                     state["values"], state["pinyin"], state["dense"], state["initials"])
+
+
+def index_path(state_dir: Path) -> Path:
+    return Path(state_dir) / INDEX_NAME
+
+
+def store_stamp(state_dir: Path):
+    """Identifies one version of customers.json; the index is valid only for that version."""
+    try:
+        info = (Path(state_dir) / STORE_NAME).stat()
+    except FileNotFoundError:
+        return None
+    return (info.st_size, info.st_mtime_ns)
+
+
+def rebuild_index(state_dir: Path, records: Iterable[dict]) -> IndexData:
+    """Build and save the index for the master data just written (called on import)."""
+    index = build(records, store_stamp(state_dir))
+    save(index, index_path(state_dir))
+    _cache.pop(str(Path(state_dir)), None)
+    return index
+
+
+_cache: dict[str, IndexData] = {}
+
+
+def load_index(state_dir: Path) -> IndexData:
+    """The index for the current master data: from memory, from disk, or rebuilt when stale."""
+    key = str(Path(state_dir))
+    stamp = store_stamp(state_dir)
+    cached = _cache.get(key)
+    if cached is not None and cached.stamp == stamp:
+        return cached
+    index = read(index_path(state_dir))
+    if index is None or index.stamp != stamp:
+        index = build(CustomerStore(state_dir).all(), stamp)
+        if stamp is not None:
+            save(index, index_path(state_dir))
+    _cache[key] = index
+    return index
