@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterator
 
 
 def _lazy_module(name: str):
-    """`name` imported on first use: search.py imports this module at its top, and a query must
-    not pay numpy's ~0.12 s import, which only building the index (an import, a pull) needs."""
+    """`name` imported on first use: index_build.py imports this module at its top, and search.py
+    reaches index_build through index_file, yet a query must not pay numpy's ~0.12 s import,
+    which only building the index (an import, a pull) needs."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.find_spec(name)
