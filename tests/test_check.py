@@ -154,3 +154,16 @@ def test_names_the_engine_refuses_are_reported_with_what_to_do(tree, visit):
     path = aged(photo(visit / "外观" / "a\\b.jpg"))
     (found,) = [f for f in findings_for(tree, path) if "does not push" in f]
     assert "backslash" in found and "rename it" in found
+
+
+def test_a_customer_yaml_behind_the_master_data_is_reported(tree, invoke, visit):
+    from fieldsync.base.yamlfile import read_yaml, write_yaml
+
+    folder = visit.parents[2]
+    data = read_yaml(folder / "customer.yaml")
+    write_yaml(folder / "customer.yaml", {**data, "meter_no": "0000", "location": {"lat": 30.0, "lon": 120.0}})
+    (found,) = [f for f in findings_for(tree, folder / "customer.yaml")]
+    assert "meter_no" in found and f"customer open {ACCOUNT}" in found
+    assert invoke("customer", "open", ACCOUNT).exit_code == 0
+    assert findings_for(tree, folder / "customer.yaml") == []
+    assert read_yaml(folder / "customer.yaml")["location"] == {"lat": 30.0, "lon": 120.0}

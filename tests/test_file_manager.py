@@ -134,3 +134,16 @@ def test_a_visit_renamed_in_the_file_manager_records_the_rename(tree, invoke):
     assert data["history"][-1]["field"] == "name" and data["history"][-1]["new"] == new.name
     assert _verify(invoke)[0] == 0
     assert _verify(invoke, "--server", server_root(cfg))[0] == 0
+
+
+def test_visit_edit_without_options_completes_a_hand_made_visit(tree, invoke):
+    """`check` used to advise 'visit edit' to create a missing visit.yaml, which did nothing."""
+    cfg = tree
+    visit = _customer(cfg) / "违约用电检查" / "表箱" / "2026-12-01_0915"
+    visit.mkdir(parents=True)
+    result = invoke("visit", "edit", visit)
+    assert result.exit_code == 0, result.output
+    data = read_yaml(visit / "visit.yaml")
+    assert data["created_at"].startswith("2026-12-01T09:15:00") and data["business"] == "违约用电检查"
+    assert (visit / "外观").is_dir() and (visit / "铭牌").is_dir() and (visit / "index.html").is_file()
+    assert invoke("check").exit_code == 0

@@ -30,7 +30,7 @@ from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Config
 from fieldsync.media.imaging import ACCEPTED_FORMATS, is_photo_name, register_heif
 from fieldsync.media.shrink import is_complete
-from fieldsync.tree.folders import require_root
+from fieldsync.tree.folders import require_root, stale_customer_records
 from fieldsync.tree.layout import CUSTOMER_FILE, VISIT_FILE, account_of_folder, classify
 
 # An incomplete photo written to in the last few seconds is probably still coming from the
@@ -60,6 +60,12 @@ def check_tree(cfg: Config, now: float | None = None, deep: bool = False) -> lis
     walk.folder(root, PurePosixPath())
     walk.findings += [Finding(issue.path, issue.problem, issue.advice)
                       for issue in find_platform_issues(walk.seen, windows_root=_windows_root(cfg))]
+    for folder, fields in stale_customer_records(cfg):
+        account = account_of_folder(folder.name, cfg.layout)
+        walk.findings.append(Finding(PurePosixPath(folder.name, CUSTOMER_FILE),
+                                     f"differs from the master data in {', '.join(fields)}",
+                                     f"run 'fieldsync customer open {account}' to bring it up to date "
+                                     "(the location and keys you added are kept)"))
     return sorted(walk.findings, key=lambda f: (str(f.path), f.problem))
 
 

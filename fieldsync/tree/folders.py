@@ -11,7 +11,7 @@ from fieldsync.base.atomic import write_text
 from fieldsync.base.names import customer_folder_name, normalize_account, require_safe
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import CONFIG_NAME, STATE_DIR, Config
-from fieldsync.errors import BadInput, TreeError, UnknownCustomer
+from fieldsync.errors import BadInput, TreeError
 from fieldsync.masterdata.store import FIELDS, CustomerStore
 from fieldsync.tree.layout import CUSTOMER_FILE, account_of_folder, find_customer_dir
 
@@ -77,21 +77,41 @@ def refresh_customer_yaml(path: Path, record: dict) -> bool:
 def refresh_customer_records(cfg: Config) -> list[Path]:
     """After new master data: refresh customer.yaml of every customer folder that has one and
     whose account the master data holds. Returns the customer folders whose file changed."""
+    return [folder for folder, record in _customer_records(cfg)
+            if refresh_customer_yaml(folder / CUSTOMER_FILE, record)]
+
+
+def stale_customer_records(cfg: Config) -> list[tuple[Path, list[str]]]:
+    """Customer folders whose customer.yaml differs from the master data, with the fields that
+    differ (an import or pull whose refresh did not run, or a hand edit of those fields)."""
+    stale = []
+    for folder, record in _customer_records(cfg):
+        try:
+            current = read_yaml(folder / CUSTOMER_FILE)
+        except TreeError:
+            continue  # unreadable: check reports that on its own
+        fields = [key for key in FIELDS if current.get(key) != record.get(key)]
+        if fields:
+            stale.append((folder, fields))
+    return stale
+
+
+def _customer_records(cfg: Config) -> list[tuple[Path, dict]]:
+    """(customer folder, its master data record) for every folder with a customer.yaml whose
+    account the master data holds; the store is read once, not once per folder."""
     store = CustomerStore(cfg.state_dir)
     if not cfg.root.is_dir() or not store.exists():
         return []
-    changed = []
+    folders = {}
     for folder in sorted(p for p in cfg.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         account = account_of_folder(folder.name, cfg.layout)
-        if account is None or not (folder / CUSTOMER_FILE).is_file():
-            continue  # hand-made folders without a record keep whatever they have
-        try:
-            record = store.get(account)
-        except UnknownCustomer:
-            continue  # dropped from the master data: the folder keeps its last known record
-        if refresh_customer_yaml(folder / CUSTOMER_FILE, record):
-            changed.append(folder)
-    return changed
+        if account is not None and (folder / CUSTOMER_FILE).is_file():
+            folders[account] = folder  # hand-made folders without a record keep what they have
+    if not folders:
+        return []
+    # An account dropped from the master data keeps its last known record.
+    found = [(folders[r["account_no"]], r) for r in store.all() if r.get("account_no") in folders]
+    return sorted(found, key=lambda pair: pair[0].name)
 
 
 def resolve_business(cfg: Config, business: str) -> str:
