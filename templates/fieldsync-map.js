@@ -41,8 +41,12 @@
     offline("no-tile-url");
   }
 
+  // Leaflet inserts a string tooltip as HTML: the name comes from data, so it goes in as a
+  // text node (a DOM element is used as is).
+  var label = document.createElement("span");
+  label.textContent = d.name || "";
   L.marker(target, { title: d.name || "" }).addTo(map)
-    .bindTooltip(d.name || "", { permanent: !!d.name, direction: "top", offset: [0, -36] });
+    .bindTooltip(label, { permanent: !!d.name, direction: "top", offset: [0, -36] });
   if (d.accuracy_m) {
     L.circle(target, { radius: d.accuracy_m, weight: 1, fillOpacity: 0.12 }).addTo(map);
   }

@@ -8,7 +8,9 @@ The zip holds, under one top folder, the same relative paths as the tree (so
   SHA256SUMS                  every file's hash, checkable with plain `sha256sum -c`
   .fieldsync/ledgers/<device> ledger excerpt: the whole chain, bodies of other visits removed
 The bundle is built in a staging folder and verified there before the zip is written: a
-bundle that would not verify on its own is never handed out.
+bundle that would not verify on its own is never handed out. Symbolic links in the customer's
+folder are never followed (one could point anywhere, e.g. /etc/shadow): they are left out and
+named in the bundle's warnings and in bundle.json.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from fieldsync.evidence import ledger, manifest, verify
 from fieldsync.evidence.pdf import render_pdf
 from fieldsync.masterdata.store import FIELD_LABELS as CUSTOMER_LABELS
 from fieldsync.media.imaging import register_heif
+from fieldsync.media.thumbs import planted_link
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, PAGE_FILE, VISIT_FILE, find_customer_dir
 
 FORMAT = "fieldsync-evidence/1"
@@ -74,7 +77,8 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
     top = f"evidence_{account_no}_{made_at:%Y%m%d_%H%M%S}"
     with tempfile.TemporaryDirectory(prefix=".bundle.", dir=Path(out).resolve().parent) as tmp:
         stage = Path(tmp) / top
-        visit_ids = _stage_tree(root, customer, visits, stage)
+        visit_ids, links = _stage_tree(root, customer, visits, stage)
+        links = sorted(set(links) | set(linked_visits(customer)))
         devices = _stage_ledgers(ledger_files, visit_ids, stage)
         report = verify.verify_tree(stage, layout, ledger.server_ledgers(stage), options=options,
                                     excerpts=True)
@@ -89,6 +93,7 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
             # whole history up to the bundle's making, nothing dropped or rewritten.
             "ledger_heads": {d: report.ledger_heads[d] for d in devices},
             "visits": [{"path": str(rel), "visit_id": vid} for rel, vid in visit_ids.items()],
+            "skipped_links": links,
             "layout": {"customer_folder": layout.customer_folder, "businesses": list(layout.businesses),
                        "documents_folder": layout.documents_folder, "visit_folder": layout.visit_folder,
                        "appearance_folder": layout.appearance_folder,
@@ -103,17 +108,31 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
                                                 encoding="utf-8")
         _write_sums(stage)
         _zip(stage, Path(out))
-    return Bundle(Path(out), len(visit_ids), report.photos, [str(w) for w in report.warnings],
+    skipped = [f"{link}: is a symbolic link, left out of the bundle (not followed)" for link in links]
+    return Bundle(Path(out), len(visit_ids), report.photos, skipped + [str(w) for w in report.warnings],
                   pdf_missing)
 
 
 # --------------------------------------------------------------------------- choosing visits
 
 def visits_of(customer: Path) -> list[Path]:
-    """Every visit folder of a customer (business/category/visit) holding evidence."""
+    """Every visit folder of a customer (business/category/visit) holding evidence; a folder
+    reached through a symbolic link is not one (see linked_visits)."""
     return sorted(p for p in customer.glob("*/*/*")
                   if p.is_dir() and not any(part.startswith(".") for part in p.relative_to(customer).parts)
+                  and planted_link(customer, p.relative_to(customer)) is None
                   and ((p / MANIFEST_FILE).exists() or (p / VISIT_FILE).exists()))
+
+
+def linked_visits(customer: Path) -> list[str]:
+    """The parts of the customer's folder, down to the visits, that are symbolic links."""
+    found = set()
+    for p in customer.glob("*/*/*"):
+        rel = p.relative_to(customer)
+        link = planted_link(customer, rel)
+        if link is not None and not any(part.startswith(".") for part in rel.parts):
+            found.add(f"{customer.name}/{link}")
+    return sorted(found)
 
 
 def select_visits(root: Path, customer: Path, visit: str | None) -> list[Path]:
@@ -141,23 +160,29 @@ def _copy(source: Path, target: Path) -> None:
     shutil.copy2(source, target)
 
 
-def _stage_tree(root: Path, customer: Path, visits: list[Path], stage: Path) -> dict[PurePosixPath, str]:
-    """Copy customer.yaml and each visit's records and photos; return visit rel -> visit_id."""
-    if (customer / CUSTOMER_FILE).exists():
+def _stage_tree(root: Path, customer: Path, visits: list[Path],
+                stage: Path) -> tuple[dict[PurePosixPath, str], list[str]]:
+    """Copy customer.yaml and each visit's records and photos; return visit rel -> visit_id,
+    and the symbolic links found and left out (paths from ROOT)."""
+    links = []
+    if (customer / CUSTOMER_FILE).is_symlink():
+        links.append(f"{customer.name}/{CUSTOMER_FILE}")
+    elif (customer / CUSTOMER_FILE).exists():
         _copy(customer / CUSTOMER_FILE, stage / customer.name / CUSTOMER_FILE)
     visit_ids = {}
     for visit in visits:
         rel = PurePosixPath(visit.relative_to(root).as_posix())
-        for dirpath, dirnames, filenames in os.walk(visit):
+        for dirpath, dirnames, filenames in os.walk(visit):  # never enters links to folders
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if name.startswith(".") or name == PAGE_FILE:
-                    continue
+            for name in [*dirnames, *filenames]:
                 source = Path(dirpath) / name
-                _copy(source, stage / rel / source.relative_to(visit))
+                if source.is_symlink():
+                    links.append(f"{rel}/{source.relative_to(visit).as_posix()}")
+                elif name in filenames and not name.startswith(".") and name != PAGE_FILE:
+                    _copy(source, stage / rel / source.relative_to(visit))
         data = manifest.load(visit)
         visit_ids[rel] = data["visit_id"] if data else ""
-    return visit_ids
+    return visit_ids, links
 
 
 def _stage_ledgers(ledger_files: dict[str, Path], visit_ids: dict, stage: Path) -> list[str]:

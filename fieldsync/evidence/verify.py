@@ -97,6 +97,7 @@ class _Visit:
     path: Path
     customer: str
     photos: set[str] = field(default_factory=set)  # relative to the visit, POSIX
+    links: list[str] = field(default_factory=list)  # symbolic links inside it, never followed
 
 
 # --------------------------------------------------------------------------- entry points
@@ -132,6 +133,7 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     checks: list[tuple[_Visit, dict, dict]] = []  # (visit, manifest, current entries)
     seen_ids: dict[str, PurePosixPath] = {}
     manifest_digests: set[str] = set()
+    _report_links(visits, report)
     for visit in visits:
         loaded = _load_manifest(visit, report)
         if loaded is None:
@@ -197,14 +199,30 @@ def _find_visits(root: Path, layout: Layout) -> list[_Visit]:
             else:
                 keep = []
         dirnames[:] = keep
-        if depth <= 4:
+        if depth < 4:
             continue
         owner = visits.get("/".join(parts[:4]))
+        if owner is None:
+            continue
         inside = "/".join(parts[4:])
+        # A link in a visit is not evidence: a photo reached through one could be any file
+        # anywhere. os.walk lists links to folders among the folders and never enters them.
+        for name in keep:
+            if os.path.islink(os.path.join(dirpath, name)):
+                owner.links.append(f"{inside}/{name}".lstrip("/"))
         for name in filenames:
-            if is_photo_name(name):
+            if os.path.islink(os.path.join(dirpath, name)):
+                owner.links.append(f"{inside}/{name}".lstrip("/"))
+            elif depth > 4 and is_photo_name(name):
                 owner.photos.add(f"{inside}/{name}")
     return [visits[k] for k in sorted(visits)]
+
+
+def _report_links(visits: list[_Visit], report: Report) -> None:
+    for visit in visits:
+        for link in visit.links:
+            report.add(WARNING, visit.rel / link, "is a symbolic link: not followed, not checked "
+                       "(a visit holds files, not links; someone planted it or copied the folder badly)")
 
 
 def _load_manifest(visit: _Visit, report: Report) -> tuple[dict, str] | None:

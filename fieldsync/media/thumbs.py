@@ -2,13 +2,16 @@
 
 A thumbnail is `<thumbs>/<photo's path>.jpg` and is fresh when it is newer than its photo.
 JPEGs are decoded at reduced scale (Pillow's draft mode), which is several times faster
-than decoding the full photo and shrinking it afterwards.
+than decoding the full photo and shrinking it afterwards. Tablets can write into the server
+tree, so nothing is written, and no photo read, through a symbolic link found on the way
+(`planted_link`): such a link is reported and left alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +29,23 @@ THUMB_SUFFIX = ".jpg"
 def thumb_rel(photo_rel: str) -> str:
     """Where the thumbnail of `photo_rel` (relative to ROOT) lives, relative to the thumbs dir."""
     return photo_rel + THUMB_SUFFIX
+
+
+def planted_link(root: str | Path, rel: str | Path) -> str | None:
+    """The first part of ROOT/rel (rel itself included) that is a symbolic link, relative to
+    ROOT, or None. `root` itself is trusted: it is the admin's choice. A writer calls this
+    before it creates, replaces or removes anything under ROOT/rel, so a link planted on the
+    share (say SERVER/.fieldsync/site -> /etc) is never followed."""
+    path = str(root)
+    parts = Path(rel).parts
+    for depth, part in enumerate(parts, 1):
+        path = os.path.join(path, part)
+        try:
+            if stat.S_ISLNK(os.lstat(path).st_mode):
+                return "/".join(parts[:depth])
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # nothing further exists, so nothing further can be a link
+    return None
 
 
 def is_fresh(photo: str, thumb: str) -> bool:
@@ -81,6 +101,9 @@ class ThumbnailCache:
     def __init__(self, root: Path, thumbs_dir: Path):
         self.root = str(root)
         self.thumbs_dir = str(thumbs_dir)
+        self.thumbs_rel = os.path.relpath(self.thumbs_dir, self.root)
+        self.links: set[str] = set()  # planted links met (relative to root), left alone
+        self._safe_dirs: set[str] = set()  # folders (relative to root) checked free of links
         self._by_inode: dict[tuple[int, int], str] = {}
         self._count_lock = threading.Lock()
         self.workers = min(8, os.cpu_count() or 1)
@@ -94,6 +117,10 @@ class ThumbnailCache:
         """True when a usable thumbnail exists (made now if needed)."""
         photo = os.path.join(self.root, photo_rel)
         thumb = self.path_of(photo_rel)
+        if not (self._no_link(photo_rel) and self._no_link(os.path.join(self.thumbs_rel, thumb_rel(photo_rel)))):
+            with self._count_lock:
+                self.failed += 1
+            return False
         if is_fresh(photo, thumb):
             return True
         if self._link_same_file(photo, thumb):
@@ -114,6 +141,21 @@ class ThumbnailCache:
             return {rel: self.ensure(rel) for rel in photo_rels}
         with ThreadPoolExecutor(self.workers, thread_name_prefix="fieldsync-thumb") as pool:
             return dict(zip(photo_rels, pool.map(self.ensure, photo_rels)))
+
+    def _no_link(self, rel: str) -> bool:
+        """True when no part of ROOT/rel is a symbolic link; a link found is remembered.
+        Folders found clean are not checked again in this run (a visit has many photos)."""
+        folder, name = os.path.split(rel)
+        if folder not in self._safe_dirs:
+            link = planted_link(self.root, folder)
+            if link is not None:
+                self.links.add(link)
+                return False
+            self._safe_dirs.add(folder)
+        if stat.S_ISLNK(_lstat_mode(os.path.join(self.root, rel))):
+            self.links.add(rel)
+            return False
+        return True
 
     def _link_same_file(self, photo: str, thumb: str) -> bool:
         # Hard-linked copies of one photo (e.g. a backup scheme, or the benchmark's tree)
@@ -140,3 +182,10 @@ class ThumbnailCache:
             if st.st_nlink > 1:
                 self._by_inode[(st.st_dev, st.st_ino)] = thumb
 
+
+
+def _lstat_mode(path: str) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return 0

@@ -5,6 +5,11 @@ entry page SERVER/fieldsync.html. Every link is relative, so the pages work from
 as file:// and from any static web server. Which pages are affected comes from comparing
 `scan` stamps with the `state` cache: one new visit rewrites its own page, its customer's page
 and the root page, and nothing else.
+
+Tablets can write into the server tree (their ledgers live under SERVER/.fieldsync/), so every
+page written or removed is first checked to be reached through no symbolic link: a planted
+link (.fieldsync, .fieldsync/site, .fieldsync/thumbs, a customer's page folder...) is reported
+in the result's problems and left alone, never written or deleted through.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from fieldsync.config import STATE_DIR, Layout
 from fieldsync.errors import FieldsyncError, TreeError
 from fieldsync.evidence import manifest
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
-from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
+from fieldsync.media.thumbs import ThumbnailCache, planted_link, thumb_rel
 from fieldsync.server import scan
 from fieldsync.server.scan import as_text
 from fieldsync.server.state import IndexState
@@ -41,9 +46,10 @@ THUMBS = f"{STATE_DIR}/thumbs"
 STATE_FILE = f"{STATE_DIR}/server-index/state.sqlite"
 ENTRY_PAGE = "fieldsync.html"
 CUSTOMERS_SCRIPT = "customers.js"
+SEARCH_SCRIPT = "server-search.js"  # the root page's search, a file: the pages forbid inline script
 TEMPLATES = ("_base.html.j2", "server_root.html.j2", "server_customer.html.j2",
              "server_visit.html.j2", "server_entry.html.j2", "_server_style.html.j2",
-             "_map.html.j2")
+             "_map.html.j2", "_csp.html.j2", SEARCH_SCRIPT)
 FORMAT_VERSION = "1"  # bump when the cached summary's shape changes
 DIRS_FORMAT = "2"  # the folder stamps are complete (a whole-tree scan stored them)
 # How old the last deep check (photo folders stat'ed too) may get before a plain run does one;
@@ -95,6 +101,11 @@ def build(root: Path, layout: Layout | None = None, *, full: bool = False,
     if not root.is_dir():
         raise TreeError(f"{root} is not a folder; give the server tree's root (the remote root "
                         "the tablets upload to)")
+    link = planted_link(root, posixpath.dirname(STATE_FILE))
+    if link is not None:  # sqlite would open its files through it
+        raise TreeError(f"{root / link} is a symbolic link fieldsync did not make; the index keeps "
+                        "its state there, so nothing was built. Remove it (someone with write "
+                        "access to the share planted it) and run 'fieldsync server index' again")
     layout = layout or Layout()
     builder = _Builder(root, layout, maps or {})
     with IndexState(root / STATE_FILE) as state:
@@ -134,6 +145,13 @@ def visit_page(rel: str) -> str:
     return f"{SITE}/{rel}.html"
 
 
+def _static_text(name: str) -> str:
+    """A file shipped beside the templates (a script the pages load)."""
+    env = environment()
+    source, _, _ = env.loader.get_source(env, name)
+    return source
+
+
 def _has_template(name: str) -> bool:
     try:
         environment().get_template(name)
@@ -149,6 +167,7 @@ class _Builder:
         self.maps = maps
         self.thumbs = ThumbnailCache(root, root / THUMBS)
         self.result = BuildResult()
+        self._links: set[str] = set()  # planted links already reported
 
     # ------------------------------------------------------------------ orchestration
     def run(self, state: IndexState, *, full: bool, only: set[str] | None, deep: bool | None) -> BuildResult:
@@ -211,6 +230,8 @@ class _Builder:
         state.set_meta("fingerprint", fingerprint)
         state.commit()
         result.thumbs_made, result.thumbs_failed = self.thumbs.made, self.thumbs.failed
+        for link in sorted(self.thumbs.links - self._links):
+            self._report_link(link)
         return result
 
     def _remember_folders(self, state: IndexState, scanned: dict[str, scan.CustomerScan],
@@ -239,7 +260,25 @@ class _Builder:
         if (only is None or incremental) and root_row is not None:
             state.set_root_folder(root_row)
 
+    def _report_link(self, link: str) -> None:
+        if link not in self._links:
+            self._links.add(link)
+            self.result.problems.append(
+                f"{self.root / link} is a symbolic link fieldsync did not make; nothing was written "
+                "or removed through it. Remove it (someone with write access to the share planted "
+                "it) and run 'fieldsync server index' again")
+
+    def _linked(self, rel: str) -> bool:
+        """True (and reported) when ROOT/rel is reached through a symbolic link."""
+        link = planted_link(self.root, rel)
+        if link is None:
+            return False
+        self._report_link(link)
+        return True
+
     def _write(self, rel: str, text: str) -> None:
+        if self._linked(rel):
+            return
         path = self.root / rel
         try:
             if path.read_text(encoding="utf-8") == text:
@@ -251,12 +290,14 @@ class _Builder:
 
     def _remove(self, page: str, thumbs: str, tree: bool = False) -> None:
         target = self.root / page
-        if tree:
-            shutil.rmtree(target.parent, ignore_errors=True)
-        elif target.exists():
-            target.unlink()
-        shutil.rmtree(self.root / thumbs, ignore_errors=True)
-        self.result.removed.append(page)
+        if not self._linked(posixpath.dirname(page) if tree else page):
+            if tree:
+                shutil.rmtree(target.parent, ignore_errors=True)
+            elif target.exists():
+                target.unlink()
+            self.result.removed.append(page)
+        if not self._linked(thumbs):
+            shutil.rmtree(self.root / thumbs, ignore_errors=True)
 
     # ------------------------------------------------------------------ customers
     def _read_customer(self, folder: str) -> dict:
@@ -322,8 +363,11 @@ class _Builder:
         fields = data.get("fields", {})
         view = mapview.view(location, maps=self.maps, assets=url(page, f"{SITE}/{mapview.ASSETS_DIR}"),
                             name=fields.get("name", ""), address=fields.get("address", ""))
-        if view is not None:
-            mapview.install_assets(self.root / SITE)
+        if view is not None and not self._linked(SITE):  # install_assets trusts the folder it is given
+            try:
+                mapview.install_assets(self.root / SITE)
+            except TreeError as exc:
+                self.result.problems.append(str(exc))
         return view
 
     def _visit_link(self, page: str, visit: dict) -> dict:
@@ -422,11 +466,12 @@ class _Builder:
             # A script file (not fetch) because browsers refuse fetch() from file:// pages.
             payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
             self._write(script, f"window.FIELDSYNC_CUSTOMERS = {payload};\n")
+        self._write(f"{SITE}/{SEARCH_SCRIPT}", _static_text(SEARCH_SCRIPT))
         latest = [self._visit_link(page, v) for v in state.latest_visits(LATEST_VISITS)]
         text = render_page(
             "server_root.html.j2", totals=state.totals(), latest=latest,
             inspectors=state.inspector_activity(), labels=FIELD_LABELS, fields=list(FIELDS),
-            customers_script=CUSTOMERS_SCRIPT, home="index.html")
+            customers_script=CUSTOMERS_SCRIPT, search_script=SEARCH_SCRIPT, home="index.html")
         self._write(page, text)
         target = url(ENTRY_PAGE, page)
         self._write(ENTRY_PAGE, render_page("server_entry.html.j2", target=target))

@@ -10,19 +10,19 @@ vendored Leaflet beside the pages (ROOT/_assets/), so nothing is fetched from th
 from __future__ import annotations
 
 import filecmp
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from markupsafe import Markup
+from jinja2.utils import htmlsafe_json_dumps
 
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_bytes
 from fieldsync.base.rendering import template_dirs
 from fieldsync.config import Maps, maps_settings
-from fieldsync.errors import BadInput
+from fieldsync.errors import BadInput, TreeError
+from fieldsync.media.thumbs import planted_link
 from fieldsync.tree.layout import ASSETS_DIR
 
 DEFAULT_ZOOM = Maps().zoom
@@ -44,12 +44,18 @@ _installed: set[Path] = set()
 def install_assets(root: Path) -> Path:
     """Copy Leaflet and the map script into ROOT/_assets/ when missing or different.
 
-    Checked once per process and root: a refresh may render thousands of pages.
+    Checked once per process and root: a refresh may render thousands of pages. Raises
+    TreeError, writing nothing through it, when a symbolic link is found on the way (the
+    server's site folder is on a share that tablets write to).
     """
     target = Path(root) / ASSETS_DIR
     if target in _installed:
         return target
     for source, rel in asset_sources():
+        link = planted_link(root, f"{ASSETS_DIR}/{rel}")
+        if link is not None:
+            raise TreeError(f"{Path(root) / link} is a symbolic link fieldsync did not make; the map "
+                            "files were not copied through it. Remove it and run fieldsync again")
         dest = target / rel
         if dest.is_file() and filecmp.cmp(source, dest, shallow=False):
             continue
@@ -99,8 +105,9 @@ def view(location: Mapping[str, Any] | None, *, maps: Maps | Mapping[str, Any] |
     if result["from_last_fix"]:
         me = _display(geo.Point(last_fix["lat"], last_fix["lon"]), maps.tile_datum)  # type: ignore[index]
         settings["last_fix"] = {"lat": me.lat, "lon": me.lon, "at": result["from_last_fix"]["at"]}
-    # The JSON sits inside <script>: escape "<" so no text can close the element.
-    result["settings_json"] = Markup(json.dumps(settings, ensure_ascii=False).replace("<", "\\u003c"))
+    # The JSON sits inside <script>: < > & ' are escaped, so no text from data can close the
+    # element ("</script>") or open a comment ("<!--") that changes how it is parsed.
+    result["settings_json"] = htmlsafe_json_dumps(settings)
     return result
 
 

@@ -6,7 +6,6 @@ the server share and from any static web server alike.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from fieldsync.base.atomic import write_text
@@ -122,8 +121,8 @@ def render_root(cfg: Config) -> bool:
             folders[account] = folder.name
     script = next(d / querydata.SCRIPT for d in template_dirs() if (d / querydata.SCRIPT).is_file())
     data_changed = querydata.write_data(cfg.root, cfg.state_dir, script)
-    # "</" cannot end the inline JSON early once escaped; folder names come from data.
-    folders_json = json.dumps(folders, ensure_ascii=False).replace("</", "<\\/")
-    text = render_page("root.html.j2", folders_json=folders_json, folder_count=len(folders),
+    # The template writes `folders` with Jinja's tojson, which escapes < > & ': a folder name
+    # (data) can neither end the inline JSON ("</script>") nor open a comment ("<!--").
+    text = render_page("root.html.j2", folders=folders, folder_count=len(folders),
                            inspector=cfg.inspector, device=cfg.device, data_dir=querydata.DATA_DIR)
     return _write_if_changed(cfg.root / PAGE_FILE, text) or data_changed
