@@ -130,3 +130,13 @@ def test_a_visit_without_attribution_in_visit_yaml_is_attributed_from_its_manife
     rel = visit.relative_to(server_tree).as_posix()
     page = (server_tree / ".fieldsync" / "site" / f"{rel}.html").read_text(encoding="utf-8")
     assert "(未知)" not in page and expected[0] in page and expected[1] in page and customer in page
+
+
+def test_a_bundle_attributes_a_visit_without_visit_yaml_fields_from_its_evidence(tmp_path):
+    """evidence bundles name the inspector and device of a hand-made visit from its manifest."""
+    from fieldsync.evidence.bundle import _attribution
+
+    sealed = {"entries": [{"inspector": "zhang.san", "device": "tablet-07"}, {"path": "x"}]}
+    assert _attribution({}, sealed, []) == {"inspector": "zhang.san", "device": "tablet-07"}
+    assert _attribution({"inspector": "li.si"}, {"entries": []}, [{"device": "tablet-09"}]) == \
+        {"inspector": "li.si", "device": "tablet-09"}

@@ -32,6 +32,7 @@ from fieldsync.base import clock
 from fieldsync.base.atomic import atomic_open
 from fieldsync.base.hashing import file_sha256
 from fieldsync.base.names import normalize_account
+from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import render_template
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
@@ -40,7 +41,6 @@ from fieldsync.evidence import ledger, manifest, verify
 from fieldsync.evidence.pdf import render_pdf
 from fieldsync.masterdata.store import FIELD_LABELS as CUSTOMER_LABELS
 from fieldsync.media.imaging import register_heif
-from fieldsync.media.thumbs import planted_link
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, PAGE_FILE, VISIT_FILE, find_customer_dir
 
 FORMAT = "fieldsync-evidence/1"
@@ -268,6 +268,7 @@ def report_context(stage: Path, customer_folder: str, visit_ids: dict, descripti
         seals = [{"device": device, **record} for device, parsed in ledgers.items()
                  for record in parsed.records
                  if isinstance(record.get("body"), dict) and record["body"].get("visit_id") == visit_id]
+        info = {**info, **_attribution(info, data, seals)}
         visits.append({"rel": str(rel), "name": folder.name, "info": info, "photos": photos,
                        "head": data.get("head"), "seals": seals,
                        "history": info.get("history") or [],
@@ -275,3 +276,16 @@ def report_context(stage: Path, customer_folder: str, visit_ids: dict, descripti
     return {"bundle": description, "customer": customer, "customer_labels": CUSTOMER_LABELS,
             "location": location, "visits": visits, "field_labels": FIELD_LABELS,
             "summary": report.as_dict(), "top": stage.name}
+
+
+def _attribution(info: dict, sealed: dict, seals: list[dict]) -> dict:
+    """Who made a visit and on which device, when its visit.yaml does not say (a folder made
+    by hand): the newest photo sealed in its manifest names both, its ledger the device."""
+    found = {key: info.get(key) for key in ("inspector", "device") if info.get(key)}
+    for entry in reversed(sealed.get("entries") or []):
+        for key in ("inspector", "device"):
+            if not found.get(key) and isinstance(entry, dict) and entry.get(key):
+                found[key] = entry[key]
+    if not found.get("device") and seals:
+        found["device"] = seals[-1]["device"]
+    return found

@@ -4,7 +4,7 @@ A thumbnail is `<thumbs>/<photo's path>.jpg` and is fresh when it is newer than 
 JPEGs are decoded at reduced scale (Pillow's draft mode), which is several times faster
 than decoding the full photo and shrinking it afterwards. Tablets can write into the server
 tree, so nothing is written, and no photo read, through a symbolic link found on the way
-(`planted_link`): such a link is reported and left alone.
+(`base.paths.planted_link`): such a link is reported and left alone.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fieldsync.base.paths import planted_link
 from fieldsync.media.imaging import register_heif
 
 THUMB_EDGE = 320
@@ -29,23 +30,6 @@ THUMB_SUFFIX = ".jpg"
 def thumb_rel(photo_rel: str) -> str:
     """Where the thumbnail of `photo_rel` (relative to ROOT) lives, relative to the thumbs dir."""
     return photo_rel + THUMB_SUFFIX
-
-
-def planted_link(root: str | Path, rel: str | Path) -> str | None:
-    """The first part of ROOT/rel (rel itself included) that is a symbolic link, relative to
-    ROOT, or None. `root` itself is trusted: it is the admin's choice. A writer calls this
-    before it creates, replaces or removes anything under ROOT/rel, so a link planted on the
-    share (say SERVER/.fieldsync/site -> /etc) is never followed."""
-    path = str(root)
-    parts = Path(rel).parts
-    for depth, part in enumerate(parts, 1):
-        path = os.path.join(path, part)
-        try:
-            if stat.S_ISLNK(os.lstat(path).st_mode):
-                return "/".join(parts[:depth])
-        except (FileNotFoundError, NotADirectoryError):
-            return None  # nothing further exists, so nothing further can be a link
-    return None
 
 
 def is_fresh(photo: str, thumb: str) -> bool:

@@ -27,13 +27,14 @@ from urllib.parse import quote
 import jinja2
 
 from fieldsync.base.atomic import write_text
+from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import environment
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import STATE_DIR, Layout
 from fieldsync.errors import FieldsyncError, TreeError
 from fieldsync.evidence import manifest
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
-from fieldsync.media.thumbs import ThumbnailCache, planted_link, thumb_rel
+from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
 from fieldsync.server import scan
 from fieldsync.server.scan import as_text
 from fieldsync.server.state import IndexState

@@ -19,10 +19,10 @@ from jinja2.utils import htmlsafe_json_dumps
 
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_bytes
+from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import template_dirs
 from fieldsync.config import Maps, maps_settings
 from fieldsync.errors import BadInput, TreeError
-from fieldsync.media.thumbs import planted_link
 from fieldsync.tree.layout import ASSETS_DIR
 
 DEFAULT_ZOOM = Maps().zoom
