@@ -33,6 +33,8 @@ def environment() -> jinja2.Environment:
     )
     env.filters["href"] = lambda parts: "/".join(quote(str(p)) for p in
                                                   (parts if isinstance(parts, (list, tuple)) else [parts]))
+    # |tojson escapes < > & ' (so data cannot end an inline <script>); Chinese stays readable.
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     return env
 
 
