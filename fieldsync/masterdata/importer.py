@@ -139,7 +139,7 @@ def _csv_rows(path: Path, progress: ProgressFn | None):
     # Finish the sample's last line: csv.reader must never see one record split in two.
     sample = text.read(64 * 1024)
     sample += text.readline()
-    reader = csv.reader(_chain(sample, text), CsvDialect, delimiter=detect_delimiter(sample))
+    reader = csv.reader(_chain(sample, text), CSV_DIALECT, delimiter=detect_delimiter(sample))
     try:
         header = next(reader)
     except StopIteration:
@@ -159,19 +159,9 @@ def _csv_rows(path: Path, progress: ProgressFn | None):
     return header, rows()
 
 
-class CsvDialect(csv.Dialect):
-    """RFC 4180, as Excel and WPS write it: a quote inside a quoted field is doubled (`""`),
-    and a quoted field may hold the delimiter and line breaks. Only the delimiter varies."""
-
-    delimiter = ","
-    quotechar = '"'
-    doublequote = True
-    skipinitialspace = False
-    lineterminator = "\r\n"
-    quoting = csv.QUOTE_MINIMAL
-    strict = False
-
-
+# csv.excel is RFC 4180 as Excel and WPS write it: a quote inside a quoted field is doubled
+# (`""`), a quoted field may hold the delimiter and line breaks. Only the delimiter varies.
+CSV_DIALECT = csv.excel
 DELIMITERS = (",", "\t", ";")  # comma first: it wins a tie
 
 
@@ -185,7 +175,7 @@ def detect_delimiter(sample: str) -> str:
     """
     def score(delimiter: str) -> tuple[int, int]:
         try:
-            header = next(csv.reader(io.StringIO(sample), CsvDialect, delimiter=delimiter), [])
+            header = next(csv.reader(io.StringIO(sample), CSV_DIALECT, delimiter=delimiter), [])
         except csv.Error:
             return (-1, 0)
         return sum(header_key(title) is not None for title in header), len(header)

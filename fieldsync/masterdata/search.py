@@ -239,7 +239,7 @@ class SearchIndex:
         state = {"version": INDEX_VERSION, "stamp": self.stamp, "raw": self.raw, "norm": self.norm,
                  "capacities": self.capacities, "postings": postings, "values": self.values,
                  "pinyin": self._pinyin or self._make_pinyin(), "dense": dense, "initials": initials}
-        with atomic_open(path, "wb") as handle:
+        with atomic_open(path, "wb", private=True) as handle:
             pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
     @classmethod
