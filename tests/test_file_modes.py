@@ -49,7 +49,8 @@ def test_atomic_writes_follow_the_umask_unless_private(tmp_path, umask):
 
 
 def test_server_site_thumbnails_and_report_are_readable(umask, server_tree, invoke, tmp_path):
-    assert invoke("server", "index", server_tree).exit_code == 0
+    result = invoke("server", "index", server_tree)
+    assert result.exit_code == 0, result.output
     out = tmp_path / "report.csv"
     result = invoke("server", "report", "--from", "2026-11-01", "--to", "2026-11-30", "--out", out, server_tree)
     assert result.exit_code == 0, result.output
