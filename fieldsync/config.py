@@ -28,6 +28,10 @@ CONFIG_NAME = "config.yaml"
 STATE_DIR = ".fieldsync"
 ENV_VAR = "FIELDSYNC_CONFIG"
 
+# device and inspector go into file names beside a photo's own name (conflict copies, upload
+# temp names, ledgers): short enough to leave the photo's name room under MAX_COMPONENT_BYTES.
+MAX_NAME_BYTES = 64
+
 DEFAULT_BUSINESSES = ("周期检查", "专项检查", "违约用电检查")
 
 
@@ -209,8 +213,8 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
     return Config(
         path=Path(path) if path else None,
         root=root,
-        inspector=checker.text(data.get("inspector") or getpass.getuser(), "inspector"),
-        device=checker.text(data.get("device") or socket.gethostname(), "device"),
+        inspector=checker.name(data.get("inspector") or getpass.getuser(), "inspector"),
+        device=checker.name(data.get("device") or socket.gethostname(), "device"),
         layout=layout, photos=photos, camera=camera, server=server, sync=sync,
         maps=_maps(checker, data.get("maps") or {}), locate=_locate(checker, data.get("locate") or {}),
     )
@@ -409,6 +413,15 @@ class _Checker:
         v = self.text(v, key)
         if not is_safe_component(v):
             self.fail(key, "a folder name without / \\ : * ? \" < > |, leading dots or trailing spaces", v)
+        return v
+
+    def name(self, v: Any, key: str) -> str:
+        """A name that becomes part of file names (ledgers/<device>, *.conflict-<device>.jpg)."""
+        v = self.text(v, key)
+        if not is_safe_component(v) or len(v.encode("utf-8")) > MAX_NAME_BYTES:
+            self.fail(key, f"a name usable in a file name: at most {MAX_NAME_BYTES} UTF-8 bytes, no "
+                           "/ \\ : * ? \" < > |, control characters, leading or trailing dots, trailing "
+                           "spaces or device names like CON (e.g. tablet-07, zhang.san, 张三)", v)
         return v
 
     def integer(self, v: Any, key: str, low: int, high: int) -> int:

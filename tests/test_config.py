@@ -65,6 +65,16 @@ def test_code_execution_tags_are_refused(tmp_path):
     ("locate: {nmea_baud: true}", "locate.nmea_baud", "4800"),
     ("locate: {termux_provider: wifi}", "locate.termux_provider", "gps or network or passive"),
     ("locate: {gpsd_hots: x}", "locate.gpsd_hots", "unknown key"),
+    # device and inspector become file names (ledgers/<device>, *.conflict-<device>.jpg)
+    ("device: ../../etc", "device", "a name usable in a file name"),
+    ("device: a/b", "device", "no / \\"),
+    ("device: '..'", "device", "leading or trailing dots"),
+    ("device: CON", "device", "device names like CON"),
+    (f"device: {'x' * 65}", "device", "at most 64 UTF-8 bytes"),
+    ("device: [a]", "device", "a non-empty text"),
+    ("inspector: ../zhang", "inspector", "a name usable in a file name"),
+    ("inspector: \"zhang\\\\san\"", "inspector", "a name usable in a file name"),
+    ("inspector: \"a\\tb\"", "inspector", "control characters"),
 ])
 def test_bad_values_name_file_key_and_expectation(tmp_path, text, key, expected):
     path = write(tmp_path / "config.yaml", f"root: {tmp_path}\n{text}\n")
@@ -72,6 +82,12 @@ def test_bad_values_name_file_key_and_expectation(tmp_path, text, key, expected)
         config_mod.load(path)
     message = str(info.value)
     assert str(path) in message and key in message and expected in message
+
+
+def test_names_from_config_that_are_safe_pass(tmp_path):
+    path = write(tmp_path / "config.yaml", f"root: {tmp_path}\ndevice: tablet-07\ninspector: 张三\n")
+    cfg = config_mod.load(path)
+    assert (cfg.device, cfg.inspector) == ("tablet-07", "张三")
 
 
 def test_maps_and_locate_are_typed(tmp_path):

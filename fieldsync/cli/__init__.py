@@ -6,12 +6,14 @@ Commands live in one module per area; this module builds the group and registers
 from __future__ import annotations
 
 import importlib
+import os
+import signal
 import sys
 
 import click
 
 from fieldsync import __version__
-from fieldsync.cli.base import AppContext, FieldsyncGroup, setup_logging
+from fieldsync.cli.base import AppContext, FieldsyncGroup, PipeClosed, setup_logging
 
 
 @click.group(cls=FieldsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,6 +65,23 @@ cli.list_commands = lambda ctx: sorted(COMMAND_MODULES)  # type: ignore[method-a
 cli.get_command = lambda ctx, name: _load_command(name)  # type: ignore[method-assign]
 
 
+# What a shell shows for a program ended by SIGPIPE (128 + 13), as `yes | head -1` does.
+EXIT_PIPE_CLOSED = 128 + getattr(signal, "SIGPIPE", 13)
+
+
 def main() -> None:
-    """Console entry point."""
-    sys.exit(cli.main(prog_name="fieldsync"))
+    """Console entry point.
+
+    A reader that stops early (`fieldsync status | head -3`) closes the pipe: the command ends
+    quietly with EXIT_PIPE_CLOSED, wherever the closed pipe is noticed — while a command
+    writes (the group raises PipeClosed) or in the last flush of stdout.
+    """
+    try:
+        try:
+            cli.main(prog_name="fieldsync")
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe is a traceback
+    except (PipeClosed, BrokenPipeError):
+        # Python's advice: point stdout at /dev/null so the flush at exit cannot fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_PIPE_CLOSED)

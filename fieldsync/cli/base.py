@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -59,6 +60,10 @@ class CommandError(click.ClickException):
 MAX_PROBLEMS_SHOWN = 200
 
 
+class PipeClosed(Exception):
+    """The reader of our output went away (`fieldsync status | head -3`); not an error."""
+
+
 class Warned(Exception):
     """A command finished and showed its warnings; the group exits 1 (spec.md: 1 = warnings)."""
 
@@ -90,6 +95,8 @@ class FieldsyncGroup(click.Group):
             raise
         except KeyboardInterrupt:
             raise click.exceptions.Abort() from None
+        except BrokenPipeError:
+            raise PipeClosed() from None  # the reader stopped early: main() ends quietly
         except Exception as error:  # a bug: still no traceback unless asked
             if _verbosity(ctx) > 0:
                 raise
@@ -117,7 +124,55 @@ def warn(message: str) -> None:
     click.echo(f"Warning: {message}", err=True)
 
 
+# Libraries whose Python warnings are their own business unless asked for with -vv: watchdog
+# warns "Callback ... already exists" each time it re-adds a watch, Pillow about odd EXIF that
+# fieldsync handles itself, fpdf2/fontTools about fonts.
+LIBRARY_WARNINGS = r"(watchdog|PIL|paramiko|fontTools|fpdf)(\.|$)"
+
+
+def log_levels(verbosity: int) -> tuple[int, int]:
+    """(fieldsync's level, every library's level) on stderr for -q, none, -v, -vv.
+
+    Libraries (paramiko's INFO per SFTP command, fontTools' font subsetting) only speak at
+    -v (warnings) and -vv (everything): their errors reach the user as fieldsync's own.
+    """
+    if verbosity < 0:
+        return logging.WARNING, logging.CRITICAL
+    if verbosity == 0:
+        return logging.INFO, logging.CRITICAL
+    return logging.DEBUG, logging.WARNING if verbosity == 1 else logging.DEBUG
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is now (click's test runner swaps it per command), and
+    only what the verbosity lets through: the daemon's log file lowers the root logger's level
+    for itself, which must not make libraries speak on the terminal."""
+
+    def __init__(self, own: int, libraries: int):
+        super().__init__(sys.stderr)
+        self.own, self.libraries = own, libraries
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ours = record.name == "fieldsync" or record.name.startswith("fieldsync.")
+        return record.levelno >= (self.own if ours else self.libraries)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def setup_logging(verbosity: int) -> None:
-    level = logging.DEBUG if verbosity > 0 else logging.WARNING if verbosity < 0 else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    """stderr logging for this verbosity; Python warnings go through logging, libraries' are
+    dropped unless -vv. Called once per command; a second call replaces the first."""
+    own, libraries = log_levels(verbosity)
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(handler)
+    root.addHandler(_StderrHandler(own, libraries))
+    root.setLevel(libraries)  # paramiko and fontTools do not even format what nobody shows
+    logging.getLogger("fieldsync").setLevel(own)
+    logging.captureWarnings(True)
+    if verbosity < 2:
+        warnings.filterwarnings("ignore", module=LIBRARY_WARNINGS)
 

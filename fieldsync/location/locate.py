@@ -225,7 +225,7 @@ def save_last_fix(cfg: Config, fix: gps.Fix) -> None:
     """Remember the inspector's latest GPS fix (private state, baked into pages at render)."""
     cfg.state_dir.mkdir(parents=True, exist_ok=True)
     record = {**fix.as_dict(), "by": cfg.inspector, "device": cfg.device}
-    write_text(last_fix_path(cfg), json.dumps(record, ensure_ascii=False) + "\n")
+    write_text(last_fix_path(cfg), json.dumps(record, ensure_ascii=False) + "\n", private=True)
 
 
 def load_last_fix(cfg: Config) -> dict[str, Any] | None:

@@ -41,6 +41,7 @@ _UNITS = re.compile(r"\s*(kva|千伏安|kw)\s*$", re.IGNORECASE)
 _BRACKETS = re.compile(r"[(（\[【].*?[)）\]】]")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
+_CELL_BREAKS = re.compile(r"\s*[\r\n\t]+\s*")
 _FORMULA_CELL = re.compile(r"(?:^|\0)[=@+-]")  # a row with a cell starting so is checked cell by cell
 
 ProgressFn = Callable[[int], None]
@@ -138,11 +139,7 @@ def _csv_rows(path: Path, progress: ProgressFn | None):
     # Finish the sample's last line: csv.reader must never see one record split in two.
     sample = text.read(64 * 1024)
     sample += text.readline()
-    try:
-        dialect = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",\t;")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(_chain(sample, text), dialect)
+    reader = csv.reader(_chain(sample, text), CSV_DIALECT, delimiter=detect_delimiter(sample))
     try:
         header = next(reader)
     except StopIteration:
@@ -160,6 +157,30 @@ def _csv_rows(path: Path, progress: ProgressFn | None):
             raw.close()
 
     return header, rows()
+
+
+# csv.excel is RFC 4180 as Excel and WPS write it: a quote inside a quoted field is doubled
+# (`""`), a quoted field may hold the delimiter and line breaks. Only the delimiter varies.
+CSV_DIALECT = csv.excel
+DELIMITERS = (",", "\t", ";")  # comma first: it wins a tie
+
+
+def detect_delimiter(sample: str) -> str:
+    """The delimiter that splits the header record into the most known column titles.
+
+    Decided from what the header means, not from character counts: csv.Sniffer guesses the
+    quoting from whatever it sees and, on a header without quotes, turns doubled quotes off,
+    so `"ACME ""Best"" Co"` came out as `ACME "Best"" Co"`. A header of unknown titles falls
+    back to the delimiter giving the most columns.
+    """
+    def score(delimiter: str) -> tuple[int, int]:
+        try:
+            header = next(csv.reader(io.StringIO(sample), CSV_DIALECT, delimiter=delimiter), [])
+        except csv.Error:
+            return (-1, 0)
+        return sum(header_key(title) is not None for title in header), len(header)
+
+    return max(DELIMITERS, key=score)  # max keeps the first of equal scores
 
 
 def _chain(first: str, rest: io.TextIOBase) -> Iterator[str]:
@@ -313,7 +334,10 @@ def _record(line: int, cells: list[str], columns: dict[str, int],
         index = columns.get(key)
         raw = cells[index] if index is not None and index < len(cells) else ""
         # is_normalized is a quick check; most exports are NFC already (a million rows count)
-        value = (raw if unicodedata.is_normalized("NFC", raw) else unicodedata.normalize("NFC", raw)).strip()
+        value = (raw if unicodedata.is_normalized("NFC", raw) else unicodedata.normalize("NFC", raw))
+        # A line break typed into a cell (Alt+Enter in Excel) reaches here inside a quoted
+        # field: it is layout, not data, and every value is one line in folders and pages.
+        value = _CELL_BREAKS.sub(" ", value).strip()
         why = _cell_problem(value)
         if why:
             problems.append(Problem(line, label, why))

@@ -27,7 +27,7 @@ def save(index: IndexData, path: Path) -> None:
     state = {"version": INDEX_VERSION, "stamp": index.stamp, "raw": index.raw, "norm": index.norm,
              "capacities": index.capacities, "postings": postings, "values": index.values,
              "pinyin": index.pinyin_part or pinyin_part(index), "dense": dense, "initials": initials}
-    with atomic_open(path, "wb") as handle:
+    with atomic_open(path, "wb", private=True) as handle:
         pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 

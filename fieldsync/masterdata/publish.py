@@ -47,7 +47,7 @@ def publish(state_dir: Path, transport) -> Published:
     transport.makedirs(REMOTE_DIR)
     transport.upload(store.path, REMOTE_DATA)
     note = Path(state_dir) / ".publish-version.json"
-    write_text(note, json.dumps(version, ensure_ascii=False, indent=1))
+    write_text(note, json.dumps(version, ensure_ascii=False, indent=1), private=True)
     try:
         transport.upload(note, REMOTE_VERSION)
     finally:
@@ -102,7 +102,7 @@ def pull_if_changed(cfg, transport=None) -> bool:
         if own:
             transport.close()
     index_file.rebuild_index(state_dir, records)
-    write_text(state_dir / PULLED_FILE, json.dumps(remote, ensure_ascii=False, indent=1))
+    write_text(state_dir / PULLED_FILE, json.dumps(remote, ensure_ascii=False, indent=1), private=True)
     return True
 
 

@@ -65,7 +65,7 @@ def write_data(root: Path, state_dir: Path, script_source: Path) -> bool:
         if int(stale.stem.split("-")[1]) >= chunks:
             stale.unlink()
     write_text(folder / "manifest.js", _js_call("manifest", {"chunks": chunks, "count": count}))
-    write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS]))
+    write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS]), private=True)
     return True
 
 

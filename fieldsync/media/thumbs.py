@@ -19,6 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from fieldsync.base.atomic import set_ordinary_mode
 from fieldsync.base.paths import planted_link
 from fieldsync.media.imaging import register_heif
 
@@ -71,6 +72,7 @@ def _save(image: Image.Image, thumb: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".thumb.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
+            set_ordinary_mode(fd)  # mkstemp makes 0600; the site's readers need the umask's mode
             image.save(handle, "JPEG", quality=THUMB_QUALITY, optimize=False)
         os.replace(tmp, thumb)
     except BaseException:

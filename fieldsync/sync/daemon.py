@@ -94,7 +94,7 @@ class StatusBoard(Progress):
             self._written = now
             snapshot = dict(self.data, updated_at=_iso(time.time()), **summarize(self.state))
             text = json.dumps(snapshot, ensure_ascii=False, indent=1) + "\n"
-            write_text(status_path(self.cfg), text)
+            write_text(status_path(self.cfg), text, private=True)
 
 
 def summarize(state: SyncState) -> dict[str, Any]:

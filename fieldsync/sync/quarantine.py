@@ -83,7 +83,7 @@ def put(cfg: Config, path: Path, rel: PurePosixPath, reason: str) -> Entry:
     # The file is safe in the quarantine now; a record that cannot be written only costs the
     # "why", which entries() reports as unknown.
     with contextlib.suppress(OSError):
-        write_text(_record_path(stored), json.dumps(record, ensure_ascii=False, indent=1) + "\n")
+        write_text(_record_path(stored), json.dumps(record, ensure_ascii=False, indent=1) + "\n", private=True)
     return _entry(cfg, stored)
 
 

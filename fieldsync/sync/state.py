@@ -137,7 +137,7 @@ class StateStorage(Storage):
     def flush(self) -> None:
         if not self.dirty:
             return
-        with atomic_open(self.path, "w") as handle:
+        with atomic_open(self.path, "w", private=True) as handle:
             handle.write(_HEAD + "\n")
             last = len(self.files)
             for n, record in enumerate(self.files.values(), 1):

@@ -131,7 +131,7 @@ def pin(known_hosts: Path, host: str, port: int, key: paramiko.PKey, hashed: boo
     kept.append(f"{written_name} {key.get_name()} {key.get_base64()}")
     if not known_hosts.parent.exists():
         known_hosts.parent.mkdir(parents=True, mode=0o700)
-    atomic.write_text(known_hosts, "\n".join(kept) + "\n")
+    atomic.write_text(known_hosts, "\n".join(kept) + "\n", private=True)
     with contextlib.suppress(OSError):
         os.chmod(known_hosts, 0o600)
 

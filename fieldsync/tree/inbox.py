@@ -155,7 +155,8 @@ def load_active(cfg: Config) -> ActiveTarget | None:
 
 
 def _save_active(cfg: Config, target: ActiveTarget) -> None:
-    write_text(cfg.state_dir / ACTIVE_FILE, json.dumps(target.to_json(), ensure_ascii=False, indent=1) + "\n")
+    write_text(cfg.state_dir / ACTIVE_FILE, json.dumps(target.to_json(), ensure_ascii=False, indent=1) + "\n",
+               private=True)
 
 
 def target_status(cfg: Config, at: datetime | None = None) -> TargetStatus:
@@ -457,7 +458,7 @@ class _FiledMemory:
     def save(self) -> None:
         if self.changed:
             text = json.dumps({"baseline": self.baseline, "files": self.entries}, ensure_ascii=False, indent=1)
-            write_text(self.path, text + "\n")
+            write_text(self.path, text + "\n", private=True)
             self.changed = False
 
 
