@@ -10,7 +10,7 @@ import paramiko
 import pytest
 
 from fieldsync.base import atomic
-from fieldsync.masterdata.search import index_path
+from fieldsync.masterdata.index_file import index_path
 from fieldsync.masterdata.store import CustomerStore
 from fieldsync.server.site import SITE, THUMBS
 from fieldsync.transport import hostkeys
