@@ -151,3 +151,21 @@ def test_stop_is_clean(sync_visit):
     watcher.stop()
     assert watcher.mode == "stopped"
     assert threading.active_count() <= before  # no observer thread left behind
+
+
+def test_overflow_is_seen_under_quiet_output(sync_visit):
+    """The CLI's default output raises the root logger's level to hide library chatter; the
+    watcher must still hear watchdog's overflow warning (the daemon runs with that output)."""
+    from fieldsync.cli.base import setup_logging
+
+    cfg, _ = sync_visit
+    root_level = logging.getLogger().level
+    setup_logging(0)
+    try:
+        with Watcher(cfg.root, "never") as watcher:
+            logging.getLogger("watchdog.observers.inotify_c").warning(
+                "Inotify queue overflowed; filesystem events were lost")
+            batch = watcher.changes.take(timeout=5, quiet=0)
+        assert batch.full and "overflow" in batch.reasons[0]
+    finally:
+        logging.getLogger().setLevel(root_level)

@@ -137,9 +137,16 @@ class Watcher:
         self._observer = None
         self._probe_seen = threading.Event()
         self._spy = _OverflowSpy(self.changes)
+        self._watchdog_level = logging.NOTSET
 
     def start(self) -> None:
-        logging.getLogger("watchdog").addHandler(self._spy)
+        watchdog_log = logging.getLogger("watchdog")
+        watchdog_log.addHandler(self._spy)
+        # Quiet output raises the root logger's level so library chatter is never formatted;
+        # the overflow warning must still reach the spy (the stderr handler still hides it).
+        self._watchdog_level = watchdog_log.level
+        if watchdog_log.getEffectiveLevel() > logging.WARNING:
+            watchdog_log.setLevel(logging.WARNING)
         if self.polling == "always":
             self._start(polling=True)
             return
@@ -189,6 +196,7 @@ class Watcher:
     def stop(self) -> None:
         self._stop_observer()
         logging.getLogger("watchdog").removeHandler(self._spy)
+        logging.getLogger("watchdog").setLevel(self._watchdog_level)
         self.mode = "stopped"
         self.changes.wake()
 
