@@ -36,6 +36,9 @@ def collect(cfg: Config) -> dict[str, Any]:
         # another server knows nothing about this one: everything waits.
         other_server = described is None or described.get("url") != configured
         waiting = engine.outstanding(cfg, None if other_server else state)
+        # Why each waits, when a pass said so (a refused name: what to rename it for).
+        reasons = {} if other_server else {rel: record.reason for rel in waiting[:daemon.MAX_LISTED]
+                                           if (record := state.peek(rel)) is not None and record.reason}
     status["server"] = {"configured": configured, "state_describes": described,
                         "same": not other_server}
     # The quarantine folder is the truth about what is set aside (restore and clear change it
@@ -45,7 +48,8 @@ def collect(cfg: Config) -> dict[str, Any]:
     status["quarantined"] = [{"path": e.origin.as_posix(), "reason": e.reason or "(not recorded)",
                               "id": e.id, "moved_to": str(e.stored)} for e in set_aside[:daemon.MAX_LISTED]]
     status["quarantine_folder"] = str(quarantine.quarantine_dir(cfg))
-    status["pending"] = [{"path": rel, "reason": "not on the server yet"} for rel in waiting[:daemon.MAX_LISTED]]
+    status["pending"] = [{"path": rel, "reason": reasons.get(rel) or "not on the server yet"}
+                         for rel in waiting[:daemon.MAX_LISTED]]
     status["camera"] = inbox.summary(cfg)
     status["suggestions"] = locate.suggestions(cfg)
     status["master_data"] = CustomerStore(cfg.state_dir).meta()
