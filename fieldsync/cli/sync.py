@@ -162,6 +162,7 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
               "失败 failed {failed}  隔离 quarantined {quarantined}".format(**{
                   k: counts.get(k, 0) for k in ("done", "pending", "uploading", "failed", "quarantined")}))
     echo(app, f"上次推送 last push: {status.get('last_push') or '从未 never'}")
+    _show_server(app, status["server"])
     _show_camera(app, status["camera"])
     master = status["master_data"]
     echo(app, f"客户档案 master data: {master.get('count', 0)} 户, "
@@ -182,6 +183,18 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
     if status.get("quarantined"):
         echo(app, f"  隔离的文件在 set aside in {status['quarantine_folder']}: "
                   "'fieldsync quarantine list' shows why, 'fieldsync quarantine restore ID' retries one")
+
+
+def _show_server(app: AppContext, server: dict) -> None:
+    described = server.get("state_describes") or {}
+    line = f"服务器 server: {server.get('configured') or '未设置 not set'}"
+    if described.get("host_key"):
+        line += f" (host key {described['host_key']})"
+    echo(app, line)
+    if not server.get("same"):
+        was = described.get("url") or "no server yet"
+        echo(app, f"  the sync state describes {was}: the next sync lists the configured server "
+                  "and pushes everything it lacks")
 
 
 def _show_camera(app: AppContext, camera: dict) -> None:

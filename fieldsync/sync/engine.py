@@ -1,9 +1,12 @@
 """The sync engine: reconcile the tree with the state cache and the server into a plan, run it.
 
 `fieldsync sync` (sync_once) and the daemon drive the same Engine. A pass:
+  0. check which server answers (Transport.identity): when the state cache describes another
+     one, it is emptied (SyncState.rebind) and the pass is a full one, reconciled afresh;
   1. scan the tree (or the paths the watcher named), skipping private names and symlinks;
   2. reconcile every entry against the state cache (and, when the cache is new or lost, one
-     listing of the server) into folders to make and files to push;
+     listing of the server) into folders to make and files to push; names that differ only
+     by case from another in the same folder are set apart and reported (CaseClashes);
   3. take only files that are ready (`_ready`): a refused name (base.names.photo_name_problem)
      is left in place and reported; a young file must hold still for a window that widens
      when a writer fooled it; a photo must not be open for writing (Linux) and must decode
@@ -25,6 +28,7 @@ import logging
 import os
 import threading
 import time
+import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -185,19 +189,79 @@ def reconcile(entries: dict[str, Entry], state: SyncState, remote: dict[str, tup
     return plan
 
 
-def outstanding(cfg: Config, state: SyncState) -> list[str]:
+def outstanding(cfg: Config, state: SyncState | None) -> list[str]:
     """Files in the tree the server does not hold yet as they are now (new, changed, failed),
     quarantined ones excepted; read from the tree and the state alone, so `status` can tell
-    what is waiting even while the server is unreachable."""
+    what is waiting even while the server is unreachable. state None: the state describes
+    another server, so every file waits."""
     waiting = []
     for key, entry in scan(cfg).items():
         if entry.is_dir:
             continue
-        record = state.peek(key)
+        record = state.peek(key) if state is not None else None
         # A quarantined file is out of the tree; one at its path now is new (or restored).
         if record is None or record.status != "done" or not record.matches(entry.size, entry.mtime_ns):
             waiting.append(key)
     return sorted(waiting)
+
+
+def case_key(name: str) -> str:
+    """What a case-insensitive filesystem (NTFS, APFS, SMB shares) compares: NFC, casefolded."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+class CaseClashes:
+    """Names in one tablet folder that differ only by case (`IMG_1.jpg`, `img_1.jpg`).
+
+    A case-insensitive server keeps one file under both names, so pushing both would put one
+    photo's bytes under the other's name. One of them goes to the server, the others stay in
+    the tablet folder, unpushed, reported for renaming. The one that goes is the one already
+    pushed (the server holds it: keeping it avoids replacing evidence); when neither was, the
+    older one (mtime), then the first by name, so the choice holds from one pass to the next.
+    Folders clash the same way (`计量装置` and a hand-made copy differing by case): everything
+    under the one left out waits with it. Each tablet folder is listed once per pass.
+    """
+
+    def __init__(self, root: Path, state: SyncState):
+        self.root = root
+        self.state = state
+        self._winners: dict[str, dict[str, str]] = {}  # folder key -> case key -> winning name
+
+    def problem(self, rel: PurePosixPath) -> str | None:
+        """Why `rel` (or a folder on its way) is kept apart; None when its name is free."""
+        folder = ""
+        for name in rel.parts:
+            winner = self._folder(folder).get(case_key(name), name)
+            if winner != name:
+                where = f"{folder}/" if folder else ""
+                return (f"{where}{name} differs only by case from {winner} in the same folder: a "
+                        f"case-insensitive server (Windows, macOS, SMB shares) keeps one for both; "
+                        f"{winner} goes to the server, rename this one")
+            folder = f"{folder}/{name}" if folder else name
+        return None
+
+    def _folder(self, key: str) -> dict[str, str]:
+        winners = self._winners.get(key)
+        if winners is not None:
+            return winners
+        groups: dict[str, list[tuple[bool, int, str]]] = {}
+        try:
+            with os.scandir(self.root / key if key else self.root) as listing:
+                for item in listing:
+                    if item.name.startswith("."):
+                        continue  # private or hidden: never mirrored
+                    pushed = self._pushed(f"{key}/{item.name}" if key else item.name)
+                    mtime_ns = item.stat(follow_symlinks=False).st_mtime_ns
+                    groups.setdefault(case_key(item.name), []).append((not pushed, mtime_ns, item.name))
+        except OSError:
+            groups = {}  # gone or unreadable: the push says which
+        winners = {folded: min(names)[2] for folded, names in groups.items() if len(names) > 1}
+        self._winners[key] = winners
+        return winners
+
+    def _pushed(self, key: str) -> bool:
+        record = self.state.peek(key)
+        return record is not None and record.status == "done"
 
 
 class _FolderListings:
@@ -234,12 +298,13 @@ class _FolderListings:
                 listing = self._folders.get(key)
             if listing is None:
                 try:
-                    listing = {e.rel.as_posix(): e for e in transport.walk(parent) if e.rel.parent == parent}
+                    # By case_key: on a case-insensitive server `img_1.jpg` there is IMG_1.jpg.
+                    listing = {case_key(e.rel.name): e for e in transport.walk(parent) if e.rel.parent == parent}
                 except TransportError:
                     return transport.stat(rel)  # not listable (gone?): ask for the one file
                 with self._lock:
                     self._folders[key] = listing
-        return listing.get(rel.as_posix())
+        return listing.get(case_key(rel.name))
 
 
 def _written_after(remote_mtime: float, local_mtime_ns: int) -> bool:
@@ -340,12 +405,16 @@ class Engine:
         full = scope is None
         scope = None if full else list(scope)
         try:
+            self.transport.begin_pass()
+            if self._rebind_server():
+                full, scope = True, None  # no file is known to be on this server: look at all
             entries = scan(self.cfg, scope)
             remote = self._server_listing() if not self.state.meta("server_listed") else None
             if remote is None:  # with a fresh listing, reconcile adopts what is there anyway
                 self._follow_renames(entries)
             plan = reconcile(entries, self.state, remote, full)
             result.unchanged = plan.unchanged
+            self._set_apart_case_clashes(plan, result)
             if remote is not None:
                 self.state.set_meta("server_listed", time.time())
             if respect_backoff:
@@ -454,6 +523,35 @@ class Engine:
             if record is not None and record.is_dir and not self.cfg.root.joinpath(old).exists():
                 return old
         return None
+
+    def _rebind_server(self) -> bool:
+        """True when the state described another server (or none) and now describes this
+        one, emptied: server.url changed, or a new server answers at the same URL. The pass
+        then lists the server once and pushes whatever it lacks."""
+        identity = self.transport.identity(self.cfg.state_dir)
+        if self.state.describes(identity):
+            return False
+        before = self.state.server()
+        dropped = self.state.rebind(identity)
+        if before is not None:
+            log.warning("the server is not the one the sync state describes (%s, now %s): "
+                        "reconciling with it afresh (%d records dropped)", before.get("url"), identity["url"], dropped)
+        return True
+
+    def _set_apart_case_clashes(self, plan: Plan, result: SyncResult) -> None:
+        """Leave out of the plan the files and folders whose name differs only by case from
+        another in the same tablet folder (see CaseClashes), reported as refused names."""
+        clashes = CaseClashes(self.cfg.root, self.state)
+        kept_folders, kept_files = [], []
+        for entry in plan.folders + plan.files:
+            problem = clashes.problem(entry.rel)
+            if problem is None:
+                (kept_folders if entry.is_dir else kept_files).append(entry)
+                continue
+            result.refused.append((entry.key, problem))
+            self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, is_dir=entry.is_dir,
+                              status="pending", reason=problem)
+        plan.folders, plan.files = kept_folders, kept_files
 
     def _server_listing(self) -> dict[str, tuple[int, float]]:
         # The state is new or was lost: one listing of the server lets reconcile adopt what

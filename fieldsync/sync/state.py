@@ -5,6 +5,12 @@ status (pending | uploading | done | failed | quarantined) with reason, attempts
 earliest next try. Losing this file costs a re-listing of the server, never a photo: the
 engine rebuilds it from the tree, the manifests and the server (engine.reconcile).
 
+The cache describes one server: its identity (URL, SFTP host key fingerprint, the random id in
+the server's .fieldsync/server-id; transport.base.Transport.identity) is kept in the meta table.
+Pointed at another server (server.url changed, a new empty share at the same mount point, a
+re-keyed host), `rebind` forgets what was pushed, so the engine reconciles against a listing
+of that server as if the cache were lost: nothing is taken as "on the server" that is not.
+
 TinyDB's JSONStorage rewrites the whole file on every write (bench/sync.py measures it), and
 TinyDB keeps every document as a dict beside anything the engine builds from it: at 100,000
 files that is most of the daemon's memory. So the cache is TinyDB with a storage of its own
@@ -239,6 +245,28 @@ class SyncState:
                 self._changed(len(moved))
             return len(moved)
 
+    def server(self) -> dict | None:
+        """The identity of the server this cache describes (None: not known yet)."""
+        value = self.meta("server")
+        return value if isinstance(value, dict) else None
+
+    def describes(self, identity: dict) -> bool:
+        """True when this cache is about the server with `identity` (every field equal)."""
+        return self.server() == identity
+
+    def rebind(self, identity: dict) -> int:
+        """Make this the cache of the server `identity`: every record of what was pushed is
+        dropped (it described another server), quarantined files are kept (a fact about the
+        tree), and the next pass lists the server once. Returns the records dropped."""
+        with self._lock:
+            dropped = [rel for rel, record in self._index.items() if record.status != "quarantined"]
+            for rel in dropped:
+                del self._index[rel]
+            self.set_meta("server_listed", None)
+            self.set_meta("server", identity)
+            self._changed(len(dropped) + 1)
+            return len(dropped)
+
     def set_meta(self, key: str, value) -> None:
         with self._lock:
             self._meta.upsert(Document({"value": value}, doc_id=_meta_id(key)))
@@ -272,7 +300,7 @@ class SyncState:
         self.close()
 
 
-_META_KEYS = ("last_push", "last_pass", "server_listed")
+_META_KEYS = ("last_push", "last_pass", "server_listed", "server")  # ids by position: append only
 
 
 def _meta_id(key: str) -> int:

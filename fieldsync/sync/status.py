@@ -1,6 +1,7 @@
 """What `fieldsync status` reports, assembled as data: the CLI only renders it.
 
-The daemon's last status.json, the sync state's counts, what the tree still holds that the
+The daemon's last status.json, the sync state's counts, which server the state describes
+(URL, host key, server id) beside the configured one, what the tree still holds that the
 server does not, the camera inbox, location suggestions, master data and whether the daemon
 is alive, in one plain dict (its JSON is `fieldsync status --json`).
 """
@@ -16,6 +17,7 @@ from fieldsync.location import locate
 from fieldsync.masterdata.store import CustomerStore
 from fieldsync.sync import daemon, engine, quarantine
 from fieldsync.sync.state import SyncState
+from fieldsync.transport import server_url
 from fieldsync.tree import inbox
 
 
@@ -25,11 +27,20 @@ def collect(cfg: Config) -> dict[str, Any]:
         status = json.loads(daemon.status_path(cfg).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         status = {}  # no daemon ever ran, or it was killed mid-write: the state still answers
+    configured = server_url(cfg)
     with SyncState(cfg.state_dir) as state:
         status.update(daemon.summarize(state))
+        described = state.server()
         # The state only knows files a pass has seen: count from the tree what is not on the
-        # server yet, so an offline tablet still says how much is waiting.
-        waiting = engine.outstanding(cfg, state)
+        # server yet, so an offline tablet still says how much is waiting. A state about
+        # another server knows nothing about this one: everything waits.
+        other_server = described is None or described.get("url") != configured
+        waiting = engine.outstanding(cfg, None if other_server else state)
+        # Why each waits, when a pass said so (a refused name: what to rename it for).
+        reasons = {} if other_server else {rel: record.reason for rel in waiting[:daemon.MAX_LISTED]
+                                           if (record := state.peek(rel)) is not None and record.reason}
+    status["server"] = {"configured": configured, "state_describes": described,
+                        "same": not other_server}
     # The quarantine folder is the truth about what is set aside (restore and clear change it
     # without a pass); the state only remembers what a pass moved there.
     set_aside = quarantine.entries(cfg)
@@ -37,7 +48,8 @@ def collect(cfg: Config) -> dict[str, Any]:
     status["quarantined"] = [{"path": e.origin.as_posix(), "reason": e.reason or "(not recorded)",
                               "id": e.id, "moved_to": str(e.stored)} for e in set_aside[:daemon.MAX_LISTED]]
     status["quarantine_folder"] = str(quarantine.quarantine_dir(cfg))
-    status["pending"] = [{"path": rel, "reason": "not on the server yet"} for rel in waiting[:daemon.MAX_LISTED]]
+    status["pending"] = [{"path": rel, "reason": reasons.get(rel) or "not on the server yet"}
+                         for rel in waiting[:daemon.MAX_LISTED]]
     status["camera"] = inbox.summary(cfg)
     status["suggestions"] = locate.suggestions(cfg)
     status["master_data"] = CustomerStore(cfg.state_dir).meta()

@@ -10,7 +10,7 @@ from fieldsync.transport.base import RemoteEntry, Transport
 from fieldsync.transport.local import LocalTransport
 from fieldsync.transport.sftp import SFTPTransport
 
-__all__ = ["RemoteEntry", "Transport", "open_transport"]
+__all__ = ["RemoteEntry", "Transport", "open_transport", "server_url"]
 
 
 def open_transport(cfg: Config) -> Transport:
@@ -24,3 +24,14 @@ def open_transport(cfg: Config) -> Transport:
     if scheme == "sftp":
         return SFTPTransport.from_config(cfg)
     raise ConfigError(f"{cfg.path}: server.url is not set; expected sftp://user@host/path or file:///path")
+
+
+def server_url(cfg: Config) -> str | None:
+    """The configured server's URL as its transport spells it (what the sync state records),
+    found without connecting; None when server.url is not set or not usable."""
+    try:
+        transport = open_transport(cfg)
+    except ConfigError:
+        return None
+    with transport:  # nothing is open yet: closing only releases the object
+        return transport.url

@@ -8,14 +8,19 @@ paths and empty components before any I/O.
 from __future__ import annotations
 
 import abc
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from fieldsync.errors import BadInput
+from fieldsync.errors import BadInput, TransportError
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 REMOTE_ROOT = PurePosixPath()  # the remote root itself, as a rel
+# A random id the first tablet writes into the server's private folder: a server replaced by
+# a new, empty one at the same URL (a remounted share, a reinstalled host) has another id.
+SERVER_ID = PurePosixPath(".fieldsync/server-id")
+MAX_SERVER_ID = 200  # characters: anything longer is not an id fieldsync wrote
 
 
 @dataclass(frozen=True)
@@ -69,6 +74,51 @@ class Transport(abc.ABC):
     @abc.abstractmethod
     def remove(self, rel: PurePosixPath) -> None:
         """Delete the file at `rel` (only used with sync.deletes: mirror)."""
+
+    def begin_pass(self) -> None:  # noqa: B027 - optional hook: local checks every path on every call
+        """A new sync pass starts: forget what was checked on the server before it, so a
+        folder swapped for a symlink between passes is seen (the engine calls this first)."""
+
+    def host_key(self) -> str | None:
+        """The fingerprint of the key the server presented (None: not a network server)."""
+        return None
+
+    def identity(self, scratch: Path) -> dict[str, str | None]:
+        """Which server this is: its URL, its host key (SFTP) and the id in SERVER_ID, which
+        is written (a new random one) when the server has none. `scratch`: a private local
+        folder for the download. The sync state records this to know which server it describes.
+
+        Raises TransportError (unreachable, or SERVER_ID is not a plain file).
+        """
+        try:
+            server_id = self._read_server_id(scratch)
+            if server_id is None:
+                new = scratch / f".server-id-{uuid.uuid4().hex}"
+                try:
+                    new.write_text(uuid.uuid4().hex + "\n", encoding="ascii")
+                    self.upload(new, SERVER_ID)
+                finally:
+                    new.unlink(missing_ok=True)
+                # Read back: two tablets meeting a new server at once keep whichever id won.
+                server_id = self._read_server_id(scratch)
+        except BadInput as exc:
+            raise TransportError(f"the server's {SERVER_ID} is not a plain file ({exc}); the server "
+                                 "admin must remove it") from None
+        return {"url": self.url, "host_key": self.host_key(), "server_id": server_id}
+
+    def _read_server_id(self, scratch: Path) -> str | None:
+        there = self.stat(SERVER_ID)
+        if there is None:
+            return None
+        if there.is_dir or there.size > MAX_SERVER_ID:
+            raise BadInput(f"{SERVER_ID} is a folder or too big")
+        copy = scratch / f".server-id-{uuid.uuid4().hex}"
+        try:
+            self.download(SERVER_ID, copy)
+            text = copy.read_bytes().decode("ascii", "replace").strip()
+        finally:
+            copy.unlink(missing_ok=True)
+        return text or None
 
     def close(self) -> None:  # noqa: B027 - optional hook: a folder transport holds nothing to release
         """Release connections."""

@@ -77,6 +77,7 @@ class SFTPTransport(Transport):
         self._generation = 0  # bumped when a connection is dropped
         self._dirs: set[PurePosixPath] = set()
         self._real_root: str | None = None
+        self._host_key: str | None = None  # fingerprint the live connection's server presented
         self._locks = PathLocks()
 
     @classmethod
@@ -110,6 +111,7 @@ class SFTPTransport(Transport):
             ssh.start_client(timeout=self.timeout)
             # Checked before authenticating: a wrong server must not even see our public key.
             hostkeys.check(self.known_hosts, self.host, self.port, ssh.get_remote_server_key())
+            self._host_key = hostkeys.fingerprint(ssh.get_remote_server_key())
             self._authenticate(ssh)
             ssh.set_keepalive(max(5, int(self.timeout)))
         except FieldsyncError:
@@ -250,6 +252,19 @@ class SFTPTransport(Transport):
         with self._lock:
             self._drop()
 
+    def begin_pass(self) -> None:
+        """Forget the folders checked in earlier passes: a long-running daemon keeps its
+        connection, and a folder it checked an hour ago may have been swapped for a symlink
+        since. Within a pass the check stands (SFTP v3 has no openat: a swap during the pass
+        is outside what a client can close)."""
+        with self._lock:
+            self._dirs.clear()
+
+    def host_key(self) -> str | None:
+        with self._lock:
+            self._connect()
+            return self._host_key
+
     # ------------------------------------------------------------------ paths
 
     def _remote(self, rel: PurePosixPath | str) -> str:
@@ -260,7 +275,8 @@ class SFTPTransport(Transport):
         """Make `rel` and its parents; refuse a symlink on the way (it could lead out of the root).
 
         Every component is either made by us or seen as a real directory with lstat, so no
-        write can be redirected outside the root. Known directories are cached.
+        write can be redirected outside the root. Known directories are cached until the next
+        pass (begin_pass) or connection.
         """
         parts = safe_rel(rel).parts
         for depth in range(1, len(parts) + 1):
