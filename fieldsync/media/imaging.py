@@ -10,7 +10,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pillow_heif import register_heif_opener
 
 from fieldsync.config import Photos
