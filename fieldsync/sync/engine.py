@@ -699,29 +699,10 @@ class Engine:
         final = entry.path
         if entry.info.role == "photo" and not (record.extra.get("prepared")
                                                and record.matches(st.st_size, st.st_mtime_ns)):
-            try:
-                final = self.photos.prepare(entry)
-            except ImageError as exc:
-                if self._changed_since(entry):
-                    self._widen()
-                    with lock:
-                        result.waiting.append(entry.key)
-                    return "waiting", STILL_WRITTEN
-                if isinstance(exc, IncompleteImage) and self._keep_trying(entry, result, lock):
-                    return "waiting", STILL_WRITTEN
-                return self._quarantine(entry, str(exc), result, lock)
-            except LocalFault as exc:
-                self._failed(entry, str(exc), result, lock)
-                return "failed", str(exc)
-            except OSError as exc:  # writing a manifest, archiving: the tablet's storage
-                reason = str(LocalFault.from_os_error(exc))
-                self._failed(entry, reason, result, lock)
-                return "failed", reason
-            except TreeError as exc:
-                self._failed(entry, str(exc), result, lock)
-                return "failed", str(exc)
-            except Exception as exc:  # an unknown fault in this photo's processing (a bug, a
-                return self._unprocessable(entry, exc, result, lock)  # file built to hurt)
+            prepared = self._prepare(entry, result, lock)
+            if isinstance(prepared, tuple):
+                return prepared
+            final = prepared
             st = final.stat()
             record = self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                        extra={**record.extra, "prepared": True})
@@ -767,6 +748,33 @@ class Engine:
         with lock:
             result.quarantined.append((entry.key, reason))
         return "quarantined", reason
+
+    def _prepare(self, entry: Entry, result: SyncResult, lock: threading.Lock) -> Path | tuple[str, str]:
+        """The photo through the pipeline: its final path, or (outcome, reason) when it waits,
+        fails or is quarantined."""
+        try:
+            return self.photos.prepare(entry)
+        except ImageError as exc:
+            if self._changed_since(entry):
+                self._widen()
+                with lock:
+                    result.waiting.append(entry.key)
+                return "waiting", STILL_WRITTEN
+            if isinstance(exc, IncompleteImage) and self._keep_trying(entry, result, lock):
+                return "waiting", STILL_WRITTEN
+            return self._quarantine(entry, str(exc), result, lock)
+        except LocalFault as exc:
+            self._failed(entry, str(exc), result, lock)
+            return "failed", str(exc)
+        except OSError as exc:  # writing a manifest, archiving: the tablet's storage
+            reason = str(LocalFault.from_os_error(exc))
+            self._failed(entry, reason, result, lock)
+            return "failed", reason
+        except TreeError as exc:
+            self._failed(entry, str(exc), result, lock)
+            return "failed", str(exc)
+        except Exception as exc:  # an unknown fault in this photo's processing (a bug, a
+            return self._unprocessable(entry, exc, result, lock)  # file built to hurt)
 
     def _unprocessable(self, entry: Entry, exc: Exception, result: SyncResult,
                        lock: threading.Lock) -> tuple[str, str]:
