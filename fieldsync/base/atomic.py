@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -12,7 +14,12 @@ from typing import IO
 # Re-exported: writers that rename by themselves (engine, local transport) fsync through here.
 from fieldsync.base.platform import fsync_dir
 
-__all__ = ["atomic_open", "fsync_dir", "write_bytes", "write_text"]
+__all__ = ["atomic_open", "fsync_dir", "is_stale_temp", "write_bytes", "write_text"]
+
+# atomic_open's temp names: "." + the target's name (cut to 40) + "." + mkstemp's 8 characters
+# + ".tmp". A kill -9 between mkstemp and os.replace leaves one behind.
+_TEMP_NAME = re.compile(r"^\..{1,40}\.[a-z0-9_]{8}\.tmp$", re.DOTALL)
+STALE_TEMP_SECONDS = 60
 
 
 @contextlib.contextmanager
@@ -49,3 +56,9 @@ def write_bytes(path: Path | str, data: bytes) -> None:
     """Atomically replace `path` with `data`."""
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+def is_stale_temp(name: str, mtime: float) -> bool:
+    """True for a temp file of atomic_open's naming untouched for over a minute: left by a
+    killed process (a live writer finishes in well under that), so safe to remove."""
+    return bool(_TEMP_NAME.match(name)) and time.time() - mtime > STALE_TEMP_SECONDS
