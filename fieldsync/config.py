@@ -56,6 +56,9 @@ class Photos:
     jpeg_quality: int = 85
     originals: str = "archive"  # archive | delete
     max_pixels: int = 100_000_000  # larger images are treated as decompression bombs
+    # Decoded pixels held at once by all workers (MB; 0: no limit). One 9999x9999 RGBA photo
+    # is 400 MB decoded: 512 keeps a sync with server.parallel 8 under 1 GB RSS (bench.memory).
+    decode_budget_mb: int = 512
 
 
 @dataclass(frozen=True)
@@ -267,6 +270,8 @@ def _photos(c: _Checker, d: Any) -> Photos:
         jpeg_quality=c.integer(d.get("jpeg_quality", base.jpeg_quality), "photos.jpeg_quality", 1, 100),
         originals=c.choice(d.get("originals", base.originals), "photos.originals", ("archive", "delete")),
         max_pixels=c.integer(d.get("max_pixels", base.max_pixels), "photos.max_pixels", 1_000_000, 10**10),
+        decode_budget_mb=c.integer(d.get("decode_budget_mb", base.decode_budget_mb),
+                                   "photos.decode_budget_mb", 0, 1_000_000),
     )
 
 

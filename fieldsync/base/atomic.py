@@ -16,6 +16,7 @@ import contextlib
 import os
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -23,7 +24,7 @@ from typing import IO
 # Re-exported: writers that rename by themselves (engine, local transport) fsync through here.
 from fieldsync.base.platform import fsync_dir
 
-__all__ = ["atomic_open", "fsync_dir", "ordinary_mode", "set_ordinary_mode", "write_bytes", "write_text"]
+__all__ = ["atomic_open", "fsync_dir", "is_stale_temp", "ordinary_mode", "set_ordinary_mode", "write_bytes", "write_text"]
 
 _PROC_UMASK = re.compile(rb"^Umask:\s*([0-7]+)$", re.MULTILINE)
 
@@ -60,6 +61,11 @@ def set_ordinary_mode(fd: int) -> None:
     """Give a file made by mkstemp (0600) the mode an ordinary new file gets (POSIX only)."""
     if os.name == "posix":
         os.fchmod(fd, ordinary_mode())
+
+# atomic_open's temp names: "." + the target's name (cut to 40) + "." + mkstemp's 8 characters
+# + ".tmp". A kill -9 between mkstemp and os.replace leaves one behind.
+_TEMP_NAME = re.compile(r"^\..{1,40}\.[a-z0-9_]{8}\.tmp$", re.DOTALL)
+STALE_TEMP_SECONDS = 60
 
 
 @contextlib.contextmanager
@@ -100,3 +106,9 @@ def write_bytes(path: Path | str, data: bytes, private: bool = False) -> None:
     """Atomically replace `path` with `data`; 0600 when `private`."""
     with atomic_open(path, "wb", private=private) as handle:
         handle.write(data)
+
+
+def is_stale_temp(name: str, mtime: float) -> bool:
+    """True for a temp file of atomic_open's naming untouched for over a minute: left by a
+    killed process (a live writer finishes in well under that), so safe to remove."""
+    return bool(_TEMP_NAME.match(name)) and time.time() - mtime > STALE_TEMP_SECONDS

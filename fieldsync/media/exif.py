@@ -1,12 +1,14 @@
 """Facts a photo carries about itself: pixel size, EXIF capture time, GPS, camera.
 
 Pure: reads the file's header and EXIF (no pixel decoding), returns plain JSON-able values.
-Cameras write odd EXIF (zero denominators, 0/0 positions, missing refs): a bad value
-becomes "unknown", never an exception, because the photo is still evidence.
+Cameras write odd EXIF (zero denominators, 0/0 positions, missing refs) and damaged files
+carry EXIF blocks Pillow cannot parse: a bad value, or a whole bad block, becomes "unknown",
+never an exception, because the photo is still evidence.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from datetime import datetime
@@ -16,7 +18,9 @@ from typing import Any
 from PIL import Image, UnidentifiedImageError
 
 from fieldsync.errors import ImageError
-from fieldsync.media.imaging import register_heif
+from fieldsync.media.imaging import open_image
+
+log = logging.getLogger(__name__)
 
 # EXIF tag numbers (CIPA DC-008)
 TAG_MAKE, TAG_MODEL, TAG_DATETIME, TAG_ORIENTATION = 0x010F, 0x0110, 0x0132, 0x0112
@@ -36,29 +40,36 @@ def photo_facts(path: Path | str) -> dict[str, Any]:
     with the offset when the camera wrote one. gps is {lat, lon[, alt]} in decimal degrees
     and metres, or None. camera is {make, model} or None.
     """
-    register_heif()
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             width, height = image.size
             fmt = image.format
-            exif = image.getexif()
-            exif_ifd = exif.get_ifd(IFD_EXIF)
-            gps_ifd = exif.get_ifd(IFD_GPS)
+            facts = _exif_facts(image, path)
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
         raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__}); "
                          "quarantine or replace it") from None
-    if exif.get(TAG_ORIENTATION) in (5, 6, 7, 8):
+    if facts.pop("orientation") in (5, 6, 7, 8):
         width, height = height, width
-    return {
-        "format": fmt,
-        "width": width,
-        "height": height,
-        "taken_at": taken_at(exif, exif_ifd),
-        "gps": gps_position(gps_ifd),
-        "camera": camera(exif),
-    }
+    return {"format": fmt, "width": width, "height": height, **facts}
+
+
+def _exif_facts(image: Image.Image, path: Path | str) -> dict[str, Any]:
+    """{orientation, taken_at, gps, camera} from the EXIF block; all unknown when the block
+    itself is damaged (Pillow then raises anything from struct.error to TypeError)."""
+    try:
+        exif = image.getexif()
+        exif_ifd, gps_ifd = exif.get_ifd(IFD_EXIF), exif.get_ifd(IFD_GPS)
+        return {"orientation": exif.get(TAG_ORIENTATION), "taken_at": taken_at(exif, exif_ifd),
+                "gps": gps_position(gps_ifd), "camera": camera(exif)}
+    except Exception as exc:  # the pixels are still evidence: say what is unknown, go on
+        log.debug("%s: EXIF unreadable, its facts are unknown", path, exc_info=True)
+        log.info("%s: EXIF block unreadable (%s): capture time, GPS and camera unknown",
+                 path, type(exc).__name__)
+        return {"orientation": None, "taken_at": None, "gps": None, "camera": None}
 
 
 def _text(value: Any) -> str | None:

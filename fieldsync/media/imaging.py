@@ -1,13 +1,41 @@
-"""What Pillow can open: HEIC/HEIF registered once, and which files are photos at all."""
+"""What Pillow can open: HEIC/HEIF registered once, which files are photos at all, the one
+safe way to open one (decompression bombs refused from the header, before any decoding) and
+the decode budget the workers share (decoded pixels held at once)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import threading
+import warnings
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from pillow_heif import register_heif_opener
 
-from fieldsync.errors import BadInput
+from fieldsync.config import Photos
+from fieldsync.errors import BadInput, ImageError
+
+# Pillow warns between its MAX_IMAGE_PIXELS and twice that: our own max_pixels decides, checked
+# from the header in open_image. Pillow's own refusal (DecompressionBombError, over twice its
+# limit) stays on as a second line for code that opens an image some other way.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def _return_pixels_to_the_os() -> None:
+    # glibc raises its mmap threshold after the first large free, so later 16 MB pixel blocks
+    # come from per-thread heaps that are never given back: eight workers then each kept
+    # ~450 MB (3.5 GB RSS) although the budget let only one decode run. A fixed threshold
+    # keeps pixel blocks mmapped, returned to the OS when an image is closed.
+    name = ctypes.util.find_library("c")
+    mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
+    if mallopt is not None:
+        mallopt(-3, 1024 * 1024)  # M_MMAP_THRESHOLD
+
+
+_return_pixels_to_the_os()
 
 # .mpo: the multi-picture JPEG some cameras (3D, dual lens) write; Pillow reads it as JPEG.
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".mpo", ".png", ".heic", ".heif", ".webp"})
@@ -47,13 +75,77 @@ def identify(path: Path) -> str:
     if not is_photo_name(path.name):
         raise BadInput(f"{path}: not a photo (accepted: {', '.join(sorted(PHOTO_SUFFIXES))})")
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             fmt = image.format or ""
     except FileNotFoundError:
         raise BadInput(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+    except ImageError as exc:
+        raise BadInput(str(exc)) from None
+    except Exception as exc:  # whatever a hostile header makes Pillow raise: not a photo
         raise BadInput(f"{path}: not a readable image ({exc.__class__.__name__}); "
                        "check the file is a JPEG, PNG, HEIC or WebP photo") from None
     if fmt not in ACCEPTED_FORMATS:
         raise BadInput(f"{path}: a {fmt} image, not a photo format fieldsync files (JPEG, PNG, HEIC, WebP)")
     return fmt
+
+
+@contextlib.contextmanager
+def open_image(path: Path | str, max_pixels: int = Photos.max_pixels) -> Iterator[Image.Image]:
+    """Pillow's lazy open of `path` (header read, no pixels decoded), refused with ImageError
+    when the header announces more than `max_pixels` pixels: a 109 KB PNG can announce
+    30000x30000 and take gigabytes to decode. Every place that opens a photo goes through here.
+
+    Other errors (unreadable, not an image) are Pillow's own: callers say what they mean.
+    """
+    register_heif()
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"{path}: refused before decoding as a decompression bomb ({exc})") from None
+    with image:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise ImageError(f"{path}: {width}x{height} pixels is over photos.max_pixels ({max_pixels}); "
+                             "refused before decoding as a decompression bomb")
+        yield image
+
+
+def decoded_bytes(image: Image.Image) -> int:
+    """What decoding `image` at its current size (after draft()) holds in memory: Pillow keeps
+    every pixel of a multi-band or 32-bit mode in 4 bytes, single-byte modes in one."""
+    width, height = image.size
+    per_pixel = 1 if image.mode in ("1", "L", "P") else 2 if image.mode.startswith("I;16") else 4
+    return width * height * per_pixel
+
+
+class DecodeBudget:
+    """Decoded bytes the workers may hold at once (photos.decode_budget_mb, shared).
+
+    A decode waits until the budget has room for it; one larger than the whole budget waits
+    until it has the budget to itself. total_bytes 0: no limit.
+    """
+
+    def __init__(self, total_bytes: int):
+        self.total = total_bytes
+        self._free = total_bytes
+        self._changed = threading.Condition()
+
+    @classmethod
+    def from_config(cls, photos: Photos) -> DecodeBudget:
+        return cls(photos.decode_budget_mb * 1024 * 1024)
+
+    @contextlib.contextmanager
+    def admit(self, nbytes: int) -> Iterator[None]:
+        if not self.total:
+            yield
+            return
+        wanted = min(nbytes, self.total)
+        with self._changed:
+            self._changed.wait_for(lambda: self._free >= wanted)
+            self._free -= wanted
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += wanted
+                self._changed.notify_all()

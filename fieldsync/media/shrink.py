@@ -8,15 +8,23 @@ and so skips that step at 1600 px from 12 MP.
 
 from __future__ import annotations
 
+import logging
 import os
-import warnings
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from fieldsync.errors import ImageError, IncompleteImage, LocalFault
-from fieldsync.media.imaging import register_heif
+from fieldsync.media.imaging import DecodeBudget, decoded_bytes, open_image
+
+log = logging.getLogger(__name__)
+
+# What Pillow raises on a damaged EXIF block (12 of 400 random mutations raised TypeError
+# from Exif.tobytes()); the photo is kept without it.
+EXIF_ERRORS = (ValueError, TypeError, KeyError, IndexError, struct.error, SyntaxError, OverflowError,
+               AttributeError)
 
 PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
 TAG_ORIENTATION = 0x0112
@@ -60,6 +68,7 @@ class Shrunk:
     format: str
     width: int
     height: int
+    note: str = ""  # what was dropped on the way (a damaged EXIF block), for the log
 
 
 def target_size(size: tuple[int, int], max_edge: int) -> tuple[int, int] | None:
@@ -72,24 +81,21 @@ def target_size(size: tuple[int, int], max_edge: int) -> tuple[int, int] | None:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def shrink(src: Path, dst: Path, settings: ShrinkSettings) -> Shrunk:
+def shrink(src: Path, dst: Path, settings: ShrinkSettings, budget: DecodeBudget | None = None) -> Shrunk:
     """Write a shrunk copy of `src` to `dst` (same format), or leave both alone when `src`
     already fits max_edge. A bomb-sized or unreadable image raises ImageError, one that does
     not decode to the end IncompleteImage (a subclass); a failing tablet (disk full writing
-    `dst`, an I/O error reading `src`) raises LocalFault, never ImageError."""
-    register_heif()
+    `dst`, an I/O error reading `src`) raises LocalFault, never ImageError. A damaged EXIF
+    block is dropped (Shrunk.note says so), never a reason to fail.
+
+    budget: shared by the workers; the decode waits until it has room (bounded memory)."""
     try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; our own limit decides.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(src) as image:
-                return _shrink_open(image, src, dst, settings)
+        with open_image(src, settings.max_pixels) as image:
+            return _shrink_open(image, src, dst, settings, budget or DecodeBudget(0))
     except ImageError:
         raise
     except FileNotFoundError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{src}: image too large to decode safely ({exc})") from None
     except UnidentifiedImageError:
         raise ImageError(f"{src}: not an image Pillow can read (JPEG, PNG, HEIC, WebP)") from None
     except OSError as exc:
@@ -98,7 +104,7 @@ def shrink(src: Path, dst: Path, settings: ShrinkSettings) -> Shrunk:
             # the tablet's fault, not the photo's. Pillow's decode errors carry no errno.
             raise LocalFault.from_os_error(exc) from exc
         raise IncompleteImage(f"{src}: corrupt or truncated image ({exc})") from None
-    except (ValueError, SyntaxError, EOFError) as exc:
+    except (ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise IncompleteImage(f"{src}: corrupt or truncated image ({type(exc).__name__}: {exc})") from None
 
 
@@ -143,40 +149,35 @@ def _jpeg_scan_starts(handle, size: int) -> bool:
 
 
 def _decodes(path: Path) -> bool:
-    register_heif()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                if image.format in ("JPEG", "MPO"):
-                    # 1/8 DCT scale: every byte of the scan is still decoded, 64x less to keep.
-                    image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
-                                (max(1, image.width // 8), max(1, image.height // 8)))
-                image.load()
+        with open_image(path) as image:
+            if image.format in ("JPEG", "MPO"):
+                # 1/8 DCT scale: every byte of the scan is still decoded, 64x less to keep.
+                image.draft(image.mode if image.mode in ("L", "RGB") else "RGB",
+                            (max(1, image.width // 8), max(1, image.height // 8)))
+            image.load()
         return True
-    except Image.DecompressionBombError:
-        return True  # whole, but too large: shrink refuses it with the reason
+    except ImageError:
+        return True  # whole or not, too large to decode: shrink refuses it with the reason
     except FileNotFoundError:
         raise
     except OSError as exc:
         if exc.errno is not None:
             raise
         return False
-    except (ValueError, SyntaxError, EOFError):
+    except (ValueError, SyntaxError, EOFError, struct.error):
         return False
 
 
-def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSettings) -> Shrunk:
+def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSettings,
+                 budget: DecodeBudget) -> Shrunk:
     fmt = image.format or ""
     if fmt not in _SAVE:
         raise ImageError(f"{src}: {fmt or 'unknown'} is not a photo format fieldsync shrinks "
                          "(JPEG, PNG, HEIC, WebP)")
     width, height = image.size
-    if width * height > settings.max_pixels:
-        raise ImageError(f"{src}: {width}x{height} pixels is over photos.max_pixels "
-                         f"({settings.max_pixels}); treated as a decompression bomb")
-    exif = image.getexif()
-    orientation = exif.get(TAG_ORIENTATION, 1)
+    exif, note = _readable_exif(image)
+    orientation = exif.get(TAG_ORIENTATION, 1) if exif is not None else 1
     turned = orientation in (5, 6, 7, 8)
     shown = (height, width) if turned else (width, height)
     wanted = target_size((width, height), settings.max_edge)
@@ -184,12 +185,35 @@ def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSetti
         # Already small enough: re-encoding would only lose quality (and a shrunk photo
         # offered again after a crash must come out byte-identical). Still decode it fully
         # so a truncated file is caught here rather than on the server.
-        image.load()
-        return Shrunk(False, fmt, *shown)
+        with budget.admit(decoded_bytes(image)):
+            image.load()
+            image.close()  # the pixels go now, inside the budget, not when the caller closes
+        return Shrunk(False, fmt, *shown, note=note)
 
     if fmt in ("JPEG", "MPO"):
         # DCT scaling: decode straight at the smallest 1/n scale still >= the target.
         image.draft("RGB" if image.mode not in ("L", "RGB") else image.mode, wanted)
+    with budget.admit(decoded_bytes(image)):  # after draft(): the size libjpeg will decode
+        try:
+            return _scale_and_save(image, dst, settings, wanted, orientation, exif, fmt, note)
+        finally:
+            image.close()
+
+
+def _readable_exif(image: Image.Image) -> tuple[Image.Exif | None, str]:
+    """The photo's EXIF, checked to serialise again; (None, why) when the block is damaged."""
+    try:
+        exif = image.getexif()
+        exif.get_ifd(IFD_EXIF)
+        exif.tobytes()
+        return exif, ""
+    except EXIF_ERRORS as exc:
+        log.debug("damaged EXIF block", exc_info=True)
+        return None, f"damaged EXIF block dropped ({type(exc).__name__}: {exc})"
+
+
+def _scale_and_save(image: Image.Image, dst: Path, settings: ShrinkSettings, wanted: tuple[int, int],
+                    orientation: int, exif: Image.Exif | None, fmt: str, note: str) -> Shrunk:
     image.load()
     icc = image.info.get("icc_profile")
     # Resize in stored orientation, then turn the pixels upright. After the DCT step the
@@ -200,13 +224,18 @@ def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSetti
     if orientation in _TRANSPOSE:
         scaled = scaled.transpose(_TRANSPOSE[orientation])
     out_w, out_h = scaled.size
-
-    exif[TAG_ORIENTATION] = 1
-    for tag in (TAG_THUMBNAIL_OFFSET, TAG_THUMBNAIL_LENGTH):
-        exif.pop(tag, None)
-    exif_ifd = exif.get_ifd(IFD_EXIF)
-    if TAG_PIXEL_X in exif_ifd or TAG_PIXEL_Y in exif_ifd:
-        exif_ifd[TAG_PIXEL_X], exif_ifd[TAG_PIXEL_Y] = out_w, out_h
+    exif_bytes = b""
+    if exif is not None:
+        exif[TAG_ORIENTATION] = 1
+        for tag in (TAG_THUMBNAIL_OFFSET, TAG_THUMBNAIL_LENGTH):
+            exif.pop(tag, None)
+        exif_ifd = exif.get_ifd(IFD_EXIF)
+        if TAG_PIXEL_X in exif_ifd or TAG_PIXEL_Y in exif_ifd:
+            exif_ifd[TAG_PIXEL_X], exif_ifd[TAG_PIXEL_Y] = out_w, out_h
+        try:
+            exif_bytes = exif.tobytes()
+        except EXIF_ERRORS as exc:  # the edited block no longer serialises: keep the photo
+            note = note or f"damaged EXIF block dropped ({type(exc).__name__}: {exc})"
 
     save_format, options = _SAVE[fmt]
     options = dict(options)
@@ -216,7 +245,7 @@ def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSetti
         scaled = scaled.convert("RGB")  # CMYK/YCCK/alpha: JPEG readers expect RGB
     if icc:
         options["icc_profile"] = icc
-    scaled.save(dst, save_format, exif=exif.tobytes(), **options)
-    return Shrunk(True, fmt, out_w, out_h)
+    scaled.save(dst, save_format, exif=exif_bytes, **options)
+    return Shrunk(True, fmt, out_w, out_h, note=note)
 
 

@@ -354,6 +354,10 @@ class Engine:
         self._renamed: list[PurePosixPath] = []
         self._listings = _FolderListings()
         self._window = cfg.sync.settle_seconds  # widened by writers that fooled it
+        # Server folders found blocked this pass (a file or symlink where a folder must be):
+        # what is below them fails with the reason, everything else goes on.
+        self._conflicts: dict[PurePosixPath, str] = {}
+        self._lock_conflicts = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -402,6 +406,7 @@ class Engine:
         result = SyncResult()
         self._stop.clear()
         self._listings = _FolderListings()  # a listing is only trusted within one pass
+        self._conflicts = {}
         full = scope is None
         scope = None if full else list(scope)
         try:
@@ -684,11 +689,51 @@ class Engine:
         # Parents first (P7: a new visit reaches the server even before its first photo).
         done = []
         for entry in folders:
-            self.transport.makedirs(entry.rel)
+            if self._blocked_by(entry.rel) is not None:
+                continue  # below a folder in conflict: its files fail with that reason
+            try:
+                self.transport.makedirs(entry.rel)
+            except (TransportError, BadInput) as exc:
+                conflict = self._path_conflict(entry.rel, exc, is_folder=True)
+                if conflict is None:
+                    raise
+                self.state.update(entry.key, is_dir=True, status="failed", reason=conflict)
+                log.warning("%s", conflict)
+                continue
             done.append(FileState(entry.key, is_dir=True, status="done", pushed_at=time.time()))
             result.folders += 1
             self._listings.made(entry.rel)
         self.state.put_many(done)
+
+    def _blocked_by(self, rel: PurePosixPath) -> str | None:
+        """The conflict found this pass on `rel` or a folder above it, if any."""
+        with self._lock_conflicts:
+            for folder in (rel, *rel.parents):
+                if folder in self._conflicts:
+                    return self._conflicts[folder]
+        return None
+
+    def _path_conflict(self, rel: PurePosixPath, exc: Exception, is_folder: bool = False) -> str | None:
+        """Why `rel` cannot be written when the server holds a file or a symlink where the
+        tablet needs a folder (a per-path failure, saying what to do); None when nothing is in
+        the way, so `exc` was the network's (a stat that fails raises TransportError itself).
+        """
+        needed = [p for p in reversed(rel.parents) if p.parts] + ([rel] if is_folder else [])
+        for folder in needed:
+            try:
+                there = self.transport.stat(folder)
+            except BadInput:  # a symlink on the way that leads out of the root
+                there = None
+            else:
+                if there is None or there.is_dir:
+                    continue
+            message = (f"the server holds a file or a symlink at {folder} where the tablet needs a "
+                       f"folder ({self.cfg.server.url}); move or remove it on the server, then sync again")
+            with self._lock_conflicts:
+                self._conflicts[folder] = message
+            log.debug("%s is blocked on the server (%s)", rel, exc)
+            return message
+        return None
 
     def _push_files(self, files: list[Entry], progress: Progress, result: SyncResult) -> set[Path]:
         """Push files with server.parallel in flight; returns the visit folders whose photos
@@ -701,15 +746,26 @@ class Engine:
             if halted.is_set() or self._stop.is_set():
                 return
             try:
-                outcome, reason = self._push_one(entry, progress, result, lock)
+                blocked = self._blocked_by(entry.rel)
+                if blocked is not None:
+                    outcome, reason = "failed", blocked
+                    self._failed(entry, blocked, result, lock)
+                else:
+                    outcome, reason = self._push_one(entry, progress, result, lock)
             except TransportError as exc:
-                halted.set()
-                self._failed(entry, str(exc), result, lock)
-                progress.finished(entry.key, "failed", str(exc))
-                with lock:
-                    if result.error is None:
-                        result.error = str(exc)
-                return
+                conflict = self._path_conflict(entry.rel, exc)
+                if conflict is None:  # the network: stop the pass, everything stays resumable
+                    halted.set()
+                    self._failed(entry, str(exc), result, lock)
+                    progress.finished(entry.key, "failed", str(exc))
+                    with lock:
+                        if result.error is None:
+                            result.error = str(exc)
+                    return
+                outcome, reason = "failed", conflict
+                self._failed(entry, conflict, result, lock)
+            except Exception as exc:  # one file's unknown fault must not stop the others
+                outcome, reason = self._unexpected(entry, exc, result, lock)
             progress.finished(entry.key, outcome, reason)
             if entry.info.role == "photo" and outcome in ("uploaded", "unchanged"):
                 with lock:
@@ -741,27 +797,10 @@ class Engine:
         final = entry.path
         if entry.info.role == "photo" and not (record.extra.get("prepared")
                                                and record.matches(st.st_size, st.st_mtime_ns)):
-            try:
-                final = self.photos.prepare(entry)
-            except ImageError as exc:
-                if self._changed_since(entry):
-                    self._widen()
-                    with lock:
-                        result.waiting.append(entry.key)
-                    return "waiting", STILL_WRITTEN
-                if isinstance(exc, IncompleteImage) and self._keep_trying(entry, result, lock):
-                    return "waiting", STILL_WRITTEN
-                return self._quarantine(entry, str(exc), result, lock)
-            except LocalFault as exc:
-                self._failed(entry, str(exc), result, lock)
-                return "failed", str(exc)
-            except OSError as exc:  # writing a manifest, archiving: the tablet's storage
-                reason = str(LocalFault.from_os_error(exc))
-                self._failed(entry, reason, result, lock)
-                return "failed", reason
-            except TreeError as exc:
-                self._failed(entry, str(exc), result, lock)
-                return "failed", str(exc)
+            prepared = self._prepare(entry, result, lock)
+            if isinstance(prepared, tuple):
+                return prepared
+            final = prepared
             st = final.stat()
             record = self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns,
                                        extra={**record.extra, "prepared": True})
@@ -807,6 +846,61 @@ class Engine:
         with lock:
             result.quarantined.append((entry.key, reason))
         return "quarantined", reason
+
+    def _prepare(self, entry: Entry, result: SyncResult, lock: threading.Lock) -> Path | tuple[str, str]:
+        """The photo through the pipeline: its final path, or (outcome, reason) when it waits,
+        fails or is quarantined."""
+        try:
+            return self.photos.prepare(entry)
+        except ImageError as exc:
+            if self._changed_since(entry):
+                self._widen()
+                with lock:
+                    result.waiting.append(entry.key)
+                return "waiting", STILL_WRITTEN
+            if isinstance(exc, IncompleteImage) and self._keep_trying(entry, result, lock):
+                return "waiting", STILL_WRITTEN
+            return self._quarantine(entry, str(exc), result, lock)
+        except LocalFault as exc:
+            self._failed(entry, str(exc), result, lock)
+            return "failed", str(exc)
+        except OSError as exc:  # writing a manifest, archiving: the tablet's storage
+            reason = str(LocalFault.from_os_error(exc))
+            self._failed(entry, reason, result, lock)
+            return "failed", reason
+        except TreeError as exc:
+            self._failed(entry, str(exc), result, lock)
+            return "failed", str(exc)
+        except Exception as exc:  # an unknown fault in this photo's processing (a bug, a
+            return self._unprocessable(entry, exc, result, lock)  # file built to hurt)
+
+    def _unprocessable(self, entry: Entry, exc: Exception, result: SyncResult,
+                       lock: threading.Lock) -> tuple[str, str]:
+        """A photo whose processing raised something unforeseen: failed and retried (with
+        backoff) for sync.incomplete_retry_seconds since it last changed, then quarantined
+        with the reason, as any photo that cannot be processed."""
+        log.debug("processing %s failed", entry.key, exc_info=exc)
+        reason = f"cannot process this photo ({type(exc).__name__}: {exc})"
+        record = self.state.get(entry.key) or FileState(entry.key)
+        seen = record.extra.get("unprocessable") or {}
+        if (seen.get("size"), seen.get("mtime_ns")) != (entry.size, entry.mtime_ns):
+            seen = {"size": entry.size, "mtime_ns": entry.mtime_ns, "since": time.time()}
+        if time.time() >= seen["since"] + self.cfg.sync.incomplete_retry_seconds:
+            return self._quarantine(entry, reason, result, lock)
+        self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns,
+                          extra={**record.extra, "unprocessable": seen})
+        reason += "; retried, quarantined if it still fails after sync.incomplete_retry_seconds"
+        self._failed(entry, reason, result, lock)
+        return "failed", reason
+
+    def _unexpected(self, entry: Entry, exc: Exception, result: SyncResult,
+                    lock: threading.Lock) -> tuple[str, str]:
+        """Anything else one file's push raised (hashing, a manifest, the upload): that file
+        fails with the reason and is retried; the pass goes on."""
+        log.debug("pushing %s failed", entry.key, exc_info=exc)
+        reason = f"unexpected {type(exc).__name__}: {exc}; retried by the next pass"
+        self._failed(entry, reason, result, lock)
+        return "failed", reason
 
     def _pushed_extra(self, entry: Entry, final: Path) -> dict:
         # A pushed manifest remembers its visit_id: a visit renamed in a file manager (no

@@ -22,6 +22,7 @@ from fieldsync.base.names import fit_name
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
 from fieldsync.evidence import manifest
+from fieldsync.media.imaging import DecodeBudget
 from fieldsync.media.shrink import ShrinkSettings, shrink
 from fieldsync.sync import quarantine
 from fieldsync.sync.scan import Entry
@@ -44,6 +45,8 @@ class PhotoPipeline:
         self.cfg = cfg
         self.state = state
         self.settings = ShrinkSettings.from_config(cfg.photos)
+        # Shared by the engine's workers: eight big PNGs decoded at once took 6 GB.
+        self.budget = DecodeBudget.from_config(cfg.photos)
 
     def prepare(self, entry: Entry) -> Path:
         """Evidence, then shrink in place: write the shrunk copy beside the photo, record the
@@ -64,7 +67,9 @@ class PhotoPipeline:
         try:
             # Decode (and shrink) first: a photo that does not decode to the end is still being
             # written or truncated, and must not leave a pending record of its first bytes.
-            shrunk = shrink(path, tmp, self.settings)
+            shrunk = shrink(path, tmp, self.settings, self.budget)
+            if shrunk.note:
+                log.warning("%s: %s", entry.key, shrunk.note)
             manifest.record_original(self.cfg, visit_dir, photo_rel, entry.info.kind or "unknown", path)
             if shrunk.changed:
                 _fsync_file(tmp)

@@ -7,12 +7,14 @@ young files a process still has open for writing, where the platform can tell (L
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat as stat_mod
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
+from fieldsync.base.atomic import is_stale_temp
 from fieldsync.config import Config, Layout
 from fieldsync.tree.layout import PathInfo, classify
 
@@ -74,6 +76,12 @@ class _TreeScan:
 
     def add(self, key: str, name: str, path: str, st: os.stat_result) -> bool:
         """Record one path when it is mirrored; True when it is a folder to descend into."""
+        if name.startswith(".") and stat_mod.S_ISREG(st.st_mode) and is_stale_temp(name, st.st_mtime):
+            # A temp file of base.atomic left by a kill -9 (a .manifest.json.XXXXXXXX.tmp):
+            # nobody will finish it. Nothing else hidden is ever touched.
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                log.info("removed a temp file left by an interrupted write: %s", key)
         if name.startswith(".") or stat_mod.S_ISLNK(st.st_mode) or path == self.skip:
             return False
         is_dir = stat_mod.S_ISDIR(st.st_mode)
