@@ -24,7 +24,8 @@ from typing import IO
 # Re-exported: writers that rename by themselves (engine, local transport) fsync through here.
 from fieldsync.base.platform import fsync_dir
 
-__all__ = ["atomic_open", "fsync_dir", "is_stale_temp", "ordinary_mode", "set_ordinary_mode", "write_bytes", "write_text"]
+__all__ = ["atomic_open", "fsync_dir", "is_stale_temp", "ordinary_mode", "set_ordinary_mode", "write_bytes",
+           "write_text"]
 
 _PROC_UMASK = re.compile(rb"^Umask:\s*([0-7]+)$", re.MULTILINE)
 
