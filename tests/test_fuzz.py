@@ -538,6 +538,22 @@ def test_config_mappings_give_a_config_or_a_config_error(data):
         assert _config_problem(lambda: config_mod.from_mapping(mapping, Path(tmp) / "config.yaml")) is None
 
 
+@settings(FAST, max_examples=100)
+@given(st.sampled_from(["device", "inspector"]), st.one_of(
+    st.sampled_from(["../../etc", "..", ".", "/etc", "a/b", "C:\\x", "CON", " tablet-07 ", "tab\x00let", ""]),
+    st.text(max_size=20)))
+def test_config_values_that_become_paths_are_safe_or_refused(key, value):
+    """device names the ledger file on the server, inspector goes into visit.yaml and bundles:
+    a value that is not one safe path component is refused at load, naming the key."""
+    with tempfile.TemporaryDirectory(prefix="fieldsync-fuzz-") as tmp:
+        try:
+            cfg = config_mod.from_mapping({"root": str(Path(tmp) / "tablet"), key: value}, Path(tmp) / "config.yaml")
+        except ConfigError as exc:
+            assert key in str(exc)
+            return
+        assert names.is_safe_component(getattr(cfg, key)), f"{key}: {getattr(cfg, key)!r} accepted"
+
+
 TAGS = ["!!python/object/apply:os.system ['touch {sentinel}']",
         "!!python/object/new:os.system ['touch {sentinel}']",
         "!!python/name:os.system", "!!python/module:os",
