@@ -145,6 +145,9 @@ def _csv_rows(path: Path, progress: ProgressFn | None):
     except StopIteration:
         raw.close()
         raise BadInput(f"{path}: the file is empty; export the customer list with its header row") from None
+    except csv.Error as exc:
+        raw.close()
+        raise BadInput(f"{path}: line 1: broken CSV ({exc}); export it again as CSV") from None
 
     def rows() -> Iterator[tuple[int, list]]:
         try:
@@ -185,7 +188,8 @@ def detect_delimiter(sample: str) -> str:
 
 def _chain(first: str, rest: io.TextIOBase) -> Iterator[str]:
     # csv.reader wants lines; feed the sniffed sample back in front of the remaining stream.
-    buffer = io.StringIO(first)
+    # newline="": lines end at \r, \n or \r\n, as in the stream (old Mac exports end at \r).
+    buffer = io.StringIO(first, newline="")
     yield from buffer
     yield from rest
 
