@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import os
+import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -26,9 +28,10 @@ warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 def _return_pixels_to_the_os() -> None:
     # glibc raises its mmap threshold after the first large free, so later 16 MB pixel blocks
-    # come from per-thread heaps that are never given back: eight workers then each kept
-    # ~450 MB (3.5 GB RSS) although the budget let only one decode run. A fixed threshold
-    # keeps pixel blocks mmapped, returned to the OS when an image is closed.
+    # come from per-thread heaps that are never given back: the eight big PNGs of
+    # bench.memory peaked at 2.8 GB without this, 0.5 GB with it, although the budget let one
+    # decode run at a time. A fixed threshold keeps pixel blocks mmapped, returned to the OS
+    # when an image is closed.
     name = ctypes.util.find_library("c")
     mallopt = getattr(ctypes.CDLL(name), "mallopt", None) if name else None
     if mallopt is not None:
@@ -107,7 +110,28 @@ def open_image(path: Path | str, max_pixels: int = Photos.max_pixels) -> Iterato
         if width * height > max_pixels:
             raise ImageError(f"{path}: {width}x{height} pixels is over photos.max_pixels ({max_pixels}); "
                              "refused before decoding as a decompression bomb")
+        if image.format == "PNG" and "exif" not in image.info:
+            # Pillow's PNG getexif() decodes every pixel to reach an eXIf chunk that may follow
+            # the image data: eight 9999x9999 PNGs read for EXIF took 3.5 GB outside the decode
+            # budget. The chunk is found by walking the chunk headers instead.
+            image.info["exif"] = _png_exif_chunk(path)
         yield image
+
+
+def _png_exif_chunk(path: Path | str) -> bytes:
+    """The eXIf chunk of the PNG at `path` as Pillow's info["exif"] holds it (b"" when there
+    is none, or the chunk list is damaged: the pixels decide whether the photo is readable)."""
+    with open(path, "rb") as handle:
+        handle.seek(8)  # the signature
+        while len(header := handle.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"eXIf":
+                data = handle.read(length)
+                return b"Exif\x00\x00" + data if len(data) == length else b""
+            if kind == b"IEND":
+                break
+            handle.seek(length + 4, os.SEEK_CUR)  # the data and its CRC
+    return b""
 
 
 def decoded_bytes(image: Image.Image) -> int:

@@ -9,6 +9,7 @@ and so skips that step at 1600 px from 12 MP.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import struct
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ TAG_ORIENTATION = 0x0112
 IFD_EXIF = 0x8769
 TAG_PIXEL_X, TAG_PIXEL_Y = 0xA002, 0xA003
 TAG_THUMBNAIL_OFFSET, TAG_THUMBNAIL_LENGTH = 0x0201, 0x0202
+
+# Source pixels resized at a time once an image is larger than this decoded: Pillow resizes
+# RGBA by premultiplying a full-size copy first (a 9999x9999 PNG: 400 MB more than its
+# decoded pixels) and keeps a full-height intermediate between its two passes.
+STRIP_BYTES = 16 * 1024 * 1024
 
 # EXIF orientation -> the transpose that makes the pixels upright (as ImageOps.exif_transpose)
 _TRANSPOSE = {
@@ -193,11 +199,47 @@ def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSetti
     if fmt in ("JPEG", "MPO"):
         # DCT scaling: decode straight at the smallest 1/n scale still >= the target.
         image.draft("RGB" if image.mode not in ("L", "RGB") else image.mode, wanted)
-    with budget.admit(decoded_bytes(image)):  # after draft(): the size libjpeg will decode
+    with budget.admit(_working_bytes(image)):  # after draft(): the size libjpeg will decode
         try:
             return _scale_and_save(image, dst, settings, wanted, orientation, exif, fmt, note)
         finally:
             image.close()
+
+
+def _working_bytes(image: Image.Image) -> int:
+    """What shrinking `image` holds at once: its decoded pixels, plus the resize's copies
+    (of the whole image while it is small, of one strip once it is larger; see _resize)."""
+    decoded = decoded_bytes(image)
+    return decoded + min(2 * decoded, 3 * STRIP_BYTES)
+
+
+def _resize(image: Image.Image, wanted: tuple[int, int]) -> Image.Image:
+    """image.resize(wanted) with BILINEAR, done in horizontal strips once the image is larger
+    than STRIP_BYTES decoded, so the extra memory is a strip's, never a second image's.
+
+    Each strip carries enough rows above and below for the filter's reach, and the box tells
+    Pillow where the output rows come from: the result is within one level of a whole-image
+    resize (Pillow's fixed-point weights round differently for a shorter image), more only
+    in the colour of nearly transparent pixels.
+    """
+    if decoded_bytes(image) <= STRIP_BYTES:
+        return image.resize(wanted, Image.Resampling.BILINEAR, reducing_gap=None)
+    width, height = image.size
+    out_w, out_h = wanted
+    scale = height / out_h
+    margin = math.ceil(scale) + 2  # BILINEAR reaches one source pixel, widened by the scale
+    rows = max(1, int(STRIP_BYTES / (4 * width) / scale))  # output rows per strip
+    result = Image.new(image.mode, wanted)
+    for top in range(0, out_h, rows):
+        bottom = min(top + rows, out_h)
+        first, last = top * scale, bottom * scale
+        crop_top = max(0, math.floor(first) - margin)
+        crop_bottom = min(height, math.ceil(last) + margin)
+        with image.crop((0, crop_top, width, crop_bottom)) as strip:
+            part = strip.resize((out_w, bottom - top), Image.Resampling.BILINEAR,
+                                box=(0, first - crop_top, width, last - crop_top), reducing_gap=None)
+        result.paste(part, (0, top))
+    return result
 
 
 def _readable_exif(image: Image.Image) -> tuple[Image.Exif | None, str]:
@@ -220,7 +262,7 @@ def _scale_and_save(image: Image.Image, dst: Path, settings: ShrinkSettings, wan
     # remaining scale is mild (1/2 .. 1): there Pillow's BILINEAR (a triangle filter widened
     # by the scale, so still antialiased) costs a third less than BICUBIC, and after the
     # quality-85 encode the two differ by under 0.2 dB PSNR (bench.shrink prints it).
-    scaled = image.resize(wanted, Image.Resampling.BILINEAR, reducing_gap=None)
+    scaled = _resize(image, wanted)
     if orientation in _TRANSPOSE:
         scaled = scaled.transpose(_TRANSPOSE[orientation])
     out_w, out_h = scaled.size
