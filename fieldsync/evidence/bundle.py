@@ -36,11 +36,11 @@ from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import render_template
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
-from fieldsync.errors import BadInput, EvidenceBroken, TreeError
+from fieldsync.errors import BadInput, EvidenceBroken, ImageError, TreeError
 from fieldsync.evidence import ledger, manifest, verify
 from fieldsync.evidence.pdf import render_pdf
 from fieldsync.masterdata.store import FIELD_LABELS as CUSTOMER_LABELS
-from fieldsync.media.imaging import register_heif
+from fieldsync.media.imaging import open_image, register_heif
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, PAGE_FILE, VISIT_FILE, find_customer_dir
 
 FORMAT = "fieldsync-evidence/1"
@@ -224,11 +224,11 @@ def thumbnail_jpeg(path: Path, edge: int = THUMB_EDGE) -> bytes | None:
     """A small upright JPEG of the photo (for the report: one printable file, no links)."""
     register_heif()
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.draft("RGB", (edge, edge))  # JPEG DCT scaling: decode at 1/2..1/8 size
             small = ImageOps.exif_transpose(image).convert("RGB")
             small.thumbnail((edge, edge))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (ImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
     buffer = io.BytesIO()
     small.save(buffer, "JPEG", quality=70)

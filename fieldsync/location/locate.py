@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_text
@@ -22,11 +22,11 @@ from fieldsync.base.clock import now_iso
 from fieldsync.base.platform import quote_command
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
-from fieldsync.errors import BadInput, TreeError
+from fieldsync.errors import BadInput, ImageError, TreeError
 from fieldsync.evidence.manifest import current_entries, load
 from fieldsync.location import gps
 from fieldsync.media.exif import GPS_LAT, GPS_LAT_REF, GPS_LON, GPS_LON_REF, IFD_EXIF, IFD_GPS, taken_at
-from fieldsync.media.imaging import is_photo_name, register_heif
+from fieldsync.media.imaging import is_photo_name, open_image, register_heif
 from fieldsync.tree.folders import CUSTOMER_COMMENT
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE, account_of_folder
 
@@ -95,11 +95,13 @@ def from_photo(cfg: Config, photo: Path) -> Location:
 def _read_gps_ifd(photo: Path) -> tuple[dict, str | None]:
     register_heif()
     try:
-        with Image.open(photo) as image:
+        with open_image(photo) as image:
             exif = image.getexif()
             return dict(exif.get_ifd(IFD_GPS)), taken_at(exif, exif.get_ifd(IFD_EXIF))
     except FileNotFoundError:
         raise BadInput(f"{photo}: no such file") from None
+    except ImageError as exc:
+        raise BadInput(str(exc)) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise BadInput(f"{photo}: not a readable photo ({exc.__class__.__name__})") from None
 

@@ -21,7 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fieldsync.base.atomic import set_ordinary_mode
 from fieldsync.base.paths import planted_link
-from fieldsync.media.imaging import register_heif
+from fieldsync.errors import ImageError
+from fieldsync.media.imaging import open_image, register_heif
 
 THUMB_EDGE = 320
 THUMB_QUALITY = 80
@@ -50,7 +51,7 @@ def make_thumbnail(photo: str, thumb: str, edge: int = THUMB_EDGE) -> bool:
     """Write the thumbnail of `photo` to `thumb`; False when the photo cannot be read."""
     register_heif()
     try:
-        with Image.open(photo) as image:
+        with open_image(photo) as image:
             if image.format == "JPEG":
                 image.draft("RGB", (edge, edge))
             image = ImageOps.exif_transpose(image)
@@ -58,7 +59,7 @@ def make_thumbnail(photo: str, thumb: str, edge: int = THUMB_EDGE) -> bool:
             if image.mode not in ("RGB", "L"):
                 image = image.convert("RGB")
             _save(image, thumb)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except (ImageError, UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return False
     return True
 

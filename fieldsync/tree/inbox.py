@@ -22,14 +22,13 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
-from PIL import Image
 
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import iso, now
 from fieldsync.base.debounce import TEMP_SUFFIXES
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, FieldsyncError, TreeError
-from fieldsync.media.imaging import is_photo_name, register_heif
+from fieldsync.media.imaging import is_photo_name, open_image, register_heif
 from fieldsync.tree import photos
 from fieldsync.tree.layout import PHOTO_KINDS, classify, relative
 
@@ -251,7 +250,7 @@ def decodes_to_the_end(path: Path) -> bool:
     """
     register_heif()
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             if image.format == "JPEG":
                 image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
             image.load()
