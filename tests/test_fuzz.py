@@ -38,6 +38,10 @@ from fieldsync.tree import visits
 from tests.conftest import SAMPLE_CSV
 from tests.fixtures.evidence import _dms
 
+# Pillow warns about the damaged EXIF and chunks these tests make on purpose; what they check
+# is that nothing raises, so the warnings are expected noise here.
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:PIL", "ignore::DeprecationWarning:PIL")
+
 DATA = Path(__file__).parent / "data"
 FUZZ_DATA = DATA / "fuzz"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".heic", ".heif", ".webp"}
