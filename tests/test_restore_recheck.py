@@ -144,3 +144,23 @@ def test_verify_server_hours_zero_never_rechecks_by_itself(tree, invoke):
         state.set_meta("server_checked", 0.0)  # as if the last recheck were long ago
     assert "rechecked" not in invoke("sync").stdout
     assert "server rechecked: 1 lost" in invoke("sync", "--recheck-server").stdout
+
+
+def test_recheck_never_overwrites_content_a_conflict_copy_was_kept_beside(tree, invoke):
+    cfg = tree
+    folder = tree_mod.open_customer(cfg, "3300001234") / "用电资料"
+    (folder / "合同.txt").write_text("tablet copy", encoding="utf-8")
+    theirs = on_server(cfg, folder / "合同.txt")
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("server content, not this tablet's", encoding="utf-8")
+    assert invoke("sync").exit_code == 1  # a conflict kept: a warning
+    ours = theirs.with_name("合同.conflict-tablet-07.txt")
+    assert ours.read_text(encoding="utf-8") == "tablet copy"
+
+    again = invoke("sync", "--recheck-server")
+    assert "lost" not in again.stdout, again.stdout
+    ours.unlink()
+    again = invoke("sync", "--recheck-server")
+    assert "server rechecked: 1 lost" in again.stdout, again.stdout
+    assert ours.read_text(encoding="utf-8") == "tablet copy"
+    assert theirs.read_text(encoding="utf-8") == "server content, not this tablet's"

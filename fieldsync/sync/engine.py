@@ -582,17 +582,20 @@ class Engine:
             record = self.state.peek(key)
             if record is None or record.status != "done":
                 continue
-            there = remote.get(key)
+            pushed_as = record.extra.get("pushed_as")
+            there = remote.get(entry.rel.with_name(pushed_as).as_posix() if pushed_as else key)
             if there is not None and (entry.is_dir or there[0] == record.remote_size):
                 continue
             lost.append(key)
-            # remote_size stays: the push goes to the file's own path (ours, damaged or gone),
-            # never to a conflict name; "prepared": a photo already shrunk and sealed goes up
-            # as it is, not through the pipeline again.
-            extra = dict(record.extra)
+            # remote_size stays: the push goes to the file's own path (ours, damaged or gone)
+            # instead of a conflict name beside it; but a copy that was kept beside other
+            # content (pushed_as) is placed afresh, so that content is never overwritten.
+            # "prepared": a photo already shrunk and sealed goes up as it is.
+            extra = {k: v for k, v in record.extra.items() if k != "pushed_as"}
             if entry.info.role == "photo" and record.matches(entry.size, entry.mtime_ns):
                 extra["prepared"] = True
-            self.state.update(key, status="pending", reason=LOST, extra=extra)
+            self.state.update(key, status="pending", reason=LOST, extra=extra,
+                              remote_size=None if pushed_as else record.remote_size)
         for _, rel in ledger.ledger_upload_items(self.cfg):
             record = self.state.peek(rel.as_posix())
             if record is None or record.status != "done":
@@ -885,8 +888,11 @@ class Engine:
         except BadInput as exc:  # a name the server side refuses, or the file became unreadable
             self._failed(entry, str(exc), result, lock)
             return "failed", str(exc)
+        extra = self._pushed_extra(entry, final)
+        if target != entry.rel:  # kept beside other content: the recheck looks for it there
+            extra["pushed_as"] = target.name
         self.state.update(entry.key, status="done", remote_size=st.st_size, reason="", attempts=0,
-                          next_try=0.0, pushed_at=time.time(), extra=self._pushed_extra(entry, final))
+                          next_try=0.0, pushed_at=time.time(), extra=extra)
         if entry.info.role == "photo" and self.cfg.photos.originals == "delete":
             self.photos.drop_original(entry)
         with lock:
