@@ -88,6 +88,9 @@ class Sync:
     polling: str = "auto"  # auto | always | never
     settle_seconds: float = 0.3
     incomplete_retry_seconds: float = 600  # a photo that does not decode is retried this long before quarantine
+    # How often a pass lists the server and pushes again what it lost (a restore from backup,
+    # a disk swap); 0 = never (only `fieldsync sync --recheck-server`).
+    verify_server_hours: float = 24
 
 
 TILE_DATUMS = ("wgs84", "gcj02")  # BD-09 tiles use their own projection: not supported
@@ -329,6 +332,8 @@ def _sync(c: _Checker, d: Any) -> Sync:
         settle_seconds=c.number(d.get("settle_seconds", base.settle_seconds), "sync.settle_seconds", 0, 60),
         incomplete_retry_seconds=c.number(d.get("incomplete_retry_seconds", base.incomplete_retry_seconds),
                                           "sync.incomplete_retry_seconds", 0, 86400),
+        verify_server_hours=c.number(d.get("verify_server_hours", base.verify_server_hours),
+                                     "sync.verify_server_hours", 0, 24 * 365),
     )
 
 

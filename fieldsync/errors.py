@@ -51,6 +51,11 @@ class TransportError(FieldsyncError):
     """The server could not be reached or refused an operation; retried later by sync."""
 
 
+class KeyRefused(TransportError):
+    """The server refused this tablet's key (revoked?): ask the admin. Told apart from being
+    offline, so `fieldsync status` says so instead of waiting for the network."""
+
+
 class HostKeyError(TransportError):
     """The server's host key is unknown or changed: refuse rather than trust blindly."""
 

@@ -15,10 +15,12 @@ from pathlib import Path
 import click
 
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
-from fieldsync.errors import TransportError
+from fieldsync.errors import KeyRefused, TransportError
 from fieldsync.sync import daemon as daemon_mod
 from fieldsync.sync import engine
 from fieldsync.sync import status as status_mod
+
+LOST_SHOWN = 20  # files the server had lost named one by one; the rest counted
 
 
 class _Bar(engine.Progress):
@@ -48,18 +50,22 @@ class _Bar(engine.Progress):
 
 
 @click.command("sync")
+@click.option("--recheck-server", is_flag=True,
+              help="List the server now and push again whatever it lost (after a restore from backup); "
+                   "done by itself every sync.verify_server_hours.")
 @pass_app
-def sync_command(app: AppContext) -> None:
+def sync_command(app: AppContext, recheck_server: bool) -> None:
     """One pass: push everything new or changed to the server.
 
     Exit 0 when the server holds everything, 1 when files were quarantined or are still
-    being written, 2 on an error (server unreachable, files failed).
+    being written, 2 on an error (server unreachable or refusing this tablet's key, files
+    failed). The pass logs in even when nothing is new, so a revoked key is noticed.
     """
     cfg = app.config
     bar = _Bar() if sys.stderr.isatty() and not app.quiet else None
     with engine.Engine(cfg) as eng:
         try:
-            result = eng.run(progress=bar)
+            result = eng.run(progress=bar, recheck_server=recheck_server)
         finally:
             if bar:
                 bar.close()
@@ -75,8 +81,14 @@ def sync_command(app: AppContext) -> None:
         warn(f"冲突 conflict {rel}: {reason}")
     for rel in result.waiting:
         warn(f"{rel} is still being written; run sync again in a moment")
+    for rel in result.lost[:LOST_SHOWN]:
+        echo(app, f"服务器丢失 lost on the server, pushed again: {rel}")
+    if len(result.lost) > LOST_SHOWN:
+        echo(app, f"... {len(result.lost) - LOST_SHOWN} more lost on the server, pushed again")
     for rel, reason in result.failed:
         click.echo(f"failed {rel}: {reason}", err=True)
+    if result.refused_key:
+        raise KeyRefused(result.error)
     if result.error:
         raise TransportError(f"{result.error}; nothing is lost, run 'fieldsync sync' again "
                              "when the server is reachable (the daemon retries by itself)")
@@ -169,7 +181,9 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
               f"{'imported ' + master['imported_at'] if master.get('imported_at') else '未导入 not imported'}")
     for suggestion in status["suggestions"]:
         echo(app, f"建议 suggestion: {suggestion}")
-    if status.get("error"):
+    if status["server"].get("key_refused"):
+        echo(app, f"服务器拒绝 {status.get('error')}")
+    elif status.get("error"):
         echo(app, f"等待重试 waiting to retry: {status['error']} (next try {status.get('next_retry') or 'soon'})")
     for rel, (done, total) in sorted((status.get("uploading") or {}).items()):
         echo(app, f"  上传中 {rel}: {done * 100 // max(1, total)}%")
@@ -191,6 +205,7 @@ def _show_server(app: AppContext, server: dict) -> None:
     if described.get("host_key"):
         line += f" (host key {described['host_key']})"
     echo(app, line)
+    echo(app, f"  上次核对 last server recheck: {server.get('checked_at') or '从未 never'}")
     if not server.get("same"):
         was = described.get("url") or "no server yet"
         echo(app, f"  the sync state describes {was}: the next sync lists the configured server "

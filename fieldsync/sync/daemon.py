@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 STATUS_FILE = "status.json"
 STATUS_EVERY = 0.5  # seconds between status.json writes while bytes are moving
 MAX_LISTED = 200  # failed/quarantined files named in status.json
+REFUSED = "refused"  # activity when the server refused this tablet's key (revoked?)
 
 
 def status_path(cfg: Config) -> Path:
@@ -81,10 +82,13 @@ class StatusBoard(Progress):
         self.write()
 
     def passed(self, result: SyncResult, full: bool, next_retry: str | None = None) -> None:
-        self.set(activity="offline" if result.error else "idle", error=result.error,
-                 next_retry=next_retry,
+        activity = "idle"
+        if result.error:  # a refused key is not the network: retrying will not fix it
+            activity = REFUSED if result.refused_key else "offline"
+        self.set(activity=activity, error=result.error, next_retry=next_retry,
                  last_pass={"at": _iso(time.time()), "full": full, "summary": str(result),
-                            "uploaded": result.uploaded, "waiting": result.waiting[:MAX_LISTED]})
+                            "uploaded": result.uploaded, "waiting": result.waiting[:MAX_LISTED],
+                            "lost_on_server": result.lost[:MAX_LISTED]})
 
     def write(self, throttle: bool = False) -> None:
         now = time.monotonic()
@@ -190,6 +194,10 @@ class Daemon:
                 closed = self._closed(batch)
                 if full:  # echoes the watcher never delivered (polling, overflow) stop here
                     self._own.clear()
+                    # A fresh login every full pass (sync.rescan_seconds), even with nothing
+                    # to push: an open session outlives a key the admin revoked, and the
+                    # tablet must learn it (status shows it) rather than look fine.
+                    self.engine.drop_transport()
                 result = self._pass(board, None if full else batch.paths, closed)
                 self.passes += 1
                 self._expect_echo(result)

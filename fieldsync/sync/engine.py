@@ -7,6 +7,9 @@
   2. reconcile every entry against the state cache (and, when the cache is new or lost, one
      listing of the server) into folders to make and files to push; names that differ only
      by case from another in the same folder are set apart and reported (CaseClashes);
+     every sync.verify_server_hours (or when asked: `sync --recheck-server`) a full pass also
+     lists the server once and marks as pending whatever the state calls done but the server
+     lacks or holds with another size (a restore from backup, a disk swap): it goes up again;
   3. take only files that are ready (`_ready`): a refused name (base.names.photo_name_problem)
      is left in place and reported; a young file must hold still for a window that widens
      when a writer fooled it; a photo must not be open for writing (Linux) and must decode
@@ -43,6 +46,7 @@ from fieldsync.errors import (
     FieldsyncError,
     ImageError,
     IncompleteImage,
+    KeyRefused,
     LocalFault,
     QuarantineError,
     SyncBusy,
@@ -70,6 +74,7 @@ MAX_WINDOW_SECONDS = 8.0
 # Photos younger than this are checked for a process holding them open for writing.
 YOUNG_SECONDS = 120.0
 STILL_WRITTEN = "still being written"
+LOST = "lost on the server: pushed again"
 
 
 # --------------------------------------------------------------------------- results
@@ -88,7 +93,10 @@ class SyncResult:
     refused: list[tuple[str, str]] = field(default_factory=list)  # names the engine does not take: advice
     next_look: float | None = None  # when a waiting photo in backoff is due again (epoch seconds)
     conflicts: list[tuple[str, str]] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # done, but the server had lost them: pushed again
+    rechecked: bool = False  # this pass compared the server's listing with the done records
     error: str | None = None  # why the pass stopped early (server unreachable, ...)
+    refused_key: bool = False  # the error is the server refusing this tablet's key (revoked?)
     # Files this pass rewrote in the tree (shrunk photos, manifests): rel -> (size, mtime_ns)
     # as written, so the daemon can tell the watcher's echo of its own writes from new work.
     wrote: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -108,6 +116,8 @@ class SyncResult:
 
     def __str__(self) -> str:
         parts = [f"{self.uploaded} uploaded", f"{self.unchanged} unchanged"]
+        if self.rechecked:
+            parts.append(f"server rechecked: {len(self.lost)} lost" if self.lost else "server rechecked")
         if self.folders:
             parts.append(f"{self.folders} folders made")
         for label, items in (("quarantined", self.quarantined), ("failed", self.failed),
@@ -396,11 +406,14 @@ class Engine:
     # ------------------------------------------------------------------ a pass
 
     def run(self, scope: Iterable[PurePosixPath] | None = None, progress: Progress | None = None,
-            closed: Iterable[str] = (), respect_backoff: bool = False) -> SyncResult:
+            closed: Iterable[str] = (), respect_backoff: bool = False,
+            recheck_server: bool = False) -> SyncResult:
         """One reconcile-and-push pass over the tree (scope None) or over `scope`.
 
         `closed`: rels the OS reported closed after writing (no stability wait needed).
         respect_backoff: skip files whose next retry is still in the future (the daemon).
+        recheck_server: compare the server with the done records now (a full pass does it
+        anyway once sync.verify_server_hours have passed since the last time).
         """
         progress = progress or Progress()
         result = SyncResult()
@@ -413,15 +426,23 @@ class Engine:
             self.transport.begin_pass()
             if self._rebind_server():
                 full, scope = True, None  # no file is known to be on this server: look at all
+            if scope is not None:
+                recheck_server = False  # a recheck compares the whole tree
             entries = scan(self.cfg, scope)
-            remote = self._server_listing() if not self.state.meta("server_listed") else None
-            if remote is None:  # with a fresh listing, reconcile adopts what is there anyway
+            fresh = not self.state.meta("server_listed")  # the state is new or was lost
+            if not fresh:  # with a fresh listing, reconcile adopts what is there anyway
                 self._follow_renames(entries)
+            recheck = full and not fresh and (recheck_server or self._recheck_due())
+            remote = self._server_listing() if fresh or recheck else None
+            if recheck:
+                result.rechecked = True
+                result.lost = self._mark_lost(entries, remote)
             plan = reconcile(entries, self.state, remote, full)
             result.unchanged = plan.unchanged
             self._set_apart_case_clashes(plan, result)
             if remote is not None:
                 self.state.set_meta("server_listed", time.time())
+                self.state.set_meta("server_checked", time.time())
             if respect_backoff:
                 plan.files = self._due(plan.files, result)
             plan.files = self._ready(plan.files, set(closed), result)
@@ -429,7 +450,7 @@ class Engine:
             self._make_folders(plan.folders, result)
             touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
                                        progress, result)
-            derived = self._derive(plan, touched, everything=entries if remote is not None else None)
+            derived = self._derive(plan, touched, everything=entries if fresh else None)
             manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
             if not result.error:
                 self._log_heads(manifests)
@@ -442,6 +463,7 @@ class Engine:
                 self._handle_gone(plan.gone, result)
         except TransportError as exc:
             result.error = str(exc)
+            result.refused_key = isinstance(exc, KeyRefused)
             self.drop_transport()
         finally:
             # Only a push changes the state's meta: rewriting the cache after every pass
@@ -542,6 +564,49 @@ class Engine:
             log.warning("the server is not the one the sync state describes (%s, now %s): "
                         "reconciling with it afresh (%d records dropped)", before.get("url"), identity["url"], dropped)
         return True
+
+    def _recheck_due(self) -> bool:
+        hours = self.cfg.sync.verify_server_hours
+        if not hours:
+            return False
+        return time.time() - (self.state.meta("server_checked") or 0.0) >= hours * 3600
+
+    def _mark_lost(self, entries: dict[str, Entry], remote: dict[str, tuple[int, float]]) -> list[str]:
+        """The recheck: every file and folder of the tree the state calls done that the server
+        listing lacks (or holds with another size than was pushed) is marked pending, so this
+        pass pushes it again: a restore from an older backup, a disk swap, an admin's mistake.
+        Sizes only, no hashing: one listing is the whole cost. This device's ledger (private,
+        so not in the listing) is checked with one stat."""
+        lost = []
+        for key, entry in entries.items():
+            record = self.state.peek(key)
+            if record is None or record.status != "done":
+                continue
+            pushed_as = record.extra.get("pushed_as")
+            there = remote.get(entry.rel.with_name(pushed_as).as_posix() if pushed_as else key)
+            if there is not None and (entry.is_dir or there[0] == record.remote_size):
+                continue
+            lost.append(key)
+            # remote_size stays: the push goes to the file's own path (ours, damaged or gone)
+            # instead of a conflict name beside it; but a copy that was kept beside other
+            # content (pushed_as) is placed afresh, so that content is never overwritten.
+            # "prepared": a photo already shrunk and sealed goes up as it is.
+            extra = {k: v for k, v in record.extra.items() if k != "pushed_as"}
+            if entry.info.role == "photo" and record.matches(entry.size, entry.mtime_ns):
+                extra["prepared"] = True
+            self.state.update(key, status="pending", reason=LOST, extra=extra,
+                              remote_size=None if pushed_as else record.remote_size)
+        for _, rel in ledger.ledger_upload_items(self.cfg):
+            record = self.state.peek(rel.as_posix())
+            if record is None or record.status != "done":
+                continue
+            there = self.transport.stat(rel)
+            if there is None or there.size != record.remote_size:
+                lost.append(rel.as_posix())
+                self.state.update(rel.as_posix(), status="pending", reason=LOST)
+        if lost:
+            log.warning("server recheck: %d file(s) the server lost are pushed again", len(lost))
+        return sorted(lost)
 
     def _set_apart_case_clashes(self, plan: Plan, result: SyncResult) -> None:
         """Leave out of the plan the files and folders whose name differs only by case from
@@ -823,8 +888,11 @@ class Engine:
         except BadInput as exc:  # a name the server side refuses, or the file became unreadable
             self._failed(entry, str(exc), result, lock)
             return "failed", str(exc)
+        extra = self._pushed_extra(entry, final)
+        if target != entry.rel:  # kept beside other content: the recheck looks for it there
+            extra["pushed_as"] = target.name
         self.state.update(entry.key, status="done", remote_size=st.st_size, reason="", attempts=0,
-                          next_try=0.0, pushed_at=time.time(), extra=self._pushed_extra(entry, final))
+                          next_try=0.0, pushed_at=time.time(), extra=extra)
         if entry.info.role == "photo" and self.cfg.photos.originals == "delete":
             self.photos.drop_original(entry)
         with lock:

@@ -300,7 +300,9 @@ class SyncState:
         self.close()
 
 
-_META_KEYS = ("last_push", "last_pass", "server_listed", "server")  # ids by position: append only
+# ids by position: append only. server_checked: when a pass last compared the server's listing
+# with the done records (engine recheck), so the schedule survives restarts.
+_META_KEYS = ("last_push", "last_pass", "server_listed", "server", "server_checked")
 
 
 def _meta_id(key: str) -> int:

@@ -1,7 +1,8 @@
 """What `fieldsync status` reports, assembled as data: the CLI only renders it.
 
 The daemon's last status.json, the sync state's counts, which server the state describes
-(URL, host key, server id) beside the configured one, what the tree still holds that the
+(URL, host key, server id) beside the configured one, when the server was last rechecked
+against what was pushed and whether it refused this tablet's key, what the tree still holds that the
 server does not, the camera inbox, location suggestions, master data and whether the daemon
 is alive, in one plain dict (its JSON is `fieldsync status --json`).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fieldsync.base.clock import stamp_iso
 from fieldsync.base.platform import pid_alive
 from fieldsync.config import Config
 from fieldsync.location import locate
@@ -31,6 +33,7 @@ def collect(cfg: Config) -> dict[str, Any]:
     with SyncState(cfg.state_dir) as state:
         status.update(daemon.summarize(state))
         described = state.server()
+        checked = state.meta("server_checked")
         # The state only knows files a pass has seen: count from the tree what is not on the
         # server yet, so an offline tablet still says how much is waiting. A state about
         # another server knows nothing about this one: everything waits.
@@ -40,7 +43,8 @@ def collect(cfg: Config) -> dict[str, Any]:
         reasons = {} if other_server else {rel: record.reason for rel in waiting[:daemon.MAX_LISTED]
                                            if (record := state.peek(rel)) is not None and record.reason}
     status["server"] = {"configured": configured, "state_describes": described,
-                        "same": not other_server}
+                        "same": not other_server, "checked_at": stamp_iso(checked) if checked else None,
+                        "key_refused": status.get("activity") == daemon.REFUSED}
     # The quarantine folder is the truth about what is set aside (restore and clear change it
     # without a pass); the state only remembers what a pass moved there.
     set_aside = quarantine.entries(cfg)

@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 import paramiko
 
-from fieldsync.errors import BadInput, ConfigError, FieldsyncError, TransportError
+from fieldsync.errors import BadInput, ConfigError, FieldsyncError, KeyRefused, TransportError
 from fieldsync.transport import hostkeys
 from fieldsync.transport.base import REMOTE_ROOT, ProgressFn, RemoteEntry, Transport, safe_rel
 from fieldsync.transport.paths import PathLocks, file_rel, part_name
@@ -149,8 +149,9 @@ class SFTPTransport(Transport):
             if agent is not None:
                 agent.close()
         tried = self.key_file or "ssh-agent keys"
-        raise TransportError(f"{self.user}@{self.host} refused the key ({tried}): the server admin must add "
-                             "its public key to the account's authorized_keys")
+        raise KeyRefused(f"server refused this tablet's key (revoked?): ask the admin ({self.user}@{self.host} "
+                         f"refused the key {tried}; a new tablet's public key must be in the account's "
+                         "authorized_keys)")
 
     def _drop(self) -> None:
         """Forget the connection (under the lock); channels still out are closed on return."""
