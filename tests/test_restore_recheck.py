@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import threading
 import time
@@ -137,7 +138,7 @@ def test_daemon_rechecks_on_its_schedule(tree, invoke):
 
 def test_verify_server_hours_zero_never_rechecks_by_itself(tree, invoke):
     visit, _ = pushed_with_an_old_manifest(invoke, tree)
-    text = tree.path.read_text(encoding="utf-8").replace("sync:\n", "sync:\n  verify_server_hours: 0\n", 1)
+    text = re.sub(r"(?m)^  verify_server_hours: .*$", "  verify_server_hours: 0", tree.path.read_text(encoding="utf-8"))
     tree.path.write_text(text, encoding="utf-8")
     on_server(tree, visit / "外观" / "IMG_1.jpg").unlink()
     with state_mod.SyncState(tree.state_dir) as state:
