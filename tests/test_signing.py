@@ -6,11 +6,13 @@ agree with is rewritten consistently; only the device's private key is missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import stat
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -62,7 +64,7 @@ def rewrite_careful(server: Path, visit_rel: str, *, sign_with=None, device: str
     make_jpeg(target, seed=777, gps=SITE)
     old_hashes = [e["hash"] for e in data["entries"]]
     entry = data["entries"][index]
-    entry["sha256"], entry["bytes"] = signing.hashlib.sha256(target.read_bytes()).hexdigest(), target.stat().st_size
+    entry["sha256"], entry["bytes"] = hashlib.sha256(target.read_bytes()).hexdigest(), target.stat().st_size
     prev = entry["prev"]
     for e in data["entries"][index:]:
         e["prev"] = prev
@@ -74,9 +76,13 @@ def rewrite_careful(server: Path, visit_rel: str, *, sign_with=None, device: str
     path = server / ledger.remote_rel(device)
     lines, prev = [], GENESIS
     for record in ledger.read(path).records:
-        body = record["body"]
-        body["head"] = renamed.get(body.get("head"), body.get("head"))
-        new = ledger.make_record(record["seq"], prev, body)
+        body = record.get("body")
+        if isinstance(body, dict):
+            body["head"] = renamed.get(body.get("head"), body.get("head"))
+            new = ledger.make_record(record["seq"], prev, body)
+        else:  # a bundle's excerpt: other visits' records without their bodies
+            new = {"seq": record["seq"], "prev": prev, "body_sha256": record["body_sha256"],
+                   "hash": ledger.record_hash(record["seq"], prev, record["body_sha256"])}
         if sign_with is not None:
             ledger.sign_record(new, sign_with, record["signed_at"])
         lines.append(json.dumps(new, ensure_ascii=False) + "\n")
@@ -271,3 +277,81 @@ def test_bad_keyring_is_a_clear_error(filed_visit, tmp_path, invoke):
     result = invoke("verify", "--keyring", bad)
     assert result.exit_code == 2 and "key 1 needs a device name and a base64 Ed25519" in result.stderr
     assert os.path.exists(bad)
+
+
+# --------------------------------------------------------------------------- bundles
+
+def make_bundle(invoke, tmp_path: Path, keyring_file: Path | None) -> Path:
+    out = tmp_path / "bundle.zip"
+    args = ["evidence", "3300001234", "--out", out] + (["--keyring", keyring_file] if keyring_file else [])
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(out) as archive:
+        top = archive.namelist()[0].split("/", 1)[0]
+        archive.extractall(tmp_path / "unpacked")
+    return tmp_path / "unpacked" / top
+
+
+def test_bundle_proves_itself_with_nothing_but_the_keyring(filed_visit, tmp_path, keyring_file, invoke):
+    cfg, _ = filed_visit
+    folder = make_bundle(invoke, tmp_path, keyring_file)
+    fingerprint = signing.fingerprint(device_public(cfg))
+    described = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+    assert described["signers"][0]["fingerprint"] == fingerprint
+    assert described["signers"][0]["registered"]["inspector"] == "zhang.san"
+    result = invoke("verify", "--server", folder, "--keyring", keyring_file, "--ignore-warnings")
+    assert result.exit_code == 0, result.output
+    assert f"signed by device tablet-07 of inspector zhang.san, key fingerprint {fingerprint}" in result.output
+    assert "未证明 not proven: when the server received" in result.output
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    signers = html[html.index("签名设备 Signing devices"):]
+    assert fingerprint in signers and "tablet-07" in signers and "zhang.san" in signers
+    assert signers.index("签名设备") < signers.index("Signing devices")  # Chinese first
+    assert "已按密钥册 keyring.json 核验" in signers
+    from fieldsync.evidence.pdf import find_font
+    from tests.conftest import require_real_part
+
+    require_real_part(find_font() is not None, "a Chinese TrueType font (fonts-wqy-microhei)")
+    assert (folder / "report.pdf").read_bytes().startswith(b"%PDF-")
+
+
+def _rewrite_bundle(folder: Path, sign_with) -> None:
+    """Photo, manifest, ledger excerpt, bundle.json heads and signers, SHA256SUMS: all agree."""
+    visit_rel = next(p.parent for p in folder.rglob("manifest.json")).relative_to(folder).as_posix()
+    rewrite_careful(folder, visit_rel, sign_with=sign_with)
+    described = json.loads((folder / "bundle.json").read_text(encoding="utf-8"))
+    parsed = ledger.read(folder / ledger.remote_rel("tablet-07"))
+    described["ledger_heads"]["tablet-07"] = parsed.head
+    if sign_with is not None:
+        public = signing.public_b64(sign_with)
+        for row in described["signers"]:
+            row.update(key=public, fingerprint=signing.fingerprint(public))
+    (folder / "bundle.json").write_text(json.dumps(described, ensure_ascii=False), encoding="utf-8")
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(folder).as_posix()}\n"
+             for p in sorted(folder.rglob("*")) if p.is_file() and p.name != "SHA256SUMS"]
+    (folder / "SHA256SUMS").write_text("".join(lines), encoding="utf-8")
+
+
+def test_bundle_rewritten_consistently_is_caught(filed_visit, tmp_path, keyring_file, invoke):
+    cfg, _ = filed_visit
+    folder = make_bundle(invoke, tmp_path, keyring_file)
+    attacker = signing.load_key(signing.ensure_key(tmp_path / "attacker.pem"))
+    _rewrite_bundle(folder, attacker)
+    for line in (folder / "SHA256SUMS").read_text(encoding="utf-8").splitlines():  # sha256sum -c passes
+        digest, rel = line.split("  ", 1)
+        assert hashlib.sha256((folder / rel).read_bytes()).hexdigest() == digest
+    result = invoke("verify", "--server", folder, "--keyring", keyring_file)
+    assert result.exit_code == 1
+    assert "does not list" in result.output and signing.fingerprint(signing.public_b64(attacker)) in result.output
+    # the same rewrite keeping the tablet's signatures: they no longer verify, keyring or not
+    folder.parent.rename(tmp_path / "first-try")
+    folder = make_bundle(invoke, tmp_path, keyring_file)
+    before = ledger.read(folder / ledger.remote_rel("tablet-07")).records
+    _rewrite_bundle(folder, None)
+    path = folder / ledger.remote_rel("tablet-07")
+    rebuilt = ledger.read(path).records
+    for old, new in zip(before, rebuilt):
+        new.update(key=old["key"], signed_at=old["signed_at"], sig=old["sig"])
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rebuilt), encoding="utf-8")
+    result = invoke("verify", "--server", folder)
+    assert result.exit_code == 1 and "signature does not verify" in result.output

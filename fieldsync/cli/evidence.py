@@ -111,8 +111,13 @@ def signature_lines(report: verify_mod.Report) -> list[str]:
                 lines.append(f"签名 signed: {signer['records']} record(s) of ledger {device} signed by "
                              f"key fingerprint {signer['fingerprint']}, not vouched for by a keyring")
         if report.unsigned.get(device):
-            lines.append(f"未签名 unsigned: {report.unsigned[device]} record(s) of ledger {device} "
-                         "(made before signing began): not proven by any signature")
+            lines.append(f"未证明 not proven: {report.unsigned[device]} record(s) of ledger {device} are "
+                         "unsigned (made before signing began): they rest on the share's integrity only")
+    if report.keyring is None and any(report.signers.values()):
+        lines.append("未证明 not proven: which tablet and inspector signed (no --keyring given)")
+    if report.ledgers:
+        lines.append("未证明 not proven: when the server received these records, and that no visit was "
+                     "deleted together with its ledger records (no server receipts)")
     return lines
 
 
@@ -124,24 +129,29 @@ def signature_lines(report: verify_mod.Report) -> list[str]:
 @click.option("--server", "tree_path", metavar="PATH",
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Take the records from the server tree at PATH instead of this tablet.")
+@click.option("--keyring", "keyring_path", metavar="FILE",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Check the signatures against this keyring first and record who signed in the bundle.")
 @pass_app
 def evidence_command(app: AppContext, account: str, visit: str | None, out: Path,
-                     tree_path: Path | None) -> None:
+                     tree_path: Path | None, keyring_path: Path | None) -> None:
     """Make a dispute bundle for ACCOUNT: photos, visit.yaml, manifests, a ledger excerpt,
     SHA256SUMS and a printable report.html (thumbnails, time, place, hashes, remark history).
 
     \b
     The records are verified first; a bundle is only made when they verify. The customer
-    can check it without fieldsync (sha256sum -c SHA256SUMS) or with
-    'fieldsync verify --server FOLDER' on the extracted folder.
+    can check it without fieldsync (sha256sum -c SHA256SUMS: only that nothing changed by
+    accident) or with 'fieldsync verify --server FOLDER --keyring FILE' on the extracted
+    folder (which tablet signed every record, against the back office's keyring).
     """
     root, layout, ledgers = _tree(app, tree_path)
     try:
         made_by = app.config.inspector
     except ConfigError:
         made_by = ""
+    keyring = keys.load_keyring(keyring_path) if keyring_path else None
     bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(),
-                                       visit=visit, made_by=made_by)
+                                       visit=visit, made_by=made_by, keyring=keyring)
     for line in bundle.warnings:
         warn(line)
     if bundle.pdf_missing:
