@@ -20,6 +20,7 @@ import pytest
 from fieldsync.base import signing
 from fieldsync.base.hashing import GENESIS
 from fieldsync.evidence import keys, ledger, manifest
+from fieldsync.evidence.hashcache import HashCache
 from fieldsync.evidence.verify import Options, verify_tree
 from tests.fixtures.evidence import SITE, empty_visit, file_photos, make_jpeg
 
@@ -355,3 +356,23 @@ def test_bundle_rewritten_consistently_is_caught(filed_visit, tmp_path, keyring_
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rebuilt), encoding="utf-8")
     result = invoke("verify", "--server", folder)
     assert result.exit_code == 1 and "signature does not verify" in result.output
+
+
+def test_reverify_reuses_checked_signatures_only_for_the_same_bytes(filed_visit, tmp_path, keyring_file):
+    cfg, _ = filed_visit
+    server = mirror(cfg, tmp_path / "share")
+    keyring = keys.load_keyring(keyring_file)
+    cache_file = tmp_path / "cache.json"
+
+    def again():
+        return verify_tree(server, cfg.layout, ledger.server_ledgers(server), options=Options(),
+                           keyring=keyring, cache=HashCache(cache_file, server))
+    assert not again().problems
+    count = len(ledger.read(server / ledger.remote_rel("tablet-07")).records)
+    assert len(HashCache(cache_file, server).signatures) == count
+    assert not again().problems
+    path = server / ledger.remote_rel("tablet-07")
+    records = ledger.read(path).records
+    records[2]["signed_at"] = "2020-01-02T00:00:00+08:00"  # a signed field changed: checked anew
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    assert any("record 3: signature does not verify" in p for p in problems(again()))

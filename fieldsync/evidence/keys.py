@@ -14,6 +14,7 @@ the ledger itself proves nothing, since whoever rewrites a ledger can put their 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -132,6 +133,7 @@ class SignatureCheck:
     warnings: list[str] = field(default_factory=list)
     signers: dict[str, dict[str, Any]] = field(default_factory=dict)  # fingerprint -> who, records
     unsigned: int = 0
+    verified: set[str] = field(default_factory=set)
 
 
 def _compare(a: datetime, b: datetime) -> int:
@@ -179,9 +181,25 @@ def _entry_issue(entry: dict[str, Any], device: str, record: dict[str, Any]) -> 
     return None
 
 
-def check_ledger(device: str, parsed: ledger.Parsed, keyring: Keyring | None) -> SignatureCheck:
+def _signature_valid(record: dict[str, Any], verified: set[str] | None, seen: set[str]) -> bool:
+    """ledger.signature_valid, skipped for the exact (message, key, signature) checked before."""
+    if verified is None:
+        return ledger.signature_valid(record)
+    token = hashlib.sha256(ledger.signed_message(record) + str(record.get("key")).encode()
+                           + str(record.get("sig")).encode()).hexdigest()[:32]
+    if token in verified or ledger.signature_valid(record):
+        seen.add(token)
+        return True
+    return False
+
+
+def check_ledger(device: str, parsed: ledger.Parsed, keyring: Keyring | None,
+                 verified: set[str] | None = None) -> SignatureCheck:
     """Check every record's signature, and, given a keyring, that a registered, valid,
-    unrevoked key of this device made it. Messages are grouped by cause, not one per record."""
+    unrevoked key of this device made it. Messages are grouped by cause, not one per record.
+
+    verified: tokens of signatures that verified before (verify's cache); the ones that
+    verify now are added to result.verified."""
     result = SignatureCheck()
     grouped: dict[str, list] = {}
     signing_began = False
@@ -204,7 +222,7 @@ def check_ledger(device: str, parsed: ledger.Parsed, keyring: Keyring | None) ->
                 result.unsigned += 1
             continue
         signing_began = True
-        if not ledger.signature_valid(record):
+        if not _signature_valid(record, verified, result.verified):
             grouped.setdefault("signature does not verify: record edited, or the ledger rebuilt "
                                "without the tablet's private key", []).append(seq)
             continue

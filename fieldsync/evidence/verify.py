@@ -125,7 +125,7 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     if excerpts is None:
         excerpts = (root / BUNDLE_FILE).is_file()
     report = Report(keyring=str(keyring.path) if keyring else None)
-    parsed = _read_ledgers(root, ledger_files, excerpts, keyring, report)
+    parsed = _read_ledgers(root, ledger_files, excerpts, keyring, report, cache)
     visits = _find_visits(root, layout)
     report.visits = len(visits)
     checks: list[tuple[_Visit, dict, dict]] = []  # (visit, manifest, current entries)
@@ -163,10 +163,11 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     return report
 
 
-def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool,
-                  keyring: keys.Keyring | None, report: Report) -> dict[str, ledger.Parsed]:
+def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool, keyring: keys.Keyring | None,
+                  report: Report, cache: HashCache | None) -> dict[str, ledger.Parsed]:
     """Parse each ledger, check its chain and signatures; report what is wrong with it."""
     parsed: dict[str, ledger.Parsed] = {}
+    verified: set[str] = set()
     for device, path in sorted(ledger_files.items()):
         parsed[device] = ledger.read(path)
         report.ledgers[device] = len(parsed[device].records)
@@ -175,13 +176,17 @@ def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool,
         if not excerpts:
             problems += [f"record {r.get('seq')}: has no body (records must be complete outside a bundle)"
                          for r in parsed[device].records if not isinstance(r.get("body"), dict)]
-        signatures = keys.check_ledger(device, parsed[device], keyring)
+        signatures = keys.check_ledger(device, parsed[device], keyring,
+                                       cache.signatures if cache is not None else None)
+        verified |= signatures.verified
         report.signers[device] = list(signatures.signers.values())
         report.unsigned[device] = signatures.unsigned
         for problem in problems + signatures.problems:
             report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
         for warning in signatures.warnings:
             report.add(WARNING, _ledger_rel(root, path), f"ledger {device}: {warning}")
+    if cache is not None:
+        cache.signatures = verified  # forget signatures no ledger holds any more
     return parsed
 
 
