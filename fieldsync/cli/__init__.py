@@ -50,6 +50,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "verify": ("evidence",), "evidence": ("evidence",),
     "server": ("server",), "demo": ("demo",),
     "quarantine": ("quarantine",),
+    "keyring": ("keyring",),
 }
 
 

@@ -12,7 +12,7 @@ from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app,
 from fieldsync.config import Layout
 from fieldsync.errors import ConfigError
 from fieldsync.evidence import bundle as evidence_mod
-from fieldsync.evidence import ledger
+from fieldsync.evidence import keys, ledger
 from fieldsync.evidence import verify as verify_mod
 from fieldsync.evidence.hashcache import HashCache
 
@@ -34,6 +34,10 @@ def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[s
 @click.option("--server", "tree_path", metavar="PATH",
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Verify the server tree (or an extracted evidence bundle) at PATH instead of this tablet.")
+@click.option("--keyring", "keyring_path", metavar="FILE",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Check every ledger signature against this keyring (the back office's list of "
+                   "registered tablet keys). Without it, signatures are checked only for consistency.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--full", is_flag=True,
               help="Re-hash every photo, ignoring the incremental cache (do this before a dispute).")
@@ -44,7 +48,7 @@ def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[s
 @click.option("--no-gps-warning", is_flag=True, help="Do not warn about photos without GPS.")
 @click.option("--ignore-warnings", is_flag=True, help="Exit 0 when there are warnings but no problems.")
 @pass_app
-def verify_command(app: AppContext, tree_path: Path | None, as_json: bool,
+def verify_command(app: AppContext, tree_path: Path | None, keyring_path: Path | None, as_json: bool,
                    full: bool, max_distance: float, max_skew_hours: float, no_gps_warning: bool,
                    ignore_warnings: bool) -> None:
     """Check every photo against its manifest, the manifests against the ledger, and the
@@ -65,7 +69,8 @@ def verify_command(app: AppContext, tree_path: Path | None, as_json: bool,
     else:
         cache_path = verify_mod.cache_file_for(root, Path(click.get_app_dir("fieldsync")))
     cache = HashCache(cache_path, root, reuse=not full)
-    report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options)
+    keyring = keys.load_keyring(keyring_path) if keyring_path else None
+    report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
     else:
@@ -78,6 +83,11 @@ def verify_command(app: AppContext, tree_path: Path | None, as_json: bool,
         echo(app, f"{root}: {report.visits} visits, {report.photos} photos checked "
                   f"({report.hashed} hashed, {report.cached} unchanged since last verify), "
                   f"ledgers: {ledgers or 'none'}")
+        for line in signature_lines(report):
+            echo(app, line)
+    if keyring is None and any(report.signers.values()):
+        warn("signatures not checked against a keyring: they show the records were not changed "
+             "since signing, not who signed them (give --keyring FILE from the back office)")
     if report.problems:
         finish_with_warnings(f"{len(report.problems)} problem(s), {len(report.warnings)} warning(s): "
                              "evidence does not verify")
@@ -85,6 +95,30 @@ def verify_command(app: AppContext, tree_path: Path | None, as_json: bool,
         finish_with_warnings(f"{len(report.warnings)} warning(s), no problems: photos and records are intact")
     if not as_json:
         echo(app, "verified: every photo matches its manifest; chains, ledgers and remark histories intact")
+
+
+def signature_lines(report: verify_mod.Report) -> list[str]:
+    """What the signatures proved, per ledger, in words a dispute officer can quote."""
+    lines = []
+    for device, signers in report.signers.items():
+        for signer in signers:
+            who = signer.get("registered")
+            if who:
+                lines.append(f"签名 signed: {signer['records']} record(s) of ledger {device} signed by "
+                             f"device {who['device']} of inspector {who.get('inspector') or '?'}, "
+                             f"key fingerprint {signer['fingerprint']} (registered in the keyring)")
+            else:
+                lines.append(f"签名 signed: {signer['records']} record(s) of ledger {device} signed by "
+                             f"key fingerprint {signer['fingerprint']}, not vouched for by a keyring")
+        if report.unsigned.get(device):
+            lines.append(f"未证明 not proven: {report.unsigned[device]} record(s) of ledger {device} are "
+                         "unsigned (made before signing began): they rest on the share's integrity only")
+    if report.keyring is None and any(report.signers.values()):
+        lines.append("未证明 not proven: which tablet and inspector signed (no --keyring given)")
+    if report.ledgers:
+        lines.append("未证明 not proven: when the server received these records, and that no visit was "
+                     "deleted together with its ledger records (no server receipts)")
+    return lines
 
 
 @click.command("evidence")
@@ -95,24 +129,29 @@ def verify_command(app: AppContext, tree_path: Path | None, as_json: bool,
 @click.option("--server", "tree_path", metavar="PATH",
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Take the records from the server tree at PATH instead of this tablet.")
+@click.option("--keyring", "keyring_path", metavar="FILE",
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Check the signatures against this keyring first and record who signed in the bundle.")
 @pass_app
 def evidence_command(app: AppContext, account: str, visit: str | None, out: Path,
-                     tree_path: Path | None) -> None:
+                     tree_path: Path | None, keyring_path: Path | None) -> None:
     """Make a dispute bundle for ACCOUNT: photos, visit.yaml, manifests, a ledger excerpt,
     SHA256SUMS and a printable report.html (thumbnails, time, place, hashes, remark history).
 
     \b
     The records are verified first; a bundle is only made when they verify. The customer
-    can check it without fieldsync (sha256sum -c SHA256SUMS) or with
-    'fieldsync verify --server FOLDER' on the extracted folder.
+    can check it without fieldsync (sha256sum -c SHA256SUMS: only that nothing changed by
+    accident) or with 'fieldsync verify --server FOLDER --keyring FILE' on the extracted
+    folder (which tablet signed every record, against the back office's keyring).
     """
     root, layout, ledgers = _tree(app, tree_path)
     try:
         made_by = app.config.inspector
     except ConfigError:
         made_by = ""
+    keyring = keys.load_keyring(keyring_path) if keyring_path else None
     bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(),
-                                       visit=visit, made_by=made_by)
+                                       visit=visit, made_by=made_by, keyring=keyring)
     for line in bundle.warnings:
         warn(line)
     if bundle.pdf_missing:

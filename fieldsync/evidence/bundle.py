@@ -6,7 +6,13 @@ The zip holds, under one top folder, the same relative paths as the tree (so
   report.pdf                  the same as PDF (fpdf2), when a Chinese TrueType font is installed
   bundle.json                 what is in it, who made it, the folder layout used
   SHA256SUMS                  every file's hash, checkable with plain `sha256sum -c`
-  .fieldsync/ledgers/<device> ledger excerpt: the whole chain, bodies of other visits removed
+  .fieldsync/ledgers/<device> ledger excerpt: the whole chain, bodies of other visits removed;
+                              every record keeps its device signature (it covers the record's
+                              hash, so a record without its body still proves the chain)
+bundle.json names the keys that signed (public key, fingerprint, and, when the bundle was
+made with a keyring, the keyring entry vouching for each). A third party checks all of it
+with `fieldsync verify --server FOLDER --keyring FILE` and nothing else: rewriting photo,
+manifest, excerpt, bundle.json and SHA256SUMS together still needs the tablet's private key.
 The bundle is built in a staging folder and verified there before the zip is written: a
 bundle that would not verify on its own is never handed out. Symbolic links in the customer's
 folder are never followed (one could point anywhere, e.g. /etc/shadow): they are left out and
@@ -37,7 +43,7 @@ from fieldsync.base.rendering import render_template
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import BadInput, EvidenceBroken, ImageError, TreeError
-from fieldsync.evidence import ledger, manifest, verify
+from fieldsync.evidence import keys, ledger, manifest, verify
 from fieldsync.evidence.pdf import render_pdf
 from fieldsync.masterdata.store import FIELD_LABELS as CUSTOMER_LABELS
 from fieldsync.media.imaging import open_image, register_heif
@@ -63,8 +69,10 @@ class Bundle:
 
 def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], account_no: str,
                  out: Path, *, visit: str | None = None, made_by: str = "",
-                 options: verify.Options = verify.DEFAULT_OPTIONS) -> Bundle:
-    """Write the evidence bundle for ACCOUNT (all its visits, or one) to `out` (a .zip)."""
+                 options: verify.Options = verify.DEFAULT_OPTIONS,
+                 keyring: keys.Keyring | None = None) -> Bundle:
+    """Write the evidence bundle for ACCOUNT (all its visits, or one) to `out` (a .zip);
+    with a keyring, only when every signature is vouched for by it."""
     root = Path(root)
     if not Path(out).resolve().parent.is_dir():
         raise BadInput(f"the folder for {out} does not exist; create it or choose another --out")
@@ -81,7 +89,7 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
         links = sorted(set(links) | set(linked_visits(customer)))
         devices = _stage_ledgers(ledger_files, visit_ids, stage)
         report = verify.verify_tree(stage, layout, ledger.server_ledgers(stage), options=options,
-                                    excerpts=True)
+                                    excerpts=True, keyring=keyring)
         if report.problems:
             raise EvidenceBroken(f"the records of {account_no} do not verify, so no bundle was made; "
                                  "restore the files from the server, or run 'fieldsync verify' for "
@@ -92,6 +100,9 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
             # Compare these with the server's ledgers: equal heads prove the excerpt is the
             # whole history up to the bundle's making, nothing dropped or rewritten.
             "ledger_heads": {d: report.ledger_heads[d] for d in devices},
+            # Who signed: checked again by whoever verifies the bundle, against their keyring.
+            "signers": signers_of(report),
+            "keyring": keyring.path.name if keyring else None,
             "visits": [{"path": str(rel), "visit_id": vid} for rel, vid in visit_ids.items()],
             "skipped_links": links,
             "layout": {"customer_folder": layout.customer_folder, "businesses": list(layout.businesses),
@@ -276,6 +287,22 @@ def report_context(stage: Path, customer_folder: str, visit_ids: dict, descripti
     return {"bundle": description, "customer": customer, "customer_labels": CUSTOMER_LABELS,
             "location": location, "visits": visits, "field_labels": FIELD_LABELS,
             "summary": report.as_dict(), "top": stage.name}
+
+
+def signers_of(report: verify.Report) -> list[dict[str, Any]]:
+    """One row per (ledger, signing key): fingerprint, key, records, the keyring entry if checked."""
+    rows = []
+    for device, signers in report.signers.items():
+        for signer in signers:
+            registered = signer.get("registered") or {}
+            rows.append({"ledger": device, "fingerprint": signer["fingerprint"], "key": signer["key"],
+                         "records": signer["records"], "device": registered.get("device"),
+                         "inspector": registered.get("inspector"), "registered": signer.get("registered")})
+        if report.unsigned.get(device):
+            rows.append({"ledger": device, "fingerprint": None, "key": None,
+                         "records": report.unsigned[device], "device": None, "inspector": None,
+                         "registered": None})
+    return rows
 
 
 def _attribution(info: dict, sealed: dict, seals: list[dict]) -> dict:

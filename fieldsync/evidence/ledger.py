@@ -9,6 +9,12 @@ server (ledger_upload_items), where `fieldsync verify --server` reads it.
 
 A record's hash covers (seq, prev, SHA-256 of its body), not the body itself, so an excerpt
 for a dispute bundle can drop other customers' bodies and still prove the whole chain.
+
+Each record is signed with the device's Ed25519 key (ROOT/.fieldsync/device_key.pem, never
+pushed): `key` (the public key), `signed_at` and `sig` over (hash, key, signed_at). The hash
+chain alone needs no secret, so anyone who can write the share could rebuild it; the
+signature cannot be rebuilt without the tablet. Records written before signing existed have
+no `sig` (verify reports them as unsigned); signing starts with the next record.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from fieldsync.base import signing
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, canonical, digest
 from fieldsync.base.names import is_safe_component
@@ -33,6 +40,7 @@ from fieldsync.config import STATE_DIR, Config
 LEDGER_NAME = "ledger"
 REMOTE_DIR = PurePosixPath(STATE_DIR, "ledgers")  # on the server: .fieldsync/ledgers/<device>
 LOCK_NAME = "evidence.lock"
+SIGNATURE_FORMAT = "fieldsync-ledger-signature/1"  # inside every signed message: never reusable elsewhere
 
 _thread_lock = threading.RLock()
 _depth = threading.local()
@@ -40,6 +48,11 @@ _depth = threading.local()
 
 def local_path(cfg: Config) -> Path:
     return cfg.state_dir / LEDGER_NAME
+
+
+def key_path(cfg: Config) -> Path:
+    """This device's private signing key (made at init, or on the first record of an older tree)."""
+    return cfg.state_dir / signing.KEY_FILE
 
 
 def remote_rel(device: str) -> PurePosixPath:
@@ -77,6 +90,23 @@ def make_record(seq: int, prev: str, body: dict[str, Any]) -> dict[str, Any]:
     body_sha256 = digest(body)
     return {"seq": seq, "prev": prev, "body_sha256": body_sha256,
             "hash": record_hash(seq, prev, body_sha256), "body": body}
+
+
+def signed_message(record: dict[str, Any]) -> bytes:
+    """What a record's signature covers: its hash (so seq, prev and body), key and time."""
+    return canonical({"format": SIGNATURE_FORMAT, "hash": record.get("hash"),
+                      "key": record.get("key"), "signed_at": record.get("signed_at")})
+
+
+def sign_record(record: dict[str, Any], key: signing.Ed25519PrivateKey, signed_at: str) -> dict[str, Any]:
+    record["key"] = signing.public_b64(key)
+    record["signed_at"] = signed_at
+    record["sig"] = signing.sign(key, signed_message(record))
+    return record
+
+
+def signature_valid(record: dict[str, Any]) -> bool:
+    return signing.verify(record.get("key"), record.get("sig"), signed_message(record))
 
 
 @dataclass
@@ -223,7 +253,8 @@ def append(cfg: Config, body: dict[str, Any]) -> dict[str, Any]:
     path = local_path(cfg)
     path.parent.mkdir(parents=True, exist_ok=True)
     tail = _tail(path)
-    record = make_record(tail.seq + 1, tail.hash, body)
+    key = signing.load_key(signing.ensure_key(key_path(cfg)))
+    record = sign_record(make_record(tail.seq + 1, tail.hash, body), key, now_iso())
     line = canonical(record) + b"\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -58,6 +58,18 @@ def render_pdf(context: dict[str, Any], out: Path) -> str | None:
     return None
 
 
+def _checked(signer: dict[str, Any], keyring: str | None) -> str:
+    """What a signer row proves, in the words of report.html."""
+    registered = signer.get("registered")
+    if registered:
+        revoked = registered.get("revoked")
+        return (f"已按密钥册 {keyring} 核验：设备 {signer.get('device')} 的登记密钥"
+                + (f"（该密钥已于 {revoked['at']} 吊销，吊销前的签名仍有效）" if revoked else ""))
+    if signer.get("fingerprint"):
+        return "签名完整，但未按密钥册核验签名者"
+    return "启用签名前的记录，无签名，仅凭服务器完整性"
+
+
 class _Writer:
     def __init__(self, pdf, context: dict[str, Any]):
         self.pdf, self.c = pdf, context
@@ -96,9 +108,16 @@ class _Writer:
                                  + (f" 提醒 {len(summary['warnings'])} 项，见各照片。" if summary["warnings"] else "")))
         for device, head in c["bundle"].get("ledger_heads", {}).items():
             rows.append((f"台账链头 {device}", head))
-        rows.append(("自行核验", f"解压后运行 fieldsync verify --server {c['top']}，或在该文件夹中运行 "
+        rows.append(("自行核验", f"解压后运行 fieldsync verify --server {c['top']} --keyring 密钥册.json"
+                                 "（用供电公司发布的密钥册核验签名设备），或在该文件夹中运行 "
                                  "sha256sum -c SHA256SUMS"))
         self.table(rows, (30, 150))
+        self.heading("签名设备 Signing devices", 11)
+        self.table([(s["ledger"], s.get("device") or "未核验", s.get("inspector") or "未核验",
+                     s.get("fingerprint") or "无签名", s["records"], _checked(s, c["bundle"].get("keyring")))
+                    for s in c["bundle"].get("signers", [])],
+                   (20, 22, 22, 52, 14, 50), header=("台账", "签名设备", "检查员", "密钥指纹", "记录数", "核验"),
+                   size=7)
         for index, visit in enumerate(c["visits"]):
             if index:
                 pdf.add_page()

@@ -27,7 +27,7 @@ from fieldsync.base.hashing import GENESIS, digest, handle_sha256
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import TreeError
-from fieldsync.evidence import ledger, manifest
+from fieldsync.evidence import keys, ledger, manifest
 from fieldsync.evidence.hashcache import HashCache
 from fieldsync.media.imaging import is_photo_name
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, NOTE_FIELDS, VISIT_FILE, classify
@@ -67,6 +67,9 @@ class Report:
     cached: int = 0
     ledgers: dict[str, int] = field(default_factory=dict)  # device -> records
     ledger_heads: dict[str, str] = field(default_factory=dict)  # device -> last record's hash
+    signers: dict[str, list[dict]] = field(default_factory=dict)  # device -> keys that signed its records
+    unsigned: dict[str, int] = field(default_factory=dict)  # device -> records without a signature
+    keyring: str | None = None  # the keyring the signatures were checked against, if any
 
     @property
     def problems(self) -> list[Finding]:
@@ -87,6 +90,7 @@ class Report:
         return {"clean": self.clean, "ok": not self.problems, "visits": self.visits,
                 "photos": self.photos, "hashed": self.hashed, "hashed_bytes": self.hashed_bytes,
                 "cached": self.cached, "ledgers": self.ledgers, "ledger_heads": self.ledger_heads,
+                "signers": self.signers, "unsigned": self.unsigned, "keyring": self.keyring,
                 "problems": [asdict(f) for f in self.problems],
                 "warnings": [asdict(f) for f in self.warnings]}
 
@@ -104,8 +108,12 @@ class _Visit:
 
 def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
                 cache: HashCache | None = None, options: Options = Options(),
-                excerpts: bool | None = None) -> Report:
+                excerpts: bool | None = None, keyring: keys.Keyring | None = None) -> Report:
     """Verify every visit under `root` against its manifest and the given ledgers.
+
+    Every ledger record's signature is checked; with a `keyring`, also that a registered,
+    valid, unrevoked key of the ledger's device made it (without one, a rewriter's own key
+    would pass: report.keyring stays None and the caller must say so).
 
     excerpts: the ledgers may have records without bodies (an evidence bundle's excerpt);
     None decides by the presence of bundle.json. A full ledger never has them: a removed
@@ -116,18 +124,8 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
         raise TreeError(f"{root} is not a folder; give the tree to verify")
     if excerpts is None:
         excerpts = (root / BUNDLE_FILE).is_file()
-    report = Report()
-    parsed = {}
-    for device, path in sorted(ledger_files.items()):
-        parsed[device] = ledger.read(path)
-        report.ledgers[device] = len(parsed[device].records)
-        report.ledger_heads[device] = parsed[device].head
-        problems = list(parsed[device].problems)
-        if not excerpts:
-            problems += [f"record {r.get('seq')}: has no body (records must be complete outside a bundle)"
-                         for r in parsed[device].records if not isinstance(r.get("body"), dict)]
-        for problem in problems:
-            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+    report = Report(keyring=str(keyring.path) if keyring else None)
+    parsed = _read_ledgers(root, ledger_files, excerpts, keyring, report, cache)
     visits = _find_visits(root, layout)
     report.visits = len(visits)
     checks: list[tuple[_Visit, dict, dict]] = []  # (visit, manifest, current entries)
@@ -163,6 +161,33 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
                            "(visit folder or its manifest.json deleted)")
     report.findings.sort(key=lambda f: (f.level != PROBLEM, f.path, f.message))
     return report
+
+
+def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool, keyring: keys.Keyring | None,
+                  report: Report, cache: HashCache | None) -> dict[str, ledger.Parsed]:
+    """Parse each ledger, check its chain and signatures; report what is wrong with it."""
+    parsed: dict[str, ledger.Parsed] = {}
+    verified: set[str] = set()
+    for device, path in sorted(ledger_files.items()):
+        parsed[device] = ledger.read(path)
+        report.ledgers[device] = len(parsed[device].records)
+        report.ledger_heads[device] = parsed[device].head
+        problems = list(parsed[device].problems)
+        if not excerpts:
+            problems += [f"record {r.get('seq')}: has no body (records must be complete outside a bundle)"
+                         for r in parsed[device].records if not isinstance(r.get("body"), dict)]
+        signatures = keys.check_ledger(device, parsed[device], keyring,
+                                       cache.signatures if cache is not None else None)
+        verified |= signatures.verified
+        report.signers[device] = list(signatures.signers.values())
+        report.unsigned[device] = signatures.unsigned
+        for problem in problems + signatures.problems:
+            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+        for warning in signatures.warnings:
+            report.add(WARNING, _ledger_rel(root, path), f"ledger {device}: {warning}")
+    if cache is not None:
+        cache.signatures = verified  # forget signatures no ledger holds any more
+    return parsed
 
 
 def tablet_ledgers(state_dir: Path, device: str) -> dict[str, Path]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fieldsync.base.atomic import write_text
 from fieldsync.base.names import customer_folder_name, normalize_account, require_safe
+from fieldsync.base.signing import KEY_FILE, ensure_key
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import CONFIG_NAME, STATE_DIR, Config
 from fieldsync.errors import BadInput, TreeError
@@ -19,11 +20,14 @@ CUSTOMER_COMMENT = "fieldsync customer record (P1): master data fields, location
 
 
 def init_root(root: Path, config_text: str | None, config_path: Path | None = None) -> Path:
-    """Create ROOT and its private state folder; write config.yaml unless one is there."""
+    """Create ROOT, its private state folder and the device's signing key; write config.yaml
+    unless one is there."""
     root = root.expanduser().resolve()
     if root.exists() and not root.is_dir():
         raise BadInput(f"{root} exists and is not a folder; choose another ROOT")
     (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
+    # The device's evidence signing key: private, never mirrored (see evidence/ledger.py).
+    ensure_key(root / STATE_DIR / KEY_FILE)
     config_path = config_path or root / CONFIG_NAME
     if config_text is not None and not config_path.exists():
         config_path.parent.mkdir(parents=True, exist_ok=True)

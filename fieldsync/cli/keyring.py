@@ -1,0 +1,94 @@
+"""`fieldsync keyring`: the tablet shows its signing key; the back office registers and revokes keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from fieldsync.base import signing
+from fieldsync.cli.base import AppContext, echo, pass_app
+from fieldsync.evidence import keys, ledger
+
+keyring_option = click.option(
+    "--keyring", "keyring_path", required=True, metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The keyring file (JSON), kept by the back office off the share.")
+
+
+@click.group("keyring")
+def keyring_group() -> None:
+    """密钥 Tablet signing keys: show this tablet's key; register, revoke and list keys.
+
+    \b
+    Every ledger record a tablet writes is signed with its own key (made at 'init', kept in
+    ROOT/.fieldsync/, never pushed). The back office registers each tablet's public key in a
+    keyring; 'fieldsync verify --keyring FILE' then proves which tablet signed what.
+    A lost or replaced tablet: 'keyring revoke' its key, 'keyring add' the new tablet's key
+    (its own device name); records signed before the revocation still verify.
+    """
+
+
+@keyring_group.command("device-key")
+@pass_app
+def device_key_command(app: AppContext) -> None:
+    """本机密钥 This tablet's public signing key and its fingerprint (made if missing).
+
+    Give both to the back office; they check the fingerprint on the tablet's screen before
+    registering the key.
+    """
+    cfg = app.config
+    key = signing.load_key(signing.ensure_key(ledger.key_path(cfg)))
+    public = signing.public_b64(key)
+    click.echo(f"device:      {cfg.device}")
+    click.echo(f"inspector:   {cfg.inspector}")
+    click.echo(f"key:         {public}")
+    click.echo(f"fingerprint: {signing.fingerprint(public)}")
+
+
+@keyring_group.command("add")
+@keyring_option
+@click.option("--device", required=True, help="The tablet's device name (config.yaml 'device').")
+@click.option("--inspector", required=True, help="The inspector who carries it.")
+@click.option("--key", "public", required=True, help="The public key 'keyring device-key' printed on the tablet.")
+@click.option("--from", "valid_from", metavar="DATE", help="Valid from (default: today).")
+@click.option("--to", "valid_to", metavar="DATE", help="Valid until (default: open-ended).")
+@pass_app
+def add_command(app: AppContext, keyring_path: Path, device: str, inspector: str, public: str,
+                valid_from: str | None, valid_to: str | None) -> None:
+    """登记 Register a tablet's public key (the file is made if missing)."""
+    entry = keys.add_key(keyring_path, device, inspector, public, valid_from=valid_from, valid_to=valid_to)
+    echo(app, f"registered {entry['fingerprint']}: device {device}, inspector {inspector}, "
+              f"valid from {entry['valid_from']} to {entry['valid_to'] or '(open)'}")
+
+
+@keyring_group.command("revoke")
+@keyring_option
+@click.argument("which", metavar="FINGERPRINT|DEVICE")
+@click.option("--at", metavar="TIME", help="Revoked from (default: now); records signed before still verify.")
+@click.option("--reason", default="", help="e.g. lost, stolen, replaced.")
+@pass_app
+def revoke_command(app: AppContext, keyring_path: Path, which: str, at: str | None, reason: str) -> None:
+    """吊销 Revoke a key (by fingerprint) or every key of a device (lost, stolen, replaced)."""
+    for entry in keys.revoke_key(keyring_path, which, at=at, reason=reason):
+        echo(app, f"revoked {entry['fingerprint']} (device {entry['device']}) from {entry['revoked']['at']}")
+
+
+@keyring_group.command("list")
+@keyring_option
+@click.option("--json", "as_json", is_flag=True, help="Print the keyring's entries as JSON.")
+def list_command(keyring_path: Path, as_json: bool) -> None:
+    """列出 Every registered key: fingerprint, device, inspector, validity, revocation."""
+    keyring = keys.load_keyring(keyring_path)
+    if as_json:
+        click.echo(json.dumps(keyring.keys, ensure_ascii=False, indent=1))
+        return
+    for entry in keyring.keys:
+        revoked = entry.get("revoked")
+        state = f"revoked {revoked['at']} {revoked.get('reason') or ''}".rstrip() if revoked else "valid"
+        click.echo(f"{entry['fingerprint']}  {entry['device']}  {entry.get('inspector') or '?'}  "
+                   f"{entry.get('valid_from') or '…'} to {entry.get('valid_to') or '…'}  {state}")
+
+
+COMMANDS = [keyring_group]
