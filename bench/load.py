@@ -92,12 +92,13 @@ def make_tablet(index: int, work: Path, url: str, key_file: Path, known_hosts: P
 def tablet_process(index, work, url, key_file, known_hosts, photos, csv_path, barrier, results) -> None:
     """One tablet: build its tree, wait for the others, push once, report timings."""
     from fieldsync.sync import engine
+    from fieldsync.sync.result import Progress
 
     try:
         cfg = make_tablet(index, Path(work), url, Path(key_file), Path(known_hosts), photos, Path(csv_path))
         time.sleep(max(0.0, cfg.sync.settle_seconds))  # files older than the settle time are ready
 
-        class Timing(engine.Progress):
+        class Timing(Progress):
             def __init__(self):
                 self.done: list[tuple[str, float, str]] = []
 

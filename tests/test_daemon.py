@@ -194,7 +194,7 @@ def test_visit_renamed_while_the_daemon_runs_is_renamed_on_the_server(running):
 
 
 def test_own_writes_skip_the_settle_wait_only_while_unchanged(sync_visit):
-    from fieldsync.sync.engine import SyncResult
+    from fieldsync.sync.result import SyncResult
     from fieldsync.sync.watcher import Batch
 
     cfg, visit = sync_visit

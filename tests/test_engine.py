@@ -252,8 +252,9 @@ KILLER = """
 import os, signal, sys
 from fieldsync import config
 from fieldsync.sync import engine
+from fieldsync.sync.result import Progress
 
-class KillMidway(engine.Progress):
+class KillMidway(Progress):
     def advanced(self, rel, done, total):
         if rel.endswith("big.bin") and 0 < done < total:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -286,6 +287,7 @@ SEAL_KILLER = """
 import os, signal, sys
 from fieldsync import config
 from fieldsync.sync import engine
+from fieldsync.sync.result import Progress
 from fieldsync.evidence import ledger
 
 def killed(*args, **kwargs):  # the manifest is saved, its ledger record not yet written

@@ -19,11 +19,12 @@ from fieldsync.errors import KeyRefused, TransportError
 from fieldsync.sync import daemon as daemon_mod
 from fieldsync.sync import engine
 from fieldsync.sync import status as status_mod
+from fieldsync.sync.result import Progress
 
 LOST_SHOWN = 20  # files the server had lost named one by one; the rest counted
 
 
-class _Bar(engine.Progress):
+class _Bar(Progress):
     """A click progress bar over the bytes of one pass (only on a terminal)."""
 
     def __init__(self) -> None:

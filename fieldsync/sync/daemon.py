@@ -23,7 +23,8 @@ from fieldsync.config import Config
 from fieldsync.errors import FieldsyncError
 from fieldsync.masterdata import publish as masterdata
 from fieldsync.sync.derive import derive
-from fieldsync.sync.engine import Engine, Progress, SyncResult
+from fieldsync.sync.engine import Engine
+from fieldsync.sync.result import Progress, SyncResult
 from fieldsync.sync.state import SyncState, backoff_delay
 from fieldsync.sync.watcher import Watcher
 from fieldsync.tree.inbox import InboxFiler

@@ -31,10 +31,8 @@ import logging
 import os
 import threading
 import time
-import unicodedata
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
@@ -56,11 +54,14 @@ from fieldsync.errors import (
 from fieldsync.evidence import ledger, manifest
 from fieldsync.media.shrink import is_complete
 from fieldsync.sync.derive import derive
+from fieldsync.sync.listings import FolderListings
 from fieldsync.sync.pipeline import PhotoPipeline
+from fieldsync.sync.plan import CaseClashes, Plan, reconcile, written_after
+from fieldsync.sync.result import Progress, SyncResult
 from fieldsync.sync.scan import Entry, held_for_writing, scan
 from fieldsync.sync.state import FileState, SyncState, backoff_delay
 from fieldsync.transport import open_transport
-from fieldsync.tree.layout import MANIFEST_FILE, classify, is_private, relative
+from fieldsync.tree.layout import MANIFEST_FILE, is_private, relative
 from fieldsync.tree.visits import read_visit
 
 log = logging.getLogger(__name__)
@@ -75,269 +76,6 @@ MAX_WINDOW_SECONDS = 8.0
 YOUNG_SECONDS = 120.0
 STILL_WRITTEN = "still being written"
 LOST = "lost on the server: pushed again"
-
-
-# --------------------------------------------------------------------------- results
-
-@dataclass
-class SyncResult:
-    """What one pass did. exit_code follows spec.md: 0 all on the server, 1 warnings, 2 error."""
-
-    uploaded: int = 0
-    unchanged: int = 0
-    folders: int = 0
-    bytes: int = 0
-    quarantined: list[tuple[str, str]] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    waiting: list[str] = field(default_factory=list)  # still being written
-    refused: list[tuple[str, str]] = field(default_factory=list)  # names the engine does not take: advice
-    next_look: float | None = None  # when a waiting photo in backoff is due again (epoch seconds)
-    conflicts: list[tuple[str, str]] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)  # done, but the server had lost them: pushed again
-    rechecked: bool = False  # this pass compared the server's listing with the done records
-    error: str | None = None  # why the pass stopped early (server unreachable, ...)
-    refused_key: bool = False  # the error is the server refusing this tablet's key (revoked?)
-    # Files this pass rewrote in the tree (shrunk photos, manifests): rel -> (size, mtime_ns)
-    # as written, so the daemon can tell the watcher's echo of its own writes from new work.
-    wrote: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    def look_at(self, when: float) -> None:
-        self.next_look = when if self.next_look is None else min(self.next_look, when)
-
-    @property
-    def complete(self) -> bool:
-        return not (self.failed or self.waiting or self.error)
-
-    @property
-    def exit_code(self) -> int:
-        if self.error or self.failed:
-            return 2
-        return 1 if (self.quarantined or self.waiting or self.conflicts or self.refused) else 0
-
-    def __str__(self) -> str:
-        parts = [f"{self.uploaded} uploaded", f"{self.unchanged} unchanged"]
-        if self.rechecked:
-            parts.append(f"server rechecked: {len(self.lost)} lost" if self.lost else "server rechecked")
-        if self.folders:
-            parts.append(f"{self.folders} folders made")
-        for label, items in (("quarantined", self.quarantined), ("failed", self.failed),
-                             ("still being written", self.waiting), ("conflicts kept", self.conflicts),
-                             ("refused (rename them)", self.refused)):
-            if items:
-                parts.append(f"{len(items)} {label}")
-        text = ", ".join(parts)
-        return f"{text}; stopped: {self.error}" if self.error else text
-
-
-class Progress:
-    """Callbacks a driver overrides to show a pass (CLI progress bar, daemon status.json).
-    Called from worker threads."""
-
-    def planned(self, files: int, total_bytes: int) -> None: ...
-
-    def started(self, rel: str, size: int) -> None: ...
-
-    def advanced(self, rel: str, done: int, total: int) -> None: ...
-
-    def finished(self, rel: str, outcome: str, reason: str = "") -> None: ...
-
-
-# --------------------------------------------------------------------------- plan
-
-@dataclass
-class Plan:
-    folders: list[Entry] = field(default_factory=list)
-    files: list[Entry] = field(default_factory=list)  # photos and other files, manifests last
-    unchanged: int = 0
-    gone: list[str] = field(default_factory=list)  # in the state, no longer in the tree
-
-    @property
-    def bytes(self) -> int:
-        return sum(entry.size for entry in self.files)
-
-
-def reconcile(entries: dict[str, Entry], state: SyncState, remote: dict[str, tuple[int, float]] | None,
-              full: bool) -> Plan:
-    """Split the scan into folders to make, files to push and files already on the server.
-
-    `remote` (rel -> (size, mtime)) is a listing of the server, given when the state is new or
-    lost: a file the server already holds with the same size, written after the local file's
-    mtime, is recorded as done instead of pushed again.
-    """
-    plan = Plan()
-    adopted = []
-    for key, entry in entries.items():  # no sorted copy of a 100,000-entry scan: folders sorted below
-        record = state.peek(key)
-        if entry.is_dir:
-            if record is not None and record.status == "done":
-                continue
-            if remote is not None and key in remote:
-                adopted.append(FileState(key, is_dir=True, status="done"))
-                continue
-            plan.folders.append(entry)
-            continue
-        if record is not None and record.status == "done" and record.matches(entry.size, entry.mtime_ns):
-            plan.unchanged += 1
-            continue
-        there = remote.get(key) if remote is not None else None
-        if record is None and there is not None and there[0] == entry.size \
-                and _written_after(there[1], entry.mtime_ns) and _settled_photo(entry):
-            adopted.append(FileState(key, entry.size, entry.mtime_ns, remote_size=there[0],
-                                     status="done", pushed_at=there[1]))
-            plan.unchanged += 1
-            continue
-        plan.files.append(entry)
-    plan.folders.sort(key=lambda e: (e.key.count("/"), e.key))  # parents first
-    plan.files.sort(key=lambda e: e.key)
-    if adopted:
-        state.put_many(adopted)
-    if full:
-        plan.gone = [r.rel for r in state.all() if r.rel not in entries and r.status != "quarantined"
-                     and not r.rel.startswith(".")]
-    # Manifests last: shrinking the photos before them changes them.
-    plan.files.sort(key=lambda e: e.rel.name == MANIFEST_FILE)
-    return plan
-
-
-def outstanding(cfg: Config, state: SyncState | None) -> list[str]:
-    """Files in the tree the server does not hold yet as they are now (new, changed, failed),
-    quarantined ones excepted; read from the tree and the state alone, so `status` can tell
-    what is waiting even while the server is unreachable. state None: the state describes
-    another server, so every file waits."""
-    waiting = []
-    for key, entry in scan(cfg).items():
-        if entry.is_dir:
-            continue
-        record = state.peek(key) if state is not None else None
-        # A quarantined file is out of the tree; one at its path now is new (or restored).
-        if record is None or record.status != "done" or not record.matches(entry.size, entry.mtime_ns):
-            waiting.append(key)
-    return sorted(waiting)
-
-
-def case_key(name: str) -> str:
-    """What a case-insensitive filesystem (NTFS, APFS, SMB shares) compares: NFC, casefolded."""
-    return unicodedata.normalize("NFC", name).casefold()
-
-
-class CaseClashes:
-    """Names in one tablet folder that differ only by case (`IMG_1.jpg`, `img_1.jpg`).
-
-    A case-insensitive server keeps one file under both names, so pushing both would put one
-    photo's bytes under the other's name. One of them goes to the server, the others stay in
-    the tablet folder, unpushed, reported for renaming. The one that goes is the one already
-    pushed (the server holds it: keeping it avoids replacing evidence); when neither was, the
-    older one (mtime), then the first by name, so the choice holds from one pass to the next.
-    Folders clash the same way (`计量装置` and a hand-made copy differing by case): everything
-    under the one left out waits with it. Each tablet folder is listed once per pass.
-    """
-
-    def __init__(self, root: Path, state: SyncState):
-        self.root = root
-        self.state = state
-        self._winners: dict[str, dict[str, str]] = {}  # folder key -> case key -> winning name
-
-    def problem(self, rel: PurePosixPath) -> str | None:
-        """Why `rel` (or a folder on its way) is kept apart; None when its name is free."""
-        folder = ""
-        for name in rel.parts:
-            winner = self._folder(folder).get(case_key(name), name)
-            if winner != name:
-                where = f"{folder}/" if folder else ""
-                return (f"{where}{name} differs only by case from {winner} in the same folder: a "
-                        f"case-insensitive server (Windows, macOS, SMB shares) keeps one for both; "
-                        f"{winner} goes to the server, rename this one")
-            folder = f"{folder}/{name}" if folder else name
-        return None
-
-    def _folder(self, key: str) -> dict[str, str]:
-        winners = self._winners.get(key)
-        if winners is not None:
-            return winners
-        groups: dict[str, list[tuple[bool, int, str]]] = {}
-        try:
-            with os.scandir(self.root / key if key else self.root) as listing:
-                for item in listing:
-                    if item.name.startswith("."):
-                        continue  # private or hidden: never mirrored
-                    pushed = self._pushed(f"{key}/{item.name}" if key else item.name)
-                    mtime_ns = item.stat(follow_symlinks=False).st_mtime_ns
-                    groups.setdefault(case_key(item.name), []).append((not pushed, mtime_ns, item.name))
-        except OSError:
-            groups = {}  # gone or unreadable: the push says which
-        winners = {folded: min(names)[2] for folded, names in groups.items() if len(names) > 1}
-        self._winners[key] = winners
-        return winners
-
-    def _pushed(self, key: str) -> bool:
-        record = self.state.peek(key)
-        return record is not None and record.status == "done"
-
-
-class _FolderListings:
-    """Remote entries of leaf folders (photo folders, documents), listed once per pass.
-
-    A file fieldsync never pushed must be looked up on the server before it is written (to
-    keep other content as a conflict); one listing per folder costs one round trip where a
-    stat per file costs one each. Folders made in this pass are known to be empty.
-    """
-
-    LISTED_ROLES = ("photo-folder", "documents")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._folders: dict[str, dict[str, object] | None] = {}
-        self._folder_locks: dict[str, threading.Lock] = {}
-
-    def made(self, rel: PurePosixPath) -> None:
-        with self._lock:
-            self._folders[rel.as_posix()] = {}
-
-    def entry(self, transport, rel: PurePosixPath, layout):
-        parent = rel.parent
-        key = parent.as_posix()
-        if classify(parent, layout, True).role not in self.LISTED_ROLES:
-            with self._lock:
-                if self._folders.get(key) == {}:
-                    return None
-            return transport.stat(rel)
-        with self._lock:
-            folder_lock = self._folder_locks.setdefault(key, threading.Lock())
-        with folder_lock:
-            with self._lock:
-                listing = self._folders.get(key)
-            if listing is None:
-                try:
-                    # By case_key: on a case-insensitive server `img_1.jpg` there is IMG_1.jpg.
-                    listing = {case_key(e.rel.name): e for e in transport.walk(parent) if e.rel.parent == parent}
-                except TransportError:
-                    return transport.stat(rel)  # not listable (gone?): ask for the one file
-                with self._lock:
-                    self._folders[key] = listing
-        return listing.get(case_key(rel.name))
-
-
-def _written_after(remote_mtime: float, local_mtime_ns: int) -> bool:
-    # SFTP gives whole seconds: an upload in the same second as the local write counts.
-    return int(remote_mtime) >= local_mtime_ns // 1_000_000_000
-
-
-def _settled_photo(entry: Entry) -> bool:
-    """A photo found on the server with no state record is only adopted when its manifest
-    entry is sealed with the local file's size: an unshrunk original of the same size as an
-    older server copy must still go through shrink and evidence."""
-    if entry.info.role != "photo":
-        return True
-    visit_dir = entry.path.parent.parent
-    try:
-        data = manifest.load(visit_dir)
-    except TreeError:
-        return False
-    if not data:
-        return False
-    rel = PurePosixPath(entry.rel.parts[-2], entry.rel.parts[-1]).as_posix()
-    last = manifest.current_entries(data).get(rel)
-    return bool(last and last.get("bytes") == entry.size)
 
 
 # --------------------------------------------------------------------------- engine
@@ -362,7 +100,7 @@ class Engine:
         # Visits renamed on the server this pass: their files are known under the new name, so
         # the plan does not name them, yet their visit.yaml and pages must follow the rename.
         self._renamed: list[PurePosixPath] = []
-        self._listings = _FolderListings()
+        self._listings = FolderListings()
         self._window = cfg.sync.settle_seconds  # widened by writers that fooled it
         # Server folders found blocked this pass (a file or symlink where a folder must be):
         # what is below them fails with the reason, everything else goes on.
@@ -418,7 +156,7 @@ class Engine:
         progress = progress or Progress()
         result = SyncResult()
         self._stop.clear()
-        self._listings = _FolderListings()  # a listing is only trusted within one pass
+        self._listings = FolderListings()  # a listing is only trusted within one pass
         self._conflicts = {}
         full = scope is None
         scope = None if full else list(scope)
@@ -996,7 +734,7 @@ class Engine:
         there = self._listings.entry(self.transport, entry.rel, self.cfg.layout)
         if there is None or there.is_dir:
             return entry.rel
-        if there.size == size and _written_after(there.mtime, entry.mtime_ns):
+        if there.size == size and written_after(there.mtime, entry.mtime_ns):
             return None
         if entry.info.role in ("visit-file", "customer-file", "root-file", "assets"):
             # fieldsync's own yaml/json/html and the pages' generated assets (_assets, _query):

@@ -3,7 +3,7 @@
 One record per tree path: local size/mtime (and sha for photos), what the server got, and a
 status (pending | uploading | done | failed | quarantined) with reason, attempts and the
 earliest next try. Losing this file costs a re-listing of the server, never a photo: the
-engine rebuilds it from the tree, the manifests and the server (engine.reconcile).
+engine rebuilds it from the tree, the manifests and the server (sync.plan.reconcile).
 
 The cache describes one server: its identity (URL, SFTP host key fingerprint, the random id in
 the server's .fieldsync/server-id; transport.base.Transport.identity) is kept in the meta table.

@@ -17,7 +17,7 @@ from fieldsync.base.platform import pid_alive
 from fieldsync.config import Config
 from fieldsync.location import locate
 from fieldsync.masterdata.store import CustomerStore
-from fieldsync.sync import daemon, engine, quarantine
+from fieldsync.sync import daemon, plan, quarantine
 from fieldsync.sync.state import SyncState
 from fieldsync.transport import server_url
 from fieldsync.tree import inbox
@@ -38,7 +38,7 @@ def collect(cfg: Config) -> dict[str, Any]:
         # server yet, so an offline tablet still says how much is waiting. A state about
         # another server knows nothing about this one: everything waits.
         other_server = described is None or described.get("url") != configured
-        waiting = engine.outstanding(cfg, None if other_server else state)
+        waiting = plan.outstanding(cfg, None if other_server else state)
         # Why each waits, when a pass said so (a refused name: what to rename it for).
         reasons = {} if other_server else {rel: record.reason for rel in waiting[:daemon.MAX_LISTED]
                                            if (record := state.peek(rel)) is not None and record.reason}
