@@ -47,12 +47,16 @@ def server_group() -> None:
 @click.option("--deep", is_flag=True,
               help="Also check every photo folder, for photos put on the server without fieldsync "
                    "(done by itself once an hour, and by --watch at start and each rescan).")
+@click.option("--tablets", is_flag=True,
+              help="PATH is a share of chrooted tablet accounts (docs/deployment.md): index every "
+                   "PATH/tablets/ACCOUNT/fieldsync into one site, the same customer folder from "
+                   "several tablets on one customer page.")
 @click.option("--quiet-seconds", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
               help="With --watch: rebuild once the tree has been quiet this long.")
 @click.option("--rescan-minutes", type=click.FloatRange(0.1, 1440), default=10.0, show_default=True,
               help="With --watch: also scan the whole tree this often (events can be lost).")
 @pass_app
-def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bool,
+def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bool, tablets: bool,
                   quiet_seconds: float, rescan_minutes: float) -> None:
     """Write the browsable pages for the server tree at PATH.
 
@@ -64,8 +68,12 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
     PATH are theirs: they are never written here.
     """
     layout, maps = _layout_and_maps(app)
+    if watch and tablets:
+        # The watcher maps an event to a customer of one tree; a share of tablets is run by a timer.
+        raise click.UsageError("--watch does not take --tablets yet; run 'server index --tablets' "
+                               "from a timer (docs/deployment.md)")
     if not watch:
-        result = build(path, layout, full=full, maps=maps, deep=True if deep else None)
+        result = build(path, layout, full=full, maps=maps, deep=True if deep else None, tablets=tablets)
         _report_build(app, result)
         _show_problems(result.problems)
         if result.problems or result.thumbs_failed:
