@@ -172,6 +172,8 @@ def customer_stamp(customer_path: str, layout: Layout, cutoff: int | None = None
 
 def customer_name(customer_path: Path) -> str:
     """The name in a customer's customer.yaml, or "" when it has none (yet) or is unreadable."""
+    if (Path(customer_path) / CUSTOMER_FILE).is_symlink():
+        return ""
     try:
         data = read_yaml(Path(customer_path) / CUSTOMER_FILE)
     except (FieldsyncError, OSError):
@@ -296,6 +298,8 @@ def as_text(value) -> str:
 def read_visit_file(visit_path: Path) -> tuple[dict, str | None]:
     """visit.yaml as a mapping ({} when absent, e.g. still uploading) and a problem, if any."""
     file = Path(visit_path) / VISIT_FILE
+    if file.is_symlink():  # visit.yaml -> /etc/shadow: never read through a planted link
+        return {}, f"{file} is a symbolic link fieldsync did not make; it was not read"
     if not file.exists():
         return {}, None
     try:

@@ -10,6 +10,8 @@ With `tablets=True` the root is a share of chrooted tablet accounts (docs/deploy
 pages go to SHARE/.fieldsync/site and SHARE/fieldsync.html, out of every tablet's reach, and index
 every SHARE/tablets/ACCOUNT/fieldsync as one site: a customer folder found in several tablets'
 trees is one customer page listing all their visits, each linking into its own tablet's tree.
+The share's root belongs to root there (sshd's chroot rule), so no entry page is written at the
+root: the site's own index.html is the entry (nginx redirects / to it).
 
 Tablets can write into the server tree (their ledgers live under SERVER/.fieldsync/), so every
 page written or removed is first checked to be reached through no symbolic link: a planted
@@ -85,10 +87,7 @@ class BuildResult:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     full: bool = False
-
-    @property
-    def entry(self) -> str:
-        return ENTRY_PAGE
+    entry: str = ENTRY_PAGE  # the page to open, from ROOT
 
 
 def build(root: Path, layout: Layout | None = None, *, full: bool = False,
@@ -182,7 +181,7 @@ class _Builder:
         self.layout = layout
         self.maps = maps
         self.thumbs = ThumbnailCache(root, root / THUMBS)
-        self.result = BuildResult()
+        self.result = BuildResult(entry=ENTRY_PAGE if sources == scan.SINGLE else f"{SITE}/index.html")
         self._links: set[str] = set()  # planted links already reported
 
     # ------------------------------------------------------------------ orchestration
@@ -242,7 +241,7 @@ class _Builder:
                 state.put_customer(folder, found.stamp, self._read_customer(folder))
         for folder in sorted(dirty_customers):
             self._render_customer(state, folder)
-        entry_missing = not (self.root / ENTRY_PAGE).exists()
+        entry_missing = not (self.root / result.entry).exists()
         if dirty_customers or customer_data_changed or full or entry_missing:
             self._render_root(state, write_customers=customer_data_changed or full)
         self._remember_folders(state, scanned, only, root_rows, incremental, cutoff)
@@ -507,5 +506,7 @@ class _Builder:
             inspectors=state.inspector_activity(), labels=FIELD_LABELS, fields=list(FIELDS),
             customers_script=CUSTOMERS_SCRIPT, search_script=SEARCH_SCRIPT, home="index.html")
         self._write(page, text)
+        if self.result.entry != ENTRY_PAGE:
+            return
         target = url(ENTRY_PAGE, page)
         self._write(ENTRY_PAGE, render_page("server_entry.html.j2", target=target))
