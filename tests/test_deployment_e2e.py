@@ -36,10 +36,12 @@ import pytest
 from fieldsync import config as config_mod
 from fieldsync.evidence import manifest
 from fieldsync.masterdata import importer
+from fieldsync.masterdata import publish as masterdata
 from fieldsync.masterdata.catalog import IndexedStore
 from fieldsync.server import build
 from fieldsync.server.site import SITE, THUMBS
 from fieldsync.sync import engine
+from fieldsync.transport import open_transport
 from fieldsync.tree.folders import init_root
 from tests.conftest import SAMPLE_CSV, require_real_part
 from tests.fixtures.evidence import empty_visit, file_photos, make_jpeg
@@ -278,6 +280,27 @@ def tablet(d: Deployment, account: str, inspector: str, visits: list[tuple[str, 
     return cfg
 
 
+def publish_master(d: Deployment, invoke) -> bytes:
+    """The guide's section 5: the back office publishes into SHARE/master, root installs it in
+    every tablet's tree. Returns the published customers file."""
+    office = d.work / "office"
+    url = (d.share / masterdata.SHARE_MASTER).as_uri()
+    (d.share / masterdata.SHARE_MASTER).mkdir(exist_ok=True)
+    cfg = config_mod.load(init_root(office, config_mod.render_default(office, "office", "office", url)))
+    csv_path = d.work / "customers.csv"
+    csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
+    IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
+    transport = open_transport(cfg)
+    try:
+        masterdata.publish(cfg.state_dir, transport)
+    finally:
+        transport.close()
+    result = invoke("server", "publish-master", d.share)
+    assert result.exit_code == 0, result.output
+    assert f"installed in {len(d.accounts)} tablet trees" in result.output
+    return (d.share / masterdata.SHARE_MASTER / masterdata.REMOTE_DATA).read_bytes()
+
+
 def refused(action) -> bool:
     try:
         action()
@@ -286,11 +309,17 @@ def refused(action) -> bool:
     return False
 
 
-def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment):
+def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     d = deployment
     a, b = d.accounts
-    tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")])
-    tablet(d, b, "wang.wu", [("3300001234", "2026-11-25_1000"), ("3300005678", "2026-11-25_1100")])
+    cfg_a = tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")])
+    cfg_b = tablet(d, b, "wang.wu", [("3300001234", "2026-11-25_1000"), ("3300005678", "2026-11-25_1100")])
+    genuine = publish_master(d, invoke)
+    master_a = d.tree(a) / masterdata.REMOTE_DIR
+    assert master_a.stat().st_uid == 0 and master_a.stat().st_mode & 0o777 == 0o755
+    assert (master_a / masterdata.REMOTE_DATA.name).read_bytes() == genuine
+    assert (master_a / masterdata.REMOTE_DATA.name).stat().st_mode & 0o777 == 0o644
+    assert engine.sync_once(cfg_a).exit_code == 0  # a root-owned folder in its tree does not upset it
 
     # Each tree is a literal mirror, owned by its own account.
     b_photos = sorted(p for p in d.tree(b).rglob("*.jpg") if ".fieldsync" not in p.parts)
@@ -324,6 +353,24 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment):
         assert refused(lambda: sftp.open("/fieldsync.html", "w").write(b"x"))
         assert refused(lambda: sftp.rename("/fieldsync", "/gone"))
 
+        # The published master data: A cannot change its read-only copy, nor reach the source.
+        master = f"/fieldsync/{masterdata.REMOTE_DIR}"
+        for name in (masterdata.REMOTE_DATA.name, masterdata.REMOTE_VERSION.name):
+            assert refused(lambda n=name: sftp.open(f"{master}/{n}", "w").write(b"{}"))
+            assert refused(lambda n=name: sftp.open(f"{master}/{n}", "a").write(b"{}"))
+            assert refused(lambda n=name: sftp.remove(f"{master}/{n}"))
+            assert refused(lambda n=name: sftp.posix_rename(f"/fieldsync/{own}", f"{master}/{n}"))
+            source = f"{masterdata.SHARE_MASTER}/{masterdata.REMOTE_DIR}/{name}"
+            for path in (f"/{source}", f"{d.share}/{source}", f"/../../{source}",
+                         f"/../{b}/fieldsync/{masterdata.REMOTE_DIR}/{name}"):
+                assert refused(lambda p=path: sftp.open(p, "w").write(b"{}")), f"forge {path}"
+        assert refused(lambda: sftp.open(f"{master}/extra.json", "w").write(b"{}"))
+        # A owns its .fieldsync, so it can swap its own copy for a forgery: that fools only A,
+        # and the next publish-master puts the genuine one back.
+        sftp.rename(master, f"{master}-mine")
+        sftp.mkdir(master)
+        sftp.putfo(io.BytesIO(b'{"FORGED": "by tablet A"}'), f"{master}/{masterdata.REMOTE_DATA.name}")
+
         # What a tablet can plant in its own tree, and must not be followed by the index or nginx.
         sftp.symlink("/etc/passwd", "/fieldsync/passwd.txt")
         sftp.symlink("/", "/fieldsync/rootfs")
@@ -339,6 +386,13 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment):
     finally:
         client.close()
     assert {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()} == before
+    assert (d.share / masterdata.SHARE_MASTER / masterdata.REMOTE_DATA).read_bytes() == genuine
+    assert (d.tree(b) / masterdata.REMOTE_DATA).read_bytes() == genuine
+    assert masterdata.pull_if_changed(cfg_b)  # B pulls the genuine data, whatever A did
+    assert (cfg_b.state_dir / "customers.json").read_bytes() == genuine
+    publish_master(d, invoke)
+    assert (d.tree(a) / masterdata.REMOTE_DATA).read_bytes() == genuine
+    assert (d.tree(a) / masterdata.REMOTE_DIR).stat().st_uid == 0
 
     # The index stays inside the share and does not read through A's planted links.
     outside_before = sorted(os.listdir(d.share))

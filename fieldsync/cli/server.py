@@ -14,7 +14,8 @@ import click
 
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout, Maps
-from fieldsync.server import build, report
+from fieldsync.masterdata.publish import SHARE_MASTER, install_in_tablets
+from fieldsync.server import build, report, scan
 from fieldsync.server.watch import IndexWatcher
 
 TREE = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -149,6 +150,24 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
     _show_problems(data.problems)
     if data.problems:
         finish_with_warnings()
+
+
+@server_group.command("publish-master")
+@click.argument("share", type=TREE)
+@pass_app
+def publish_master_command(app: AppContext, share: Path) -> None:
+    """Copy the master data published in SHARE/master into every tablet's tree (run as root).
+
+    
+    On a share of chrooted tablets (docs/deployment.md) the back office runs 'fieldsync customers
+    publish' into SHARE/master; this puts a read-only copy, owned by root, into each
+    SHARE/tablets/ACCOUNT/fieldsync/.fieldsync/master, where that tablet pulls it from and no
+    tablet can change it.
+    """
+    trees = scan.tablet_sources(share)
+    published = install_in_tablets(share, list(trees))
+    echo(app, f"master data ({published.count} customers, sha256 {published.sha256[:12]}) from "
+              f"{share / SHARE_MASTER} installed in {len(trees)} tablet trees")
 
 
 COMMANDS = [server_group]
