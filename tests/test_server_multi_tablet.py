@@ -109,3 +109,16 @@ def test_a_linked_tablet_tree_or_customer_folder_is_not_followed(tmp_path):
     assert result.customers == 1
     assert not (share / customer_page(customer_folder(*C2))).exists()
     assert not list((share / SITE / "tablets").glob("tablet-x*"))
+
+
+def test_report_covers_every_tablet(tmp_path, invoke):
+    share = tmp_path / "share"
+    visit_at(tablet_tree(share, "tablet-a"), C1, 9, inspector="li.si")
+    visit_at(tablet_tree(share, "tablet-b"), C1, 10, inspector="wang.wu")
+    out = tmp_path / "report.csv"
+    result = invoke("server", "report", "--tablets", "--from", "2026-03-01", "--to", "2026-03-31",
+                    "--out", out, share)
+    assert result.exit_code == 0, result.output
+    assert "2 visits" in result.output
+    text = out.read_text("utf-8-sig")
+    assert "li.si" in text and "wang.wu" in text

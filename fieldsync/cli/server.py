@@ -125,9 +125,11 @@ def _report_build(app: AppContext, result) -> None:
               help="Default: from --out's suffix, else csv.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (default: fieldsync-report-FROM-TO.csv|xlsx here).")
+@click.option("--tablets", is_flag=True,
+              help="PATH is a share of chrooted tablet accounts: report every PATH/tablets/ACCOUNT/fieldsync.")
 @pass_app
 def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.datetime, fmt: str | None,
-                   out: Path | None) -> None:
+                   out: Path | None, tablets: bool) -> None:
     """Report the visits of the days FROM..TO in the server tree at PATH (CSV or XLSX).
 
     
@@ -140,7 +142,10 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
         fmt = "xlsx" if out is not None and out.suffix.lower() == ".xlsx" else "csv"
     if out is None:
         out = Path(f"fieldsync-report-{start:%Y%m%d}-{end:%Y%m%d}.{fmt}")
-    data = report.collect(path, start.date(), end.date(), layout)
+    trees = [path / tree for tree in scan.tablet_sources(path)] if tablets else [path]
+    parts = [report.collect(tree, start.date(), end.date(), layout) for tree in trees]
+    visits = sorted((v for part in parts for v in part.visits), key=lambda v: (v.created_at, v.path))
+    data = report.Report(start.date(), end.date(), visits, [p for part in parts for p in part.problems])
     (report.write_xlsx if fmt == "xlsx" else report.write_csv)(data, out)
     no_photos = sum(1 for v in data.visits if v.photos == 0)
     no_remarks = sum(1 for v in data.visits if v.without_remarks)
