@@ -328,6 +328,9 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     before = {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()}
     assert any(".fieldsync" in p.parts and "ledgers" in p.parts for p in before)  # B's ledger
 
+    for account in d.accounts:  # each tablet's tree holds its own ledger: verified on its own
+        result = invoke("verify", "--server", d.tree(account), "--ignore-warnings", "--no-gps-warning")
+        assert result.exit_code == 0, result.output
     first = build(d.share, tablets=True)
     assert first.customers == 2 and first.visits_scanned == 3, first.problems
 
