@@ -14,7 +14,8 @@ import click
 
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout, Maps
-from fieldsync.server import build, report
+from fieldsync.masterdata.publish import SHARE_MASTER, install_in_tablets
+from fieldsync.server import build, report, scan
 from fieldsync.server.watch import IndexWatcher
 
 TREE = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -47,12 +48,16 @@ def server_group() -> None:
 @click.option("--deep", is_flag=True,
               help="Also check every photo folder, for photos put on the server without fieldsync "
                    "(done by itself once an hour, and by --watch at start and each rescan).")
+@click.option("--tablets", is_flag=True,
+              help="PATH is a share of chrooted tablet accounts (docs/deployment.md): index every "
+                   "PATH/tablets/ACCOUNT/fieldsync into one site, the same customer folder from "
+                   "several tablets on one customer page.")
 @click.option("--quiet-seconds", type=click.FloatRange(0.05, 600), default=2.0, show_default=True,
               help="With --watch: rebuild once the tree has been quiet this long.")
 @click.option("--rescan-minutes", type=click.FloatRange(0.1, 1440), default=10.0, show_default=True,
               help="With --watch: also scan the whole tree this often (events can be lost).")
 @pass_app
-def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bool,
+def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bool, tablets: bool,
                   quiet_seconds: float, rescan_minutes: float) -> None:
     """Write the browsable pages for the server tree at PATH.
 
@@ -64,8 +69,12 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
     PATH are theirs: they are never written here.
     """
     layout, maps = _layout_and_maps(app)
+    if watch and tablets:
+        # The watcher maps an event to a customer of one tree; a share of tablets is run by a timer.
+        raise click.UsageError("--watch does not take --tablets yet; run 'server index --tablets' "
+                               "from a timer (docs/deployment.md)")
     if not watch:
-        result = build(path, layout, full=full, maps=maps, deep=True if deep else None)
+        result = build(path, layout, full=full, maps=maps, deep=True if deep else None, tablets=tablets)
         _report_build(app, result)
         _show_problems(result.problems)
         if result.problems or result.thumbs_failed:
@@ -116,9 +125,11 @@ def _report_build(app: AppContext, result) -> None:
               help="Default: from --out's suffix, else csv.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (default: fieldsync-report-FROM-TO.csv|xlsx here).")
+@click.option("--tablets", is_flag=True,
+              help="PATH is a share of chrooted tablet accounts: report every PATH/tablets/ACCOUNT/fieldsync.")
 @pass_app
 def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.datetime, fmt: str | None,
-                   out: Path | None) -> None:
+                   out: Path | None, tablets: bool) -> None:
     """Report the visits of the days FROM..TO in the server tree at PATH (CSV or XLSX).
 
     
@@ -131,7 +142,10 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
         fmt = "xlsx" if out is not None and out.suffix.lower() == ".xlsx" else "csv"
     if out is None:
         out = Path(f"fieldsync-report-{start:%Y%m%d}-{end:%Y%m%d}.{fmt}")
-    data = report.collect(path, start.date(), end.date(), layout)
+    trees = [path / tree for tree in scan.tablet_sources(path)] if tablets else [path]
+    parts = [report.collect(tree, start.date(), end.date(), layout) for tree in trees]
+    visits = sorted((v for part in parts for v in part.visits), key=lambda v: (v.created_at, v.path))
+    data = report.Report(start.date(), end.date(), visits, [p for part in parts for p in part.problems])
     (report.write_xlsx if fmt == "xlsx" else report.write_csv)(data, out)
     no_photos = sum(1 for v in data.visits if v.photos == 0)
     no_remarks = sum(1 for v in data.visits if v.without_remarks)
@@ -141,6 +155,24 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
     _show_problems(data.problems)
     if data.problems:
         finish_with_warnings()
+
+
+@server_group.command("publish-master")
+@click.argument("share", type=TREE)
+@pass_app
+def publish_master_command(app: AppContext, share: Path) -> None:
+    """Copy the master data published in SHARE/master into every tablet's tree (run as root).
+
+    
+    On a share of chrooted tablets (docs/deployment.md) the back office runs 'fieldsync customers
+    publish' into SHARE/master; this puts a read-only copy, owned by root, into each
+    SHARE/tablets/ACCOUNT/fieldsync/.fieldsync/master, where that tablet pulls it from and no
+    tablet can change it.
+    """
+    trees = scan.tablet_sources(share)
+    published = install_in_tablets(share, list(trees))
+    echo(app, f"master data ({published.count} customers, sha256 {published.sha256[:12]}) from "
+              f"{share / SHARE_MASTER} installed in {len(trees)} tablet trees")
 
 
 COMMANDS = [server_group]

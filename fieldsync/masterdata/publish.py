@@ -5,18 +5,27 @@ Layout on the server (hidden, so never mirrored back by sync):
     REMOTE_ROOT/.fieldsync/master/version.json     {sha256, bytes, count, published_at, source}
 version.json is written last, so a tablet that sees a new version finds its data complete; the
 tablet checks the sha256 before it swaps its own copy in one step (os.replace).
+
+On a share of chrooted tablets (docs/deployment.md) no tablet can reach another's remote root, so
+the back office publishes into its own remote root, SHARE/master, and root copies that into every
+tablet's tree with `install_in_tablets` (`fieldsync server publish-master`): a root-owned, read-only
+.fieldsync/master folder there, which the tablet reads and can neither write nor forge for others.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import file_sha256
+from fieldsync.config import STATE_DIR
 from fieldsync.errors import BadInput, TransportError, UnknownCustomer
 from fieldsync.masterdata import index_file
 from fieldsync.masterdata.store import CUSTOMERS_TABLE, STORE_NAME, CustomerStore
@@ -26,6 +35,9 @@ REMOTE_DIR = PurePosixPath(".fieldsync/master")
 REMOTE_DATA = REMOTE_DIR / STORE_NAME
 REMOTE_VERSION = REMOTE_DIR / "version.json"
 PULLED_FILE = "master-pulled.json"  # in the tablet's .fieldsync/: the version it holds
+SHARE_MASTER = "master"  # on a share of chrooted tablets: the back office's remote root
+# Opening a folder a tablet could have replaced: never through a link, only a real folder.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
 @dataclass(frozen=True)
@@ -117,3 +129,63 @@ def _customer_rows(path: Path) -> list[dict]:
     if not all(isinstance(r, dict) and r.get("account_no") for r in rows):
         raise BadInput("the published master data has rows without an account no.; publish it again")
     return rows
+
+
+def install_in_tablets(share: Path, trees: list[str]) -> Published:
+    """Copy the master data published into SHARE/master to each tablet tree (paths from SHARE).
+
+    Run as root: each tree's .fieldsync/master becomes a folder of ours, mode 0755, holding files
+    0644, so the tablet reads it and cannot change it. Everything inside a tablet's tree is opened
+    by folder handle, never through a link, since the tablet owns the folders on the way.
+    """
+    source = Path(share) / SHARE_MASTER / REMOTE_DIR
+    try:
+        files = {name: (source / name).read_bytes() for name in (REMOTE_DATA.name, REMOTE_VERSION.name)}
+        version = json.loads(files[REMOTE_VERSION.name])
+    except (OSError, ValueError):
+        raise UnknownCustomer(f"no master data published in {source}; run 'fieldsync customers "
+                              "publish' as the back-office account first (docs/deployment.md)") from None
+    for tree in trees:
+        _install(Path(share) / tree, files)
+    return Published(version.get("sha256", ""), version.get("bytes") or 0, version.get("count") or 0)
+
+
+def _install(tree: Path, files: dict[str, bytes]) -> None:
+    tree_fd = os.open(tree, _DIR_FLAGS)
+    try:
+        owner = os.fstat(tree_fd)
+        try:  # the tablet's state folder, made as the tablet would make it: its own
+            os.mkdir(STATE_DIR, 0o755, dir_fd=tree_fd)
+            os.chown(STATE_DIR, owner.st_uid, owner.st_gid, dir_fd=tree_fd, follow_symlinks=False)
+        except FileExistsError:
+            pass
+        state_fd = os.open(STATE_DIR, _DIR_FLAGS, dir_fd=tree_fd)
+    finally:
+        os.close(tree_fd)
+    try:
+        fresh, old = f".master-{secrets.token_hex(4)}", f".master-old-{secrets.token_hex(4)}"
+        os.mkdir(fresh, 0o700, dir_fd=state_fd)
+        fresh_fd = os.open(fresh, _DIR_FLAGS, dir_fd=state_fd)
+        try:
+            for name, data in files.items():  # version.json last, as the tablet expects
+                fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=fresh_fd)
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+            os.fchmod(fresh_fd, 0o755)
+        finally:
+            os.close(fresh_fd)
+        try:
+            os.rename(REMOTE_DIR.name, old, src_dir_fd=state_fd, dst_dir_fd=state_fd)
+        except FileNotFoundError:
+            old = None
+        os.rename(fresh, REMOTE_DIR.name, src_dir_fd=state_fd, dst_dir_fd=state_fd)
+        if old is None:
+            pass
+        elif stat.S_ISLNK(os.lstat(old, dir_fd=state_fd).st_mode):  # a tablet put a link there
+            os.unlink(old, dir_fd=state_fd)
+        else:  # rmtree by folder handle does not follow links planted inside
+            shutil.rmtree(old, dir_fd=state_fd)
+    finally:
+        os.close(state_fd)

@@ -16,6 +16,12 @@ folder), so the visit folder's mtime moves too and the visit is rescanned with i
 Only a photo put on the server by other means (copied by hand) moves a photo folder alone; the
 "deep" check, which stats the photo folders as well, finds those (see site.DEEP_CHECK_SECONDS).
 
+A share of chrooted tablets (docs/deployment.md) holds one tree per tablet account,
+SHARE/tablets/ACCOUNT/fieldsync; `tablet_sources` lists them and every function here takes the
+trees to read as `sources`: paths from the root the pages are built in ("" is the root itself).
+A customer is its folder name: the same folder in several tablets' trees is one customer, its
+visits keyed by their path from that root (so they stay apart and link into their own tree).
+
 "Racy" stamps (as git calls them): a file system stores mtimes at a coarse tick, so a change in
 the same tick as our stat would leave the mtime unchanged. Anything whose mtime is within
 RACY_NS of the run's start is therefore not trusted: a folder is stored with mtime -1 (checked
@@ -42,6 +48,33 @@ from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, VISIT_FILE
 RACY_NS = 3_000_000_000
 RACY = -1  # the mtime stored for a folder changed too recently to trust
 DirRow = tuple[str, int, int]  # (path relative to ROOT, "/"-separated; mtime_ns or RACY; inode)
+SINGLE = ("",)  # the sources of a plain server tree: the root itself
+TABLETS_DIR = "tablets"  # SHARE/tablets/ACCOUNT is the chroot of ACCOUNT
+TABLET_TREE = "fieldsync"  # ... and SHARE/tablets/ACCOUNT/fieldsync the tree it writes
+
+
+def tablet_sources(share: Path) -> tuple[str, ...]:
+    """The tablet trees of a share, as paths from SHARE: tablets/ACCOUNT/fieldsync for every
+    account whose chroot and tree are real folders (a link there is not followed)."""
+    found = []
+    for account in visible_dirs(os.path.join(str(share), TABLETS_DIR)):
+        rel = f"{TABLETS_DIR}/{account}/{TABLET_TREE}"
+        try:
+            if os.path.isdir(os.path.join(str(share), rel)) and not os.path.islink(os.path.join(str(share), rel)):
+                found.append(rel)
+        except OSError:
+            continue
+    return tuple(found)
+
+
+def joined(prefix: str, rel: str) -> str:
+    """`rel` inside the source at `prefix`, as a path from the root ("" joins to nothing)."""
+    return f"{prefix}/{rel}" if prefix and rel else prefix or rel
+
+
+def customer_of(rel: str) -> str:
+    """The customer folder of a visit's path from the root (its fourth part from the end)."""
+    return rel.split("/")[-4]
 
 
 def visible_dirs(path: str) -> list[str]:
@@ -139,6 +172,8 @@ def customer_stamp(customer_path: str, layout: Layout, cutoff: int | None = None
 
 def customer_name(customer_path: Path) -> str:
     """The name in a customer's customer.yaml, or "" when it has none (yet) or is unreadable."""
+    if (Path(customer_path) / CUSTOMER_FILE).is_symlink():
+        return ""
     try:
         data = read_yaml(Path(customer_path) / CUSTOMER_FILE)
     except (FieldsyncError, OSError):
@@ -153,61 +188,82 @@ def is_customer_folder(path: str, layout: Layout) -> bool:
     return any(os.path.isdir(os.path.join(path, b)) for b in layout.businesses)
 
 
+def _split_stamp(composite: str | None) -> dict[str, str]:
+    """A customer's stamp over several sources is "prefix=stamp" lines; one source's is plain."""
+    if composite is None:
+        return {}
+    if "\n" not in composite and "=" not in composite.split("|", 1)[0]:
+        return {"": composite}
+    return dict(line.split("=", 1) for line in composite.split("\n") if "=" in line)
+
+
 def scan_customer(root: Path, folder: str, layout: Layout, *, cutoff: int | None = None,
-                  known: dict[str, str] | None = None) -> CustomerScan | None:
-    """Stamps of one customer, of each of its visits and of its folders; None when it is not
-    a customer folder. `cutoff` (ns) marks racy stamps; `known` are the stamps stored last time."""
+                  known: dict[str, str] | None = None, sources: tuple[str, ...] = SINGLE) -> CustomerScan | None:
+    """Stamps of one customer, of each of its visits and of its folders in every source; None
+    when it is a customer folder in none. `cutoff` (ns) marks racy stamps; `known` are the
+    stamps stored last time."""
     root_s = str(root)
-    base = os.path.join(root_s, folder)
-    if not os.path.isdir(base) or not is_customer_folder(base, layout):
-        return None
     known = known or {}
-    result = CustomerScan(folder, customer_stamp(base, layout, cutoff, known.get(folder)))
+    known_customer = _split_stamp(known.get(folder))
+    stamps = {}
+    result = CustomerScan(folder, "")
 
     def remember(rel: str, rows: list[DirRow] = result.dirs) -> None:
         row = dir_row(root_s, rel, cutoff)
         if row is not None:
             rows.append(row)
 
-    remember(folder)
-    remember(f"{folder}/{layout.documents_folder}")  # its files are listed on the customer page
-    for business in layout.businesses:
-        business_path = os.path.join(base, business)
-        remember(f"{folder}/{business}")
-        for category in visible_dirs(business_path):
-            category_path = os.path.join(business_path, category)
-            remember(f"{folder}/{business}/{category}")
-            for visit in visible_dirs(category_path):
-                rel = f"{folder}/{business}/{category}/{visit}"
-                remember(rel)
-                for kind_folder in layout.kind_folders.values():
-                    remember(f"{rel}/{kind_folder}", result.photo_dirs)
-                result.visits[rel] = visit_stamp(os.path.join(category_path, visit), layout,
-                                                 cutoff, known.get(rel))
+    for prefix in sources:
+        base = os.path.join(root_s, prefix, folder)
+        if os.path.islink(base) or not os.path.isdir(base) or not is_customer_folder(base, layout):
+            continue
+        stamps[prefix] = customer_stamp(base, layout, cutoff, known_customer.get(prefix))
+        top = joined(prefix, folder)
+        remember(top)
+        remember(f"{top}/{layout.documents_folder}")  # its files are listed on the customer page
+        for business in layout.businesses:
+            business_path = os.path.join(base, business)
+            remember(f"{top}/{business}")
+            for category in visible_dirs(business_path):
+                category_path = os.path.join(business_path, category)
+                remember(f"{top}/{business}/{category}")
+                for visit in visible_dirs(category_path):
+                    rel = f"{top}/{business}/{category}/{visit}"
+                    remember(rel)
+                    for kind_folder in layout.kind_folders.values():
+                        remember(f"{rel}/{kind_folder}", result.photo_dirs)
+                    result.visits[rel] = visit_stamp(os.path.join(category_path, visit), layout,
+                                                     cutoff, known.get(rel))
+    if not stamps:
+        return None
+    result.stamp = stamps[""] if sources == SINGLE else "\n".join(f"{p}={v}" for p, v in stamps.items())
     return result
 
 
-def customer_folders(root: Path) -> list[str]:
-    return visible_dirs(str(root))
+def customer_folders(root: Path, sources: tuple[str, ...] = SINGLE) -> list[str]:
+    """The top-level folders of every source, each name once."""
+    return sorted({name for prefix in sources for name in visible_dirs(os.path.join(str(root), prefix))})
 
 
 def scan_tree(root: Path, layout: Layout, only: set[str] | None = None, *,
-              cutoff: int | None = None, known: dict[str, str] | None = None) -> dict[str, CustomerScan]:
+              cutoff: int | None = None, known: dict[str, str] | None = None,
+              sources: tuple[str, ...] = SINGLE) -> dict[str, CustomerScan]:
     """Every customer (or just those named in `only`) with its visit stamps."""
-    names = sorted(only) if only is not None else customer_folders(root)
+    names = sorted(only) if only is not None else customer_folders(root, sources)
     found = {}
     for folder in names:
-        scanned = scan_customer(root, folder, layout, cutoff=cutoff, known=known)
+        scanned = scan_customer(root, folder, layout, cutoff=cutoff, known=known, sources=sources)
         if scanned is not None:
             found[folder] = scanned
     return found
 
 
-def changed_customers(root: Path, groups, stored_root: DirRow | None, root_now: DirRow | None) -> set[str]:
+def changed_customers(root: Path, groups, stored_roots: list[DirRow] | None, roots_now: list[DirRow | None],
+                      sources: tuple[str, ...] = SINGLE) -> set[str]:
     """Top-level folders (customers) with a folder whose stamp moved since `groups` were stored.
 
     `groups` are (top-level folder, paths from ROOT, mtimes, inodes) as state.folder_groups
-    returns them; `stored_root` / `root_now` are the root's row then and now. One stat per
+    returns them; `stored_roots` / `roots_now` are the sources' root rows then and now. One stat per
     folder and nothing else: at a million photos, 150,000 stats (240,000 with photo folders).
     """
     base = str(root) + os.sep
@@ -223,9 +279,10 @@ def changed_customers(root: Path, groups, stored_root: DirRow | None, root_now: 
             if mtime == RACY or st.st_mtime_ns != mtime or st.st_ino != ino:
                 touched.add(top)
                 break
-    if stored_root is None or root_now is None or stored_root[1] == RACY or root_now[1:] != stored_root[1:]:
-        # A customer folder came or went (or was renamed): the root's listing tells which.
-        touched |= set(customer_folders(root)) ^ {group[0] for group in groups}
+    if stored_roots is None or None in roots_now or any(row[1] == RACY for row in stored_roots) \
+            or [row[1:] for row in roots_now] != [row[1:] for row in stored_roots]:
+        # A customer folder came or went (or was renamed): the roots' listings tell which.
+        touched |= set(customer_folders(root, sources)) ^ {group[0] for group in groups}
     return touched
 
 
@@ -241,6 +298,8 @@ def as_text(value) -> str:
 def read_visit_file(visit_path: Path) -> tuple[dict, str | None]:
     """visit.yaml as a mapping ({} when absent, e.g. still uploading) and a problem, if any."""
     file = Path(visit_path) / VISIT_FILE
+    if file.is_symlink():  # visit.yaml -> /etc/shadow: never read through a planted link
+        return {}, f"{file} is a symbolic link fieldsync did not make; it was not read"
     if not file.exists():
         return {}, None
     try:

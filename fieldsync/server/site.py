@@ -6,6 +6,13 @@ as file:// and from any static web server. Which pages are affected comes from c
 `scan` stamps with the `state` cache: one new visit rewrites its own page, its customer's page
 and the root page, and nothing else.
 
+With `tablets=True` the root is a share of chrooted tablet accounts (docs/deployment.md): the
+pages go to SHARE/.fieldsync/site and SHARE/fieldsync.html, out of every tablet's reach, and index
+every SHARE/tablets/ACCOUNT/fieldsync as one site: a customer folder found in several tablets'
+trees is one customer page listing all their visits, each linking into its own tablet's tree.
+The share's root belongs to root there (sshd's chroot rule), so no entry page is written at the
+root: the site's own index.html is the entry (nginx redirects / to it).
+
 Tablets can write into the server tree (their ledgers live under SERVER/.fieldsync/), so every
 page written or removed is first checked to be reached through no symbolic link: a planted
 link (.fieldsync, .fieldsync/site, .fieldsync/thumbs, a customer's page folder...) is reported
@@ -80,15 +87,14 @@ class BuildResult:
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
     full: bool = False
-
-    @property
-    def entry(self) -> str:
-        return ENTRY_PAGE
+    entry: str = ENTRY_PAGE  # the page to open, from ROOT
 
 
 def build(root: Path, layout: Layout | None = None, *, full: bool = False,
-          only: set[str] | None = None, maps: dict | None = None, deep: bool | None = None) -> BuildResult:
-    """(Re)build the pages of the server tree at `root`.
+          only: set[str] | None = None, maps: dict | None = None, deep: bool | None = None,
+          tablets: bool = False) -> BuildResult:
+    """(Re)build the pages of the server tree at `root` (of every tablet tree in the share at
+    `root` with `tablets`).
 
     `full` ignores the cache and rewrites every page (thumbnails stay if fresh). `only` limits
     the scan to those customer folders (the watcher knows which ones an upload touched).
@@ -108,7 +114,8 @@ def build(root: Path, layout: Layout | None = None, *, full: bool = False,
                         "its state there, so nothing was built. Remove it (someone with write "
                         "access to the share planted it) and run 'fieldsync server index' again")
     layout = layout or Layout()
-    builder = _Builder(root, layout, maps or {})
+    sources = scan.tablet_sources(root) if tablets else scan.SINGLE
+    builder = _Builder(root, layout, maps or {}, sources)
     with IndexState(root / STATE_FILE) as state:
         result = builder.run(state, full=full, only=only, deep=deep)
     result.seconds = time.perf_counter() - started
@@ -146,6 +153,12 @@ def visit_page(rel: str) -> str:
     return f"{SITE}/{rel}.html"
 
 
+def _same_sources(stored: str | None, sources: tuple[str, ...]) -> bool:
+    """Whether the folder stamps were stored over these sources; a tablet added or removed changes
+    what every customer holds, so all are scanned once. (Caches from before sources: one tree.)"""
+    return stored == json.dumps(sources) or (stored is None and sources == scan.SINGLE)
+
+
 def _static_text(name: str) -> str:
     """A file shipped beside the templates (a script the pages load)."""
     env = environment()
@@ -162,12 +175,13 @@ def _has_template(name: str) -> bool:
 
 
 class _Builder:
-    def __init__(self, root: Path, layout: Layout, maps: dict):
+    def __init__(self, root: Path, layout: Layout, maps: dict, sources: tuple[str, ...]):
         self.root = root
+        self.sources = sources
         self.layout = layout
         self.maps = maps
         self.thumbs = ThumbnailCache(root, root / THUMBS)
-        self.result = BuildResult()
+        self.result = BuildResult(entry=ENTRY_PAGE if sources == scan.SINGLE else f"{SITE}/index.html")
         self._links: set[str] = set()  # planted links already reported
 
     # ------------------------------------------------------------------ orchestration
@@ -182,33 +196,36 @@ class _Builder:
         # Stamps taken from now on that are newer than this may hide a change (see scan's "racy").
         started = time.time()
         cutoff = time.time_ns() - scan.RACY_NS
-        root_row = scan.dir_row(str(self.root), "", cutoff)  # before any listing of the root
-        incremental = only is None and not full and state.get_meta("dirs") == DIRS_FORMAT
+        # Before any listing of a source's root:
+        root_rows = [scan.dir_row(str(self.root), prefix, cutoff) for prefix in self.sources]
+        sources_key = json.dumps(self.sources)
+        incremental = (only is None and not full and state.get_meta("dirs") == DIRS_FORMAT
+                       and _same_sources(state.get_meta("sources"), self.sources))
         if incremental:
             if deep is None:
                 deep = started - float(state.get_meta("deep_checked_at") or 0) >= DEEP_CHECK_SECONDS
             groups = state.folder_groups(deep=deep)
             result.folders_checked = sum(len(group[1]) for group in groups) + 1
-            only = scan.changed_customers(self.root, groups, state.root_folder(), root_row)
+            only = scan.changed_customers(self.root, groups, state.root_folders(self.sources), root_rows,
+                                          self.sources)
         result.deep = only is None or bool(incremental and deep)
         if result.deep:
             state.set_meta("deep_checked_at", repr(started))
         known_customers = state.customer_stamps()
         known_visits = state.visit_stamps(None if only is None else sorted(only))
         scanned = scan.scan_tree(self.root, self.layout, only, cutoff=cutoff,
-                                 known={**known_visits, **known_customers})
+                                 known={**known_visits, **known_customers}, sources=self.sources)
         scope = set(known_customers) if only is None else set(only) & set(known_customers)
         result.customers = len(scanned)
         result.visits_scanned = sum(len(c.visits) for c in scanned.values())
 
         known_by_customer: dict[str, list[str]] = {}
         for rel in known_visits:
-            known_by_customer.setdefault(rel.split("/", 1)[0], []).append(rel)
+            known_by_customer.setdefault(scan.customer_of(rel), []).append(rel)
         dirty_customers: set[str] = set()
         customer_data_changed = False
         for folder in sorted(scope - set(scanned)):  # customer folders that are gone
-            state.drop_customer(folder)
-            self._remove(customer_page(folder), f"{THUMBS}/{folder}", tree=True)
+            self._drop_customer(state, folder)
             customer_data_changed = True
         for folder, found in scanned.items():
             for rel in sorted(r for r, stamp in found.visits.items() if full or known_visits.get(r) != stamp):
@@ -224,10 +241,11 @@ class _Builder:
                 state.put_customer(folder, found.stamp, self._read_customer(folder))
         for folder in sorted(dirty_customers):
             self._render_customer(state, folder)
-        entry_missing = not (self.root / ENTRY_PAGE).exists()
+        entry_missing = not (self.root / result.entry).exists()
         if dirty_customers or customer_data_changed or full or entry_missing:
             self._render_root(state, write_customers=customer_data_changed or full)
-        self._remember_folders(state, scanned, only, root_row, incremental, cutoff)
+        self._remember_folders(state, scanned, only, root_rows, incremental, cutoff)
+        state.set_meta("sources", sources_key)
         state.set_meta("fingerprint", fingerprint)
         state.commit()
         result.thumbs_made, result.thumbs_failed = self.thumbs.made, self.thumbs.failed
@@ -235,31 +253,33 @@ class _Builder:
             self._report_link(link)
         return result
 
+    def _drop_customer(self, state: IndexState, folder: str) -> None:
+        state.drop_customer(folder)
+        self._remove(customer_page(folder), f"{THUMBS}/{scan.joined(self.sources[0], folder)}", tree=True)
+        for prefix in self.sources[1:]:
+            self._remove_thumbs(f"{THUMBS}/{scan.joined(prefix, folder)}")
+
     def _remember_folders(self, state: IndexState, scanned: dict[str, scan.CustomerScan],
-                          only: set[str] | None, root_row, incremental: bool, cutoff: int) -> None:
+                          only: set[str] | None, root_rows, incremental: bool, cutoff: int) -> None:
         """Store the folder stamps of what was scanned, for the next run's changed_customers."""
         root = str(self.root)
-        tops = scan.customer_folders(self.root) if only is None else sorted(only)
-        rows_by_top, deep_by_top = {}, {}
+        tops = scan.customer_folders(self.root, self.sources) if only is None else sorted(only)
+        groups = {}
         for top in tops:
             if top in scanned:
                 # A racy photo folder is checked by every run until its stamp can be trusted:
                 # left to the deep check, a change in its last tick could wait an hour.
                 photo_dirs = scanned[top].photo_dirs
-                rows_by_top[top] = scanned[top].dirs + [r for r in photo_dirs if r[1] == scan.RACY]
-                deep_by_top[top] = [r for r in photo_dirs if r[1] != scan.RACY]
+                groups[top] = (scanned[top].dirs + [r for r in photo_dirs if r[1] == scan.RACY],
+                               [r for r in photo_dirs if r[1] != scan.RACY])
             else:  # not (yet) a customer folder: watch the folder itself, in case it becomes one
-                row = scan.dir_row(root, top, cutoff)
-                rows_by_top[top], deep_by_top[top] = [row] if row else [], []
+                rows = [scan.dir_row(root, scan.joined(prefix, top), cutoff) for prefix in self.sources]
+                groups[top] = ([row for row in rows if row is not None], [])
+        state.replace_folders(groups, everything=only is None)
         if only is None:
-            state.replace_folders(None, [row for rows in rows_by_top.values() for row in rows],
-                                  [row for rows in deep_by_top.values() for row in rows])
             state.set_meta("dirs", DIRS_FORMAT)
-        else:
-            for top, rows in rows_by_top.items():
-                state.replace_folders(top, rows, deep_by_top[top])
-        if (only is None or incremental) and root_row is not None:
-            state.set_root_folder(root_row)
+        if (only is None or incremental) and None not in root_rows:
+            state.set_root_folders(root_rows)
 
     def _report_link(self, link: str) -> None:
         if link not in self._links:
@@ -297,14 +317,25 @@ class _Builder:
             elif target.exists():
                 target.unlink()
             self.result.removed.append(page)
+        self._remove_thumbs(thumbs)
+
+    def _remove_thumbs(self, thumbs: str) -> None:
         if not self._linked(thumbs):
             shutil.rmtree(self.root / thumbs, ignore_errors=True)
 
     # ------------------------------------------------------------------ customers
+    def _customer_dirs(self, folder: str) -> list[str]:
+        """The customer's folder in each source that has it, as paths from ROOT."""
+        return [rel for rel in (scan.joined(prefix, folder) for prefix in self.sources)
+                if (self.root / rel).is_dir() and not (self.root / rel).is_symlink()]
+
     def _read_customer(self, folder: str) -> dict:
-        path = self.root / folder / CUSTOMER_FILE
+        # Several tablets may hold the customer's folder: the newest customer.yaml speaks for it.
+        files = [self.root / rel / CUSTOMER_FILE for rel in self._customer_dirs(folder)]
+        files = [f for f in files if f.is_file() and not f.is_symlink()]
+        path = max(files, key=lambda f: f.stat().st_mtime_ns) if files else None
         data: dict = {}
-        if path.exists():
+        if path is not None:
             try:
                 data = read_yaml(path)
             except FieldsyncError as exc:
@@ -332,18 +363,19 @@ class _Builder:
             businesses.append({"name": business,
                                "categories": [{"name": n, "visits": categories[n]} for n in sorted(categories)]})
         docs_folder = self.layout.documents_folder
-        documents = [{"name": name, "href": url(page, f"{folder}/{docs_folder}/{name}")}
-                     for name in self._documents(folder)]
+        dirs = self._customer_dirs(folder) or [scan.joined(self.sources[0], folder)]
+        documents = [{"name": name, "href": url(page, f"{rel}/{docs_folder}/{name}")}
+                     for rel in dirs for name in self._documents(rel)]
         text = render_page(
             "server_customer.html.j2", customer=data, labels=FIELD_LABELS, folder=folder,
             businesses=businesses, documents=documents, documents_folder=docs_folder,
             visit_count=len(visits), photo_count=sum(v["photo_count"] for v in visits),
             home=url(page, f"{SITE}/index.html"), map=self._map_values(data, page),
-            folder_href=url(page, f"{folder}/"), has_map=_has_template("_map.html.j2"))
+            folder_href=url(page, f"{dirs[0]}/"), has_map=_has_template("_map.html.j2"))
         self._write(page, text)
 
-    def _documents(self, folder: str) -> list[str]:
-        path = os.path.join(self.root, folder, self.layout.documents_folder)
+    def _documents(self, customer_dir: str) -> list[str]:
+        path = os.path.join(self.root, customer_dir, self.layout.documents_folder)
         try:
             with os.scandir(path) as entries:
                 return sorted(e.name for e in entries if e.is_file() and not e.name.startswith("."))
@@ -388,7 +420,7 @@ class _Builder:
     # ------------------------------------------------------------------ visits
     def _build_visit(self, state: IndexState, rel: str, stamp: str) -> None:
         self.result.visits_changed += 1
-        customer, business, category, name = rel.split("/")
+        customer, business, category, name = rel.split("/")[-4:]
         path = self.root / rel
         data, problem = scan.read_visit_file(path)
         if problem:
@@ -415,7 +447,7 @@ class _Builder:
             "name": name, "created_at": created_at, "day": created_at[:10],
             "inspector": inspector or "(未知)",
             "device": device,
-            "customer_name": as_text(data.get("customer_name")) or scan.customer_name(self.root / customer),
+            "customer_name": as_text(data.get("customer_name")) or scan.customer_name(path.parents[2]),
             "appearance_note": as_text(data.get("appearance_note")),
             "nameplate_note": as_text(data.get("nameplate_note")),
             "has_visit_file": bool(data),
@@ -474,5 +506,7 @@ class _Builder:
             inspectors=state.inspector_activity(), labels=FIELD_LABELS, fields=list(FIELDS),
             customers_script=CUSTOMERS_SCRIPT, search_script=SEARCH_SCRIPT, home="index.html")
         self._write(page, text)
+        if self.result.entry != ENTRY_PAGE:
+            return
         target = url(ENTRY_PAGE, page)
         self._write(ENTRY_PAGE, render_page("server_entry.html.j2", target=target))

@@ -138,33 +138,33 @@ class IndexState:
             groups.append((top, paths.split("\0"), m, i))
         return groups
 
-    def replace_folders(self, top: str | None, rows: list[tuple[str, int, int]],
-                        deep_rows: list[tuple[str, int, int]] = ()) -> None:
-        """Remember `rows` and `deep_rows` (path from ROOT, mtime_ns, inode) as the folders under
-        `top` that every run, resp. only a deep check, stats; top None replaces every group (rows
-        from a whole-tree scan, grouped by their first part)."""
-        if top is None:
+    def replace_folders(self, groups: dict[str, tuple[list, list]], everything: bool) -> None:
+        """Remember, per top-level (customer) folder, the folders (path from ROOT, mtime_ns, inode)
+        that every run, resp. only a deep check, stats; `everything` drops the groups not given
+        (they come from a whole-tree scan)."""
+        if everything:
             self.db.execute("DELETE FROM folder_stamps")
-        else:
-            self.db.execute("DELETE FROM folder_stamps WHERE top=?", (top,))
         packed = []
-        for level, level_rows in ((EVERY_RUN, rows), (DEEP_CHECK, deep_rows)):
-            grouped: dict[str, list] = {}
-            for row in level_rows:
-                grouped.setdefault(top if top is not None else row[0].split("/", 1)[0], []).append(row)
-            packed += [(group, level, "\0".join(r[0] for r in items), array("q", [r[1] for r in items]).tobytes(),
-                        array("Q", [r[2] for r in items]).tobytes()) for group, items in grouped.items()]
+        for top, (rows, deep_rows) in groups.items():
+            if not everything:
+                self.db.execute("DELETE FROM folder_stamps WHERE top=?", (top,))
+            for level, items in ((EVERY_RUN, rows), (DEEP_CHECK, deep_rows)):
+                if items:
+                    packed.append((top, level, "\0".join(r[0] for r in items),
+                                   array("q", [r[1] for r in items]).tobytes(),
+                                   array("Q", [r[2] for r in items]).tobytes()))
         self.db.executemany("INSERT INTO folder_stamps VALUES (?, ?, ?, ?, ?)", packed)
 
-    def root_folder(self) -> tuple[str, int, int] | None:
-        value = self.get_meta("root_folder")
+    def root_folders(self, sources: tuple[str, ...]) -> list[tuple[str, int, int]] | None:
+        """The sources' root rows stored by the last run, or None when they were other sources."""
+        value = self.get_meta("root_folders")
         if not value:
             return None
-        mtime, ino = value.split()
-        return ("", int(mtime), int(ino))
+        rows = [tuple(row) for row in json.loads(value)]
+        return rows if tuple(row[0] for row in rows) == tuple(sources) else None
 
-    def set_root_folder(self, row: tuple[str, int, int]) -> None:
-        self.set_meta("root_folder", f"{row[1]} {row[2]}")
+    def set_root_folders(self, rows: list[tuple[str, int, int]]) -> None:
+        self.set_meta("root_folders", json.dumps(rows))
 
     def commit(self) -> None:
         self.db.commit()

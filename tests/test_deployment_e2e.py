@@ -1,0 +1,446 @@
+"""End to end: the documented deployment on loopback, then tablet A attacks everything it should not reach.
+
+Provisions what docs/deployment.md describes, with the guide's own config text read from
+docs/deploy/ (only paths, the port and the group renamed): a share under /srv, two tablet accounts
+made with useradd, each chrooted by sshd's internal-sftp into SHARE/tablets/ACCOUNT, nginx with the
+guide's server block (TLS, basic auth, disable_symlinks, tablet files never served as HTML).
+Two real tablet trees sync with the real engine under their own accounts' keys; then, over SFTP
+as tablet A, every way at B's files, the admins' pages and the published master data must fail;
+`server index --tablets` must stay inside the share; nginx must serve every page and thumbnail,
+refuse planted links and hand planted HTML out as a download.
+
+Needs root (useradd, chroot), OpenSSH and nginx: skipped without them locally, failed under CI=true.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import io
+import os
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import paramiko
+import pytest
+
+from fieldsync import config as config_mod
+from fieldsync.evidence import manifest
+from fieldsync.masterdata import importer
+from fieldsync.masterdata import publish as masterdata
+from fieldsync.masterdata.catalog import IndexedStore
+from fieldsync.server import build
+from fieldsync.server.site import SITE, THUMBS
+from fieldsync.sync import engine
+from fieldsync.transport import open_transport
+from fieldsync.tree.folders import init_root
+from tests.conftest import SAMPLE_CSV, require_real_part
+from tests.fixtures.evidence import empty_visit, file_photos, make_jpeg
+from tests.fixtures.sshd import SSHD, free_port, keygen, sshd_available
+
+pytestmark = pytest.mark.slow
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
+ADMIN, ADMIN_PASSWORD = "admin", "e2e-" + secrets.token_hex(8)
+
+
+def guide_text(name: str, **renames: str) -> str:
+    """A config file of the guide, with the guide's paths renamed to this test's (in order)."""
+    text = (DEPLOY / name).read_text(encoding="utf-8")
+    for old, new in renames.items():
+        text = text.replace(old, new)
+    return text
+
+
+def run(*args) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, args))} exited with {done.returncode}: {done.stderr}")
+    return done
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log: Path, what: str) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}: "
+                               f"{log.read_text(errors='replace')[-2000:] if log.exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not answer on 127.0.0.1:{port}")
+
+
+def stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@dataclasses.dataclass
+class Deployment:
+    share: Path
+    work: Path
+    group: str
+    accounts: list[str]
+    ssh_port: int = 0
+    http_port: int = 0
+    host_pub: str = ""
+
+    def key(self, account: str) -> Path:
+        return self.work / "client-keys" / account
+
+    def known_hosts(self) -> Path:
+        path = self.work / "known_hosts"
+        kind, blob = self.host_pub.split()[:2]
+        path.write_text(f"[127.0.0.1]:{self.ssh_port} {kind} {blob}\n")
+        return path
+
+    def tree(self, account: str) -> Path:
+        return self.share / "tablets" / account / "fieldsync"
+
+    def sftp(self, account: str) -> tuple[paramiko.SSHClient, paramiko.SFTPClient]:
+        client = paramiko.SSHClient()
+        client.load_host_keys(str(self.known_hosts()))
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        client.connect("127.0.0.1", self.ssh_port, username=account, key_filename=str(self.key(account)),
+                       look_for_keys=False, allow_agent=False, timeout=10)
+        return client, client.open_sftp()
+
+    def get(self, path: str, auth: bool = True):
+        """(status, headers, body) of an HTTPS GET through nginx; redirects are not followed."""
+        request = urllib.request.Request(f"https://127.0.0.1:{self.http_port}{path}")
+        if auth:
+            token = base64.b64encode(f"{ADMIN}:{ADMIN_PASSWORD}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
+        context = ssl.create_default_context(cafile=str(self.work / "tls" / "fullchain.pem"))
+        context.check_hostname = False
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args, **kwargs):
+                return None
+
+        opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context), NoRedirect)
+        try:
+            with opener.open(request, timeout=10) as response:
+                return response.status, response.headers, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.headers, exc.read()
+
+
+def provision_accounts(d: Deployment) -> None:
+    """The guide's section 1 and 2: group, accounts, root-owned chroots, tablet-owned trees, keys."""
+    run("groupadd", d.group)
+    for account in d.accounts:
+        run("useradd", "--no-create-home", "--home-dir", "/", "--shell", "/usr/sbin/nologin",
+            "--gid", d.group, account)
+        # useradd leaves the password field "!" (locked), which sshd without PAM refuses outright.
+        run("usermod", "-p", "*", account)
+        chroot = d.share / "tablets" / account
+        chroot.mkdir(mode=0o755)
+        d.tree(account).mkdir(mode=0o755)
+        shutil.chown(d.tree(account), account, d.group)
+        pub = keygen(d.key(account))
+        (d.work / "keys" / account).write_text(pub + "\n")
+        (d.work / "keys" / account).chmod(0o644)
+
+
+def start_sshd(d: Deployment) -> subprocess.Popen:
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    d.ssh_port = free_port()
+    host_key = d.work / "ssh_host_ed25519_key"
+    d.host_pub = keygen(host_key)
+    config = d.work / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {d.ssh_port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
+        f"PidFile {d.work / 'sshd.pid'}", "UsePAM no", "PermitRootLogin no", "LogLevel VERBOSE", "",
+    ]) + guide_text("sshd_config-fieldsync.conf", **{
+        "/srv/fieldsync": str(d.share), "/etc/ssh/fieldsync-keys": str(d.work / "keys"),
+        "fieldsync-tablets": d.group}))
+    run(SSHD, "-t", "-f", config)  # the guide's block passes sshd's own check
+    log = d.work / "sshd.log"
+    process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config), "-E", str(log)],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(d.ssh_port, process, log, "sshd")
+    return process
+
+
+def start_nginx(d: Deployment) -> subprocess.Popen:
+    """The guide's section 4: a certificate, an htpasswd readable by nginx only, the server block."""
+    tls = d.work / "tls"
+    tls.mkdir()
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+        "-keyout", tls / "privkey.pem", "-out", tls / "fullchain.pem")
+    hashed = run("openssl", "passwd", "-apr1", ADMIN_PASSWORD).stdout.strip()
+    htpasswd = d.work / "fieldsync.htpasswd"
+    htpasswd.write_text(f"{ADMIN}:{hashed}\n")
+    shutil.chown(htpasswd, "root", "www-data")
+    htpasswd.chmod(0o640)
+    d.http_port = free_port()
+    server_block = guide_text("nginx-fieldsync.conf", **{
+        "/srv/fieldsync": str(d.share), "listen 443 ssl;": f"listen 127.0.0.1:{d.http_port} ssl;",
+        "/etc/ssl/fieldsync/fullchain.pem": str(tls / "fullchain.pem"),
+        "/etc/ssl/fieldsync/privkey.pem": str(tls / "privkey.pem"),
+        "/etc/nginx/fieldsync.htpasswd": str(htpasswd)})
+    temp = d.work / "nginx-temp"
+    temp.mkdir()
+    config = d.work / "nginx.conf"
+    config.write_text(f"""
+user www-data;
+worker_processes 1;
+pid {d.work / 'nginx.pid'};
+error_log {d.work / 'nginx-error.log'};
+events {{ worker_connections 64; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log {d.work / 'nginx-access.log'};
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+{server_block}
+}}
+""")
+    run(NGINX, "-t", "-e", d.work / "nginx-test.log", "-c", config)
+    log = d.work / "nginx-error.log"
+    process = subprocess.Popen([NGINX, "-e", str(log), "-c", str(config), "-g", "daemon off;"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(d.http_port, process, log, "nginx")
+    return process
+
+
+@pytest.fixture
+def deployment():
+    require_real_part(os.geteuid() == 0, "root (useradd, sshd's chroot)")
+    require_real_part(sshd_available(), "OpenSSH sshd (Debian openssh-server)")
+    require_real_part(Path(NGINX).is_file(), "nginx (Debian nginx)")
+    tag = secrets.token_hex(3)
+    # The share lives under /srv: sshd's ChrootDirectory wants every folder on the way root-owned
+    # and not writable by others, which /tmp (1777) is not.
+    share = Path(tempfile.mkdtemp(prefix="fieldsync-e2e-", dir="/srv"))
+    work = Path(f"{share}-etc")
+    d = Deployment(share, work, f"fst{tag}", [f"fsa{tag}", f"fsb{tag}"])
+    processes: list[subprocess.Popen] = []
+    try:
+        share.chmod(0o755)
+        (share / "tablets").mkdir(mode=0o755)
+        work.mkdir(mode=0o755)
+        for sub in ("keys", "client-keys"):
+            (work / sub).mkdir(mode=0o755)
+        provision_accounts(d)
+        processes.append(start_sshd(d))
+        processes.append(start_nginx(d))
+        yield d
+    finally:
+        for process in processes:
+            stop(process)
+        for account in d.accounts:
+            subprocess.run(["userdel", account], capture_output=True, check=False)
+        subprocess.run(["groupdel", d.group], capture_output=True, check=False)
+        shutil.rmtree(share, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def tablet(d: Deployment, account: str, inspector: str, visits: list[tuple[str, str]]) -> config_mod.Config:
+    """A real tablet tree whose server is its account's chroot, with real photos, synced."""
+    root = d.work / "tablets" / account
+    url = f"sftp://{account}@127.0.0.1:{d.ssh_port}/fieldsync"
+    cfg = config_mod.load(init_root(root, config_mod.render_default(root, inspector, account, url)))
+    cfg = dataclasses.replace(cfg, server=dataclasses.replace(
+        cfg.server, key_file=d.key(account), known_hosts=d.known_hosts()))
+    csv_path = d.work / "customers.csv"
+    csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
+    IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
+    for number, (customer, name) in enumerate(visits):
+        visit = empty_visit(cfg, customer, "周期检查", "计量装置", name)
+        manifest.record_remarks(cfg, visit)
+        camera = d.work / "camera" / account
+        shots = [make_jpeg(camera / f"IMG_{number}_{i}.jpg", seed=number * 10 + i) for i in range(2)]
+        file_photos(cfg, visit, "appearance", shots)
+    result = engine.sync_once(cfg)
+    assert result.exit_code == 0, result
+    return cfg
+
+
+def publish_master(d: Deployment, invoke) -> bytes:
+    """The guide's section 5: the back office publishes into SHARE/master, root installs it in
+    every tablet's tree. Returns the published customers file."""
+    office = d.work / "office"
+    url = (d.share / masterdata.SHARE_MASTER).as_uri()
+    (d.share / masterdata.SHARE_MASTER).mkdir(exist_ok=True)
+    cfg = config_mod.load(init_root(office, config_mod.render_default(office, "office", "office", url)))
+    csv_path = d.work / "customers.csv"
+    csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
+    IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
+    transport = open_transport(cfg)
+    try:
+        masterdata.publish(cfg.state_dir, transport)
+    finally:
+        transport.close()
+    result = invoke("server", "publish-master", d.share)
+    assert result.exit_code == 0, result.output
+    assert f"installed in {len(d.accounts)} tablet trees" in result.output
+    return (d.share / masterdata.SHARE_MASTER / masterdata.REMOTE_DATA).read_bytes()
+
+
+def refused(action) -> bool:
+    try:
+        action()
+    except OSError:
+        return True
+    return False
+
+
+def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
+    d = deployment
+    a, b = d.accounts
+    cfg_a = tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")])
+    cfg_b = tablet(d, b, "wang.wu", [("3300001234", "2026-11-25_1000"), ("3300005678", "2026-11-25_1100")])
+    genuine = publish_master(d, invoke)
+    master_a = d.tree(a) / masterdata.REMOTE_DIR
+    assert master_a.stat().st_uid == 0 and master_a.stat().st_mode & 0o777 == 0o755
+    assert (master_a / masterdata.REMOTE_DATA.name).read_bytes() == genuine
+    assert (master_a / masterdata.REMOTE_DATA.name).stat().st_mode & 0o777 == 0o644
+    assert engine.sync_once(cfg_a).exit_code == 0  # a root-owned folder in its tree does not upset it
+
+    # Each tree is a literal mirror, owned by its own account.
+    b_photos = sorted(p for p in d.tree(b).rglob("*.jpg") if ".fieldsync" not in p.parts)
+    assert len(b_photos) == 4 and all(p.stat().st_uid == b_photos[0].stat().st_uid for p in b_photos)
+    assert list(d.tree(a).rglob("*.jpg"))
+    before = {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()}
+    assert any(".fieldsync" in p.parts and "ledgers" in p.parts for p in before)  # B's ledger
+
+    for account in d.accounts:  # each tablet's tree holds its own ledger: verified on its own
+        result = invoke("verify", "--server", d.tree(account), "--ignore-warnings", "--no-gps-warning")
+        assert result.exit_code == 0, result.output
+    first = build(d.share, tablets=True)
+    assert first.customers == 2 and first.visits_scanned == 3, first.problems
+
+    client, sftp = d.sftp(a)
+    try:
+        assert sftp.listdir("/") == ["fieldsync"]  # the chroot: nothing of B, the pages or the share
+        own = next(p for p in d.tree(a).rglob("*.jpg")).relative_to(d.tree(a)).as_posix()
+        for target in before:
+            rel = target.relative_to(d.share).as_posix()  # tablets/B/fieldsync/...
+            inside = target.relative_to(d.tree(b)).as_posix()
+            for path in (f"/{rel}", f"/../../{rel}", f"/fieldsync/../../{b}/fieldsync/{inside}",
+                         f"{d.share}/{rel}", f"/../{b}/fieldsync/{inside}"):
+                assert refused(lambda p=path: sftp.open(p, "r").read()), f"read {path}"
+                assert refused(lambda p=path: sftp.open(p, "w").write(b"forged")), f"overwrite {path}"
+                assert refused(lambda p=path: sftp.remove(p)), f"delete {path}"
+                assert refused(lambda p=path: sftp.posix_rename(f"/fieldsync/{own}", p)), f"replace {path}"
+        for page in (*first.pages, "fieldsync.html", ".fieldsync/server-index/state.sqlite"):
+            for path in (f"/{page}", f"/../../{page}", f"{d.share}/{page}"):
+                assert refused(lambda p=path: sftp.open(p, "w").write(b"<script>")), f"write {path}"
+                assert refused(lambda p=path: sftp.remove(p)), f"delete {path}"
+        # The chroot itself is root's: nothing can be made beside "fieldsync", nor it replaced.
+        assert refused(lambda: sftp.mkdir("/.fieldsync"))
+        assert refused(lambda: sftp.open("/fieldsync.html", "w").write(b"x"))
+        assert refused(lambda: sftp.rename("/fieldsync", "/gone"))
+
+        # The published master data: A cannot change its read-only copy, nor reach the source.
+        master = f"/fieldsync/{masterdata.REMOTE_DIR}"
+        for name in (masterdata.REMOTE_DATA.name, masterdata.REMOTE_VERSION.name):
+            assert refused(lambda n=name: sftp.open(f"{master}/{n}", "w").write(b"{}"))
+            assert refused(lambda n=name: sftp.open(f"{master}/{n}", "a").write(b"{}"))
+            assert refused(lambda n=name: sftp.remove(f"{master}/{n}"))
+            assert refused(lambda n=name: sftp.posix_rename(f"/fieldsync/{own}", f"{master}/{n}"))
+            source = f"{masterdata.SHARE_MASTER}/{masterdata.REMOTE_DIR}/{name}"
+            for path in (f"/{source}", f"{d.share}/{source}", f"/../../{source}",
+                         f"/../{b}/fieldsync/{masterdata.REMOTE_DIR}/{name}"):
+                assert refused(lambda p=path: sftp.open(p, "w").write(b"{}")), f"forge {path}"
+        assert refused(lambda: sftp.open(f"{master}/extra.json", "w").write(b"{}"))
+        # A owns its .fieldsync, so it can swap its own copy for a forgery: that fools only A,
+        # and the next publish-master puts the genuine one back.
+        sftp.rename(master, f"{master}-mine")
+        sftp.mkdir(master)
+        sftp.putfo(io.BytesIO(b'{"FORGED": "by tablet A"}'), f"{master}/{masterdata.REMOTE_DATA.name}")
+
+        # What a tablet can plant in its own tree, and must not be followed by the index or nginx.
+        sftp.symlink("/etc/passwd", "/fieldsync/passwd.txt")
+        sftp.symlink("/", "/fieldsync/rootfs")
+        sftp.symlink(f"{d.share}/tablets/{b}/fieldsync", "/fieldsync/b-tree")
+        visit_yaml = next(p for p in d.tree(a).rglob("visit.yaml")).relative_to(d.tree(a)).as_posix()
+        sftp.remove(f"/fieldsync/{visit_yaml}")
+        sftp.symlink("/etc/shadow", f"/fieldsync/{visit_yaml}")
+        customer = visit_yaml.split("/")[0]
+        sftp.putfo(io.BytesIO(b"<html><script>alert(document.cookie)</script></html>"),
+                   f"/fieldsync/{customer}/evil.html")
+        sftp.putfo(io.BytesIO(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
+                   f"/fieldsync/{customer}/evil.svg")
+    finally:
+        client.close()
+    assert {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()} == before
+    assert (d.share / masterdata.SHARE_MASTER / masterdata.REMOTE_DATA).read_bytes() == genuine
+    assert (d.tree(b) / masterdata.REMOTE_DATA).read_bytes() == genuine
+    assert masterdata.pull_if_changed(cfg_b)  # B pulls the genuine data, whatever A did
+    assert (cfg_b.state_dir / "customers.json").read_bytes() == genuine
+    result = invoke("server", "publish-master", d.share)  # root puts A's genuine copy back
+    assert result.exit_code == 0, result.output
+    assert (d.tree(a) / masterdata.REMOTE_DATA).read_bytes() == genuine
+    assert (d.tree(a) / masterdata.REMOTE_DIR).stat().st_uid == 0
+
+    # The index stays inside the share and does not read through A's planted links.
+    outside_before = sorted(os.listdir(d.share))
+    result = build(d.share, tablets=True, full=True)
+    assert all(page.startswith(".fieldsync/") for page in result.pages)
+    assert sorted(os.listdir(d.share)) == outside_before
+    assert any("visit.yaml" in problem and "symbolic link" in problem for problem in result.problems)
+    shadow_root = Path("/etc/shadow").read_text().splitlines()[0]
+    for page in (d.share / SITE).rglob("*"):
+        if page.is_file():
+            assert shadow_root not in page.read_text("utf-8", errors="replace")
+    assert not list((d.share / SITE / "tablets" / a / "fieldsync").glob("b-tree*"))
+
+    # Every page and thumbnail is readable through nginx, and only with the admins' password.
+    assert d.get(f"/{SITE}/index.html", auth=False)[0] == 401
+    assert d.get("/" + quote(b_photos[0].relative_to(d.share).as_posix()), auth=False)[0] == 401
+    status, headers, _ = d.get("/")
+    assert status == 302 and headers["Location"].endswith("/.fieldsync/site/index.html")
+    served = 0
+    for path in sorted((d.share / ".fieldsync").rglob("*")):
+        rel = path.relative_to(d.share).as_posix()
+        if path.is_file() and (rel.startswith(SITE) or rel.startswith(THUMBS)):
+            status, headers, body = d.get("/" + quote(rel))
+            assert status == 200, (rel, status)
+            assert body == path.read_bytes()
+            if rel.endswith(".html"):
+                assert "script-src 'self'" in headers["Content-Security-Policy"]
+            served += 1
+    assert served > 10
+    assert d.get("/.fieldsync/server-index/state.sqlite")[0] == 403
+    photo = "/" + quote(b_photos[0].relative_to(d.share).as_posix())
+    status, headers, body = d.get(photo)
+    assert status == 200 and headers["Content-Type"] == "image/jpeg" and "Content-Disposition" not in headers
+    # Planted links are refused, planted HTML and SVG are downloads in a sandbox, never pages.
+    tree_a = f"/tablets/{a}/fieldsync"
+    for link in ("passwd.txt", "rootfs/etc/passwd", f"b-tree/{b_photos[0].relative_to(d.tree(b)).as_posix()}",
+                 quote(visit_yaml)):
+        status, _, body = d.get(f"{tree_a}/{quote(link, safe='/%')}")
+        assert status in (403, 404), (link, status)
+        assert b"root:" not in body
+    for name in ("evil.html", "evil.svg"):
+        status, headers, _ = d.get(f"{tree_a}/{quote(customer)}/{name}")
+        assert status == 200
+        assert headers["Content-Type"] == "application/octet-stream"
+        assert headers["Content-Disposition"] == "attachment"
+        assert "sandbox" in headers["Content-Security-Policy"]
+        assert headers["X-Content-Type-Options"] == "nosniff"
