@@ -37,7 +37,6 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
 
-from fieldsync.base.names import photo_name_problem
 from fieldsync.config import Config
 from fieldsync.errors import (
     BadInput,
@@ -52,13 +51,13 @@ from fieldsync.errors import (
     TreeError,
 )
 from fieldsync.evidence import ledger, manifest
-from fieldsync.media.shrink import is_complete
 from fieldsync.sync.derive import derive
 from fieldsync.sync.listings import FolderListings
 from fieldsync.sync.pipeline import PhotoPipeline
 from fieldsync.sync.plan import CaseClashes, Plan, reconcile, written_after
+from fieldsync.sync.readiness import STILL_WRITTEN, Readiness
 from fieldsync.sync.result import Progress, SyncResult
-from fieldsync.sync.scan import Entry, held_for_writing, scan
+from fieldsync.sync.scan import Entry, scan
 from fieldsync.sync.state import FileState, SyncState, backoff_delay
 from fieldsync.transport import open_transport
 from fieldsync.tree.layout import MANIFEST_FILE, is_private, relative
@@ -67,14 +66,6 @@ from fieldsync.tree.visits import read_visit
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "sync.lock"
-# How often a pass re-checks a young file before leaving it for the next pass.
-STABILITY_ROUNDS = 3
-# The stability window widens (doubles) each time a file grew after it had looked stable,
-# up to this; each pass that takes files without being fooled narrows it again by a tenth.
-MAX_WINDOW_SECONDS = 8.0
-# Photos younger than this are checked for a process holding them open for writing.
-YOUNG_SECONDS = 120.0
-STILL_WRITTEN = "still being written"
 LOST = "lost on the server: pushed again"
 
 
@@ -97,11 +88,11 @@ class Engine:
         self._own_transport = transport is None
         self.photos = PhotoPipeline(cfg, self.state)
         self._stop = threading.Event()
+        self.readiness = Readiness(cfg, self.state, self._stop)
         # Visits renamed on the server this pass: their files are known under the new name, so
         # the plan does not name them, yet their visit.yaml and pages must follow the rename.
         self._renamed: list[PurePosixPath] = []
         self._listings = FolderListings()
-        self._window = cfg.sync.settle_seconds  # widened by writers that fooled it
         # Server folders found blocked this pass (a file or symlink where a folder must be):
         # what is below them fails with the reason, everything else goes on.
         self._conflicts: dict[PurePosixPath, str] = {}
@@ -182,8 +173,8 @@ class Engine:
                 self.state.set_meta("server_listed", time.time())
                 self.state.set_meta("server_checked", time.time())
             if respect_backoff:
-                plan.files = self._due(plan.files, result)
-            plan.files = self._ready(plan.files, set(closed), result)
+                plan.files = self.readiness.due(plan.files, result)
+            plan.files = self.readiness.ready(plan.files, set(closed), result)
             progress.planned(len(plan.files), plan.bytes)
             self._make_folders(plan.folders, result)
             touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
@@ -367,127 +358,6 @@ class Engine:
         return {entry.rel.as_posix(): (entry.size, entry.mtime)
                 for entry in self.transport.walk() if not is_private(entry.rel)}
 
-    def _ready(self, files: list[Entry], closed: set[str], result: SyncResult) -> list[Entry]:
-        """The files to take now; the others are left in place for a later pass, reported.
-
-        Refused: a name base.names.photo_name_problem refuses (rename it). Waiting: a file
-        whose size and mtime did not hold still for the stability window (`closed`: the OS
-        said it was closed after writing, so no window), a photo some process still holds
-        open for writing, a photo that does not decode to the end (retried with backoff for
-        sync.incomplete_retry_seconds, then let through to be quarantined).
-        """
-        files = [entry for entry in files if not self._refused(entry, result)]
-        ready, young = [], []
-        for entry in files:
-            age = time.time() - entry.mtime_ns / 1e9
-            (ready if entry.key in closed or age >= self._window else young).append(entry)
-        for _ in range(STABILITY_ROUNDS):
-            if not young or self._stop.is_set():
-                break
-            time.sleep(min(self._window, 1.0))
-            still = []
-            for entry in young:
-                try:
-                    st = entry.path.stat()
-                except FileNotFoundError:
-                    continue
-                if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
-                    entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
-                    still.append(entry)
-                elif time.time() - st.st_mtime_ns / 1e9 >= self._window:
-                    ready.append(entry)
-                else:
-                    still.append(entry)
-            young = still
-        for entry in young:
-            self._wait(entry, result, STILL_WRITTEN)
-        return self._whole(ready, result)
-
-    def _due(self, files: list[Entry], result: SyncResult) -> list[Entry]:
-        """`files` without those whose next try is still ahead (unchanged since it was set: a
-        changed file is new work). A photo waiting to decode stays in result.waiting, so the
-        daemon looks at it again when it is due."""
-        now, due = time.time(), []
-        for entry in files:
-            record = self.state.get(entry.key)
-            if record is None or record.next_try <= now or not record.matches(entry.size, entry.mtime_ns):
-                due.append(entry)
-            elif record.status == "pending":
-                result.waiting.append(entry.key)
-                result.look_at(record.next_try)
-        return due
-
-    def _refused(self, entry: Entry, result: SyncResult) -> bool:
-        problem = photo_name_problem(entry.rel.name)
-        if problem is None:
-            return False
-        result.refused.append((entry.key, problem))
-        self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending", reason=problem)
-        return True
-
-    def _whole(self, files: list[Entry], result: SyncResult) -> list[Entry]:
-        """`files` without the photos that are still open for writing or do not decode yet."""
-        now = time.time()
-        photos = [entry for entry in files if entry.info.role == "photo" and not self._prepared(entry)]
-        held = held_for_writing([e.path for e in photos if now - e.mtime_ns / 1e9 < YOUNG_SECONDS])
-        waiting = set()
-        for entry in photos:
-            if entry.path in held:
-                self._wait(entry, result, f"{STILL_WRITTEN} (open in another app)")
-                waiting.add(entry.key)
-                continue
-            try:
-                whole = is_complete(entry.path)
-            except OSError:
-                whole = True  # gone or unreadable: the push says which
-            if not whole and self._keep_trying(entry, result, threading.Lock()):
-                waiting.add(entry.key)
-        if files and not waiting:
-            self._window = max(self.cfg.sync.settle_seconds, self._window * 0.9)
-        return [entry for entry in files if entry.key not in waiting]
-
-    def _prepared(self, entry: Entry) -> bool:
-        # Shrunk and sealed by an earlier pass (its push failed): our own output, whole.
-        record = self.state.peek(entry.key)
-        return bool(record and record.extra.get("prepared") and record.matches(entry.size, entry.mtime_ns))
-
-    def _wait(self, entry: Entry, result: SyncResult, reason: str) -> None:
-        result.waiting.append(entry.key)
-        result.look_at(time.time() + self._window)
-        self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending", reason=reason)
-
-    def _keep_trying(self, entry: Entry, result: SyncResult, lock: threading.Lock) -> bool:
-        """A photo that does not decode to the end: True (it waits, with backoff) while it may
-        still be being written, i.e. for sync.incomplete_retry_seconds since it last changed;
-        False once that is over (the caller quarantines it).
-
-        A photo that grew after it was found incomplete had fooled the stability window: the
-        window widens for the next files.
-        """
-        now = time.time()
-        record = self.state.get(entry.key) or FileState(entry.key)
-        seen = record.extra.get("incomplete") or {}
-        if (seen.get("size"), seen.get("mtime_ns")) != (entry.size, entry.mtime_ns):
-            if seen:
-                self._widen()
-            seen = {"size": entry.size, "mtime_ns": entry.mtime_ns, "since": now, "tries": 0}
-        give_up = seen["since"] + self.cfg.sync.incomplete_retry_seconds
-        if now >= give_up:
-            return False
-        seen["tries"] += 1
-        next_try = min(now + backoff_delay(seen["tries"]), give_up)
-        self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns, status="pending",
-                          reason=f"{STILL_WRITTEN} (does not decode to the end yet)", next_try=next_try,
-                          extra={**record.extra, "incomplete": seen})
-        with lock:
-            result.waiting.append(entry.key)
-            result.look_at(next_try)
-        return True
-
-    def _widen(self) -> None:
-        self._window = min(MAX_WINDOW_SECONDS, max(self._window, 0.5) * 2)
-        log.info("a file grew after it looked complete: stability window now %.1f s", self._window)
-
     def _make_folders(self, folders: list[Entry], result: SyncResult) -> None:
         # Parents first (P7: a new visit reaches the server even before its first photo).
         done = []
@@ -593,7 +463,7 @@ class Engine:
             self.state.forget([entry.key])
             return "gone", "removed before it was pushed"
         if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
-            self._widen()
+            self.readiness.widen()
             with lock:
                 result.waiting.append(entry.key)
             return "waiting", "changed while queued"
@@ -660,11 +530,11 @@ class Engine:
             return self.photos.prepare(entry)
         except ImageError as exc:
             if self._changed_since(entry):
-                self._widen()
+                self.readiness.widen()
                 with lock:
                     result.waiting.append(entry.key)
                 return "waiting", STILL_WRITTEN
-            if isinstance(exc, IncompleteImage) and self._keep_trying(entry, result, lock):
+            if isinstance(exc, IncompleteImage) and self.readiness.keep_trying(entry, result, lock):
                 return "waiting", STILL_WRITTEN
             return self._quarantine(entry, str(exc), result, lock)
         except LocalFault as exc:
