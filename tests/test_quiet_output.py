@@ -84,3 +84,24 @@ def test_library_warnings_are_silent_unless_asked(tree):
     assert "Callback" not in verbose.stderr
     loud = subprocess.run([sys.executable, "-c", probe, "2"], capture_output=True, text=True, cwd=REPO)
     assert "Callback already exists" in loud.stderr and "Connected" in loud.stderr
+
+
+def test_the_daemon_log_keeps_fieldsyncs_lines_and_only_warnings_from_libraries(tree):
+    """paramiko logs every SFTP command at INFO: the daemon's log file must not fill with it."""
+    import logging
+
+    from fieldsync.cli.sync import _log_to_file
+
+    path = _log_to_file(tree)
+    root = logging.getLogger()
+    handler = root.handlers[-1]
+    try:
+        logging.getLogger("fieldsync.daemon").info("pass done: 3 uploaded")
+        logging.getLogger("paramiko.transport.sftp").info("[chan 0] Opened sftp connection")
+        logging.getLogger("paramiko.transport").warning("Oops, unhandled type 3")
+        handler.flush()
+        text = path.read_text(encoding="utf-8")
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+    assert "pass done" in text and "unhandled type" in text and "Opened sftp" not in text

@@ -132,6 +132,9 @@ def _log_to_file(cfg) -> Path:
     handler = logging.handlers.RotatingFileHandler(path, maxBytes=1 << 20, backupCount=5, encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.setLevel(logging.INFO)
+    # fieldsync's own INFO lines; libraries (paramiko logs every SFTP command at INFO) only
+    # from WARNING, so a day of pushing leaves a readable log, not megabytes of chatter.
+    handler.addFilter(lambda record: record.name.startswith("fieldsync") or record.levelno >= logging.WARNING)
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(min(root.level or logging.INFO, logging.INFO))
