@@ -9,27 +9,32 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import re
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fieldsync.base.names import normalize_account
 from fieldsync.errors import BadInput, BadName, ImportRejected
+from fieldsync.masterdata.matching import meter_text, voltage_text
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, collector_paused
 
 HEADER_SYNONYMS = {
-    "account_no": ("account_no", "account", "户号", "用户编号", "用户号"),
-    "name": ("name", "户名", "用户名称", "客户名称"),
-    "meter_no": ("meter_no", "meter", "表计局号", "电能表资产编号", "表号"),
+    "account_no": ("account_no", "account", "户号", "用户编号", "用户号", "客户编号"),
+    "name": ("name", "户名", "用户名称", "客户名称", "用户名"),
+    "meter_no": ("meter_no", "meter", "表计局号", "电能表资产编号", "表号", "电能表资产号", "电表号",
+                 "电能表编号"),
     "capacity_kva": ("capacity_kva", "capacity", "合同容量"),
     "address": ("address", "用电地址"),
-    "line": ("line", "线路名称", "所属线路"),
+    "line": ("line", "线路名称", "所属线路", "线路"),
     "voltage": ("voltage", "供电电压等级", "电压等级", "供电电压"),
 }
+IGNORE = "ignore"  # --map COLUMN=ignore: the column is read past, and the report says so
 REQUIRED = ("account_no", "name")
+HEADER_SEARCH_ROWS = 20  # title rows above the header: the header is looked for this far down
 MAX_CELL_CHARS = 500
 MAX_FILE_BYTES = 300 << 20
 MAX_REPORTED = 10_000  # problems kept in memory; the count goes on past it
@@ -38,11 +43,38 @@ XLSX_MAX_UNPACKED = 1 << 30
 XLSX_MAX_RATIO = 200
 
 _UNITS = re.compile(r"\s*(kva|千伏安|kw)\s*$", re.IGNORECASE)
+_HEADER_UNITS = re.compile(r"(kva|千伏安|kv|千伏|kw)$")
+_HEADER_PUNCTUATION = re.compile(r"[\s_\-./:*#]+")
 _BRACKETS = re.compile(r"[(（\[【].*?[)）\]】]")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
-_CELL_BREAKS = re.compile(r"\s*[\r\n\t]+\s*")
+_SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d*)?e[+-]?\d+$", re.IGNORECASE)
+# Control characters that are not layout: a cell holding one is damaged, not merely untidy.
+_NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 _FORMULA_CELL = re.compile(r"(?:^|\0)[=@+-]")  # a row with a cell starting so is checked cell by cell
+
+# What real exports carry inside cells, by kind (the summary counts the cells of each kind):
+# spaces become one plain space, invisible characters go. None of it is data.
+SPACE_KINDS = {
+    "tabs": "\t",
+    "line breaks": "\n\r\x0b\x0c\x85\u2028\u2029",
+    "non-breaking spaces": "\u00a0\u2007\u202f",
+    "ideographic spaces": "\u3000",
+    "other Unicode spaces": "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u205f",
+    "zero-width or invisible characters": "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b"
+                                          "\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
+                                          "\u2066\u2067\u2068\u2069\ufeff",
+}
+REPEATED_SPACES, FULL_WIDTH_DIGITS = "repeated spaces", "full-width digits"
+_TO_SPACE = str.maketrans({ch: ("" if kind.startswith("zero") else " ")
+                           for kind, chars in SPACE_KINDS.items() for ch in chars})
+_SPACE_KIND_PATTERNS = [(kind, re.compile(f"[{re.escape(chars)}]")) for kind, chars in SPACE_KINDS.items()]
+# Anything the careful path below handles: rows without it (nearly all) take the quick path.
+_UNTIDY = re.compile("[\x00-\x1f\x7f-\x9f" + re.escape("".join(SPACE_KINDS.values()))
+                     + "\uff10-\uff19]|  ")
+_FULL_WIDTH_DIGIT = re.compile("[\uff10-\uff19]")
+_DIGIT_FIELDS = ("account_no", "meter_no", "capacity_kva")  # full-width digits become ASCII here
+_SCIENTIFIC_HINT = ("is a number in scientific notation: Excel shortened the digits, so it is not the "
+                    "real number; format the column as text in Excel and export again")
 
 ProgressFn = Callable[[int], None]
 
@@ -58,14 +90,72 @@ class Problem:
         return f"line {self.line}{col}: {self.why}"
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column of the file: its title and the field it fills (None: ignored)."""
+    index: int
+    title: str
+    field: str | None
+    by_map: bool  # named by --map rather than recognised from its title
+
+
+@dataclass
+class Parsed:
+    """An import file read and checked: what the import would write, and how it was read."""
+    path: Path
+    encoding: str
+    header_line: int
+    skipped: list[tuple[int, str]]  # (line, text) of title rows above the header
+    columns: list[Column]
+    records: list[dict] = field(default_factory=list)
+    cleaned: dict[str, int] = field(default_factory=dict)  # kind -> cells tidied
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields this file fills (in FIELDS order); the others it says nothing about."""
+        filled = {c.field for c in self.columns}
+        return tuple(key for key in FIELDS if key in filled)
+
+
+def _canonical_title(title: object) -> str:
+    """A column title with width, case, brackets, units, spaces and punctuation taken out:
+    '合同容量（kVA）', '合同容量 kVA', '合同 容量' and 'Contract容量' are compared this way."""
+    text = unicodedata.normalize("NFKC", str(title or "").translate(_TO_SPACE))
+    text = _BRACKETS.sub("", text).casefold()
+    text = _HEADER_PUNCTUATION.sub("", text)
+    return _HEADER_UNITS.sub("", text) or text
+
+
+_SYNONYM_FIELDS = {_canonical_title(name): key for key, names in HEADER_SYNONYMS.items() for name in names}
+_SYNONYM_FIELDS.update({_canonical_title(label): key for key, label in FIELD_LABELS.items()})
+
+
 def header_key(title: object) -> str | None:
     """Map a column title (Chinese or English, any width/case, units in brackets) to a field."""
-    text = unicodedata.normalize("NFKC", str(title or "")).strip().lstrip("\ufeff")
-    text = _BRACKETS.sub("", text).strip().lower().replace(" ", "_")
-    for key, names in HEADER_SYNONYMS.items():
-        if text in names:
-            return key
-    return None
+    return _SYNONYM_FIELDS.get(_canonical_title(title))
+
+
+def column_map(pairs: Iterable[str]) -> dict[str, str | None]:
+    """`--map COLUMN=FIELD` options as {canonical column title: field or None (ignore)}.
+    FIELD is a field name, its Chinese label or a synonym, or 'ignore'."""
+    mapping: dict[str, str | None] = {}
+    for pair in pairs:
+        title, sep, target = pair.rpartition("=")
+        if not sep or not title.strip() or not target.strip():
+            raise BadInput(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. --map 电能表条码=meter_no")
+        key = None if target.strip().casefold() == IGNORE else header_key(target)
+        if key is None and target.strip().casefold() != IGNORE:
+            fields = ", ".join(f"{k} ({FIELD_LABELS[k]})" for k in FIELDS)
+            raise BadInput(f"--map {pair!r}: {target!r} is not a field; use one of {fields}, or {IGNORE}")
+        mapping[_canonical_title(title)] = key
+    return mapping
+
+
+def _field_of(title: object, mapping: dict[str, str | None]) -> tuple[str | None, bool]:
+    canonical = _canonical_title(title)
+    if canonical in mapping:
+        return mapping[canonical], True
+    return _SYNONYM_FIELDS.get(canonical), False
 
 
 def detect_encoding(path: Path) -> str:
@@ -114,8 +204,18 @@ def _first_decode_error(path: Path, encoding: str) -> tuple[int, int, bytes] | N
 
 
 def read_rows(path: Path, progress: ProgressFn | None = None) -> tuple[list[str], Iterator[tuple[int, list]]]:
-    """(header cells, iterator of (line number, cells)) for a CSV or XLSX file."""
-    path = Path(path)
+    """(first row's cells, iterator of (line number, cells)) for a CSV or XLSX file; blank
+    rows are left out. No header detection: Reading does that."""
+    _, rows = _rows(Path(path), progress)
+    try:
+        _, header = next(rows)
+    except StopIteration:
+        raise BadInput(f"{path}: the file is empty; export the customer list with its header row") from None
+    return header, rows
+
+
+def _rows(path: Path, progress: ProgressFn | None) -> tuple[str, Iterator[tuple[int, list]]]:
+    """(encoding, iterator of every non-blank row as (line number, cells))."""
     if not path.is_file():
         raise BadInput(f"{path}: no such file")
     size = path.stat().st_size
@@ -126,40 +226,26 @@ def read_rows(path: Path, progress: ProgressFn | None = None) -> tuple[list[str]
                        "takes; a million customers need about 150 MB as CSV: export only the seven "
                        "columns, or split the file by region and import each part")
     if path.suffix.lower() in (".xlsx", ".xlsm"):
-        return _xlsx_rows(path, progress)
+        return "XLSX", _xlsx_rows(path, progress)
     if path.suffix.lower() == ".xls":
         raise BadInput(f"{path}: old .xls files are not read; save it as .xlsx or CSV")
-    return _csv_rows(path, progress)
-
-
-def _csv_rows(path: Path, progress: ProgressFn | None):
     encoding = detect_encoding(path)
-    raw = open(path, "rb")
-    text = io.TextIOWrapper(_CountingReader(raw, progress), encoding=encoding, newline="")
-    # Finish the sample's last line: csv.reader must never see one record split in two.
-    sample = text.read(64 * 1024)
-    sample += text.readline()
-    reader = csv.reader(_chain(sample, text), CSV_DIALECT, delimiter=detect_delimiter(sample))
-    try:
-        header = next(reader)
-    except StopIteration:
-        raw.close()
-        raise BadInput(f"{path}: the file is empty; export the customer list with its header row") from None
-    except csv.Error as exc:
-        raw.close()
-        raise BadInput(f"{path}: line 1: broken CSV ({exc}); export it again as CSV") from None
+    return encoding, _csv_rows(path, encoding, progress)
 
-    def rows() -> Iterator[tuple[int, list]]:
+
+def _csv_rows(path: Path, encoding: str, progress: ProgressFn | None) -> Iterator[tuple[int, list]]:
+    with open(path, "rb") as raw:
+        text = io.TextIOWrapper(_CountingReader(raw, progress), encoding=encoding, newline="")
+        # Finish the sample's last line: csv.reader must never see one record split in two.
+        sample = text.read(64 * 1024)
+        sample += text.readline()
+        reader = csv.reader(_chain(sample, text), CSV_DIALECT, delimiter=detect_delimiter(sample))
         try:
             for cells in reader:
                 if "".join(cells).strip():  # not a blank row
                     yield reader.line_num, cells
         except csv.Error as exc:
-            raise BadInput(f"{path}: line {reader.line_num}: broken CSV ({exc})") from None
-        finally:
-            raw.close()
-
-    return header, rows()
+            raise BadInput(f"{path}: line {reader.line_num}: broken CSV ({exc}); export it again as CSV") from None
 
 
 # csv.excel is RFC 4180 as Excel and WPS write it: a quote inside a quoted field is doubled
@@ -169,7 +255,8 @@ DELIMITERS = (",", "\t", ";")  # comma first: it wins a tie
 
 
 def detect_delimiter(sample: str) -> str:
-    """The delimiter that splits the header record into the most known column titles.
+    """The delimiter that splits a record among the first few (the header, below any title
+    rows) into the most known column titles.
 
     Decided from what the header means, not from character counts: csv.Sniffer guesses the
     quoting from whatever it sees and, on a header without quotes, turns doubled quotes off,
@@ -178,10 +265,12 @@ def detect_delimiter(sample: str) -> str:
     """
     def score(delimiter: str) -> tuple[int, int]:
         try:
-            header = next(csv.reader(io.StringIO(sample), CSV_DIALECT, delimiter=delimiter), [])
+            records = list(itertools.islice(csv.reader(io.StringIO(sample), CSV_DIALECT, delimiter=delimiter),
+                                            HEADER_SEARCH_ROWS))
         except csv.Error:
             return (-1, 0)
-        return sum(header_key(title) is not None for title in header), len(header)
+        known = max((sum(header_key(title) is not None for title in r) for r in records), default=0)
+        return known, max(map(len, records), default=0)
 
     return max(DELIMITERS, key=score)  # max keeps the first of equal scores
 
@@ -210,7 +299,7 @@ class _CountingReader(io.RawIOBase):
         return n
 
 
-def _xlsx_rows(path: Path, progress: ProgressFn | None):
+def _xlsx_rows(path: Path, progress: ProgressFn | None) -> Iterator[tuple[int, list]]:
     _refuse_zip_bomb(path)
     import openpyxl  # imported here: it is slow to load and CSV imports do not need it
 
@@ -219,18 +308,12 @@ def _xlsx_rows(path: Path, progress: ProgressFn | None):
     except Exception as exc:  # openpyxl raises many types for a broken workbook
         raise BadInput(f"{path}: not a readable XLSX workbook ({exc}); save it again from Excel") from None
     sheet = book.worksheets[0]
-    rows_iter = sheet.iter_rows(values_only=True)
-    try:
-        header = [_cell_text(c) for c in next(rows_iter)]
-    except StopIteration:
-        book.close()
-        raise BadInput(f"{path}: the first sheet is empty; put the customer list with its header row there") from None
     size = path.stat().st_size
     total = max(1, sheet.max_row or 1)
 
     def rows() -> Iterator[tuple[int, list]]:
         try:
-            for number, values in enumerate(rows_iter, start=2):
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
                 if progress:
                     progress(size // total)
                 cells = [_cell_text(v) for v in values]
@@ -239,7 +322,7 @@ def _xlsx_rows(path: Path, progress: ProgressFn | None):
         finally:
             book.close()
 
-    return header, rows()
+    return rows()
 
 
 def _refuse_zip_bomb(path: Path) -> None:
@@ -264,84 +347,178 @@ def _cell_text(value: object) -> str:
     return str(value)
 
 
+class _Progress:
+    """A progress callback that can be given after the file is opened (the header is read
+    before the progress bar starts, so the column mapping can be shown first)."""
+
+    def __init__(self) -> None:
+        self.callback: ProgressFn | None = None
+        self.early = 0  # read before a callback was given: reported when it is
+
+    def start(self, callback: ProgressFn | None) -> None:
+        self.callback = callback
+        if callback and self.early:
+            callback(self.early)
+        self.early = 0
+
+    def __call__(self, amount: int) -> None:
+        if self.callback:
+            self.callback(amount)
+        else:
+            self.early += amount
+
+
+class Reading:
+    """An export opened and its header found, its rows not read yet: `parsed` already says
+    what each column fills (the mapping report, shown before anything is read or written)."""
+
+    def __init__(self, path: Path, mapping: dict[str, str | None] | None = None):
+        path = Path(path)
+        self._progress = _Progress()
+        encoding, self._rows = _rows(path, self._progress)
+        try:
+            line, columns, skipped = _find_header(path, self._rows, mapping or {})
+        except BaseException:
+            self._rows.close()
+            raise
+        self.parsed = Parsed(path, encoding, line, skipped, columns)
+
+    def read(self, progress: ProgressFn | None = None) -> Parsed:
+        """Every record, or ImportRejected listing every bad row."""
+        self._progress.start(progress)
+        with collector_paused():
+            try:
+                self._read()
+            finally:
+                self._rows.close()
+        return self.parsed
+
+    def _read(self) -> None:
+        parsed = self.parsed
+        columns = {c.field: c.index for c in parsed.columns if c.field}
+        order = [columns.get(key) for key in FIELDS]
+        records, problems = parsed.records, []
+        first_line: dict[str, int] = {}
+        count = 0
+        for line, cells in self._rows:
+            record, row_problems = _record(line, cells, order, parsed.cleaned)
+            if record is not None:
+                seen = first_line.get(record["account_no"])
+                if seen is not None:
+                    row_problems.append(Problem(line, FIELD_LABELS["account_no"],
+                                                f"duplicate account no. {record['account_no']} (first on line {seen})"))
+                else:
+                    first_line[record["account_no"]] = line
+            for problem in row_problems:
+                count += 1
+                if len(problems) < MAX_REPORTED:
+                    problems.append(problem)
+            if not problems and record is not None:
+                records.append(record)
+        path = parsed.path
+        if problems:
+            more = f" ({count - len(problems)} more not listed)" if count > len(problems) else ""
+            raise ImportRejected(f"{path}: {count} problem(s) found{more}; nothing was imported", problems)
+        if not records:
+            raise ImportRejected(f"{path}: no customer rows under the header; nothing was imported", [])
+
+
 def parse(path: Path, progress: ProgressFn | None = None) -> list[dict]:
     """Every record in the file, or ImportRejected listing every bad row."""
-    with collector_paused():
-        return _parse(path, progress)
+    return Reading(path).read(progress).records
 
 
-def _parse(path: Path, progress: ProgressFn | None) -> list[dict]:
-    header, rows = read_rows(path, progress)
-    columns, problems = _map_header(header)
+def _find_header(path: Path, rows: Iterator[tuple[int, list]],
+                 mapping: dict[str, str | None]) -> tuple[int, list[Column], list[tuple[int, str]]]:
+    """(line, columns, title rows skipped): the header is the first row naming the required
+    columns, so title rows above it ("2026年11月客户档案") are read past and reported."""
+    skipped: list[tuple[int, str]] = []
+    first: tuple[int, list[Column]] | None = None
+    for line, cells in itertools.islice(rows, HEADER_SEARCH_ROWS):
+        columns = [Column(index, str(title).strip(), *_field_of(title, mapping)) for index, title in enumerate(cells)]
+        first = first or (line, columns)
+        if all(any(c.field == key for c in columns) for key in REQUIRED):
+            _check_columns(path, line, columns, mapping)
+            return line, columns, skipped
+        skipped.append((line, " ".join(c for c in map(str.strip, cells) if c)[:60]))
+    if first is None:
+        raise BadInput(f"{path}: the file is empty; export the customer list with its header row")
+    line, columns = first
+    problems = []
+    for key in REQUIRED:
+        if not any(c.field == key for c in columns):
+            names = "/".join(HEADER_SYNONYMS[key][:1] + HEADER_SYNONYMS[key][2:])
+            problems.append(Problem(line, "", f"required column {FIELD_LABELS[key]} ({names}) is missing"))
+    raise ImportRejected(
+        f"{path}: no header row found (none of the first {HEADER_SEARCH_ROWS} rows names the columns "
+        f"{' and '.join(FIELD_LABELS[k] for k in REQUIRED)}); rename the columns in the file, or "
+        "name them with --map COLUMN=FIELD; nothing was imported", problems)
+
+
+def _check_columns(path: Path, line: int, columns: list[Column], mapping: dict[str, str | None]) -> None:
+    titles = {_canonical_title(c.title) for c in columns}
+    unknown = [title for title in mapping if title not in titles]
+    if unknown:
+        raise BadInput(f"{path}: --map names {', '.join(map(repr, unknown))}, but the header (line {line}) has "
+                       f"no such column; its columns are: {', '.join(c.title for c in columns)}")
+    problems = []
+    taken: dict[str, Column] = {}
+    for column in columns:
+        if column.field is None:
+            continue
+        if column.field in taken:
+            problems.append(Problem(line, column.title, (
+                f"a second column for {FIELD_LABELS[column.field]} ({column.field}) beside "
+                f"{taken[column.field].title!r}; keep one with --map '{column.title}={IGNORE}'")))
+        taken[column.field] = column
     if problems:
         raise ImportRejected(f"{path}: the header row is not usable; nothing was imported", problems)
-    order = [columns.get(key) for key in FIELDS]
-    records: list[dict] = []
-    first_line: dict[str, int] = {}
-    count = 0
-    for line, cells in rows:
-        record, row_problems = _record(line, cells, columns, order)
-        if record is not None:
-            seen = first_line.get(record["account_no"])
-            if seen is not None:
-                row_problems.append(Problem(line, FIELD_LABELS["account_no"],
-                                            f"duplicate account no. {record['account_no']} (first on line {seen})"))
-            else:
-                first_line[record["account_no"]] = line
-        for problem in row_problems:
-            count += 1
-            if len(problems) < MAX_REPORTED:
-                problems.append(problem)
-        if not problems and record is not None:
-            records.append(record)
-    if problems:
-        more = f" ({count - len(problems)} more not listed)" if count > len(problems) else ""
-        raise ImportRejected(f"{path}: {count} problem(s) found{more}; nothing was imported", problems)
-    if not records:
-        raise ImportRejected(f"{path}: no customer rows under the header; nothing was imported", [])
-    return records
 
 
-def _map_header(header: list[str]) -> tuple[dict[str, int], list[Problem]]:
-    columns: dict[str, int] = {}
-    problems: list[Problem] = []
-    for index, title in enumerate(header):
-        key = header_key(title)
-        if key is None:
-            continue
-        if key in columns:
-            problems.append(Problem(1, str(title), f"a second column for {FIELD_LABELS[key]} ({key})"))
-        columns[key] = index
-    for key in REQUIRED:
-        if key not in columns:
-            names = "/".join(HEADER_SYNONYMS[key][:1] + HEADER_SYNONYMS[key][2:])
-            problems.append(Problem(1, "", f"required column {FIELD_LABELS[key]} ({names}) is missing"))
-    return columns, problems
+def tidy(text: str) -> tuple[str, list[str]]:
+    """(text with tabs, line breaks and odd spaces as one plain space and invisible
+    characters removed, trimmed; the kinds of character that were found)."""
+    kinds = [kind for kind, pattern in _SPACE_KIND_PATTERNS if pattern.search(text)]
+    if "  " in text.strip(" "):
+        kinds.append(REPEATED_SPACES)
+    value = text.translate(_TO_SPACE) if kinds else text
+    if "  " in value:
+        value = re.sub(" {2,}", " ", value)
+    return value.strip(), kinds
 
 
-def _record(line: int, cells: list[str], columns: dict[str, int],
-            order: list[int | None]) -> tuple[dict | None, list[Problem]]:
-    """(record, []) or (None, the row's problems); `order` is the column of each of FIELDS."""
+def _record(line: int, cells: list[str], order: list[int | None],
+            cleaned: dict[str, int]) -> tuple[dict | None, list[Problem]]:
+    """(record, []) or (None, the row's problems); `order` is the column of each of FIELDS.
+    `cleaned` counts the cells tidied, by kind."""
     raws = [cells[i] if i is not None and i < len(cells) else "" for i in order]
     joined = "".join(raws)
-    # Nearly every row is already NFC and free of control characters: checked once for the
-    # whole row (a row of NFC cells joins to NFC text; a cell that is not NFC stays so when
-    # joined), such a row skips the cell-by-cell checks below (a million rows count).
-    if unicodedata.is_normalized("NFC", joined) and not _CONTROL.search(joined):
+    # Nearly every row is already NFC and tidy: checked once for the whole row (a row of NFC
+    # cells joins to NFC text; a cell that is not NFC stays so when joined), such a row skips
+    # the cell-by-cell checks below (a million rows count).
+    if unicodedata.is_normalized("NFC", joined) and not _UNTIDY.search(joined):
         record = _plain_record(raws)
         if record is not None:
             return record, []
     problems: list[Problem] = []
     record: dict = {}
-    for key in FIELDS:
+    for key, raw in zip(FIELDS, raws):
         label = FIELD_LABELS[key]
-        index = columns.get(key)
-        raw = cells[index] if index is not None and index < len(cells) else ""
         # is_normalized is a quick check; most exports are NFC already (a million rows count)
         value = (raw if unicodedata.is_normalized("NFC", raw) else unicodedata.normalize("NFC", raw))
-        # A line break typed into a cell (Alt+Enter in Excel) reaches here inside a quoted
-        # field: it is layout, not data, and every value is one line in folders and pages.
-        value = _CELL_BREAKS.sub(" ", value).strip()
+        damaged = _NOT_TEXT.search(value)
+        if damaged:
+            problems.append(Problem(line, label, (
+                f"contains the control character U+{ord(damaged.group()):04X}, which is not text: "
+                "the file is damaged; export it again")))
+            continue
+        # Tabs, line breaks (Alt+Enter in Excel) and odd spaces are layout, not data: every
+        # value is one line in folders and pages.
+        value, kinds = tidy(value)
+        if key in _DIGIT_FIELDS and _FULL_WIDTH_DIGIT.search(value):
+            kinds.append(FULL_WIDTH_DIGITS)
+        for kind in kinds:
+            cleaned[kind] = cleaned.get(kind, 0) + 1
         why = _cell_problem(value)
         if why:
             problems.append(Problem(line, label, why))
@@ -349,24 +526,30 @@ def _record(line: int, cells: list[str], columns: dict[str, int],
         if key in REQUIRED and not value:
             problems.append(Problem(line, label, "required field is empty"))
             continue
-        if key == "account_no":
-            try:
-                value = normalize_account(value)
-            except BadName as exc:
-                problems.append(Problem(line, label, str(exc)))
-                continue
-        elif key == "capacity_kva":
-            try:
-                value = parse_capacity(value)
-            except ValueError as exc:
-                problems.append(Problem(line, label, str(exc)))
-                continue
-        record[key] = value
+        try:
+            record[key] = _field_value(key, value)
+        except (BadName, ValueError) as exc:
+            problems.append(Problem(line, label, str(exc)))
     return (None if problems else record), problems
 
 
+def _field_value(key: str, value: str) -> object:
+    """The stored form of a tidy cell; BadName or ValueError says why it cannot be."""
+    if key in ("account_no", "meter_no") and _SCIENTIFIC.match(unicodedata.normalize("NFKC", value)):
+        raise ValueError(f"{value!r} {_SCIENTIFIC_HINT}")
+    if key == "account_no":
+        return normalize_account(value)
+    if key == "meter_no":
+        return meter_text(value)
+    if key == "capacity_kva":
+        return parse_capacity(value)
+    if key == "voltage":
+        return voltage_text(value)
+    return value
+
+
 def _plain_record(raws: list[str]) -> dict | None:
-    """The record of a row with no problem, or None to check it cell by cell."""
+    """The record of a tidy row with no problem, or None to check it cell by cell."""
     values = list(map(str.strip, raws))
     # no control characters here, so "\0" cannot be in a cell
     if max(map(len, values)) > MAX_CELL_CHARS or _FORMULA_CELL.search("\0".join(values)):
@@ -374,21 +557,22 @@ def _plain_record(raws: list[str]) -> dict | None:
     record = dict(zip(FIELDS, values))
     if not all(record[key] for key in REQUIRED):
         return None
-    capacity = record["capacity_kva"]
+    capacity, meter = record["capacity_kva"], record["meter_no"]
+    if not meter.isascii() or "e" in meter or "E" in meter:
+        return None  # full-width or scientific notation: the careful path says which
     try:
         record["account_no"] = normalize_account(record["account_no"])
         record["capacity_kva"] = int(capacity) if capacity.isascii() and capacity.isdigit() \
             else parse_capacity(capacity)
     except (BadName, ValueError):
         return None
+    record["voltage"] = voltage_text(record["voltage"])
     return record
 
 
 def _cell_problem(value: str) -> str | None:
     if len(value) > MAX_CELL_CHARS:
         return f"longer than {MAX_CELL_CHARS} characters"
-    if _CONTROL.search(value):
-        return "contains control characters"
     if value[:1] in ("=", "@") or (value[:1] in ("+", "-") and not _NUMBER.match(value)):
         return f"looks like a spreadsheet formula ({value[:30]!r}); export values, not formulas"
     return None

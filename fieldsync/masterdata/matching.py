@@ -219,3 +219,25 @@ class PinyinVocabulary:
     def spelled(self, query: str) -> set[str]:
         """Grams one of whose spellings is exactly `query`."""
         return {gram for gram, offset, piece in self.by_start.get(query[:2], ()) if offset == 0 and piece == query}
+
+
+# Stored forms, so that every page and table shows one spelling (the import writes these).
+_VOLTAGE_LEVEL = re.compile(r"^(交流|直流|ac|dc)?\s*([0-9]+(?:\.[0-9]+)?)\s*(kv|千伏|v|伏)$", re.IGNORECASE)
+
+
+def meter_text(text: object) -> str:
+    """A meter number as stored and shown: full-width digits and letters as ASCII, trimmed
+    (as account numbers are), so '５１００' and '5100' are one meter."""
+    return unicodedata.normalize("NFKC", "" if text is None else str(text)).strip()
+
+
+@functools.lru_cache(maxsize=256)  # an export has a handful of distinct voltage levels
+def voltage_text(text: str) -> str:
+    """A voltage level as stored and shown: '10kV', '10 KV', '10千伏' -> '10kV'; '0.4 kV' ->
+    '0.4kV'; '交流10千伏' -> '交流10kV'. Text that is not a level is kept as it is."""
+    match = _VOLTAGE_LEVEL.match(unicodedata.normalize("NFKC", text).strip())
+    if not match:
+        return text
+    current, number, unit = match.groups()
+    unit = "V" if unit.casefold() in ("v", "伏") else "kV"
+    return f"{(current or '').upper()}{number}{unit}"

@@ -50,12 +50,25 @@ def collector_paused():
             gc.enable()
 
 
+CHANGES_SHOWN = 10  # changed customers an import summary shows (old -> new), a sample
+
+
+@dataclass(frozen=True)
+class Change:
+    """One customer an import changes: (field, old, new) for each field that differs."""
+    account_no: str
+    fields: tuple[tuple[str, object, object], ...]
+
+
 @dataclass(frozen=True)
 class ImportSummary:
     added: int
     changed: int
     unchanged: int
-    total: int
+    total: int  # customers in the store after the import
+    missing: tuple[str, ...] = ()  # accounts in the store that the file lacks (kept unless replace)
+    removed: int = 0  # of those, removed (replace)
+    changes: tuple[Change, ...] = ()  # the first CHANGES_SHOWN changed customers
 
 
 class CustomerStore:
@@ -99,27 +112,54 @@ class CustomerStore:
             rows = db.table(META_TABLE).all()
         return dict(rows[0]) if rows else {}
 
-    def merge(self, records: Iterable[dict], source: str, step: StepFn | None = None) -> ImportSummary:
+    def merge(self, records: Iterable[dict], source: str, step: StepFn | None = None,
+              fields: Iterable[str] = FIELDS, replace: bool = False) -> ImportSummary:
         """Add or update `records` by account number, then swap the store in one step.
+
+        Only `fields` (the columns the file has) are updated: a field the file says nothing
+        about keeps its value. With `replace`, the file is the whole master data: fields it
+        lacks are blanked and accounts it lacks are removed.
         `step` hears the name of each phase as it begins (for a progress display)."""
         with collector_paused():
-            return self._merge(records, source, step or (lambda name: None))
+            summary, rows = self._plan(records, tuple(fields), replace)
+            self.replace(rows, source, step or (lambda name: None))
+            return summary
 
-    def _merge(self, records: Iterable[dict], source: str, step: StepFn) -> ImportSummary:
+    def preview(self, records: Iterable[dict], fields: Iterable[str] = FIELDS,
+                replace: bool = False) -> ImportSummary:
+        """What merge would do, without writing anything."""
+        with collector_paused():
+            return self._plan(records, tuple(fields), replace)[0]
+
+    def _plan(self, records: Iterable[dict], fields: tuple[str, ...],
+              replace: bool) -> tuple[ImportSummary, Iterable[dict]]:
         existing = {r["account_no"]: r for r in self.all()}
+        merged = {} if replace else existing
         added = changed = unchanged = 0
+        changes: list[Change] = []
+        seen: set[str] = set()
         for record in records:
-            old = existing.get(record["account_no"])
+            account = record["account_no"]
+            seen.add(account)
+            old = existing.get(account)
             if old is None:
                 added += 1
-            elif {k: old.get(k) for k in FIELDS} != {k: record.get(k) for k in FIELDS}:
-                changed += 1
-            else:
+                merged[account] = {key: record.get(key) for key in FIELDS}
+                continue
+            new = {key: record.get(key) for key in FIELDS} if replace else \
+                {**old, **{key: record.get(key) for key in fields}}
+            merged[account] = new
+            if all(old.get(key) == new.get(key) for key in FIELDS):
                 unchanged += 1
                 continue
-            existing[record["account_no"]] = record
-        self.replace(existing.values(), source, step)
-        return ImportSummary(added, changed, unchanged, len(existing))
+            changed += 1
+            if len(changes) < CHANGES_SHOWN:
+                changes.append(Change(account, tuple((key, old.get(key), new.get(key)) for key in FIELDS
+                                                     if old.get(key) != new.get(key))))
+        missing = tuple(sorted(account for account in existing if account not in seen))
+        summary = ImportSummary(added, changed, unchanged, len(merged), missing,
+                                len(missing) if replace else 0, tuple(changes))
+        return summary, merged.values()
 
     def replace(self, records: Iterable[dict], source: str, step: StepFn | None = None) -> list[dict]:
         """Write `records` as the whole store, atomically; returns the rows as written (in
