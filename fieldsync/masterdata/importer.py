@@ -203,17 +203,6 @@ def _first_decode_error(path: Path, encoding: str) -> tuple[int, int, bytes] | N
     return None
 
 
-def read_rows(path: Path, progress: ProgressFn | None = None) -> tuple[list[str], Iterator[tuple[int, list]]]:
-    """(first row's cells, iterator of (line number, cells)) for a CSV or XLSX file; blank
-    rows are left out. No header detection: Reading does that."""
-    _, rows = _rows(Path(path), progress)
-    try:
-        _, header = next(rows)
-    except StopIteration:
-        raise BadInput(f"{path}: the file is empty; export the customer list with its header row") from None
-    return header, rows
-
-
 def _rows(path: Path, progress: ProgressFn | None) -> tuple[str, Iterator[tuple[int, list]]]:
     """(encoding, iterator of every non-blank row as (line number, cells))."""
     if not path.is_file():
