@@ -51,7 +51,8 @@ def test_capacity_comparisons_and_digits(tree, invoke):
     assert accounts(invoke("find", "--capacity", ">=630", "--json")) == ["3300005678", "3300009999"]
     assert accounts(invoke("find", "--capacity", "<630", "--json")) == ["3300001234"]
     assert accounts(invoke("find", "--capacity", "=1250", "--json")) == ["3300009999"]
-    assert accounts(invoke("find", "--capacity", "31", "--json")) == ["3300001234"]
+    assert accounts(invoke("find", "--capacity", "315", "--json")) == ["3300001234"]  # N: equal
+    assert accounts(invoke("find", "--capacity", "31", "--json")) == []
 
 
 def test_combined_fields_are_and(tree, invoke):
@@ -134,10 +135,26 @@ def customers(draw):
             for n in numbers]
 
 
+def word_matches(field: str, word: str, record: dict) -> bool:
+    """docs/search.md read literally, one customer at a time."""
+    value = record.get(field)
+    if field == "capacity_kva":
+        bounds = matching.capacity_bounds(word)
+        return bool(bounds) and isinstance(value, (int, float)) and all(op(value, limit) for op, limit in bounds)
+    if field == "voltage":
+        level = matching.query_text(field, word)
+        return bool(level) and level == matching.field_text(field, value)
+    return matching.query_text(field, word) in matching.field_text(field, value)
+
+
 def reference(rows: list[dict], field: str | None, query: str) -> set[str]:
-    fields = FIELDS if field is None else (field,)
+    """Every word in some field (free text), or every condition in `field`."""
+    if field is None:
+        words, fields = matching.query_words(query), FIELDS
+    else:
+        words, fields = matching.field_conditions(field, query), (field,)
     return {r["account_no"] for r in rows
-            if any(matching.query_text(f, query) in matching.field_text(f, r.get(f)) for f in fields)}
+            if all(any(word_matches(f, word, r) for f in fields) for word in words)}
 
 
 @st.composite
