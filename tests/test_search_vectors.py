@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from fieldsync.demo import sample_csv_path
 from fieldsync.errors import BadInput
-from fieldsync.masterdata import search
+from fieldsync.masterdata import importer, search
 from fieldsync.masterdata.catalog import IndexedStore
 from fieldsync.masterdata.publish import REMOTE_DIR
 from fieldsync.masterdata.store import CustomerStore
@@ -109,3 +110,11 @@ def test_vectors_on_the_servers_page(tmp_path, page):
     page.fill("#search", ">=abc 10kV")  # no capacity word: matches as text, finds nothing
     page.wait_for_function("document.getElementById('search-status').textContent.includes('没有符合')")
     assert page.blocked == []
+
+
+def test_readme_example_on_the_demo_data(tmp_path):
+    """README: `fieldsync find hz jx` finds the demo's 杭州某某机械; initials are a contiguous run."""
+    IndexedStore(tmp_path).merge(importer.parse(sample_csv_path()), "demo")
+    for query in ("hz jx", "hzmmjx", "杭州 机械"):
+        assert [h.account_no for h in search.find(tmp_path, query).hits] == ["3300001234"], query
+    assert search.find(tmp_path, "hzjx").total == 0
