@@ -188,6 +188,36 @@ def test_recall_is_complete_against_a_plain_scan(case):
 
 
 @st.composite
+def words_and_ranges(draw):
+    """Several words, each a piece of some customer's field, and maybe a capacity condition."""
+    rows = draw(customers())
+    pieces = []
+    for _ in range(draw(st.integers(1, 3))):
+        field = draw(st.sampled_from(["name", "address", "meter_no", "account_no"]))
+        text = matching.field_text(field, draw(st.sampled_from(rows)).get(field))
+        if text:
+            start = draw(st.integers(0, len(text) - 1))
+            pieces.append(text[start:start + draw(st.integers(1, 4))])
+    low, high = draw(st.integers(0, 5000)), draw(st.integers(0, 5000))
+    capacity = draw(st.sampled_from([None, f"{low}-{high}", f">={low}", f"<{high}", str(low), f">={low} <={high}"]))
+    return rows, " ".join(pieces), capacity
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words_and_ranges())
+def test_multi_word_and_range_queries_equal_a_plain_scan(case):
+    rows, query, capacity = case
+    found = {h.account_no for h in built(rows).search(query, {"capacity_kva": capacity} if capacity else None,
+                                                     limit=None).hits}
+    expected = reference(rows, None, query)
+    if capacity:
+        expected &= reference(rows, "capacity_kva", capacity)
+    assert expected <= found
+    if not any(matching.LETTERS.match(word) for word in matching.query_words(query)):  # no pinyin
+        assert found == expected
+
+
+@st.composite
 def pinyin_case(draw):
     rows = draw(customers())
     source = draw(st.sampled_from(rows))
