@@ -42,7 +42,7 @@ def _cut(text: str, width: int = MAX_CELL) -> str:
 @click.command("find")
 @click.argument("text", nargs=-1)
 @click.option("--account", "account_no", metavar="A", help="户号 contains A (digits anywhere).")
-@click.option("--name", metavar="N", help="户名 contains N, or its pinyin (hzjx, hangzhou).")
+@click.option("--name", metavar="N", help="户名 contains every word of N, or its pinyin (hzmm, hangzhou).")
 @click.option("--meter", "meter_no", metavar="M", help="表计局号 contains M.")
 @click.option("--capacity", "capacity_kva", metavar="C", multiple=True,
               help="合同容量: N, >=N, <=N, >N, <N or A-B; repeated bounds all apply.")
