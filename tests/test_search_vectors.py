@@ -118,3 +118,18 @@ def test_readme_example_on_the_demo_data(tmp_path):
     for query in ("hz jx", "hzmmjx", "杭州 机械"):
         assert [h.account_no for h in search.find(tmp_path, query).hits] == ["3300001234"], query
     assert search.find(tmp_path, "hzjx").total == 0
+
+
+def test_server_search_data_follows_the_published_master_data(tmp_path):
+    server = tmp_path / "server"
+    server.mkdir()
+    site.build(server)
+    data = server / site.SITE / site.CUSTOMERS_SCRIPT
+    assert "杭州长乐银行" not in data.read_text("utf-8")
+    CustomerStore(server / REMOTE_DIR).replace(VECTORS["customers"], "published")
+    site.build(server)  # no folder changed: the new master data alone rewrites the search data
+    assert "杭州长乐银行" in data.read_text("utf-8") and '"yin' in data.read_text("utf-8")
+    (server / REMOTE_DIR / "customers.json").write_text("{not json", encoding="utf-8")
+    result = site.build(server)
+    assert any("unreadable master data" in p for p in result.problems)
+    assert "杭州长乐银行" not in data.read_text("utf-8")

@@ -500,10 +500,10 @@ class _Builder:
     def _master_data(self) -> Path | None:
         """The master data published on this server (publish.py; on a share of tablets the back
         office's SHARE/master), if any: the root page searches all of it, not only folders."""
-        for base in (self.root, self.root / SHARE_MASTER):
-            path = base / REMOTE_DATA
-            if path.is_file() and not path.is_symlink():
-                return path
+        for base in ("", f"{SHARE_MASTER}/"):
+            rel = f"{base}{REMOTE_DATA}"
+            if (self.root / rel).is_file() and not self._linked(rel):
+                return self.root / rel
         return None
 
     def _customers_script(self, state: IndexState, page: str) -> str:
@@ -518,7 +518,12 @@ class _Builder:
             links[account] = url(page, customer_page(folder))
         master = self._master_data()
         if master is not None:
-            records.update((str(r["account_no"]), r) for r in CustomerStore(master.parent).all())
+            try:
+                published = CustomerStore(master.parent).all()
+            except (OSError, ValueError) as exc:  # a damaged file: the folders are still searched
+                self.result.problems.append(f"{master}: unreadable master data, not searched ({exc})")
+                published = []
+            records.update((str(r.get("account_no")), r) for r in published if r.get("account_no"))
         rows, readings = querydata.page_rows(list(records.values()))
         # A script file (not fetch) because browsers refuse fetch() from file:// pages.
         payload = json.dumps({"rows": [[links.get(row[0], "")] + row for row in rows], "readings": readings},
