@@ -67,7 +67,7 @@ def test_index_writes_every_page_and_thumbnail(server_tree, invoke):
 
     customers_js = (root / SITE / "customers.js").read_text("utf-8")
     payload = json.loads(customers_js.split("=", 1)[1].rstrip().rstrip(";"))
-    assert sorted(row[1] for row in payload) == ["3300001234", "3300005678", "3300009999"]
+    assert sorted(row[1] for row in payload["rows"]) == ["3300001234", "3300005678", "3300009999"]
 
     visit = (root / visit_page(f"{C1}/周期检查/计量装置/2026-11-02_0930")).read_text("utf-8")
     assert "外观正常" in visit and "备注修改记录" in visit and "清单完整" in visit

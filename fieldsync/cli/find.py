@@ -12,6 +12,7 @@ from fieldsync.errors import UnknownCustomer
 from fieldsync.masterdata import search
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, CustomerStore
 
+MAX_CELL = 40  # terminal columns a table cell may take
 RANK_LABELS = {search.EXACT: "exact", search.PREFIX: "prefix", search.SUBSTRING: "substring"}
 
 
@@ -24,33 +25,49 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(0, width - _width(text))
 
 
+def _cut(text: str, width: int = MAX_CELL) -> str:
+    """`text` in at most `width` terminal columns, '…' where it was cut: one long name must not
+    pad the whole table (--json has every value in full)."""
+    if _width(text) <= width:
+        return text
+    out, used = [], 1
+    for char in text:
+        used += _width(char)
+        if used > width:
+            break
+        out.append(char)
+    return "".join(out) + "…"
+
+
 @click.command("find")
-@click.argument("text", required=False, default="")
+@click.argument("text", nargs=-1)
 @click.option("--account", "account_no", metavar="A", help="户号 contains A (digits anywhere).")
-@click.option("--name", metavar="N", help="户名 contains N, or its pinyin (hzjx, hangzhou).")
+@click.option("--name", metavar="N", help="户名 contains every word of N, or its pinyin (hzmm, hangzhou).")
 @click.option("--meter", "meter_no", metavar="M", help="表计局号 contains M.")
-@click.option("--capacity", "capacity_kva", metavar="C", help="合同容量: digits, or a comparison like '>=315'.")
+@click.option("--capacity", "capacity_kva", metavar="C", multiple=True,
+              help="合同容量: N, >=N, <=N, >N, <N or A-B; repeated bounds all apply.")
 @click.option("--address", metavar="S", help="用电地址 contains S, or its pinyin.")
 @click.option("--line", metavar="L", help="线路名称 contains L, or its pinyin.")
-@click.option("--voltage", metavar="V", help="供电电压等级: 10kV, 10 kv, 10千伏 are the same.")
+@click.option("--voltage", metavar="V", help="供电电压等级, the level: 10kV = 10 KV = 10千伏 (never 110kV).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
               help="At most this many results (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="JSON: {total, results: [{rank, ...fields}]}.")
 @pass_app
-def find_command(app: AppContext, text: str, limit: int, as_json: bool, **fields: str | None) -> None:
-    """Find customers: TEXT in any field, and every given field option (AND).
+def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bool,
+                 **fields: str | tuple[str, ...] | None) -> None:
+    """Find customers: every word of TEXT in some field, and every given field option (AND).
 
     \b
-    Case, full-width/half-width and NFKC forms do not matter; Chinese fields also match
-    pinyin initials and full pinyin. Best first: exact, then prefix, then substring
-    matches, each by account no.
+    Case, full-width/half-width, whitespace and NFKC forms do not matter; Chinese fields
+    also match pinyin initials (a run: hzmm, jx) and full pinyin (docs/search.md).
+    Best first: exact, then prefix, then substring matches, each by account no.
     """
     state_dir = app.config.state_dir
     if not CustomerStore(state_dir).exists():
         raise UnknownCustomer("no master data yet; run 'fieldsync customers import FILE' "
                               "(or 'fieldsync customers pull') first")
-    given = {k: v for k, v in fields.items() if v is not None}
-    results = search.find(state_dir, text, given, limit or None)
+    given = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if v}
+    results = search.find(state_dir, " ".join(text), given, limit or None)
     if as_json:
         click.echo(json.dumps({"total": results.total, "results": [
             {"rank": RANK_LABELS[h.rank], **h.record} for h in results.hits]}, ensure_ascii=False))
@@ -59,7 +76,7 @@ def find_command(app: AppContext, text: str, limit: int, as_json: bool, **fields
         echo(app, "没有找到匹配的客户 (no customer matches)")
         return
     rows = [[FIELD_LABELS[f] for f in FIELDS]]
-    rows += [["" if h.record[f] is None else str(h.record[f]) for f in FIELDS] for h in results.hits]
+    rows += [["" if h.record[f] is None else _cut(str(h.record[f])) for f in FIELDS] for h in results.hits]
     widths = [max(_width(row[i]) for row in rows) for i in range(len(FIELDS))]
     for row in rows:
         click.echo("  ".join(_pad(cell, w) for cell, w in zip(row, widths)).rstrip())

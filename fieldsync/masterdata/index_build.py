@@ -33,6 +33,7 @@ from fieldsync.masterdata.matching import (
     initial_letters,
     normalize,
     normalize_voltage,
+    squeeze_column,
 )
 from fieldsync.masterdata.store import FIELDS, collector_paused
 
@@ -119,4 +120,4 @@ def _normalized_column(field: str, shown: list[str], joined: str) -> str:
     text = normalize(joined)
     if text.count("\n") != joined.count("\n"):  # some character became a newline: one by one
         text = "\n".join(normalize(v).replace("\n", " ") for v in shown)
-    return text
+    return squeeze_column(text)  # whitespace does not match (matching.squeeze)

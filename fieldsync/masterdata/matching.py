@@ -1,9 +1,11 @@
-"""Customer search's matching rules, as pure functions: normalisation, voltage, capacity, pinyin.
+"""Customer search's matching rules, as pure functions: words, normalisation, voltage levels,
+capacity bounds, pinyin.
 
-spec.md "Matching rules" in code: case, width and whitespace do not matter; voltage matches the
-level; capacity takes comparisons; Chinese fields match pinyin initials and full pinyin, any
-reading of a polyphonic character. templates/query.js applies the same rules to the data
-querydata.py makes; search.py's index only narrows the candidates these rules decide on.
+docs/search.md in code: case, width and whitespace do not matter; every word must match; voltage
+matches the level; capacity takes bounds; Chinese fields match pinyin initials (a contiguous run)
+and full pinyin, any reading of a polyphonic character. templates/matching.js applies the same
+rules on the tablet's and the server's pages; search.py's index only narrows the candidates these
+rules decide on.
 """
 
 from __future__ import annotations
@@ -15,14 +17,29 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
+from fieldsync.errors import BadInput
+
 PINYIN_FIELDS = ("name", "address", "line")  # the Chinese fields: they also match pinyin
 PLAIN, INITIALS, FULL = "=", "i", "p"  # how a query is read: as typed, pinyin initials, full pinyin
 EXACT, PREFIX, SUBSTRING = 0, 1, 2  # ranks, best first
 LETTERS = re.compile(r"^[a-z]+$")  # a query that may be pinyin
+WHOLE_VALUE_FIELDS = ("capacity_kva", "voltage")  # a value for these is one condition, not words
 _SPACES = re.compile(r"\s+")
-_COMPARISON = re.compile(r"^\s*(>=|<=|==|=|>|<)\s*([0-9]+(?:\.[0-9]*)?)\s*(?:kva|千伏安)?\s*$")
+_INLINE_SPACES = re.compile(r"[^\S\n]+")  # whitespace inside a value (newlines part values)
+_NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
+_KVA = r"(?:kva|千伏安)?"
+_BOUND = re.compile(rf"^(>=|<=|==|=|>|<|≥|≤)?{_NUMBER}{_KVA}$")
+_RANGE = re.compile(rf"^{_NUMBER}{_KVA}[-~]{_NUMBER}{_KVA}$")
+_LEVEL = re.compile(rf"^(?:交流|ac)?{_NUMBER}(kv|v)$")
+_BARE_NUMBER = re.compile(rf"^{_NUMBER}$")
+# Spaces a person types inside one value: "10 kV", ">= 300", "300 - 400" are one word each.
+_JOINS = (re.compile(r"(>=|<=|==|=|>|<|≥|≤)\s+(?=[0-9])"),
+          re.compile(r"(?<=[0-9])\s+(?=(?:kva|kv|v|千伏安|千伏|伏)(?![a-z]))"),
+          re.compile(r"(?<=[0-9a-z])\s*([-~])\s*(?=[0-9])"))
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
-        "=": operator.eq, "==": operator.eq}
+        "=": operator.eq, "==": operator.eq, "≥": operator.ge, "≤": operator.le}
+CAPACITY_FORMS = "N, >=N, <=N, >N, <N or A-B (kVA), e.g. 315, '>=300', '300-400'"
+VOLTAGE_FORMS = "a level such as 10kV, 10 KV, 10千伏, 0.4kV, 380V"
 
 
 def normalize(text: object) -> str:
@@ -32,10 +49,33 @@ def normalize(text: object) -> str:
     return unicodedata.normalize("NFKC", str(text)).casefold()
 
 
+def squeeze(text: object) -> str:
+    """normalize, and whitespace does not matter either: '宁波  港口　物流' reads '宁波港口物流'."""
+    return _SPACES.sub("", normalize(text))
+
+
+def squeeze_column(text: str) -> str:
+    """squeeze for many normalised values joined by newlines: the newlines stay."""
+    return _INLINE_SPACES.sub("", text)
+
+
+def voltage_level(text: object, bare_number: str = "") -> str | None:
+    """The level a voltage names, as '10kv' ('10kV', '10 KV', '10千伏', '交流10kV' alike;
+    '380V' is '0.38kv'), or None when it names none. `bare_number` is the unit of a plain
+    number ('kv' in the --voltage option), or '' when a plain number is no level."""
+    value = squeeze(text).replace("千伏", "kv").replace("伏", "v")
+    if bare_number and _BARE_NUMBER.match(value):
+        value += bare_number
+    match = _LEVEL.match(value)
+    if not match:
+        return None
+    kilovolts = float(match.group(1)) / (1000 if match.group(2) == "v" else 1)
+    return f"{kilovolts:g}kv"
+
+
 def normalize_voltage(text: object) -> str:
-    """'10kV', '10KV', '10 kv', '10千伏' all become '10kv'."""
-    value = _SPACES.sub("", normalize(text))
-    return value.replace("千伏", "kv").replace("伏", "v")
+    """A voltage value as stored for matching: its level, or its squeezed text if it names none."""
+    return voltage_level(text) or squeeze(text)
 
 
 def capacity_text(value: object) -> str:
@@ -52,13 +92,52 @@ def field_text(field: str, value: object) -> str:
     if field == "voltage":
         return normalize_voltage(value)
     if field == "capacity_kva":
-        return normalize(capacity_text(value))
-    return normalize(value)
+        return squeeze(capacity_text(value))
+    return squeeze(value)
 
 
 def query_text(field: str, query: str) -> str:
-    """The normalised text a query on `field` is matched as."""
-    return normalize_voltage(query) if field == "voltage" else normalize(query)
+    """The normalised text a query word on `field` is matched as (voltage: its level or '')."""
+    return (voltage_level(query) or "") if field == "voltage" else squeeze(query)
+
+
+def query_words(text: object) -> list[str]:
+    """The words of a query, normalised; every one must match. '10 kV', '>= 300' and
+    '300 - 400' stay one word."""
+    value = normalize(text)
+    for join in _JOINS:
+        value = join.sub(lambda m: m.group(1) if m.groups() else "", value)
+    return value.split()
+
+
+def capacity_bounds(query: str) -> list[tuple[Callable[[float, float], bool], float]] | None:
+    """The (comparison, limit) pairs a capacity word asks for ('315', '>=300', '300-400'),
+    or None when the word is no capacity query."""
+    value = squeeze(query)
+    match = _BOUND.match(value)
+    if match:
+        return [(_OPS[match.group(1) or "="], float(match.group(2)))]
+    match = _RANGE.match(value)
+    if match:
+        low, high = sorted((float(match.group(1)), float(match.group(2))))
+        return [(operator.ge, low), (operator.le, high)]
+    return None
+
+
+def field_conditions(field: str, value: str) -> list[str]:
+    """The conditions a field option's value makes: its words (each must match in the field);
+    a capacity's bounds, a voltage's level. Raises BadInput for a malformed capacity or voltage."""
+    if field == "voltage":
+        level = voltage_level(value, bare_number="kv")
+        if level is None:
+            raise BadInput(f"voltage {value!r} is not a voltage level; use {VOLTAGE_FORMS}")
+        return [level]
+    words = query_words(value)
+    if field == "capacity_kva":
+        for word in words:
+            if capacity_bounds(word) is None:
+                raise BadInput(f"capacity {value!r} is not understood; use {CAPACITY_FORMS}")
+    return words
 
 
 # Readings of the characters of the master data, saved with the index: a query then never
@@ -135,15 +214,6 @@ def pinyin_rank(sequence: list[tuple[str, ...]], query: str) -> int | None:
         if best == EXACT:
             break
     return best
-
-
-def capacity_comparison(query: str) -> tuple[Callable[[float, float], bool], float] | None:
-    """(comparison, limit) for a capacity query such as '>=630' or '<1000kVA'; None when the
-    query is a plain value (matched as text)."""
-    match = _COMPARISON.match(normalize(query))
-    if not match:
-        return None
-    return _OPS[match.group(1)], float(match.group(2))
 
 
 def variants(sequence: list[tuple[str, ...]], cap: int = 16) -> list[str] | None:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 from fieldsync.base.atomic import write_bytes, write_text
 from fieldsync.masterdata.index_file import load_index, store_stamp
-from fieldsync.masterdata.matching import PINYIN_FIELDS, char_readings
+from fieldsync.masterdata.matching import PINYIN_FIELDS, capacity_text, char_readings, field_text
 from fieldsync.masterdata.store import FIELDS
 
 DATA_DIR = "_query"
 SCRIPT = "query.js"
+MATCHING_SCRIPT = "matching.js"  # the matching rules, shared with the server's page; beside SCRIPT
 CHUNK_ROWS = 10_000
 STAMP_FILE = "query-page.json"  # in .fieldsync/: which master data the chunks were made from
 
@@ -32,6 +33,7 @@ def write_data(root: Path, state_dir: Path, script_source: Path) -> bool:
     folder = Path(root) / DATA_DIR
     folder.mkdir(exist_ok=True)
     _copy_if_changed(script_source, folder / SCRIPT)
+    _copy_if_changed(Path(script_source).parent / MATCHING_SCRIPT, folder / MATCHING_SCRIPT)
     stamp = store_stamp(state_dir)
     stamp_path = Path(state_dir) / STAMP_FILE
     try:
@@ -55,18 +57,37 @@ def write_data(root: Path, state_dir: Path, script_source: Path) -> bool:
             rows.append(raw + [[n if n != r else 0 for n, r in zip(norm, raw)] if norm != raw else 0])
         write_text(folder / f"customers-{chunks:03d}.js", _js_call("add", rows))
         chunks += 1
-    readings = {}
-    for char in sorted(chars):
-        initials, full = char_readings(char)
-        if full != (char,):
-            readings[char] = [" ".join(initials), " ".join(full)]
-    write_text(folder / "pinyin.js", _js_call("readings", readings))
+    write_text(folder / "pinyin.js", _js_call("readings", readings_table(chars)))
     for stale in folder.glob("customers-*.js"):
         if int(stale.stem.split("-")[1]) >= chunks:
             stale.unlink()
     write_text(folder / "manifest.js", _js_call("manifest", {"chunks": chunks, "count": count}))
     write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS]), private=True)
     return True
+
+
+def readings_table(chars: set[str]) -> dict[str, list[str]]:
+    """char -> [initials, full readings], space-separated, for matching.js (learnReadings)."""
+    table = {}
+    for char in sorted(chars):
+        initials, full = char_readings(char)
+        if full != (char,):
+            table[char] = [" ".join(initials), " ".join(full)]
+    return table
+
+
+def page_rows(records: list[dict]) -> tuple[list[list], dict[str, list[str]]]:
+    """Rows for a page that searches with matching.js, in account order: the seven values as
+    shown, then their normalised texts where they differ (else 0); and the readings table."""
+    rows, chars = [], set()
+    for record in sorted(records, key=lambda r: str(r.get("account_no") or "")):
+        raw = [capacity_text(record.get(f)) if f == "capacity_kva" else
+               ("" if record.get(f) is None else str(record.get(f)).replace("\n", " ")) for f in FIELDS]
+        norm = [field_text(f, record.get(f)) for f in FIELDS]
+        for field in PINYIN_FIELDS:
+            chars.update(norm[FIELDS.index(field)])
+        rows.append(raw + [[n if n != r else 0 for n, r in zip(norm, raw)] if norm != raw else 0])
+    return rows, readings_table(chars)
 
 
 def _copy_if_changed(source: Path, target: Path) -> None:

@@ -35,17 +35,28 @@ from fieldsync.masterdata.matching import (
     PLAIN,
     PREFIX,
     SUBSTRING,
-    capacity_comparison,
+    WHOLE_VALUE_FIELDS,
+    capacity_bounds,
+    field_conditions,
     initials_rank,
     pinyin_match,
     plain_rank,
     query_text,
+    query_words,
 )
 from fieldsync.masterdata.store import FIELDS
 
 READ_ROWS = 2_000  # fewer initials candidates than this: check them row by row, else by bytes
 CONFIRM_DIRECTLY = 5_000  # fewer candidates than this: check a further condition row by row
 MAX_QUERY_CHARS = 200  # longer text cannot be in a 500-character cell pair; cut, never crash
+
+
+def capacity_rank(bounds: list, value: float) -> int | None:
+    """EXACT when `value` satisfies every bound and equals one, SUBSTRING when it satisfies
+    them, None when not (or there is no capacity: NaN)."""
+    if value != value or not all(op(value, limit) for op, limit in bounds):
+        return None
+    return EXACT if any(value == limit for _, limit in bounds) else SUBSTRING
 
 
 def query_grams(text: str) -> list[str]:
@@ -222,11 +233,15 @@ class SearchIndex:
         return Ranked.of(ranks, self.count)
 
     def _match_field(self, field: str, query: str) -> Ranked:
+        """Customers whose `field` matches the query word `query`, ranked."""
         if field == "capacity_kva":
-            compared = self._compare_capacity(query)
-            if compared is not None:
-                return Ranked.of(compared, self.count)
+            bounds = capacity_bounds(query)
+            return self._capacity(bounds) if bounds else Ranked()
         text = query_text(field, query)
+        if not text:  # a word that is no voltage level never matches a voltage
+            return Ranked()
+        if field == "voltage":
+            return self._voltage(text)
         if field in self.data.values:
             return self._match_values(field, text)
         found = (self._plain_pair(field, text) if len(text) == 2
@@ -240,60 +255,100 @@ class SearchIndex:
                 found |= Ranked.of(self.data.field_initials(field).match(text), self.count)
         return found
 
-    def _cheap(self, field: str, query: str) -> bool:
+    def _match_any(self, word: str) -> Ranked:
+        """A word of the free text: it may match in any field; the best rank counts."""
+        found = Ranked()
+        for field in FIELDS:
+            found |= self._match_field(field, word)
+        return found
+
+    def _voltage(self, level: str) -> Ranked:
+        """A voltage level matches the customers of exactly that level (10kV never 110kV)."""
+        if "voltage" in self.data.values:
+            if level not in self.data.values["voltage"]:
+                return Ranked()
+            bits = self.data.bitmap(FIELD_CODES["voltage"] + VALUE + level)
+        else:  # thousands of distinct spellings: read the column
+            column = self.data.norm["voltage"]
+            bits = bitmap((cid for cid in range(self.count) if column[cid] == level), self.count)
+        return Ranked(bits, bits, bits)
+
+    def _capacity(self, bounds: list) -> Ranked:
+        """Customers whose capacity satisfies every bound, compared as numbers; equal to a
+        bound's value ranks as exact. Capacities have few distinct values (standard sizes):
+        each value is compared once, not each customer."""
+        if "capacity_kva" not in self.data.values:
+            ranks = {cid: r for cid, value in enumerate(self.data.capacities)
+                     if (r := capacity_rank(bounds, value)) is not None}
+            return Ranked.of(ranks, self.count)
+        exact = found = 0
+        code = FIELD_CODES["capacity_kva"] + VALUE
+        for text in self.data.values["capacity_kva"]:
+            try:
+                value_rank = capacity_rank(bounds, float(text))
+            except ValueError:  # no capacity
+                continue
+            if value_rank is not None:
+                bits = self.data.bitmap(code + text)
+                found |= bits
+                if value_rank == EXACT:
+                    exact |= bits
+        return Ranked(exact, exact, found)
+
+    def _cheap(self, field: str | None, query: str) -> bool:
         """A condition answered by bitmaps alone (two characters, or a field with few distinct
         values): ANDing it costs less than confirming even a few hundred rows one by one."""
-        if field == "capacity_kva" and capacity_comparison(query) is not None:
+        if field is None or field == "capacity_kva":
             return False
         return field in self.data.values or len(query_text(field, query)) == 2
 
-    def _confirm(self, candidates: dict[int, int], field: str, query: str) -> dict[int, int]:
-        """`candidates` that also match `query` in `field`, checked one by one (few left)."""
+    def _confirm(self, candidates: dict[int, int], field: str | None, query: str) -> dict[int, int]:
+        """`candidates` that also match `query` in `field` (in any field when None), checked
+        one by one (few left)."""
         out: dict[int, int] = {}
-        text = query_text(field, query)
-        compare = capacity_comparison(query) if field == "capacity_kva" else None
-        letters = field in PINYIN_FIELDS and LETTERS.match(text)
         for cid, before in candidates.items():
-            if compare:
-                (op, limit), value = compare, self.data.capacities[cid]
-                rank = (EXACT if value == limit else SUBSTRING) if value == value and op(value, limit) else None
-            else:
-                rank = plain_rank(self.data.norm[field][cid], text)
-                if letters and rank != EXACT:
-                    kinds = (INITIALS, FULL) if len(text) > 1 else (INITIALS,)
-                    for kind in kinds:
-                        other = pinyin_match(self.data.sequence(field, kind, cid), text, kind)
-                        if other is not None and (rank is None or other < rank):
-                            rank = other
-            if rank is not None:
-                out[cid] = max(before, rank)
+            ranks = [r for f in ((field,) if field else FIELDS)
+                     if (r := self._rank_one(cid, f, query)) is not None]
+            if ranks:
+                out[cid] = max(before, min(ranks))
         return out
 
-    def _compare_capacity(self, query: str) -> dict[int, int] | None:
-        compare = capacity_comparison(query)
-        if compare is None:
+    def _rank_one(self, cid: int, field: str, query: str) -> int | None:
+        """The rank of one customer's `field` for the query word, or None."""
+        if field == "capacity_kva":
+            bounds = capacity_bounds(query)
+            return capacity_rank(bounds, self.data.capacities[cid]) if bounds else None
+        text = query_text(field, query)
+        if not text:
             return None
-        op, limit = compare
-        return {cid: EXACT if value == limit else SUBSTRING
-                for cid, value in enumerate(self.data.capacities) if value == value and op(value, limit)}
+        if field == "voltage":
+            return EXACT if self.data.norm[field][cid] == text else None
+        rank = plain_rank(self.data.norm[field][cid], text)
+        if field in PINYIN_FIELDS and LETTERS.match(text) and rank != EXACT:
+            kinds = (INITIALS, FULL) if len(text) > 1 else (INITIALS,)
+            for kind in kinds:
+                other = pinyin_match(self.data.sequence(field, kind, cid), text, kind)
+                if other is not None and (rank is None or other < rank):
+                    rank = other
+        return rank
 
-    def search(self, text: str = "", fields: dict[str, str] | None = None,
+    def search(self, text: str = "", fields: dict[str, str | list[str]] | None = None,
                limit: int | None = 20) -> Results:
-        """Customers matching `text` in any field AND every `fields[name]` in its field."""
-        conditions = [(f, q[:MAX_QUERY_CHARS]) for f, q in (fields or {}).items() if q and q.strip()]
-        text = (text or "")[:MAX_QUERY_CHARS]
+        """Customers matching every word of `text` (each in any field) AND every condition of
+        `fields[name]` (a value, or a list of values that all apply) in its field.
+        Raises BadInput for a malformed capacity or voltage."""
+        conditions: list[tuple[str | None, str]] = [(None, w) for w in query_words((text or "")[:MAX_QUERY_CHARS])]
+        for field, given in (fields or {}).items():
+            for value in ([given] if isinstance(given, str) else given or []):
+                if value and value.strip():
+                    conditions += [(field, w) for w in field_conditions(field, value[:MAX_QUERY_CHARS])]
         combined: Ranked | None = None
-        if text.strip():
-            combined = Ranked()
-            for field in FIELDS:
-                combined |= self._match_field(field, text.strip())
         # Voltage and capacity match many customers: take them last; the longest text first.
-        for field, query in sorted(conditions, key=lambda c: (c[0] in ("voltage", "capacity_kva"), -len(c[1]))):
-            if combined is not None and not self._cheap(field, query.strip()) \
-                    and combined.count() <= CONFIRM_DIRECTLY:
-                combined = Ranked.of(self._confirm(combined.ranks(), field, query.strip()), self.count)
+        for field, query in sorted(conditions, key=lambda c: (c[0] in WHOLE_VALUE_FIELDS, -len(c[1]))):
+            if combined is not None and not self._cheap(field, query) and combined.count() <= CONFIRM_DIRECTLY:
+                combined = Ranked.of(self._confirm(combined.ranks(), field, query), self.count)
             else:
-                found = self._match_field(field, query.strip())
+                found = self._match_any(query) if field is None else self._match_field(field, query)
                 combined = found if combined is None else combined & found
             if not combined.any:
                 break
@@ -307,7 +362,8 @@ class SearchIndex:
         return Hit(self.data.raw["account_no"][cid], rank, self.data.record(cid))
 
 
-def find(state_dir: Path, text: str = "", fields: dict[str, str] | None = None,
+def find(state_dir: Path, text: str = "", fields: dict[str, str | list[str]] | None = None,
          limit: int | None = 20) -> Results:
-    """Customers of the master data in `state_dir` matching `text` and every `fields[name]`."""
+    """Customers of the master data in `state_dir` matching `text` and every `fields[name]`
+    (docs/search.md). Raises BadInput for a malformed capacity or voltage."""
     return SearchIndex(load_index(state_dir)).search(text, fields, limit)

@@ -40,7 +40,9 @@ from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import STATE_DIR, Layout
 from fieldsync.errors import FieldsyncError, TreeError
 from fieldsync.evidence import manifest
-from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
+from fieldsync.masterdata import querydata
+from fieldsync.masterdata.publish import REMOTE_DATA, SHARE_MASTER
+from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, CustomerStore
 from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
 from fieldsync.server import scan
 from fieldsync.server.scan import as_text
@@ -55,9 +57,10 @@ STATE_FILE = f"{STATE_DIR}/server-index/state.sqlite"
 ENTRY_PAGE = "fieldsync.html"
 CUSTOMERS_SCRIPT = "customers.js"
 SEARCH_SCRIPT = "server-search.js"  # the root page's search, a file: the pages forbid inline script
+MATCHING_SCRIPT = querydata.MATCHING_SCRIPT  # the matching rules, the same file the tablet's page loads
 TEMPLATES = ("_base.html.j2", "server_root.html.j2", "server_customer.html.j2",
              "server_visit.html.j2", "server_entry.html.j2", "_server_style.html.j2",
-             "_map.html.j2", "_csp.html.j2", SEARCH_SCRIPT)
+             "_map.html.j2", "_csp.html.j2", SEARCH_SCRIPT, MATCHING_SCRIPT)
 FORMAT_VERSION = "1"  # bump when the cached summary's shape changes
 DIRS_FORMAT = "2"  # the folder stamps are complete (a whole-tree scan stored them)
 # How old the last deep check (photo folders stat'ed too) may get before a plain run does one;
@@ -242,8 +245,12 @@ class _Builder:
         for folder in sorted(dirty_customers):
             self._render_customer(state, folder)
         entry_missing = not (self.root / result.entry).exists()
-        if dirty_customers or customer_data_changed or full or entry_missing:
-            self._render_root(state, write_customers=customer_data_changed or full)
+        master = self._master_data()
+        master_stamp = "" if master is None else f"{master.stat().st_size}-{master.stat().st_mtime_ns}"
+        master_changed = state.get_meta("master") != master_stamp
+        if dirty_customers or customer_data_changed or full or entry_missing or master_changed:
+            self._render_root(state, write_customers=customer_data_changed or full or master_changed)
+        state.set_meta("master", master_stamp)
         self._remember_folders(state, scanned, only, root_rows, incremental, cutoff)
         state.set_meta("sources", sources_key)
         state.set_meta("fingerprint", fingerprint)
@@ -490,21 +497,52 @@ class _Builder:
                 "missing": missing, "chain": chain[:5], "pending": sorted(data.get("pending") or {})}
 
     # ------------------------------------------------------------------ root
+    def _master_data(self) -> Path | None:
+        """The master data published on this server (publish.py; on a share of tablets the back
+        office's SHARE/master), if any: the root page searches all of it, not only folders."""
+        for base in ("", f"{SHARE_MASTER}/"):
+            rel = f"{base}{REMOTE_DATA}"
+            if (self.root / rel).is_file() and not self._linked(rel):
+                return self.root / rel
+        return None
+
+    def _customers_script(self, state: IndexState, page: str) -> str:
+        """customers.js: every customer of the master data and every customer folder, normalised
+        for matching.js like the tablet's query page; customers with a folder link to its page."""
+        records: dict[str, dict] = {}
+        links: dict[str, str] = {}
+        for folder, data in state.all_customers():
+            fields = data["fields"]
+            account = str(fields.get("account_no") or account_of_folder(folder) or "")
+            records[account] = {**fields, "account_no": account}
+            links[account] = url(page, customer_page(folder))
+        master = self._master_data()
+        if master is not None:
+            try:
+                published = CustomerStore(master.parent).all()
+            except (OSError, ValueError) as exc:  # a damaged file: the folders are still searched
+                self.result.problems.append(f"{master}: unreadable master data, not searched ({exc})")
+                published = []
+            records.update((str(r.get("account_no")), r) for r in published if r.get("account_no"))
+        rows, readings = querydata.page_rows(list(records.values()))
+        # A script file (not fetch) because browsers refuse fetch() from file:// pages.
+        payload = json.dumps({"rows": [[links.get(row[0], "")] + row for row in rows], "readings": readings},
+                             ensure_ascii=False, separators=(",", ":"))
+        return f"window.FIELDSYNC_CUSTOMERS = {payload};\n"
+
     def _render_root(self, state: IndexState, write_customers: bool) -> None:
         page = f"{SITE}/index.html"
         script = f"{SITE}/{CUSTOMERS_SCRIPT}"
         if write_customers or not (self.root / script).exists():
-            rows = [[url(page, customer_page(folder))] + [data["fields"].get(k, "") for k in FIELDS]
-                    for folder, data in state.all_customers()]
-            # A script file (not fetch) because browsers refuse fetch() from file:// pages.
-            payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-            self._write(script, f"window.FIELDSYNC_CUSTOMERS = {payload};\n")
+            self._write(script, self._customers_script(state, page))
+        self._write(f"{SITE}/{MATCHING_SCRIPT}", _static_text(MATCHING_SCRIPT))
         self._write(f"{SITE}/{SEARCH_SCRIPT}", _static_text(SEARCH_SCRIPT))
         latest = [self._visit_link(page, v) for v in state.latest_visits(LATEST_VISITS)]
         text = render_page(
             "server_root.html.j2", totals=state.totals(), latest=latest,
             inspectors=state.inspector_activity(), labels=FIELD_LABELS, fields=list(FIELDS),
-            customers_script=CUSTOMERS_SCRIPT, search_script=SEARCH_SCRIPT, home="index.html")
+            customers_script=CUSTOMERS_SCRIPT, search_script=SEARCH_SCRIPT, matching_script=MATCHING_SCRIPT,
+            home="index.html")
         self._write(page, text)
         if self.result.entry != ENTRY_PAGE:
             return
