@@ -9,7 +9,10 @@ as tablet A, every way at B's files, the admins' pages and the published master 
 `server index --tablets` must stay inside the share; nginx must serve every page and thumbnail,
 refuse planted links and hand planted HTML out as a download.
 
-Needs root (useradd, chroot), OpenSSH and nginx: skipped without them locally, failed under CI=true.
+Who did what: rsyslog listens in every chroot as the guide sets it up, and the log must name A for
+A's upload and for each refused attempt at B's files; logrotate rotates it with the guide's snippet.
+
+Needs root (useradd, chroot), OpenSSH, nginx, rsyslog and logrotate: skipped without them locally, failed under CI=true.
 """
 
 from __future__ import annotations
@@ -50,6 +53,8 @@ from tests.fixtures.sshd import SSHD, free_port, keygen, sshd_available
 pytestmark = pytest.mark.slow
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
 ADMIN, ADMIN_PASSWORD = "admin", "e2e-" + secrets.token_hex(8)
 
@@ -102,6 +107,10 @@ class Deployment:
     ssh_port: int = 0
     http_port: int = 0
     host_pub: str = ""
+
+    @property
+    def sftp_log(self) -> Path:
+        return self.work / "log" / "sftp.log"
 
     def key(self, account: str) -> Path:
         return self.work / "client-keys" / account
@@ -159,6 +168,47 @@ def provision_accounts(d: Deployment) -> None:
         pub = keygen(d.key(account))
         (d.work / "keys" / account).write_text(pub + "\n")
         (d.work / "keys" / account).chmod(0o644)
+
+
+def start_rsyslog(d: Deployment) -> subprocess.Popen:
+    """The guide's section 2: a log socket in every chroot, each line filed under its account.
+
+    The guide's files go to /etc/rsyslog.d/, read by Debian's rsyslog.conf (which loads imuxsock);
+    this rsyslogd reads only them, and leaves the host's /dev/log alone."""
+    tablets = d.work / "rsyslog-tablets"
+    tablets.mkdir()
+    renames = {"/srv/fieldsync": str(d.share), "/var/log/fieldsync/sftp.log": str(d.sftp_log),
+               "/etc/rsyslog.d/fieldsync-tablets": str(tablets)}
+    for account in d.accounts:  # what add_tablet does with sed
+        (tablets / f"{account}.conf").write_text(
+            guide_text("rsyslog-fieldsync-tablet.conf", **renames).replace("ACCOUNT", account))
+    config = d.work / "rsyslog.conf"
+    config.write_text('module(load="imuxsock" SysSock.Use="off")\n'
+                      + guide_text("rsyslog-fieldsync.conf", **renames))
+    run(RSYSLOGD, "-N1", "-f", config)  # the guide's files pass rsyslog's own check
+    process = subprocess.Popen([RSYSLOGD, "-n", "-f", str(config), "-i", str(d.work / "rsyslogd.pid")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not all((d.share / "tablets" / account / "dev" / "log").exists() for account in d.accounts):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("rsyslogd made no log socket in the chroots")
+        time.sleep(0.05)
+    return process
+
+
+def sftp_log_lines(d: Deployment, *wanted: str) -> list[str]:
+    """The SFTP log's lines, once one line holds each of `wanted` (rsyslog writes in batches)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = d.sftp_log.read_text("utf-8").splitlines() if d.sftp_log.exists() else []
+        if all(any(w in line for line in lines) for w in wanted) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def as_logged(path: str) -> str:
+    """A path as sshd writes it to the log: bytes outside ASCII as \\ooo (docs/deployment.md)."""
+    return "".join(chr(byte) if byte < 0x80 else f"\\{byte:03o}" for byte in path.encode())
 
 
 def start_sshd(d: Deployment) -> subprocess.Popen:
@@ -232,6 +282,8 @@ def deployment():
     require_real_part(os.geteuid() == 0, "root (useradd, sshd's chroot)")
     require_real_part(sshd_available(), "OpenSSH sshd (Debian openssh-server)")
     require_real_part(Path(NGINX).is_file(), "nginx (Debian nginx)")
+    require_real_part(Path(RSYSLOGD).is_file(), "rsyslogd (Debian rsyslog)")
+    require_real_part(Path(LOGROTATE).is_file(), "logrotate (Debian logrotate)")
     tag = secrets.token_hex(3)
     # The share lives under /srv: sshd's ChrootDirectory wants every folder on the way root-owned
     # and not writable by others, which /tmp (1777) is not.
@@ -246,6 +298,7 @@ def deployment():
         for sub in ("keys", "client-keys"):
             (work / sub).mkdir(mode=0o755)
         provision_accounts(d)
+        processes.append(start_rsyslog(d))
         processes.append(start_sshd(d))
         processes.append(start_nginx(d))
         yield d
@@ -309,6 +362,33 @@ def refused(action) -> bool:
     return False
 
 
+def check_sftp_log(d: Deployment, own: str) -> None:
+    """The log names A for A's upload of `own` and for each refused attempt at B's files, and
+    the guide's logrotate snippet rotates it."""
+    a, b = d.accounts
+    # Who did what: A's upload and its refused attempts on B's files, each line under A's account.
+    # sshd cuts a log message at 500 characters, so a long rename line may lose its new name: the
+    # upload is found by its temporary name, .NAME.DEVICE.fieldsync-part, opened for writing.
+    folder, name = own.rsplit("/", 1)
+    upload = f'open "{as_logged(f"/fieldsync/{folder}/.{name}.")}'
+    lines = sftp_log_lines(d, upload, f"/{b}/fieldsync/", "Permission denied")
+    by_a = [line for line in lines if line.split()[1] == a]
+    assert any(upload in line and "WRITE" in line for line in by_a), "A's upload is not in the log under A"
+    for verb in ("open", "remove", "posix-rename"):
+        assert any(line.split()[3] == verb and f"/{b}/fieldsync/" in line for line in by_a), verb
+    assert any("sent status Permission denied" in line for line in by_a)
+    assert not any(f"/{b}/fieldsync/" in line for line in lines if line.split()[1] != a)
+    # The guide's rotation: the file moves aside, rsyslog reopens it, the next session lands there.
+    rotation = d.work / "logrotate.conf"
+    rotation.write_text(guide_text("logrotate-fieldsync-sftp", **{
+        "/var/log/fieldsync/sftp.log": str(d.sftp_log),
+        "/usr/lib/rsyslog/rsyslog-rotate": f"kill -HUP $(cat {d.work / 'rsyslogd.pid'})"}))
+    run(LOGROTATE, "--force", "--state", d.work / "logrotate.state", rotation)
+    assert upload in (d.sftp_log.parent / "sftp.log.1").read_text("utf-8")
+    d.sftp(b)[0].close()
+    assert any(line.split()[1] == b and "session opened" in line for line in sftp_log_lines(d, "session opened"))
+
+
 def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     d = deployment
     a, b = d.accounts
@@ -336,7 +416,9 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
 
     client, sftp = d.sftp(a)
     try:
-        assert sftp.listdir("/") == ["fieldsync"]  # the chroot: nothing of B, the pages or the share
+        # The chroot: its tree and the log socket, nothing of B, the pages or the share.
+        assert sorted(sftp.listdir("/")) == ["dev", "fieldsync"]
+        assert refused(lambda: sftp.remove("/dev/log")) and refused(lambda: sftp.open("/dev/x", "w").write(b"x"))
         own = next(p for p in d.tree(a).rglob("*.jpg")).relative_to(d.tree(a)).as_posix()
         for target in before:
             rel = target.relative_to(d.share).as_posix()  # tablets/B/fieldsync/...
@@ -389,6 +471,7 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     finally:
         client.close()
     assert {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()} == before
+    check_sftp_log(d, own)
     assert (d.share / masterdata.SHARE_MASTER / masterdata.REMOTE_DATA).read_bytes() == genuine
     assert (d.tree(b) / masterdata.REMOTE_DATA).read_bytes() == genuine
     assert masterdata.pull_if_changed(cfg_b)  # B pulls the genuine data, whatever A did
