@@ -47,6 +47,7 @@ from fieldsync.sync import engine
 from fieldsync.transport import open_transport
 from fieldsync.tree.folders import init_root
 from tests.conftest import SAMPLE_CSV, require_real_part
+from tests.fixtures import syncing
 from tests.fixtures.evidence import empty_visit, file_photos, make_jpeg
 from tests.fixtures.sshd import SSHD, free_port, keygen, sshd_available
 
@@ -67,8 +68,9 @@ def guide_text(name: str, **renames: str) -> str:
     return text
 
 
-def run(*args) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env=env)
     if done.returncode:
         raise RuntimeError(f"{' '.join(map(str, args))} exited with {done.returncode}: {done.stderr}")
     return done
@@ -323,14 +325,20 @@ def tablet(d: Deployment, account: str, inspector: str, visits: list[tuple[str, 
     csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
     IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
     for number, (customer, name) in enumerate(visits):
-        visit = empty_visit(cfg, customer, "周期检查", "计量装置", name)
-        manifest.record_remarks(cfg, visit)
-        camera = d.work / "camera" / account
-        shots = [make_jpeg(camera / f"IMG_{number}_{i}.jpg", seed=number * 10 + i) for i in range(2)]
-        file_photos(cfg, visit, "appearance", shots)
+        file_visit(d, cfg, customer, name, number)
     result = engine.sync_once(cfg)
     assert result.exit_code == 0, result
     return cfg
+
+
+def file_visit(d: Deployment, cfg: config_mod.Config, customer: str, name: str, number: int) -> Path:
+    """A visit with its remarks recorded and two real photos filed, as an inspector makes it."""
+    visit = empty_visit(cfg, customer, "周期检查", "计量装置", name)
+    manifest.record_remarks(cfg, visit)
+    camera = d.work / "camera" / cfg.device
+    shots = [make_jpeg(camera / f"IMG_{number}_{i}.jpg", seed=number * 10 + i) for i in range(2)]
+    file_photos(cfg, visit, "appearance", shots)
+    return visit
 
 
 def publish_master(d: Deployment, invoke) -> bytes:
@@ -527,3 +535,59 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         assert headers["Content-Disposition"] == "attachment"
         assert "sandbox" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def mirror_problems(d: Deployment, cfg: config_mod.Config, account: str) -> list[str]:
+    """What of the tablet's tree its account's tree on the share lacks (tests.fixtures.syncing's
+    check, pointed at the share's path rather than the URL the tablet sees in its chroot)."""
+    return syncing.mirror_problems(dataclasses.replace(
+        cfg, server=dataclasses.replace(cfg.server, url=d.tree(account).as_uri())))
+
+
+def guide_script(*args, share: Path, backup: Path) -> None:
+    run(*args, env={**os.environ, "FIELDSYNC_SHARE": str(share), "FIELDSYNC_BACKUP": str(backup)})
+
+
+def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deployment, invoke):
+    d = deployment
+    a, b = d.accounts
+    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
+            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
+    backup = d.work / "backup"
+    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
+    older = (backup / "latest").resolve()
+    assert not list(older.rglob("*.fieldsync-part")) and not (older / "tablets" / a / "dev").exists()
+
+    # The next day: each tablet adds a photo to its first visit (the manifest on the server
+    # changes) and files a new visit; the second snapshot shares every unchanged photo's disk.
+    for number, (account, cfg) in enumerate(cfgs.items(), start=5):
+        first_visit = next(p.parent for p in cfg.root.rglob("manifest.json") if ".fieldsync" not in p.parts)
+        file_photos(cfg, first_visit, "appearance", [make_jpeg(d.work / "camera" / f"late{number}.jpg", seed=number)])
+        file_visit(d, cfg, "3300001234", "2026-11-26_0800", number)
+        assert engine.sync_once(cfg).exit_code == 0
+        assert mirror_problems(d, cfg, account) == []
+    time.sleep(1.1)  # snapshots are named to the second
+    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
+    newer = (backup / "latest").resolve()
+    assert newer != older
+    unchanged = next(p for p in (older / "tablets" / a / "fieldsync").rglob("IMG_0_0.jpg"))
+    assert unchanged.stat().st_ino == (newer / unchanged.relative_to(older)).stat().st_ino
+
+    # The disaster: the share is restored from the older snapshot, as the guide does it.
+    for account in d.accounts:
+        guide_script(DEPLOY / "fieldsync-restore-tablet", older, account, share=d.share, backup=backup)
+        assert any("missing" in problem for problem in mirror_problems(d, cfgs[account], account))
+    assert engine.sync_once(cfgs[a]).lost == []  # an ordinary pass cannot know
+
+    # Each tablet's recheck (sync --recheck-server) pushes what was lost; nothing is missing.
+    for account, cfg in cfgs.items():
+        with engine.Engine(cfg) as eng:
+            result = eng.run(recheck_server=True)
+        assert result.exit_code == 0 and result.rechecked, result
+        assert any(lost.endswith("manifest.json") for lost in result.lost), result.lost
+        assert any(lost.endswith(".jpg") for lost in result.lost), result.lost
+        assert mirror_problems(d, cfg, account) == []
+        verified = invoke("verify", "--server", d.tree(account), "--ignore-warnings", "--no-gps-warning")
+        assert verified.exit_code == 0, verified.output
+    rebuilt = build(d.share, tablets=True, full=True)
+    assert rebuilt.customers == 2 and rebuilt.visits_scanned == 4, rebuilt.problems
