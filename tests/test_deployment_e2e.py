@@ -26,6 +26,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -370,6 +371,26 @@ def refused(action) -> bool:
     return False
 
 
+def verify_without_a_usable_home(d: Deployment, tree: Path) -> None:
+    """verify --server run by an account whose home it cannot write (the index account's may be
+    /nonexistent: "PermissionError: '/nonexistent'") works, and caches in a folder of its own in
+    the temp folder. Run as root here (this machine's Python lives under /root, which other
+    accounts cannot read), so the unusable home is a path below a plain file: no mkdir makes it."""
+    blocker = d.work / "not-a-folder"
+    blocker.write_text("")
+    temp = d.work / "tmp"
+    temp.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_") and k != "FIELDSYNC_CONFIG"}
+    env.update(HOME=str(blocker / "home"), XDG_CONFIG_HOME=str(blocker / "config"), TMPDIR=str(temp))
+    command = [sys.executable, "-c", "from fieldsync.cli import main; main()", "verify", "--server", str(tree),
+               "--ignore-warnings", "--no-gps-warning"]
+    for _ in range(2):  # the second run reads the cache the first one wrote
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "(0 hashed" in done.stdout, done.stdout
+    assert list((temp / f"fieldsync-{os.getuid()}").rglob("*.json"))
+
+
 def check_sftp_log(d: Deployment, own: str) -> None:
     """The log names A for A's upload of `own` and for each refused attempt at B's files, and
     the guide's logrotate snippet rotates it."""
@@ -419,6 +440,7 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     for account in d.accounts:  # each tablet's tree holds its own ledger: verified on its own
         result = invoke("verify", "--server", d.tree(account), "--ignore-warnings", "--no-gps-warning")
         assert result.exit_code == 0, result.output
+    verify_without_a_usable_home(d, d.tree(a))
     first = build(d.share, tablets=True)
     assert first.customers == 2 and first.visits_scanned == 3, first.problems
 
