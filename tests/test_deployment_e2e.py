@@ -540,6 +540,8 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
             served += 1
     assert served > 10
     assert d.get("/.fieldsync/server-index/state.sqlite")[0] == 403
+    private = (f"/{masterdata.SHARE_MASTER}/{masterdata.REMOTE_DATA}", "/.fieldsync/.config/x.json")
+    assert [d.get(path)[0] for path in private] == [403, 403]  # only the site, thumbnails, tablet trees
     photo = "/" + quote(b_photos[0].relative_to(d.share).as_posix())
     status, headers, body = d.get(photo)
     assert status == 200 and headers["Content-Type"] == "image/jpeg" and "Content-Disposition" not in headers
