@@ -9,7 +9,10 @@ as tablet A, every way at B's files, the admins' pages and the published master 
 `server index --tablets` must stay inside the share; nginx must serve every page and thumbnail,
 refuse planted links and hand planted HTML out as a download.
 
-Needs root (useradd, chroot), OpenSSH and nginx: skipped without them locally, failed under CI=true.
+Who did what: rsyslog listens in every chroot as the guide sets it up, and the log must name A for
+A's upload and for each refused attempt at B's files; logrotate rotates it with the guide's snippet.
+
+Needs root (useradd, chroot), OpenSSH, nginx, rsyslog and logrotate: skipped without them locally, failed under CI=true.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -44,12 +48,15 @@ from fieldsync.sync import engine
 from fieldsync.transport import open_transport
 from fieldsync.tree.folders import init_root
 from tests.conftest import SAMPLE_CSV, require_real_part
+from tests.fixtures import syncing
 from tests.fixtures.evidence import empty_visit, file_photos, make_jpeg
 from tests.fixtures.sshd import SSHD, free_port, keygen, sshd_available
 
 pytestmark = pytest.mark.slow
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
 ADMIN, ADMIN_PASSWORD = "admin", "e2e-" + secrets.token_hex(8)
 
@@ -62,8 +69,9 @@ def guide_text(name: str, **renames: str) -> str:
     return text
 
 
-def run(*args) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+def run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          env=env)
     if done.returncode:
         raise RuntimeError(f"{' '.join(map(str, args))} exited with {done.returncode}: {done.stderr}")
     return done
@@ -102,6 +110,10 @@ class Deployment:
     ssh_port: int = 0
     http_port: int = 0
     host_pub: str = ""
+
+    @property
+    def sftp_log(self) -> Path:
+        return self.work / "log" / "sftp.log"
 
     def key(self, account: str) -> Path:
         return self.work / "client-keys" / account
@@ -159,6 +171,47 @@ def provision_accounts(d: Deployment) -> None:
         pub = keygen(d.key(account))
         (d.work / "keys" / account).write_text(pub + "\n")
         (d.work / "keys" / account).chmod(0o644)
+
+
+def start_rsyslog(d: Deployment) -> subprocess.Popen:
+    """The guide's section 2: a log socket in every chroot, each line filed under its account.
+
+    The guide's files go to /etc/rsyslog.d/, read by Debian's rsyslog.conf (which loads imuxsock);
+    this rsyslogd reads only them, and leaves the host's /dev/log alone."""
+    tablets = d.work / "rsyslog-tablets"
+    tablets.mkdir()
+    renames = {"/srv/fieldsync": str(d.share), "/var/log/fieldsync/sftp.log": str(d.sftp_log),
+               "/etc/rsyslog.d/fieldsync-tablets": str(tablets)}
+    for account in d.accounts:  # what add_tablet does with sed
+        (tablets / f"{account}.conf").write_text(
+            guide_text("rsyslog-fieldsync-tablet.conf", **renames).replace("ACCOUNT", account))
+    config = d.work / "rsyslog.conf"
+    config.write_text('module(load="imuxsock" SysSock.Use="off")\n'
+                      + guide_text("rsyslog-fieldsync.conf", **renames))
+    run(RSYSLOGD, "-N1", "-f", config)  # the guide's files pass rsyslog's own check
+    process = subprocess.Popen([RSYSLOGD, "-n", "-f", str(config), "-i", str(d.work / "rsyslogd.pid")],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not all((d.share / "tablets" / account / "dev" / "log").exists() for account in d.accounts):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("rsyslogd made no log socket in the chroots")
+        time.sleep(0.05)
+    return process
+
+
+def sftp_log_lines(d: Deployment, *wanted: str) -> list[str]:
+    """The SFTP log's lines, once one line holds each of `wanted` (rsyslog writes in batches)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = d.sftp_log.read_text("utf-8").splitlines() if d.sftp_log.exists() else []
+        if all(any(w in line for line in lines) for w in wanted) or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
+
+
+def as_logged(path: str) -> str:
+    """A path as sshd writes it to the log: bytes outside ASCII as \\ooo (docs/deployment.md)."""
+    return "".join(chr(byte) if byte < 0x80 else f"\\{byte:03o}" for byte in path.encode())
 
 
 def start_sshd(d: Deployment) -> subprocess.Popen:
@@ -232,6 +285,8 @@ def deployment():
     require_real_part(os.geteuid() == 0, "root (useradd, sshd's chroot)")
     require_real_part(sshd_available(), "OpenSSH sshd (Debian openssh-server)")
     require_real_part(Path(NGINX).is_file(), "nginx (Debian nginx)")
+    require_real_part(Path(RSYSLOGD).is_file(), "rsyslogd (Debian rsyslog)")
+    require_real_part(Path(LOGROTATE).is_file(), "logrotate (Debian logrotate)")
     tag = secrets.token_hex(3)
     # The share lives under /srv: sshd's ChrootDirectory wants every folder on the way root-owned
     # and not writable by others, which /tmp (1777) is not.
@@ -246,6 +301,7 @@ def deployment():
         for sub in ("keys", "client-keys"):
             (work / sub).mkdir(mode=0o755)
         provision_accounts(d)
+        processes.append(start_rsyslog(d))
         processes.append(start_sshd(d))
         processes.append(start_nginx(d))
         yield d
@@ -270,14 +326,20 @@ def tablet(d: Deployment, account: str, inspector: str, visits: list[tuple[str, 
     csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
     IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
     for number, (customer, name) in enumerate(visits):
-        visit = empty_visit(cfg, customer, "周期检查", "计量装置", name)
-        manifest.record_remarks(cfg, visit)
-        camera = d.work / "camera" / account
-        shots = [make_jpeg(camera / f"IMG_{number}_{i}.jpg", seed=number * 10 + i) for i in range(2)]
-        file_photos(cfg, visit, "appearance", shots)
+        file_visit(d, cfg, customer, name, number)
     result = engine.sync_once(cfg)
     assert result.exit_code == 0, result
     return cfg
+
+
+def file_visit(d: Deployment, cfg: config_mod.Config, customer: str, name: str, number: int) -> Path:
+    """A visit with its remarks recorded and two real photos filed, as an inspector makes it."""
+    visit = empty_visit(cfg, customer, "周期检查", "计量装置", name)
+    manifest.record_remarks(cfg, visit)
+    camera = d.work / "camera" / cfg.device
+    shots = [make_jpeg(camera / f"IMG_{number}_{i}.jpg", seed=number * 10 + i) for i in range(2)]
+    file_photos(cfg, visit, "appearance", shots)
+    return visit
 
 
 def publish_master(d: Deployment, invoke) -> bytes:
@@ -309,6 +371,53 @@ def refused(action) -> bool:
     return False
 
 
+def verify_without_a_usable_home(d: Deployment, tree: Path) -> None:
+    """verify --server run by an account whose home it cannot write (the index account's may be
+    /nonexistent: "PermissionError: '/nonexistent'") works, and caches in a folder of its own in
+    the temp folder. Run as root here (this machine's Python lives under /root, which other
+    accounts cannot read), so the unusable home is a path below a plain file: no mkdir makes it."""
+    blocker = d.work / "not-a-folder"
+    blocker.write_text("")
+    temp = d.work / "tmp"
+    temp.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_") and k != "FIELDSYNC_CONFIG"}
+    env.update(HOME=str(blocker / "home"), XDG_CONFIG_HOME=str(blocker / "config"), TMPDIR=str(temp))
+    command = [sys.executable, "-c", "from fieldsync.cli import main; main()", "verify", "--server", str(tree),
+               "--ignore-warnings", "--no-gps-warning"]
+    for _ in range(2):  # the second run reads the cache the first one wrote
+        done = subprocess.run(command, capture_output=True, text=True, env=env, cwd="/", check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert "(0 hashed" in done.stdout, done.stdout
+    assert list((temp / f"fieldsync-{os.getuid()}").rglob("*.json"))
+
+
+def check_sftp_log(d: Deployment, own: str) -> None:
+    """The log names A for A's upload of `own` and for each refused attempt at B's files, and
+    the guide's logrotate snippet rotates it."""
+    a, b = d.accounts
+    # Who did what: A's upload and its refused attempts on B's files, each line under A's account.
+    # sshd cuts a log message at 500 characters, so a long rename line may lose its new name: the
+    # upload is found by its temporary name, .NAME.DEVICE.fieldsync-part, opened for writing.
+    folder, name = own.rsplit("/", 1)
+    upload = f'open "{as_logged(f"/fieldsync/{folder}/.{name}.")}'
+    lines = sftp_log_lines(d, upload, f"/{b}/fieldsync/", "Permission denied")
+    by_a = [line for line in lines if line.split()[1] == a]
+    assert any(upload in line and "WRITE" in line for line in by_a), "A's upload is not in the log under A"
+    for verb in ("open", "remove", "posix-rename"):
+        assert any(line.split()[3] == verb and f"/{b}/fieldsync/" in line for line in by_a), verb
+    assert any("sent status Permission denied" in line for line in by_a)
+    assert not any(f"/{b}/fieldsync/" in line for line in lines if line.split()[1] != a)
+    # The guide's rotation: the file moves aside, rsyslog reopens it, the next session lands there.
+    rotation = d.work / "logrotate.conf"
+    rotation.write_text(guide_text("logrotate-fieldsync-sftp", **{
+        "/var/log/fieldsync/sftp.log": str(d.sftp_log),
+        "/usr/lib/rsyslog/rsyslog-rotate": f"kill -HUP $(cat {d.work / 'rsyslogd.pid'})"}))
+    run(LOGROTATE, "--force", "--state", d.work / "logrotate.state", rotation)
+    assert upload in (d.sftp_log.parent / "sftp.log.1").read_text("utf-8")
+    d.sftp(b)[0].close()
+    assert any(line.split()[1] == b and "session opened" in line for line in sftp_log_lines(d, "session opened"))
+
+
 def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     d = deployment
     a, b = d.accounts
@@ -331,12 +440,15 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     for account in d.accounts:  # each tablet's tree holds its own ledger: verified on its own
         result = invoke("verify", "--server", d.tree(account), "--ignore-warnings", "--no-gps-warning")
         assert result.exit_code == 0, result.output
+    verify_without_a_usable_home(d, d.tree(a))
     first = build(d.share, tablets=True)
     assert first.customers == 2 and first.visits_scanned == 3, first.problems
 
     client, sftp = d.sftp(a)
     try:
-        assert sftp.listdir("/") == ["fieldsync"]  # the chroot: nothing of B, the pages or the share
+        # The chroot: its tree and the log socket, nothing of B, the pages or the share.
+        assert sorted(sftp.listdir("/")) == ["dev", "fieldsync"]
+        assert refused(lambda: sftp.remove("/dev/log")) and refused(lambda: sftp.open("/dev/x", "w").write(b"x"))
         own = next(p for p in d.tree(a).rglob("*.jpg")).relative_to(d.tree(a)).as_posix()
         for target in before:
             rel = target.relative_to(d.share).as_posix()  # tablets/B/fieldsync/...
@@ -389,6 +501,7 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     finally:
         client.close()
     assert {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()} == before
+    check_sftp_log(d, own)
     assert (d.share / masterdata.SHARE_MASTER / masterdata.REMOTE_DATA).read_bytes() == genuine
     assert (d.tree(b) / masterdata.REMOTE_DATA).read_bytes() == genuine
     assert masterdata.pull_if_changed(cfg_b)  # B pulls the genuine data, whatever A did
@@ -427,6 +540,8 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
             served += 1
     assert served > 10
     assert d.get("/.fieldsync/server-index/state.sqlite")[0] == 403
+    private = (f"/{masterdata.SHARE_MASTER}/{masterdata.REMOTE_DATA}", "/.fieldsync/.config/x.json")
+    assert [d.get(path)[0] for path in private] == [403, 403]  # only the site, thumbnails, tablet trees
     photo = "/" + quote(b_photos[0].relative_to(d.share).as_posix())
     status, headers, body = d.get(photo)
     assert status == 200 and headers["Content-Type"] == "image/jpeg" and "Content-Disposition" not in headers
@@ -444,3 +559,90 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         assert headers["Content-Disposition"] == "attachment"
         assert "sandbox" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
+
+
+def mirror_problems(d: Deployment, cfg: config_mod.Config, account: str) -> list[str]:
+    """What of the tablet's tree its account's tree on the share lacks (tests.fixtures.syncing's
+    check, pointed at the share's path rather than the URL the tablet sees in its chroot)."""
+    return syncing.mirror_problems(dataclasses.replace(
+        cfg, server=dataclasses.replace(cfg.server, url=d.tree(account).as_uri())))
+
+
+def guide_script(*args, share: Path, backup: Path) -> None:
+    run(*args, env={**os.environ, "FIELDSYNC_SHARE": str(share), "FIELDSYNC_BACKUP": str(backup)})
+
+
+def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deployment, invoke):
+    d = deployment
+    a, b = d.accounts
+    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
+            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
+    backup = d.work / "backup"
+    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
+    older = (backup / "latest").resolve()
+    assert not list(older.rglob("*.fieldsync-part")) and not (older / "tablets" / a / "dev").exists()
+
+    # The next day: each tablet adds a photo to its first visit (the manifest on the server
+    # changes) and files a new visit; the second snapshot shares every unchanged photo's disk.
+    for number, (account, cfg) in enumerate(cfgs.items(), start=5):
+        first_visit = next(p.parent for p in cfg.root.rglob("manifest.json") if ".fieldsync" not in p.parts)
+        file_photos(cfg, first_visit, "appearance", [make_jpeg(d.work / "camera" / f"late{number}.jpg", seed=number)])
+        file_visit(d, cfg, "3300001234", "2026-11-26_0800", number)
+        assert engine.sync_once(cfg).exit_code == 0
+        assert mirror_problems(d, cfg, account) == []
+    time.sleep(1.1)  # snapshots are named to the second
+    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
+    newer = (backup / "latest").resolve()
+    assert newer != older
+    unchanged = next(p for p in (older / "tablets" / a / "fieldsync").rglob("IMG_0_0.jpg"))
+    assert unchanged.stat().st_ino == (newer / unchanged.relative_to(older)).stat().st_ino
+
+    # The disaster: the share is restored from the older snapshot, as the guide does it.
+    for account in d.accounts:
+        guide_script(DEPLOY / "fieldsync-restore-tablet", older, account, share=d.share, backup=backup)
+        assert any("missing" in problem for problem in mirror_problems(d, cfgs[account], account))
+    assert engine.sync_once(cfgs[a]).lost == []  # an ordinary pass cannot know
+
+    # Each tablet's recheck (sync --recheck-server) pushes what was lost; nothing is missing.
+    for account, cfg in cfgs.items():
+        with engine.Engine(cfg) as eng:
+            result = eng.run(recheck_server=True)
+        assert result.exit_code == 0 and result.rechecked, result
+        assert any(lost.endswith("manifest.json") for lost in result.lost), result.lost
+        assert any(lost.endswith(".jpg") for lost in result.lost), result.lost
+        assert mirror_problems(d, cfg, account) == []
+        verified = invoke("verify", "--server", d.tree(account), "--ignore-warnings", "--no-gps-warning")
+        assert verified.exit_code == 0, verified.output
+    rebuilt = build(d.share, tablets=True, full=True)
+    assert rebuilt.customers == 2 and rebuilt.visits_scanned == 4, rebuilt.problems
+
+
+def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
+    """The systemd units, shell scripts and nftables snippet of docs/deploy/ pass their tools' own
+    checks (systemd-analyze verify, sh -n, nft -c), and the health script raises its alarms."""
+    require_real_part(shutil.which("systemd-analyze") is not None, "systemd-analyze (Debian systemd)")
+    require_real_part(shutil.which("nft") is not None, "nft (Debian nftables)")
+    units = tmp_path / "units"
+    units.mkdir()
+    names = []
+    for unit in sorted(DEPLOY.glob("*.service")) + sorted(DEPLOY.glob("*.timer")):
+        shutil.copy(unit, units / unit.name)
+        names.append(unit.name.replace("@.", "@insp-zhangsan."))
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=units, capture_output=True,
+                          text=True, check=False, env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning"})
+    # What the guide installs beside them (the venv, the scripts in /usr/local/sbin) is not here.
+    complaints = [line for line in (done.stdout + done.stderr).splitlines()
+                  if line.strip() and "is not executable: No such file or directory" not in line]
+    assert complaints == []
+    for script in DEPLOY.iterdir():
+        if script.read_text("utf-8").startswith("#!/bin/sh"):
+            assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
+            run("sh", "-n", script)
+    run("nft", "-c", "-f", DEPLOY / "nftables-fieldsync.nft")
+
+    health = DEPLOY / "fieldsync-health"
+    calm = {**os.environ, "FIELDSYNC_SHARE": str(tmp_path), "FIELDSYNC_MAX_PERCENT": "101"}
+    assert subprocess.run([health], env=calm, capture_output=True, check=False).returncode == 0
+    alarmed = subprocess.run([health], env={**calm, "FIELDSYNC_MAX_PERCENT": "0"}, capture_output=True,
+                             text=True, check=False)
+    assert alarmed.returncode == 1 and "full" in alarmed.stderr and "inodes" in alarmed.stderr

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,6 +30,27 @@ def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[s
     except ConfigError:
         fallback = Layout()
     return root, verify_mod.layout_of(root, fallback), ledger.server_ledgers(root)
+
+
+def _verify_cache_dir() -> Path | None:
+    """Where `verify --server` keeps its cache: systemd's StateDirectory= for a unit, else the
+    account's config folder, else a 0700 folder of its own in the temp folder, because a service
+    account's home may not exist or be writable (fieldsync-index's is /nonexistent on some
+    machines). None when none is usable: verify then hashes everything, it does not fail."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    candidates = [Path(p) for p in os.environ.get("STATE_DIRECTORY", "").split(":")[:1] if p]
+    candidates += [Path(click.get_app_dir("fieldsync")),
+                   Path(tempfile.gettempdir()) / ("fieldsync" if uid is None else f"fieldsync-{uid}")]
+    for candidate in candidates:
+        try:
+            candidate.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # In a shared temp folder another account could have made the name first (or a link).
+            mine = uid is None or candidate.lstat().st_uid == uid
+        except OSError:
+            continue
+        if mine and not candidate.is_symlink() and os.access(candidate, os.W_OK):
+            return candidate
+    return None
 
 
 @click.command("verify")
@@ -67,7 +90,8 @@ def verify_command(app: AppContext, tree_path: Path | None, keyring_path: Path |
     if tree_path is None:
         cache_path = app.config.state_dir / "verify-cache.json"
     else:
-        cache_path = verify_mod.cache_file_for(root, Path(click.get_app_dir("fieldsync")))
+        private = _verify_cache_dir()
+        cache_path = verify_mod.cache_file_for(root, private) if private else None
     cache = HashCache(cache_path, root, reuse=not full)
     keyring = keys.load_keyring(keyring_path) if keyring_path else None
     report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring)

@@ -69,10 +69,6 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
     PATH are theirs: they are never written here.
     """
     layout, maps = _layout_and_maps(app)
-    if watch and tablets:
-        # The watcher maps an event to a customer of one tree; a share of tablets is run by a timer.
-        raise click.UsageError("--watch does not take --tablets yet; run 'server index --tablets' "
-                               "from a timer (docs/deployment.md)")
     if not watch:
         result = build(path, layout, full=full, maps=maps, deep=True if deep else None, tablets=tablets)
         _report_build(app, result)
@@ -87,9 +83,9 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
         _show_problems(result.problems)
 
     watcher = IndexWatcher(path, layout, quiet=quiet_seconds, rescan=rescan_minutes * 60, maps=maps,
-                           on_build=on_build, on_error=lambda exc: warn(f"build failed: {exc}"))
+                           on_build=on_build, on_error=lambda exc: warn(f"build failed: {exc}"), tablets=tablets)
     if full:
-        _report_build(app, build(path, layout, full=True, maps=maps))
+        _report_build(app, build(path, layout, full=True, maps=maps, tablets=tablets))
     watcher.start()
     # systemd stops a service with SIGTERM: finish the current build, then exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: watcher.request_stop())

@@ -6,6 +6,10 @@ has been quiet for a moment (uploads come in bursts), then rebuilds just those c
 Hidden names are ignored: the transport writes `.NAME.fieldsync-part` and renames it into
 place, and our own output lives under `.fieldsync/`. A periodic incremental scan with the deep
 check (every folder stat'ed, photo folders too) is the safety net for events the OS dropped.
+
+With `tablets` the root is a share of chrooted tablet accounts: SHARE/tablets is watched, an
+event in ACCOUNT/fieldsync/CUSTOMER/... touches CUSTOMER (one page over every tablet's folder
+of it), and a tablet tree appearing or going away asks for a run over every customer.
 """
 
 from __future__ import annotations
@@ -22,9 +26,12 @@ from watchdog.observers import Observer
 from fieldsync.base.debounce import Debouncer, visible_rel
 from fieldsync.config import Layout
 from fieldsync.errors import FieldsyncError
+from fieldsync.server.scan import TABLET_TREE, TABLETS_DIR
 from fieldsync.server.site import BuildResult, build
 
 log = logging.getLogger(__name__)
+
+EVERY = ("every customer",)  # noted when a tablet tree comes or goes: not a folder name (a tuple)
 
 
 def customer_of(root: Path, path: str) -> str | None:
@@ -38,10 +45,28 @@ def customer_of(root: Path, path: str) -> str | None:
     return parts[0]
 
 
+def tablet_customer_of(tablets: Path, path: str) -> str | tuple | None:
+    """For SHARE/tablets: the customer an event under ACCOUNT/fieldsync/ touches, EVERY when a
+    tablet's chroot or tree itself changed, None for anything else (hidden names, the chroot's
+    dev/log, a file at a tree's top)."""
+    rel = visible_rel(tablets, path)
+    if rel is None:
+        return None
+    parts = rel.parts
+    if len(parts) == 1 or (len(parts) == 2 and parts[1] == TABLET_TREE):
+        return EVERY
+    if parts[1] != TABLET_TREE:
+        return None
+    if len(parts) == 3 and not (tablets / rel).is_dir():
+        return None
+    return parts[2]
+
+
 class _Collector(FileSystemEventHandler):
-    def __init__(self, root: Path, wake: Callable[[set[str]], None]):
+    def __init__(self, root: Path, wake: Callable[[set], None], tablets: bool = False):
         self.root = root
         self.wake = wake
+        self.folder_of = tablet_customer_of if tablets else customer_of
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -49,7 +74,7 @@ class _Collector(FileSystemEventHandler):
         touched = set()
         for path in (event.src_path, getattr(event, "dest_path", "") or ""):
             if path:
-                folder = customer_of(self.root, path)
+                folder = self.folder_of(self.root, path)
                 if folder:
                     touched.add(folder)
         if touched:
@@ -62,8 +87,11 @@ class IndexWatcher:
     def __init__(self, root: Path, layout: Layout | None = None, *, quiet: float = 1.0,
                  max_wait: float = 10.0, rescan: float = 600.0, maps: dict | None = None,
                  on_build: Callable[[BuildResult], None] | None = None,
-                 on_error: Callable[[Exception], None] | None = None):
+                 on_error: Callable[[Exception], None] | None = None, tablets: bool = False):
         self.root = Path(root).resolve()
+        self.tablets = tablets
+        # A share's own output (.fieldsync/) and master/ are not watched at all: only the trees.
+        self.watched = self.root / TABLETS_DIR if tablets else self.root
         self.layout = layout or Layout()
         self.quiet, self.max_wait, self.rescan = quiet, max_wait, rescan
         self.maps = maps
@@ -74,19 +102,19 @@ class IndexWatcher:
         self._observer = None
         self._thread: threading.Thread | None = None
 
-    def _note(self, customers: set[str]) -> None:
+    def _note(self, customers: set) -> None:
         self._pending.add(customers)
 
     def start(self) -> None:
         """Build once (catch up with what landed while nobody watched), then watch."""
         self._run_build(None, deep=True)
         observer = Observer()
-        observer.schedule(_Collector(self.root, self._note), str(self.root), recursive=True)
+        observer.schedule(_Collector(self.watched, self._note, self.tablets), str(self.watched), recursive=True)
         try:
             observer.start()
         except OSError as exc:  # typically the inotify watch limit on a large tree
             raise FieldsyncError(
-                f"cannot watch {self.root} ({exc}); raise fs.inotify.max_user_watches (see "
+                f"cannot watch {self.watched} ({exc}); raise fs.inotify.max_user_watches (see "
                 "docs/deployment.md) or run 'fieldsync server index' from a timer instead") from None
         self._observer = observer
         self._thread = threading.Thread(target=self._loop, name="fieldsync-index", daemon=True)
@@ -119,14 +147,14 @@ class IndexWatcher:
                 return
             now = time.monotonic()
             if batch:
-                self._run_build(set(batch))
+                self._run_build(None if EVERY in batch else set(batch))
             elif now >= next_rescan:
                 self._run_build(None, deep=True)
                 next_rescan = now + self.rescan
 
     def _run_build(self, only: set[str] | None, deep: bool | None = None) -> None:
         try:
-            result = build(self.root, self.layout, only=only, maps=self.maps, deep=deep)
+            result = build(self.root, self.layout, only=only, maps=self.maps, deep=deep, tablets=self.tablets)
         except Exception as exc:  # keep watching: the next upload or rescan tries again
             self.on_error(exc)
             return
