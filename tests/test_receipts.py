@@ -200,3 +200,42 @@ def test_share_of_tablets_receipted_per_tree(filed_visit, tmp_path, invoke):
     result = invoke("verify", "--server", tree, "--receipts", share / ".fieldsync" / "receipts",
                     "--server-key", f"{key}.pub")
     assert result.exit_code == 1 and "the ledger is gone" in result.output
+
+
+# --------------------------------------------------------------------------- the published keyring
+# (here beside the receipts: both are trust roots the back office or the server keeps off the share)
+
+def test_keyring_published_like_master_data(filed_visit, tmp_path, invoke):
+    cfg, _ = filed_visit
+    keyring = tmp_path / "backoffice" / "keyring.json"
+    keyring.parent.mkdir()
+    public = signing.public_b64(signing.load_key(ledger.key_path(cfg)))
+    invoke("keyring", "add", "--keyring", keyring, "--device", "tablet-07", "--inspector", "zhang.san",
+           "--key", public, "--from", "2020-01-01")
+    server = tmp_path / "server"  # the tablet's file:// server (config.yaml)
+    result = invoke("keyring", "publish", "--keyring", keyring, server)
+    assert result.exit_code == 0, result.output
+    assert (server / ".fieldsync" / "keyring" / "keyring.json").read_bytes() == keyring.read_bytes()
+    assert json.loads((server / ".fieldsync" / "keyring" / "version.json").read_text())["sha256"]
+    # The tablet fetches it and checks its signatures against it; later verifies use it by default.
+    result = invoke("verify", "--keyring", "published", "--ignore-warnings")
+    assert result.exit_code == 0, result.output
+    assert "signed by device tablet-07 of inspector zhang.san" in result.output
+    assert "keyring: the published copy" in result.output
+    assert (cfg.state_dir / "keyring.json").read_bytes() == keyring.read_bytes()
+    result = invoke("verify", "--ignore-warnings")
+    assert "signed by device tablet-07 of inspector zhang.san" in result.output
+    # On a server tree, the copy published there is the default (and says where it came from).
+    share = push(cfg, tmp_path / "share")
+    assert invoke("keyring", "publish", "--keyring", keyring, share).exit_code == 0
+    result = invoke("verify", "--server", share, "--ignore-warnings")
+    assert result.exit_code == 0 and "signed by device tablet-07 of inspector zhang.san" in result.output
+    # A revocation published reaches the tablet on its next fetch.
+    invoke("keyring", "revoke", "--keyring", keyring, "tablet-07", "--at", "2020-06-01", "--reason", "lost")
+    assert invoke("keyring", "publish", "--keyring", keyring, server).exit_code == 0
+    result = invoke("verify", "--keyring", "published")
+    assert result.exit_code == 1 and "after it was revoked" in result.output
+    # Nothing published: '--keyring published' says what to do.
+    shutil.rmtree(server / ".fieldsync" / "keyring")
+    result = invoke("verify", "--keyring", "published")
+    assert result.exit_code == 2 and "keyring publish" in result.output

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.hashing import file_sha256
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout
 from fieldsync.errors import ConfigError
@@ -16,6 +17,7 @@ from fieldsync.evidence import keys, ledger
 from fieldsync.evidence import receipts as receipts_mod
 from fieldsync.evidence import verify as verify_mod
 from fieldsync.evidence.hashcache import HashCache
+from fieldsync.masterdata import publish as masterdata
 
 
 def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[str, Path]]:
@@ -60,14 +62,46 @@ def _receipts(root: Path, receipts_path: Path | None, server_key: str | None) ->
     return receipts_mod.load(receipts_path, public, tree=tree)
 
 
+PUBLISHED = "published"
+
+
+def _keyring(app: AppContext, root: Path, tree_path: Path | None,
+             value: str | None) -> tuple[keys.Keyring | None, str | None]:
+    """(keyring, a note on where it came from): the file given, or the published copy —
+    fetched first on a tablet with '--keyring published', read from the tree's
+    .fieldsync/keyring/ on a server tree, and used by default when one is there."""
+    if value is not None and value != PUBLISHED:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"{path} is not a file", param_hint="--keyring")
+        return keys.load_keyring(path), None
+    if tree_path is None:
+        cfg = app.config
+        if value == PUBLISHED and masterdata.pull_keyring(cfg) is None:
+            raise click.UsageError("no keyring is published on the server; the back office runs "
+                                   "'fieldsync keyring publish --keyring FILE'")
+        path = cfg.state_dir / masterdata.PULLED_KEYRING
+    else:
+        path = root / masterdata.REMOTE_KEYRING
+    if not path.is_file():
+        if value == PUBLISHED:
+            raise click.UsageError(f"no published keyring at {path}; give --keyring FILE")
+        return None, None
+    keyring = keys.load_keyring(path)
+    return keyring, (f"keyring: the published copy {path} (sha256 {file_sha256(path)[0][:16]}…); "
+                     "it proves as much as where it was read from: for a dispute, compare that "
+                     "sha256 with the back office's, or give --keyring FILE from the back office")
+
+
 @click.command("verify")
 @click.option("--server", "tree_path", metavar="PATH",
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Verify the server tree (or an extracted evidence bundle) at PATH instead of this tablet.")
-@click.option("--keyring", "keyring_path", metavar="FILE",
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--keyring", "keyring_value", metavar="FILE|published",
               help="Check every ledger signature against this keyring (the back office's list of "
-                   "registered tablet keys). Without it, signatures are checked only for consistency.")
+                   "registered tablet keys); 'published': the copy 'fieldsync keyring publish' put "
+                   "on the server (the default when one is there). Without any, signatures are "
+                   "checked only for consistency.")
 @receipts_option
 @server_key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -80,7 +114,7 @@ def _receipts(root: Path, receipts_path: Path | None, server_key: str | None) ->
 @click.option("--no-gps-warning", is_flag=True, help="Do not warn about photos without GPS.")
 @click.option("--ignore-warnings", is_flag=True, help="Exit 0 when there are warnings but no problems.")
 @pass_app
-def verify_command(app: AppContext, tree_path: Path | None, keyring_path: Path | None,
+def verify_command(app: AppContext, tree_path: Path | None, keyring_value: str | None,
                    receipts_path: Path | None, server_key: str | None, as_json: bool,
                    full: bool, max_distance: float, max_skew_hours: float, no_gps_warning: bool,
                    ignore_warnings: bool) -> None:
@@ -102,7 +136,9 @@ def verify_command(app: AppContext, tree_path: Path | None, keyring_path: Path |
     else:
         cache_path = verify_mod.cache_file_for(root, Path(click.get_app_dir("fieldsync")))
     cache = HashCache(cache_path, root, reuse=not full)
-    keyring = keys.load_keyring(keyring_path) if keyring_path else None
+    keyring, keyring_note = _keyring(app, root, tree_path, keyring_value)
+    if keyring_note:
+        warn(keyring_note)
     receipts = _receipts(root, receipts_path, server_key)
     report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring,
                                     receipts=receipts)
