@@ -134,7 +134,13 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     if excerpts is None:
         excerpts = (root / BUNDLE_FILE).is_file()
     report = Report(keyring=str(keyring.path) if keyring else None)
-    parsed = _read_ledgers(root, ledger_files, excerpts, keyring, report, cache)
+    parsed = _read_ledgers(root, ledger_files, excerpts, report)
+    # Signatures are checked on a thread of their own while the tree is walked and hashed:
+    # Ed25519 holds the GIL, but hashing photos releases it, so the two overlap on two cores.
+    signer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-signatures")
+    signatures = signer.submit(_check_signatures, ledger_files, parsed, keyring,
+                               cache.signatures if cache is not None else None)
+    signer.shutdown(wait=False)
     if receipts is not None:
         _start_receipts(root, receipts, parsed, ledger_files, report)
     visits = _find_visits(root, layout)
@@ -165,17 +171,22 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
             _check_receipt(visit, data, receipts.visits[visit_id], report)
     if cache is not None:
         cache.chains &= manifest_digests  # forget manifests that have since changed
-    _check_photos(root, checks, report, cache, options)
+    try:
+        _check_photos(root, checks, report, cache, options)
+    finally:
+        checked = signatures.result()  # also when hashing failed: never leave the thread behind
+    _report_signatures(root, ledger_files, checked, report, cache)
+    if cache is not None:
+        cache.save()
     _report_missing(parsed, receipts, seen_ids, report)
     report.findings.sort(key=lambda f: (f.level != PROBLEM, f.path, f.message))
     return report
 
 
-def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool, keyring: keys.Keyring | None,
-                  report: Report, cache: HashCache | None) -> dict[str, ledger.Parsed]:
-    """Parse each ledger, check its chain and signatures; report what is wrong with it."""
+def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool,
+                  report: Report) -> dict[str, ledger.Parsed]:
+    """Parse each ledger and check its chain; report what is wrong with it."""
     parsed: dict[str, ledger.Parsed] = {}
-    verified: set[str] = set()
     for device, path in sorted(ledger_files.items()):
         parsed[device] = ledger.read(path)
         report.ledgers[device] = len(parsed[device].records)
@@ -184,18 +195,31 @@ def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool, key
         if not excerpts:
             problems += [f"record {r.get('seq')}: has no body (records must be complete outside a bundle)"
                          for r in parsed[device].records if not isinstance(r.get("body"), dict)]
-        signatures = keys.check_ledger(device, parsed[device], keyring,
-                                       cache.signatures if cache is not None else None)
+        for problem in problems:
+            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+    return parsed
+
+
+def _check_signatures(ledger_files: dict[str, Path], parsed: dict[str, ledger.Parsed],
+                      keyring: keys.Keyring | None, verified: set[str] | None) -> dict[str, keys.SignatureCheck]:
+    """Every ledger's signatures (on the signature thread: reads, never writes, shared state)."""
+    return {device: keys.check_ledger(device, parsed[device], keyring, verified) for device in sorted(ledger_files)}
+
+
+def _report_signatures(root: Path, ledger_files: dict[str, Path], checked: dict[str, keys.SignatureCheck],
+                       report: Report, cache: HashCache | None) -> None:
+    verified: set[str] = set()
+    for device, signatures in checked.items():
+        where = _ledger_rel(root, ledger_files[device])
         verified |= signatures.verified
         report.signers[device] = list(signatures.signers.values())
         report.unsigned[device] = signatures.unsigned
-        for problem in problems + signatures.problems:
-            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+        for problem in signatures.problems:
+            report.add(PROBLEM, where, f"ledger {device}: {problem}")
         for warning in signatures.warnings:
-            report.add(WARNING, _ledger_rel(root, path), f"ledger {device}: {warning}")
+            report.add(WARNING, where, f"ledger {device}: {warning}")
     if cache is not None:
         cache.signatures = verified  # forget signatures no ledger holds any more
-    return parsed
 
 
 def _report_missing(parsed: dict[str, ledger.Parsed], receipts: receipts_mod.Receipts | None,
@@ -448,8 +472,7 @@ def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | N
             customers[visit.customer] = _customer_location(root / visit.customer)
         _circumstances(key, entry, customers[visit.customer], options, report)
     if cache is not None:
-        cache.forget_missing(set(keys))
-        cache.save()
+        cache.forget_missing(set(keys))  # saved by verify_tree, with the signatures' results
 
 
 def _photo_jobs(checks: list, report: Report) -> list[tuple[_Visit, str, dict]]:
