@@ -218,7 +218,7 @@ def main(argv: list[str]) -> int:
     command = "python -m bench.verify" + " ".join([""] + argv)
     links = f", {distinct:,} distinct contents (the rest hard links)" if distinct < count else ""
     text = "\n".join([
-        "## Verify throughput (issue 5)",
+        "## Verify throughput, signed vs unsigned (issue 17)" if args.no_anchors else "## Verify throughput (issue 5)",
         "",
         f"`{command}`: {count:,} photos ({total / 1e9:.2f} GB read per pass, 1600x1200 JPEGs{links}) in "
         f"{(count + PHOTOS_PER_VISIT - 1) // PHOTOS_PER_VISIT:,} visits; a warm-up pass first; median of "
