@@ -10,13 +10,16 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.hashing import file_sha256
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout
 from fieldsync.errors import ConfigError
 from fieldsync.evidence import bundle as evidence_mod
 from fieldsync.evidence import keys, ledger
+from fieldsync.evidence import receipts as receipts_mod
 from fieldsync.evidence import verify as verify_mod
 from fieldsync.evidence.hashcache import HashCache
+from fieldsync.masterdata import publish as masterdata
 
 
 def _tree(app: AppContext, tree_path: Path | None) -> tuple[Path, Layout, dict[str, Path]]:
@@ -53,14 +56,77 @@ def _verify_cache_dir() -> Path | None:
     return None
 
 
+receipts_option = click.option(
+    "--receipts", "receipts_path", metavar="FILE|DIR", type=click.Path(exists=True, path_type=Path),
+    help="The server's receipts (SERVER/.fieldsync/receipts, written by 'fieldsync server receipts'): "
+         "catch visits deleted with their ledger records and ledgers rolled back. Needs --server-key.")
+server_key_option = click.option(
+    "--server-key", "server_key", metavar="KEY|FILE",
+    help="The server's public key (base64, or its server_key.pub file), from the server admin, not "
+         "from the share. An extracted bundle's own receipts are checked with it.")
+
+
+def _receipts(root: Path, receipts_path: Path | None, server_key: str | None) -> receipts_mod.Receipts | None:
+    """The receipts that speak for the tree at `root`, checked against the server's key."""
+    if receipts_path is None and server_key is None:
+        return None
+    if server_key is None:
+        raise click.UsageError("--receipts needs --server-key: receipts prove nothing without the "
+                               "server's public key (ask the server admin for server_key.pub)")
+    public = receipts_mod.read_public_key(server_key)
+    if receipts_path is None:  # a bundle carries its receipts; so may a server tree
+        receipts_path = receipts_mod.receipts_file(root)
+        if not receipts_path.is_file():
+            raise click.UsageError(f"no receipts in {root}; give --receipts FILE|DIR")
+    elif receipts_path.is_dir():
+        receipts_path = receipts_path / receipts_mod.RECEIPTS_NAME
+    in_bundle = (root / verify_mod.BUNDLE_FILE).is_file()
+    tree = None if in_bundle else receipts_mod.tree_of(receipts_path, root)
+    return receipts_mod.load(receipts_path, public, tree=tree)
+
+
+PUBLISHED = "published"
+
+
+def _keyring(app: AppContext, root: Path, tree_path: Path | None,
+             value: str | None) -> tuple[keys.Keyring | None, str | None]:
+    """(keyring, a note on where it came from): the file given, or the published copy —
+    fetched first on a tablet with '--keyring published', read from the tree's
+    .fieldsync/keyring/ on a server tree, and used by default when one is there."""
+    if value is not None and value != PUBLISHED:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise click.BadParameter(f"{path} is not a file", param_hint="--keyring")
+        return keys.load_keyring(path), None
+    if tree_path is None:
+        cfg = app.config
+        if value == PUBLISHED and masterdata.pull_keyring(cfg) is None:
+            raise click.UsageError("no keyring is published on the server; the back office runs "
+                                   "'fieldsync keyring publish --keyring FILE'")
+        path = cfg.state_dir / masterdata.PULLED_KEYRING
+    else:
+        path = root / masterdata.REMOTE_KEYRING
+    if not path.is_file():
+        if value == PUBLISHED:
+            raise click.UsageError(f"no published keyring at {path}; give --keyring FILE")
+        return None, None
+    keyring = keys.load_keyring(path)
+    return keyring, (f"keyring: the published copy {path} (sha256 {file_sha256(path)[0][:16]}…); "
+                     "it proves as much as where it was read from: for a dispute, compare that "
+                     "sha256 with the back office's, or give --keyring FILE from the back office")
+
+
 @click.command("verify")
 @click.option("--server", "tree_path", metavar="PATH",
               type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Verify the server tree (or an extracted evidence bundle) at PATH instead of this tablet.")
-@click.option("--keyring", "keyring_path", metavar="FILE",
-              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+@click.option("--keyring", "keyring_value", metavar="FILE|published",
               help="Check every ledger signature against this keyring (the back office's list of "
-                   "registered tablet keys). Without it, signatures are checked only for consistency.")
+                   "registered tablet keys); 'published': the copy 'fieldsync keyring publish' put "
+                   "on the server (the default when one is there). Without any, signatures are "
+                   "checked only for consistency.")
+@receipts_option
+@server_key_option
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--full", is_flag=True,
               help="Re-hash every photo, ignoring the incremental cache (do this before a dispute).")
@@ -71,7 +137,8 @@ def _verify_cache_dir() -> Path | None:
 @click.option("--no-gps-warning", is_flag=True, help="Do not warn about photos without GPS.")
 @click.option("--ignore-warnings", is_flag=True, help="Exit 0 when there are warnings but no problems.")
 @pass_app
-def verify_command(app: AppContext, tree_path: Path | None, keyring_path: Path | None, as_json: bool,
+def verify_command(app: AppContext, tree_path: Path | None, keyring_value: str | None,
+                   receipts_path: Path | None, server_key: str | None, as_json: bool,
                    full: bool, max_distance: float, max_skew_hours: float, no_gps_warning: bool,
                    ignore_warnings: bool) -> None:
     """Check every photo against its manifest, the manifests against the ledger, and the
@@ -93,8 +160,12 @@ def verify_command(app: AppContext, tree_path: Path | None, keyring_path: Path |
         private = _verify_cache_dir()
         cache_path = verify_mod.cache_file_for(root, private) if private else None
     cache = HashCache(cache_path, root, reuse=not full)
-    keyring = keys.load_keyring(keyring_path) if keyring_path else None
-    report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring)
+    keyring, keyring_note = _keyring(app, root, tree_path, keyring_value)
+    if keyring_note:
+        warn(keyring_note)
+    receipts = _receipts(root, receipts_path, server_key)
+    report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring,
+                                    receipts=receipts)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
     else:
@@ -139,9 +210,34 @@ def signature_lines(report: verify_mod.Report) -> list[str]:
                          "unsigned (made before signing began): they rest on the share's integrity only")
     if report.keyring is None and any(report.signers.values()):
         lines.append("未证明 not proven: which tablet and inspector signed (no --keyring given)")
-    if report.ledgers:
-        lines.append("未证明 not proven: when the server received these records, and that no visit was "
-                     "deleted together with its ledger records (no server receipts)")
+    lines += receipt_lines(report)
+    return lines
+
+
+SHOWN_RECEIPTS = 20  # visits named one by one; more are summed up
+
+
+def receipt_lines(report: verify_mod.Report) -> list[str]:
+    """What the server's receipts proved: when each visit reached the server."""
+    if report.receipts is None:
+        if report.ledgers:
+            return ["未证明 not proven: when the server received these records, and that no visit was "
+                    "deleted together with its ledger records (no --receipts and --server-key given)"]
+        return []
+    received = report.receipts["received"]
+    key = report.receipts["server_key"]
+    lines = []
+    for rel, got in list(received.items())[:SHOWN_RECEIPTS]:
+        state = "its current head" if got["current"] else "an earlier head; later photos not receipted yet"
+        lines.append(f"收据 received: visit {rel}: {got['photos']} photo(s) from device {got['device']} "
+                     f"received by the server at {got['at']} ({state}; receipt signed by server key {key})")
+    if len(received) > SHOWN_RECEIPTS:
+        lines.append(f"收据 received: … {len(received)} visits in all received by the server "
+                     f"(receipts signed by server key {key})")
+    missing = report.visits - len(received)
+    if missing > 0:
+        lines.append(f"未证明 not proven: {missing} visit(s) have no server receipt yet (received after "
+                     "the last 'fieldsync server receipts' run, or not received)")
     return lines
 
 
@@ -156,9 +252,12 @@ def signature_lines(report: verify_mod.Report) -> list[str]:
 @click.option("--keyring", "keyring_path", metavar="FILE",
               type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help="Check the signatures against this keyring first and record who signed in the bundle.")
+@receipts_option
+@server_key_option
 @pass_app
 def evidence_command(app: AppContext, account: str, visit: str | None, out: Path,
-                     tree_path: Path | None, keyring_path: Path | None) -> None:
+                     tree_path: Path | None, keyring_path: Path | None, receipts_path: Path | None,
+                     server_key: str | None) -> None:
     """Make a dispute bundle for ACCOUNT: photos, visit.yaml, manifests, a ledger excerpt,
     SHA256SUMS and a printable report.html (thumbnails, time, place, hashes, remark history).
 
@@ -166,7 +265,9 @@ def evidence_command(app: AppContext, account: str, visit: str | None, out: Path
     The records are verified first; a bundle is only made when they verify. The customer
     can check it without fieldsync (sha256sum -c SHA256SUMS: only that nothing changed by
     accident) or with 'fieldsync verify --server FOLDER --keyring FILE' on the extracted
-    folder (which tablet signed every record, against the back office's keyring).
+    folder (which tablet signed every record, against the back office's keyring). With
+    --receipts and --server-key the bundle carries the server's receipts for its visits, and
+    verify with --server-key proves when the server received each one.
     """
     root, layout, ledgers = _tree(app, tree_path)
     try:
@@ -174,8 +275,9 @@ def evidence_command(app: AppContext, account: str, visit: str | None, out: Path
     except ConfigError:
         made_by = ""
     keyring = keys.load_keyring(keyring_path) if keyring_path else None
+    receipts = _receipts(root, receipts_path, server_key)
     bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(),
-                                       visit=visit, made_by=made_by, keyring=keyring)
+                                       visit=visit, made_by=made_by, keyring=keyring, receipts=receipts)
     for line in bundle.warnings:
         warn(line)
     if bundle.pdf_missing:

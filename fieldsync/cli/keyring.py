@@ -10,6 +10,9 @@ import click
 from fieldsync.base import signing
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.evidence import keys, ledger
+from fieldsync.masterdata import publish as masterdata
+from fieldsync.transport import open_transport
+from fieldsync.transport.local import LocalTransport
 
 keyring_option = click.option(
     "--keyring", "keyring_path", required=True, metavar="FILE",
@@ -27,6 +30,8 @@ def keyring_group() -> None:
     keyring; 'fieldsync verify --keyring FILE' then proves which tablet signed what.
     A lost or replaced tablet: 'keyring revoke' its key, 'keyring add' the new tablet's key
     (its own device name); records signed before the revocation still verify.
+    'keyring publish' puts the keyring on the server like master data; 'verify' then uses the
+    published copy when no --keyring is given ('--keyring published' fetches it first).
     """
 
 
@@ -89,6 +94,27 @@ def list_command(keyring_path: Path, as_json: bool) -> None:
         state = f"revoked {revoked['at']} {revoked.get('reason') or ''}".rstrip() if revoked else "valid"
         click.echo(f"{entry['fingerprint']}  {entry['device']}  {entry.get('inspector') or '?'}  "
                    f"{entry.get('valid_from') or '…'} to {entry.get('valid_to') or '…'}  {state}")
+
+
+@keyring_group.command("publish")
+@keyring_option
+@click.argument("server_root", required=False, type=click.Path(file_okay=False, path_type=Path))
+@pass_app
+def publish_command(app: AppContext, keyring_path: Path, server_root: Path | None) -> None:
+    """发布 Publish the keyring for tablets and verifiers, the way master data is published.
+
+    \b
+    SERVER_ROOT: the server tree's folder when run on the server itself; without it, the
+    keyring goes to server.url from config.yaml (file:// or sftp://), into .fieldsync/keyring/.
+    A copy read from the share proves only as much as the share: for a dispute, verifiers
+    compare its sha256 with the back office's or give --keyring FILE from the back office.
+    """
+    keyring = keys.load_keyring(keyring_path)  # never publish a keyring verify would refuse
+    transport = LocalTransport(server_root.resolve()) if server_root else open_transport(app.config)
+    with transport:
+        version = masterdata.publish_keyring(keyring.path, keyring.path.resolve().parent, transport)
+    echo(app, f"published {len(keyring.keys)} key(s) to {transport.url} ({masterdata.KEYRING_DIR}, "
+              f"sha256 {version['sha256']})")
 
 
 COMMANDS = [keyring_group]

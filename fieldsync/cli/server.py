@@ -16,6 +16,7 @@ from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app,
 from fieldsync.config import Layout, Maps
 from fieldsync.masterdata.publish import SHARE_MASTER, install_in_tablets
 from fieldsync.server import build, report, scan
+from fieldsync.server.receipts import KEY_FILE, take_receipts
 from fieldsync.server.watch import IndexWatcher
 
 TREE = click.Path(exists=True, file_okay=False, path_type=Path)
@@ -169,6 +170,35 @@ def publish_master_command(app: AppContext, share: Path) -> None:
     published = install_in_tablets(share, list(trees))
     echo(app, f"master data ({published.count} customers, sha256 {published.sha256[:12]}) from "
               f"{share / SHARE_MASTER} installed in {len(trees)} tablet trees")
+
+
+@server_group.command("receipts")
+@click.argument("path", type=TREE)
+@click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"The server's private signing key (made 0600 on first run; default: {KEY_FILE} in "
+                   "this account's fieldsync config folder). Keep it off the share.")
+@click.option("--tablets", is_flag=True,
+              help="PATH is a share of chrooted tablet accounts: cover every PATH/tablets/ACCOUNT/fieldsync.")
+@pass_app
+def receipts_command(app: AppContext, path: Path, key_path: Path | None, tablets: bool) -> None:
+    """收据 Record what the server received: every visit head and ledger record, signed.
+
+    \b
+    Appends to PATH/.fieldsync/receipts/receipts (private to this account) a signed,
+    hash-chained receipt for each visit head and ledger record not receipted yet. Run it from
+    the index timer (docs/deployment.md). Then 'fieldsync verify --server TREE --receipts
+    PATH/.fieldsync/receipts --server-key KEY.pub' catches a visit deleted together with its
+    ledger records, or a ledger rolled back, which the tree alone cannot show.
+    """
+    key_path = key_path or Path(click.get_app_dir("fieldsync")) / KEY_FILE
+    result = take_receipts(path, key_path.expanduser(), tablets=tablets)
+    echo(app, f"{result.added} receipt(s) added for {result.ledgers} ledger(s) in {result.trees} tree(s) "
+              f"to {result.path}; server key {result.fingerprint} (public key {result.public_key}, "
+              f"also in {key_path}.pub)")
+    _show_problems(result.problems)
+    if result.problems:
+        finish_with_warnings(f"{len(result.problems)} ledger(s) no longer hold what the server received; "
+                             "run 'fieldsync verify --server' with --receipts")
 
 
 COMMANDS = [server_group]

@@ -44,6 +44,7 @@ from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import BadInput, EvidenceBroken, ImageError, TreeError
 from fieldsync.evidence import keys, ledger, manifest, verify
+from fieldsync.evidence import receipts as receipts_mod
 from fieldsync.evidence.pdf import render_pdf
 from fieldsync.masterdata.store import FIELD_LABELS as CUSTOMER_LABELS
 from fieldsync.media.imaging import open_image, register_heif
@@ -70,9 +71,11 @@ class Bundle:
 def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], account_no: str,
                  out: Path, *, visit: str | None = None, made_by: str = "",
                  options: verify.Options = verify.DEFAULT_OPTIONS,
-                 keyring: keys.Keyring | None = None) -> Bundle:
+                 keyring: keys.Keyring | None = None,
+                 receipts: receipts_mod.Receipts | None = None) -> Bundle:
     """Write the evidence bundle for ACCOUNT (all its visits, or one) to `out` (a .zip);
-    with a keyring, only when every signature is vouched for by it."""
+    with a keyring, only when every signature is vouched for by it; with the server's
+    receipts, an excerpt of them for these visits, checked like the rest."""
     root = Path(root)
     if not Path(out).resolve().parent.is_dir():
         raise BadInput(f"the folder for {out} does not exist; create it or choose another --out")
@@ -88,8 +91,15 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
         visit_ids, links = _stage_tree(root, customer, visits, stage)
         links = sorted(set(links) | set(linked_visits(customer)))
         devices = _stage_ledgers(ledger_files, visit_ids, stage)
+        staged_receipts = None
+        if receipts is not None:
+            staged = receipts_mod.receipts_file(stage)
+            staged.parent.mkdir(parents=True)
+            staged.write_text(receipts_mod.excerpt(receipts.records, set(visit_ids.values()), set(devices),
+                                                   receipts.tree), encoding="utf-8")
+            staged_receipts = receipts_mod.load(staged, receipts.server_key)
         report = verify.verify_tree(stage, layout, ledger.server_ledgers(stage), options=options,
-                                    excerpts=True, keyring=keyring)
+                                    excerpts=True, keyring=keyring, receipts=staged_receipts)
         if report.problems:
             raise EvidenceBroken(f"the records of {account_no} do not verify, so no bundle was made; "
                                  "restore the files from the server, or run 'fieldsync verify' for "
@@ -103,6 +113,11 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
             # Who signed: checked again by whoever verifies the bundle, against their keyring.
             "signers": signers_of(report),
             "keyring": keyring.path.name if keyring else None,
+            # When the server received each visit: proven only against the server's public key,
+            # which the verifier gets from the server admin (this copy is for reference).
+            "receipts": ({"server_key": receipts.server_key, "fingerprint": receipts.fingerprint,
+                          "received": report.receipts["received"] if report.receipts else {}}
+                         if receipts is not None else None),
             "visits": [{"path": str(rel), "visit_id": vid} for rel, vid in visit_ids.items()],
             "skipped_links": links,
             "layout": {"customer_folder": layout.customer_folder, "businesses": list(layout.businesses),

@@ -28,6 +28,7 @@ from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import TreeError
 from fieldsync.evidence import keys, ledger, manifest
+from fieldsync.evidence import receipts as receipts_mod
 from fieldsync.evidence.hashcache import HashCache
 from fieldsync.media.imaging import is_photo_name
 from fieldsync.tree.layout import CUSTOMER_FILE, MANIFEST_FILE, NOTE_FIELDS, VISIT_FILE, classify
@@ -70,6 +71,9 @@ class Report:
     signers: dict[str, list[dict]] = field(default_factory=dict)  # device -> keys that signed its records
     unsigned: dict[str, int] = field(default_factory=dict)  # device -> records without a signature
     keyring: str | None = None  # the keyring the signatures were checked against, if any
+    # With server receipts: server key fingerprint, records, and visit path -> what the server
+    # received of it ({at, head, photos, current}); None when no receipts were given.
+    receipts: dict[str, Any] | None = None
 
     @property
     def problems(self) -> list[Finding]:
@@ -91,6 +95,7 @@ class Report:
                 "photos": self.photos, "hashed": self.hashed, "hashed_bytes": self.hashed_bytes,
                 "cached": self.cached, "ledgers": self.ledgers, "ledger_heads": self.ledger_heads,
                 "signers": self.signers, "unsigned": self.unsigned, "keyring": self.keyring,
+                "receipts": self.receipts,
                 "problems": [asdict(f) for f in self.problems],
                 "warnings": [asdict(f) for f in self.warnings]}
 
@@ -108,7 +113,8 @@ class _Visit:
 
 def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
                 cache: HashCache | None = None, options: Options = Options(),
-                excerpts: bool | None = None, keyring: keys.Keyring | None = None) -> Report:
+                excerpts: bool | None = None, keyring: keys.Keyring | None = None,
+                receipts: receipts_mod.Receipts | None = None) -> Report:
     """Verify every visit under `root` against its manifest and the given ledgers.
 
     Every ledger record's signature is checked; with a `keyring`, also that a registered,
@@ -118,6 +124,9 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     excerpts: the ledgers may have records without bodies (an evidence bundle's excerpt);
     None decides by the presence of bundle.json. A full ledger never has them: a removed
     body could hide the latest seal of a visit.
+
+    receipts: what the server received (checked against its key): every received visit head
+    and ledger record must still be there, else the visit was deleted or the ledger rolled back.
     """
     root = Path(root)
     if not root.is_dir():
@@ -125,7 +134,15 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     if excerpts is None:
         excerpts = (root / BUNDLE_FILE).is_file()
     report = Report(keyring=str(keyring.path) if keyring else None)
-    parsed = _read_ledgers(root, ledger_files, excerpts, keyring, report, cache)
+    parsed = _read_ledgers(root, ledger_files, excerpts, report)
+    # Signatures are checked on a thread of their own while the tree is walked and hashed:
+    # Ed25519 holds the GIL, but hashing photos releases it, so the two overlap on two cores.
+    signer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-signatures")
+    signatures = signer.submit(_check_signatures, ledger_files, parsed, keyring,
+                               cache.signatures if cache is not None else None)
+    signer.shutdown(wait=False)
+    if receipts is not None:
+        _start_receipts(root, receipts, parsed, ledger_files, report)
     visits = _find_visits(root, layout)
     report.visits = len(visits)
     checks: list[tuple[_Visit, dict, dict]] = []  # (visit, manifest, current entries)
@@ -150,24 +167,26 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
         checks.append((visit, data, manifest.current_entries(data)))
         _check_ledger(visit, data, parsed, report)
         _check_remarks(visit, data, parsed, report)
+        if receipts is not None and visit_id in receipts.visits:
+            _check_receipt(visit, data, receipts.visits[visit_id], report)
     if cache is not None:
         cache.chains &= manifest_digests  # forget manifests that have since changed
-    _check_photos(root, checks, report, cache, options)
-    for device, result in parsed.items():
-        for visit_id, body in result.latest_by_visit().items():  # once per ledger
-            if visit_id not in seen_ids:
-                report.add(PROBLEM, body.get("visit", visit_id),
-                           f"visit logged in ledger {device} is missing from the tree "
-                           "(visit folder or its manifest.json deleted)")
+    try:
+        _check_photos(root, checks, report, cache, options)
+    finally:
+        checked = signatures.result()  # also when hashing failed: never leave the thread behind
+    _report_signatures(root, ledger_files, checked, report, cache)
+    if cache is not None:
+        cache.save()
+    _report_missing(parsed, receipts, seen_ids, report)
     report.findings.sort(key=lambda f: (f.level != PROBLEM, f.path, f.message))
     return report
 
 
-def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool, keyring: keys.Keyring | None,
-                  report: Report, cache: HashCache | None) -> dict[str, ledger.Parsed]:
-    """Parse each ledger, check its chain and signatures; report what is wrong with it."""
+def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool,
+                  report: Report) -> dict[str, ledger.Parsed]:
+    """Parse each ledger and check its chain; report what is wrong with it."""
     parsed: dict[str, ledger.Parsed] = {}
-    verified: set[str] = set()
     for device, path in sorted(ledger_files.items()):
         parsed[device] = ledger.read(path)
         report.ledgers[device] = len(parsed[device].records)
@@ -176,18 +195,69 @@ def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool, key
         if not excerpts:
             problems += [f"record {r.get('seq')}: has no body (records must be complete outside a bundle)"
                          for r in parsed[device].records if not isinstance(r.get("body"), dict)]
-        signatures = keys.check_ledger(device, parsed[device], keyring,
-                                       cache.signatures if cache is not None else None)
+        for problem in problems:
+            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+    return parsed
+
+
+def _check_signatures(ledger_files: dict[str, Path], parsed: dict[str, ledger.Parsed],
+                      keyring: keys.Keyring | None, verified: set[str] | None) -> dict[str, keys.SignatureCheck]:
+    """Every ledger's signatures (on the signature thread: reads, never writes, shared state)."""
+    return {device: keys.check_ledger(device, parsed[device], keyring, verified) for device in sorted(ledger_files)}
+
+
+def _report_signatures(root: Path, ledger_files: dict[str, Path], checked: dict[str, keys.SignatureCheck],
+                       report: Report, cache: HashCache | None) -> None:
+    verified: set[str] = set()
+    for device, signatures in checked.items():
+        where = _ledger_rel(root, ledger_files[device])
         verified |= signatures.verified
         report.signers[device] = list(signatures.signers.values())
         report.unsigned[device] = signatures.unsigned
-        for problem in problems + signatures.problems:
-            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+        for problem in signatures.problems:
+            report.add(PROBLEM, where, f"ledger {device}: {problem}")
         for warning in signatures.warnings:
-            report.add(WARNING, _ledger_rel(root, path), f"ledger {device}: {warning}")
+            report.add(WARNING, where, f"ledger {device}: {warning}")
     if cache is not None:
         cache.signatures = verified  # forget signatures no ledger holds any more
-    return parsed
+
+
+def _report_missing(parsed: dict[str, ledger.Parsed], receipts: receipts_mod.Receipts | None,
+                    seen_ids: dict[str, PurePosixPath], report: Report) -> None:
+    """Visits a ledger logged, or the server received, that the tree no longer holds."""
+    for device, result in parsed.items():
+        for visit_id, body in result.latest_by_visit().items():  # once per ledger
+            if visit_id not in seen_ids:
+                report.add(PROBLEM, body.get("visit", visit_id),
+                           f"visit logged in ledger {device} is missing from the tree "
+                           "(visit folder or its manifest.json deleted)")
+    for visit_id, body in (receipts.visits if receipts else {}).items():
+        if visit_id not in seen_ids:
+            report.add(PROBLEM, body.get("visit") or visit_id, receipts_mod.visit_gone(body))
+
+
+def _start_receipts(root: Path, receipts: receipts_mod.Receipts, parsed: dict[str, ledger.Parsed],
+                    ledger_files: dict[str, Path], report: Report) -> None:
+    """The receipts file's own problems, and ledgers no longer holding what the server received."""
+    where = _ledger_rel(root, receipts.path)
+    for problem in receipts.problems:
+        report.add(PROBLEM, where, problem)
+    for device, problem in receipts_mod.ledger_problems(receipts, parsed).items():
+        path = ledger_files.get(device, root / ledger.remote_rel(device))
+        report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+    report.receipts = {"server_key": receipts.fingerprint, "records": len(receipts.records),
+                       "file": where, "received": {}}
+
+
+def _check_receipt(visit: _Visit, data: dict, body: dict, report: Report) -> None:
+    chain = {GENESIS} | {e.get("hash") for e in data["entries"] if isinstance(e, dict)}
+    if body.get("head") not in chain:
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, receipts_mod.visit_rolled_back(body))
+        return
+    if report.receipts is not None:  # set by _start_receipts
+        report.receipts["received"][str(visit.rel)] = {
+            "at": body.get("at"), "head": body.get("head"), "photos": body.get("photos"),
+            "device": body.get("device"), "current": body.get("head") == data.get("head")}
 
 
 def tablet_ledgers(state_dir: Path, device: str) -> dict[str, Path]:
@@ -402,8 +472,7 @@ def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | N
             customers[visit.customer] = _customer_location(root / visit.customer)
         _circumstances(key, entry, customers[visit.customer], options, report)
     if cache is not None:
-        cache.forget_missing(set(keys))
-        cache.save()
+        cache.forget_missing(set(keys))  # saved by verify_tree, with the signatures' results
 
 
 def _photo_jobs(checks: list, report: Report) -> list[tuple[_Visit, str, dict]]:

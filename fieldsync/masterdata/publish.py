@@ -10,6 +10,10 @@ On a share of chrooted tablets (docs/deployment.md) no tablet can reach another'
 the back office publishes into its own remote root, SHARE/master, and root copies that into every
 tablet's tree with `install_in_tablets` (`fieldsync server publish-master`): a root-owned, read-only
 .fieldsync/master folder there, which the tablet reads and can neither write nor forge for others.
+
+The back office's keyring of tablet signing keys travels the same way (publish_keyring,
+pull_keyring): REMOTE_ROOT/.fieldsync/keyring/keyring.json, then its version.json. The file is
+passed through as bytes; what a keyring means is evidence/keys.py's business, a layer above.
 """
 
 from __future__ import annotations
@@ -40,6 +44,12 @@ SHARE_MASTER = "master"  # on a share of chrooted tablets: the back office's rem
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
 
 
+KEYRING_DIR = PurePosixPath(".fieldsync/keyring")
+REMOTE_KEYRING = KEYRING_DIR / "keyring.json"
+REMOTE_KEYRING_VERSION = KEYRING_DIR / "version.json"
+PULLED_KEYRING = "keyring.json"  # in the tablet's .fieldsync/: the published keyring it holds
+
+
 @dataclass(frozen=True)
 class Published:
     sha256: str
@@ -65,6 +75,57 @@ def publish(state_dir: Path, transport) -> Published:
     finally:
         note.unlink(missing_ok=True)
     return Published(version["sha256"], version["bytes"], version["count"] or 0)
+
+
+def publish_keyring(keyring: Path, state_dir: Path, transport) -> dict:
+    """Put the back office's keyring into the remote root; version.json (sha256) goes last."""
+    version = {"sha256": file_sha256(keyring)[0], "bytes": Path(keyring).stat().st_size,
+               "published_at": now_iso()}
+    transport.makedirs(KEYRING_DIR)
+    transport.upload(Path(keyring), REMOTE_KEYRING)
+    note = Path(state_dir) / ".publish-keyring-version.json"
+    note.parent.mkdir(parents=True, exist_ok=True)
+    write_text(note, json.dumps(version, ensure_ascii=False, indent=1), private=True)
+    try:
+        transport.upload(note, REMOTE_KEYRING_VERSION)
+    finally:
+        note.unlink(missing_ok=True)
+    return version
+
+
+def pull_keyring(cfg, transport=None) -> dict | None:
+    """Fetch the published keyring into .fieldsync/keyring.json when it changed; return its
+    version ({sha256, published_at, ...}), or None when nothing is published."""
+    state_dir = Path(cfg.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    own = transport is None
+    transport = transport or open_transport(cfg)
+    target = state_dir / PULLED_KEYRING
+    try:
+        if transport.stat(REMOTE_KEYRING_VERSION) is None:
+            return None
+        version_tmp = state_dir / ".pull-keyring-version.json"
+        transport.download(REMOTE_KEYRING_VERSION, version_tmp)
+        remote = _read_json(version_tmp)
+        version_tmp.unlink(missing_ok=True)
+        if not remote or not isinstance(remote.get("sha256"), str):
+            raise BadInput(f"{transport.url}: {REMOTE_KEYRING_VERSION} is not a keyring version; "
+                           "the back office runs 'fieldsync keyring publish' again")
+        if target.exists() and file_sha256(target)[0] == remote["sha256"]:
+            return remote
+        data_tmp = state_dir / ".pull-keyring.json"
+        try:
+            transport.download(REMOTE_KEYRING, data_tmp)
+            if file_sha256(data_tmp)[0] != remote["sha256"]:
+                raise TransportError("the published keyring changed while it was fetched (or was "
+                                     "damaged); pull again")
+            os.replace(data_tmp, target)
+        finally:
+            data_tmp.unlink(missing_ok=True)
+    finally:
+        if own:
+            transport.close()
+    return remote
 
 
 def _read_json(path: Path) -> dict | None:
