@@ -122,3 +122,27 @@ def test_report_covers_every_tablet(tmp_path, invoke):
     assert "2 visits" in result.output
     text = out.read_text("utf-8-sig")
     assert "li.si" in text and "wang.wu" in text
+
+
+def test_publish_master_puts_the_keyring_in_every_tablet_tree_too(tmp_path):
+    """The back office publishes master data and its keyring into SHARE/master; root copies both,
+    read-only, into each chrooted tablet's tree, so `verify --keyring published` works there."""
+    from fieldsync.masterdata import publish as masterdata
+
+    share = tmp_path / "share"
+    for account in ("insp-a", "insp-b"):
+        (share / "tablets" / account / "fieldsync").mkdir(parents=True)
+    source = share / masterdata.SHARE_MASTER
+    (source / masterdata.REMOTE_DIR).mkdir(parents=True)
+    (source / masterdata.REMOTE_DATA).write_text('{"customers": {}}', encoding="utf-8")
+    (source / masterdata.REMOTE_VERSION).write_text('{"sha256": "x", "bytes": 1, "count": 0}', encoding="utf-8")
+    (source / masterdata.KEYRING_DIR).mkdir(parents=True)
+    (source / masterdata.REMOTE_KEYRING).write_text('{"devices": []}', encoding="utf-8")
+    (source / masterdata.REMOTE_KEYRING_VERSION).write_text('{"sha256": "y"}', encoding="utf-8")
+    trees = ["tablets/insp-a/fieldsync", "tablets/insp-b/fieldsync"]
+    masterdata.install_in_tablets(share, trees)
+    for tree in trees:
+        installed = share / tree / masterdata.REMOTE_KEYRING
+        assert installed.read_text(encoding="utf-8") == '{"devices": []}'
+        assert oct(installed.stat().st_mode & 0o777) == "0o644"
+        assert (share / tree / masterdata.REMOTE_DATA).is_file()

@@ -206,12 +206,21 @@ def install_in_tablets(share: Path, trees: list[str]) -> Published:
     except (OSError, ValueError):
         raise UnknownCustomer(f"no master data published in {source}; run 'fieldsync customers "
                               "publish' as the back-office account first (docs/deployment.md)") from None
+    # The keyring of tablet signing keys, when the back office published one there too
+    # ('fieldsync keyring publish --keyring FILE SHARE/master'), so `verify --keyring published`
+    # works inside every chroot.
+    keyring_source = Path(share) / SHARE_MASTER / KEYRING_DIR
+    names = (REMOTE_KEYRING.name, REMOTE_KEYRING_VERSION.name)
+    keyring = {name: (keyring_source / name).read_bytes() for name in names
+               if (keyring_source / name).is_file() and not (keyring_source / name).is_symlink()}
     for tree in trees:
-        _install(Path(share) / tree, files)
+        _install(Path(share) / tree, files, REMOTE_DIR.name)
+        if len(keyring) == len(names):
+            _install(Path(share) / tree, keyring, KEYRING_DIR.name)
     return Published(version.get("sha256", ""), version.get("bytes") or 0, version.get("count") or 0)
 
 
-def _install(tree: Path, files: dict[str, bytes]) -> None:
+def _install(tree: Path, files: dict[str, bytes], folder: str) -> None:
     tree_fd = os.open(tree, _DIR_FLAGS)
     try:
         owner = os.fstat(tree_fd)
@@ -224,7 +233,7 @@ def _install(tree: Path, files: dict[str, bytes]) -> None:
     finally:
         os.close(tree_fd)
     try:
-        fresh, old = f".master-{secrets.token_hex(4)}", f".master-old-{secrets.token_hex(4)}"
+        fresh, old = f".{folder}-{secrets.token_hex(4)}", f".{folder}-old-{secrets.token_hex(4)}"
         os.mkdir(fresh, 0o700, dir_fd=state_fd)
         fresh_fd = os.open(fresh, _DIR_FLAGS, dir_fd=state_fd)
         try:
@@ -238,10 +247,10 @@ def _install(tree: Path, files: dict[str, bytes]) -> None:
         finally:
             os.close(fresh_fd)
         try:
-            os.rename(REMOTE_DIR.name, old, src_dir_fd=state_fd, dst_dir_fd=state_fd)
+            os.rename(folder, old, src_dir_fd=state_fd, dst_dir_fd=state_fd)
         except FileNotFoundError:
             old = None
-        os.rename(fresh, REMOTE_DIR.name, src_dir_fd=state_fd, dst_dir_fd=state_fd)
+        os.rename(fresh, folder, src_dir_fd=state_fd, dst_dir_fd=state_fd)
         if old is None:
             pass
         elif stat.S_ISLNK(os.lstat(old, dir_fd=state_fd).st_mode):  # a tablet put a link there
