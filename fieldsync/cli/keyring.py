@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fieldsync.base import signing
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.evidence import keys, ledger
 
@@ -59,8 +60,9 @@ def add_command(app: AppContext, keyring_path: Path, device: str, inspector: str
                 valid_from: str | None, valid_to: str | None) -> None:
     """登记 Register a tablet's public key (the file is made if missing)."""
     entry = keys.add_key(keyring_path, device, inspector, public, valid_from=valid_from, valid_to=valid_to)
-    echo(app, f"registered {entry['fingerprint']}: device {device}, inspector {inspector}, "
-              f"valid from {entry['valid_from']} to {entry['valid_to'] or '(open)'}")
+    echo(app, _("registered {fingerprint}: device {device}, inspector {inspector}, valid from {start} to {end}")
+         .format(fingerprint=entry["fingerprint"], device=device, inspector=inspector, start=entry["valid_from"],
+                 end=entry["valid_to"] or _("(open)")))
 
 
 @keyring_group.command("revoke")
@@ -72,7 +74,8 @@ def add_command(app: AppContext, keyring_path: Path, device: str, inspector: str
 def revoke_command(app: AppContext, keyring_path: Path, which: str, at: str | None, reason: str) -> None:
     """吊销 Revoke a key (by fingerprint) or every key of a device (lost, stolen, replaced)."""
     for entry in keys.revoke_key(keyring_path, which, at=at, reason=reason):
-        echo(app, f"revoked {entry['fingerprint']} (device {entry['device']}) from {entry['revoked']['at']}")
+        echo(app, _("revoked {fingerprint} (device {device}) from {at}").format(
+            fingerprint=entry["fingerprint"], device=entry["device"], at=entry["revoked"]["at"]))
 
 
 @keyring_group.command("list")

@@ -142,7 +142,8 @@ def add_command(app: AppContext, files: tuple[Path, ...], visit: str, kind: str)
     added_photos = photos.add_photos(cfg, path, kind, list(files))
     for added in added_photos:
         if added.duplicate:
-            warn(f"{added.source}: already in the visit as {added.target.name}, not copied again")
+            warn(_("{source}: already in the visit as {name}, not copied again").format(
+                source=added.source, name=added.target.name))
         else:
             echo(app, str(added.target))
     derive_after(app, [path] + [added.target for added in added_photos])
