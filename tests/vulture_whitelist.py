@@ -44,3 +44,5 @@ _.extract_help
 _.CLICK_MESSAGES
 # ui.language is validated with the rest of config.yaml, and read before parsing by ui_language().
 _.ui
+# click caches each command's --help option; cli/base.translate_help clears it for the new language.
+_._help_option

@@ -139,6 +139,8 @@ def translate_help(command: click.Command) -> None:
         if isinstance(param, click.Option):
             original = param.__dict__.setdefault("_english_help", param.help)
             param.help = _(original) if original else original
+    # click makes --help's option (with its own translated text) once per command: make it anew.
+    command._help_option = None
     for sub in getattr(command, "commands", {}).values():
         translate_help(sub)
 

@@ -42,7 +42,7 @@ def locate_command(app: AppContext, account: str, lat: str | None, lon: str | No
                                        ("--from-photo", photo is not None), ("--gps", use_gps)) if given]
     if len(chosen) != 1:
         raise BadInput(_("give exactly one source: --lat X --lon Y, --from-photo FILE or --gps")
-                       + (_(" (got {options})").format(options=" / ".join(chosen)) if chosen else ""))
+                       + (_(" (got {options})").format(options=_(" and ").join(chosen)) if chosen else ""))
     if accuracy is not None and chosen != ["--lat/--lon"]:
         raise BadInput(_("--accuracy goes with --lat/--lon; photos and GPS report their own"))
     folder = tree.customer_dir(cfg, account)  # fail before waiting for a fix

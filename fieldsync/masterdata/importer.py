@@ -446,7 +446,7 @@ def _find_header(path: Path, rows: Iterator[tuple[int, list]],
         "{path}: no header row found (none of the first {rows} rows names the columns "
         "{columns}); rename the columns in the file, or "
         "name them with --map COLUMN=FIELD; nothing was imported").format(
-            path=path, rows=HEADER_SEARCH_ROWS, columns=" / ".join(FIELD_LABELS[k] for k in REQUIRED)), problems)
+            path=path, rows=HEADER_SEARCH_ROWS, columns=_(" and ").join(FIELD_LABELS[k] for k in REQUIRED)), problems)
 
 
 def _check_columns(path: Path, line: int, columns: list[Column], mapping: dict[str, str | None]) -> None:
