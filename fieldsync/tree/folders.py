@@ -129,7 +129,8 @@ def resolve_business(cfg: Config, business: str) -> str:
     if text in names:
         return text
     choices = ", ".join(f"{i}={name}" for i, name in enumerate(names, 1))
-    raise BadInput(f"unknown business type {business!r}; use one of {choices}")
+    raise BadInput(_("unknown business type {business}; use one of {choices}").format(
+        business=repr(business), choices=choices))
 
 
 def add_category(cfg: Config, account_no: str, business: str, name: str) -> Path:

@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import iso, now
 from fieldsync.base.debounce import TEMP_SUFFIXES
-from fieldsync.base.i18n import N_
+from fieldsync.base.i18n import N_, _
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, FieldsyncError, TreeError
 from fieldsync.media.imaging import is_photo_name, open_image, register_heif
@@ -218,7 +218,7 @@ def require_live(cfg: Config, at: datetime | None = None) -> ActiveTarget:
     """The live target, or TreeError saying why there is none and what to run."""
     status = target_status(cfg, at)
     if status.live is None:
-        raise TreeError(REASON_TEXT[NO_TARGET if status.state == "none" else status.state])
+        raise TreeError(_(REASON_TEXT[NO_TARGET if status.state == "none" else status.state]))
     return status.live
 
 
