@@ -273,7 +273,7 @@ NOT_MARKED = {
     ('transport', '指纹 fingerprint  {}'),
     ('transport', '指纹一致 the fingerprint matches the one giv'),
     ('transport', '服务器 server   {}:{}'),
-    # Not translated yet (issue 19): demo's guide, keyring's labels, a few status lines.
+    # Not translated yet (issue 19): demo's guide and a few status lines.
     ('demo', '  export FIELDSYNC_CONFIG={}'),
     ('demo', '  fieldsync check'),
     ('demo', '  fieldsync customers show 3300001234'),
@@ -285,11 +285,6 @@ NOT_MARKED = {
     ('demo', '  tablet tree:  {}   ({} customers impor'),
     ('demo', 'demo ready in {}'),
     ('demo', 'try it:'),
-    ('keyring', 'device:      {}'),
-    ('keyring', 'fingerprint: {}'),
-    ('keyring', 'inspector:   {}'),
-    ('keyring', 'key:         {}'),
-    ('keyring', '{}  {}  {}  {} to {}  {}'),
     ('sync', '  ... {} more (fieldsync status --files)'),
     ('sync', '  the sync state describes {}: the next '),
     ('sync', '  {} photo(s) waiting in {}: set a targe'),

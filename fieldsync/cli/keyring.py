@@ -42,10 +42,10 @@ def device_key_command(app: AppContext) -> None:
     cfg = app.config
     key = signing.load_key(signing.ensure_key(ledger.key_path(cfg)))
     public = signing.public_b64(key)
-    click.echo(f"device:      {cfg.device}")
-    click.echo(f"inspector:   {cfg.inspector}")
-    click.echo(f"key:         {public}")
-    click.echo(f"fingerprint: {signing.fingerprint(public)}")
+    click.echo(_("device:      {value}").format(value=cfg.device))
+    click.echo(_("inspector:   {value}").format(value=cfg.inspector))
+    click.echo(_("key:         {value}").format(value=public))
+    click.echo(_("fingerprint: {value}").format(value=signing.fingerprint(public)))
 
 
 @keyring_group.command("add")
@@ -89,9 +89,11 @@ def list_command(keyring_path: Path, as_json: bool) -> None:
         return
     for entry in keyring.keys:
         revoked = entry.get("revoked")
-        state = f"revoked {revoked['at']} {revoked.get('reason') or ''}".rstrip() if revoked else "valid"
-        click.echo(f"{entry['fingerprint']}  {entry['device']}  {entry.get('inspector') or '?'}  "
-                   f"{entry.get('valid_from') or '…'} to {entry.get('valid_to') or '…'}  {state}")
+        state = _("revoked {at} {reason}").format(at=revoked["at"], reason=revoked.get("reason") or "").rstrip() \
+            if revoked else _("valid")
+        click.echo(_("{fingerprint}  {device}  {inspector}  {start} to {end}  {state}").format(
+            fingerprint=entry["fingerprint"], device=entry["device"], inspector=entry.get("inspector") or "?",
+            start=entry.get("valid_from") or "…", end=entry.get("valid_to") or "…", state=state))
 
 
 COMMANDS = [keyring_group]
