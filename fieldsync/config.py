@@ -20,6 +20,8 @@ from urllib.parse import unquote, urlsplit
 import click
 import yaml
 
+from fieldsync.base import i18n
+from fieldsync.base.i18n import _
 from fieldsync.base.names import is_safe_component
 from fieldsync.base.rendering import render_template
 from fieldsync.errors import ConfigError
@@ -129,6 +131,11 @@ class Locate:
 
 
 @dataclass(frozen=True)
+class Ui:
+    language: str = "auto"  # auto (the locale: zh_* -> Chinese) | zh | en
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything fieldsync reads from config.yaml, with defaults for what it leaves out."""
 
@@ -143,6 +150,7 @@ class Config:
     sync: Sync = field(default_factory=Sync)
     maps: Maps = field(default_factory=Maps)
     locate: Locate = field(default_factory=Locate)
+    ui: Ui = field(default_factory=Ui)
 
     @property
     def state_dir(self) -> Path:
@@ -180,20 +188,22 @@ def discover(explicit: str | os.PathLike | None = None, cwd: Path | None = None)
 def load(path: Path | None) -> Config:
     """Read and validate config.yaml at `path` (discovered already)."""
     if path is None:
-        raise ConfigError(
+        raise ConfigError(_(
             "no config.yaml found (looked at --config, $FIELDSYNC_CONFIG, ./config.yaml, the "
-            f"folders above this one and {user_config_path()}); run 'fieldsync init ROOT' first"
-        )
+            "folders above this one and {user_config}); run 'fieldsync init ROOT' first"
+        ).format(user_config=user_config_path()))
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found; run 'fieldsync init ROOT' to create one") from None
+        raise ConfigError(_("{path}: file not found; run 'fieldsync init ROOT' to create one").format(
+            path=path)) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+        raise ConfigError(_("{path}: cannot read it ({error})").format(path=path, error=exc)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); only plain YAML is accepted") from None
+        raise ConfigError(_("{path}: not valid YAML ({error}); only plain YAML is accepted").format(
+            path=path, error=exc)) from None
     return from_mapping(data or {}, path)
 
 
@@ -205,7 +215,7 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected a mapping of keys at the top level")
     checker.known(data, "", {"inspector", "device", "root", "layout", "photos", "camera",
-                             "server", "sync", "maps", "locate"})
+                             "server", "sync", "maps", "locate", "ui"})
 
     root_value = data.get("root")
     if root_value is None:
@@ -223,7 +233,22 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
         device=checker.name(data.get("device") or socket.gethostname(), "device"),
         layout=layout, photos=photos, camera=camera, server=server, sync=sync,
         maps=_maps(checker, data.get("maps") or {}), locate=_locate(checker, data.get("locate") or {}),
+        ui=_ui(checker, data.get("ui") or {}),
     )
+
+
+def ui_language(path: Path | None) -> str:
+    """ui.language of the config.yaml at `path`, or "auto" when there is none or it is unreadable.
+
+    Read before the command is parsed (its help is already in the chosen language), so a broken
+    file is not reported here: the command's own load names the problem.
+    """
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8-sig")) if path else None
+        value = data["ui"]["language"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return "auto"
+    return value if value in UI_LANGUAGES else "auto"
 
 
 # --------------------------------------------------------------------------- sections
@@ -363,6 +388,15 @@ def _maps(c: _Checker, d: Any) -> Maps:
     )
 
 
+UI_LANGUAGES = i18n.SETTINGS
+
+
+def _ui(c: _Checker, d: Any) -> Ui:
+    c.mapping(d, "ui")
+    c.known(d, "ui.", {f.name for f in dataclasses.fields(Ui)})
+    return Ui(language=c.choice(d.get("language", Ui.language), "ui.language", UI_LANGUAGES))
+
+
 def _locate(c: _Checker, d: Any) -> Locate:
     c.mapping(d, "locate")
     c.known(d, "locate.", {f.name for f in dataclasses.fields(Locate)})
@@ -395,8 +429,9 @@ class _Checker:
         self.where = where
 
     def fail(self, key: str, expected: str, got: Any = dataclasses.MISSING) -> None:
-        shown = "" if got is dataclasses.MISSING else f", got {got!r}"
-        raise ConfigError(f"{self.where}: key '{key}': expected {expected}{shown}")
+        shown = "" if got is dataclasses.MISSING else _(", got {value}").format(value=repr(got))
+        raise ConfigError(_("{file}: key '{key}': expected {expected}").format(
+            file=self.where, key=key, expected=expected) + shown)
 
     def known(self, d: dict, prefix: str, allowed: set[str]) -> None:
         for key in d:

@@ -40,5 +40,9 @@ def test_wheel_installs_and_runs_from_anywhere(tmp_path):
                                        cwd=elsewhere, env=env, text=True)
     assert str(REPO) not in location  # really the installed copy
     assert (tmp_path / "d" / "tablet" / "index.html").is_file()
+    # The compiled Chinese catalog ships in the wheel (issue 19).
+    chinese = subprocess.run([str(target / "bin" / "fieldsync"), "--help"], cwd=elsewhere, capture_output=True,
+                             text=True, env={**env, "LANG": "zh_CN.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""})
+    assert chinese.returncode == 0 and "显示此帮助并退出" in chinese.stdout, chinese.stdout + chinese.stderr
     launcher = subprocess.run([sys.executable, str(REPO / "cli.py"), "--help"], capture_output=True, text=True)
     assert launcher.returncode == 0 and "customer" in launcher.stdout

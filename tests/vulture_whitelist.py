@@ -39,3 +39,10 @@ _.readable
 _.field_text
 # Scripts and tests that drive the engine ask whether a pass left everything on the server.
 _.complete
+# pybabel calls the extractor named in babel.cfg; the click words are there for extraction only.
+_.extract_help
+_.CLICK_MESSAGES
+# ui.language is validated with the rest of config.yaml, and read before parsing by ui_language().
+_.ui
+# click caches each command's --help option; cli/base.translate_help clears it for the new language.
+_._help_option

@@ -13,7 +13,7 @@ import sys
 import click
 
 from fieldsync import __version__
-from fieldsync.cli.base import AppContext, FieldsyncGroup, PipeClosed, setup_logging
+from fieldsync.cli.base import AppContext, FieldsyncGroup, PipeClosed, setup_logging, translate_help
 
 
 @click.group(cls=FieldsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +58,7 @@ def _load_command(name: str) -> click.Command | None:
     modules = [importlib.import_module(f"{__name__}.{m}") for m in COMMAND_MODULES.get(name, ())]
     for command in getattr(modules[0], "COMMANDS", ()) if modules else ():
         if command.name == name:
+            translate_help(command)
             return command
     return None
 

@@ -8,6 +8,7 @@ command exits 1, converted by the group like errors are.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 import traceback
@@ -18,6 +19,8 @@ from typing import NoReturn
 import click
 
 from fieldsync import config as config_mod
+from fieldsync.base import i18n
+from fieldsync.base.i18n import N_, _
 from fieldsync.errors import EXIT_ERROR, EXIT_WARNING, FieldsyncError
 
 
@@ -49,12 +52,12 @@ class CommandError(click.ClickException):
 
     def show(self, file=None) -> None:
         stream = file or sys.stderr
-        click.echo(f"Error: {self.format_message()}", file=stream)
+        click.echo(_("Error: {message}").format(message=self.format_message()), file=stream)
         for problem in getattr(self.error, "problems", [])[:MAX_PROBLEMS_SHOWN]:
             click.echo(f"  {problem}", file=stream)
         hidden = len(getattr(self.error, "problems", [])) - MAX_PROBLEMS_SHOWN
         if hidden > 0:
-            click.echo(f"  ... and {hidden} more", file=stream)
+            click.echo(_("  ... and {count} more").format(count=hidden), file=stream)
 
 
 MAX_PROBLEMS_SHOWN = 200
@@ -78,7 +81,14 @@ def finish_with_warnings(summary: str | None = None) -> NoReturn:
 
 
 class FieldsyncGroup(click.Group):
-    """A click group that converts fieldsync's errors at the boundary."""
+    """A click group that speaks the chosen language and converts fieldsync's errors at the boundary."""
+
+    def main(self, args=None, *pos, **kwargs):
+        """Pick the language (config's ui.language, else the locale) before any help is shown."""
+        args = list(sys.argv[1:] if args is None else args)
+        i18n.choose(config_mod.ui_language(config_mod.discover(_config_argument(args))))
+        translate_help(self)
+        return super().main(args, *pos, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -100,10 +110,39 @@ class FieldsyncGroup(click.Group):
         except Exception as error:  # a bug: still no traceback unless asked
             if _verbosity(ctx) > 0:
                 raise
-            message = f"unexpected {type(error).__name__}: {error} (run with -v for the traceback, and report it)"
+            message = _("unexpected {kind}: {error} (run with -v for the traceback, and report it)").format(
+                kind=type(error).__name__, error=error)
             wrapped = click.ClickException(message)
             wrapped.exit_code = EXIT_ERROR
             raise wrapped from None
+
+
+def _config_argument(args: list[str]) -> str | None:
+    """The value of the group's --config among the raw arguments, read before click parses them."""
+    for i, arg in enumerate(args):
+        if arg == "--config" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def translate_help(command: click.Command) -> None:
+    """Show `command`'s help texts (and its subcommands' and options') in the chosen language.
+
+    The English texts in the source are the catalog's keys (babel.cfg extracts them); they are
+    kept on the command, so a second run in another language (tests) translates from English.
+    """
+    english = command.__dict__.setdefault("_english_help", (command.help, command.short_help))
+    command.help, command.short_help = (_(inspect.cleandoc(text)) if text else text for text in english)
+    for param in command.params:
+        if isinstance(param, click.Option):
+            original = param.__dict__.setdefault("_english_help", param.help)
+            param.help = _(original) if original else original
+    # click makes --help's option (with its own translated text) once per command: make it anew.
+    command._help_option = None
+    for sub in getattr(command, "commands", {}).values():
+        translate_help(sub)
 
 
 def _verbosity(ctx: click.Context) -> int:
@@ -121,7 +160,7 @@ def echo(app: AppContext, message: str = "", **kwargs) -> None:
 
 
 def warn(message: str) -> None:
-    click.echo(f"Warning: {message}", err=True)
+    click.echo(_("Warning: {message}").format(message=message), err=True)
 
 
 # Libraries whose Python warnings are their own business unless asked for with -vv: watchdog
@@ -176,3 +215,18 @@ def setup_logging(verbosity: int) -> None:
     if verbosity < 2:
         warnings.filterwarnings("ignore", module=LIBRARY_WARNINGS)
 
+
+
+# click's own words (usage lines, option errors) come from gettext's default domain, which
+# i18n.choose() points at fieldsync's catalog; marked here so that `pybabel extract` keeps them.
+CLICK_MESSAGES = (
+    N_("Usage:"), N_("Options"), N_("Commands"), N_("Positional arguments"), N_("Show this message and exit."),
+    N_("Show the version and exit."), N_("Error: {message}"), N_("Try '{command} {option}' for help."),
+    N_("No such option {name!r}."), N_("No such command {name!r}."), N_("Missing argument"),
+    N_("Missing option"), N_("Missing parameter"), N_("Missing command."), N_("Aborted!"),
+    N_("Invalid value for {param_hint}: {message}"), N_("Invalid value: {message}"),
+    N_("Option {name!r} does not take a value."), N_("Argument {name!r} takes {nargs} values."),
+    N_("default: {default}"), N_("env var: {var}"), N_("%(prog)s, version %(version)s"),
+    N_("Do you want to continue?"), N_("Confirm the action without prompting."),
+    N_("Missing parameter: {param_name}"), N_("Missing {param_type}"),
+)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.cli.tree import derive_after
 from fieldsync.errors import BadInput
@@ -58,7 +59,7 @@ def import_command(app: AppContext, file: Path, dry_run: bool, maps: tuple[str, 
     a missing column or customer is kept (--replace blanks or removes it).
     """
     if not file.is_file():
-        raise BadInput(f"{file}: no such file; give the path of the CSV or XLSX export")
+        raise BadInput(_("{file}: no such file; give the path of the CSV or XLSX export").format(file=file))
     cfg = app.config
     reading = importer.Reading(file, importer.column_map(maps))
     if not as_json:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout
 from fieldsync.errors import ConfigError
@@ -173,23 +174,25 @@ def verify_command(app: AppContext, tree_path: Path | None, keyring_value: str |
             click.echo(f"问题 problem: {finding}")
         for finding in report.warnings:
             click.echo(f"提醒 warning: {finding}")
-        ledgers = ", ".join(f"{d} ({n} records, head {report.ledger_heads[d][:16]})"
-                            for d, n in report.ledgers.items())
-        echo(app, f"{root}: {report.visits} visits, {report.photos} photos checked "
-                  f"({report.hashed} hashed, {report.cached} unchanged since last verify), "
-                  f"ledgers: {ledgers or 'none'}")
+        ledgers = _(", ").join(_("{device} ({count} records, head {head})").format(
+            device=d, count=n, head=report.ledger_heads[d][:16]) for d, n in report.ledgers.items())
+        echo(app, _("{root}: {visits} visits, {photos} photos checked ({hashed} hashed, {cached} unchanged "
+                    "since last verify), ledgers: {ledgers}").format(
+            root=root, visits=report.visits, photos=report.photos, hashed=report.hashed, cached=report.cached,
+            ledgers=ledgers or _("none")))
         for line in signature_lines(report):
             echo(app, line)
     if keyring is None and any(report.signers.values()):
-        warn("signatures not checked against a keyring: they show the records were not changed "
-             "since signing, not who signed them (give --keyring FILE from the back office)")
+        warn(_("signatures not checked against a keyring: they show the records were not changed "
+               "since signing, not who signed them (give --keyring FILE from the back office)"))
     if report.problems:
-        finish_with_warnings(f"{len(report.problems)} problem(s), {len(report.warnings)} warning(s): "
-                             "evidence does not verify")
+        finish_with_warnings(_("{problems} problem(s), {warnings} warning(s): evidence does not verify").format(
+            problems=len(report.problems), warnings=len(report.warnings)))
     if report.warnings and not ignore_warnings:
-        finish_with_warnings(f"{len(report.warnings)} warning(s), no problems: photos and records are intact")
+        finish_with_warnings(_("{warnings} warning(s), no problems: photos and records are intact").format(
+            warnings=len(report.warnings)))
     if not as_json:
-        echo(app, "verified: every photo matches its manifest; chains, ledgers and remark histories intact")
+        echo(app, _("verified: every photo matches its manifest; chains, ledgers and remark histories intact"))
 
 
 def signature_lines(report: verify_mod.Report) -> list[str]:
@@ -281,8 +284,9 @@ def evidence_command(app: AppContext, account: str, visit: str | None, out: Path
     for line in bundle.warnings:
         warn(line)
     if bundle.pdf_missing:
-        warn(f"no report.pdf: {bundle.pdf_missing}")
-    echo(app, f"{bundle.path}: {bundle.visits} visit(s), {bundle.photos} photo(s), verified")
+        warn(_("no report.pdf: {reason}").format(reason=bundle.pdf_missing))
+    echo(app, _("{path}: {visits} visit(s), {photos} photo(s), verified").format(
+        path=bundle.path, visits=bundle.visits, photos=bundle.photos))
 
 
 COMMANDS = [verify_command, evidence_command]

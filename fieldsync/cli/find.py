@@ -7,6 +7,7 @@ import unicodedata
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.errors import UnknownCustomer
 from fieldsync.masterdata import search
@@ -64,8 +65,8 @@ def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bo
     """
     state_dir = app.config.state_dir
     if not CustomerStore(state_dir).exists():
-        raise UnknownCustomer("no master data yet; run 'fieldsync customers import FILE' "
-                              "(or 'fieldsync customers pull') first")
+        raise UnknownCustomer(_("no master data yet; run 'fieldsync customers import FILE' "
+                                "(or 'fieldsync customers pull') first"))
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if v}
     results = search.find(state_dir, " ".join(text), given, limit or None)
     if as_json:
@@ -82,7 +83,8 @@ def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bo
         click.echo("  ".join(_pad(cell, w) for cell, w in zip(row, widths)).rstrip())
     shown = len(results.hits)
     if shown < results.total:
-        echo(app, f"共 {results.total} 户, 显示前 {shown} 户 (use --limit 0 for all)")
+        echo(app, _("共 {total} 户, 显示前 {shown} 户 (use --limit 0 for all)").format(
+            total=results.total, shown=shown))
     else:
         echo(app, f"共 {results.total} 户")
 

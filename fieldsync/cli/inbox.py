@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.cli.tree import KINDS, derive_after, visit_group
 from fieldsync.config import Config
@@ -66,7 +67,7 @@ def visit_use(app: AppContext, visit: str | None, kind: str | None, clear: bool)
     """
     cfg = app.config
     if clear and visit:
-        raise click.UsageError("give VISIT or --clear, not both")
+        raise click.UsageError(_("give VISIT or --clear, not both"))
     if clear:
         old = inbox.clear_active(cfg)
         echo(app, f"已清除 cleared: {old.visit}" if old else "当前访问 active visit: 无 none")
@@ -78,7 +79,7 @@ def visit_use(app: AppContext, visit: str | None, kind: str | None, clear: bool)
         target = inbox.use_visit(cfg, visits.resolve_visit(cfg, visit), kind or "appearance")
         echo(app, str(target.visit_path(cfg) / target.folder_name(cfg)))
         if cfg.camera.inbox is None:
-            warn("camera.inbox is not set in config.yaml: only 'fieldsync pick' files photos")
+            warn(_("camera.inbox is not set in config.yaml: only 'fieldsync pick' files photos"))
     click.echo(_describe(cfg, inbox.target_status(cfg)))
     _show_waiting(cfg)
 
@@ -116,9 +117,9 @@ def shoot_command(app: AppContext, include_older: bool) -> None:
     cfg = app.config
     result = inbox.file_inbox(cfg, include_older=include_older)
     if result.reason in (inbox.NO_INBOX,):
-        raise ConfigError(f"{cfg.path}: {inbox.REASON_TEXT[result.reason]}")
+        raise ConfigError(f"{cfg.path}: {_(inbox.REASON_TEXT[result.reason])}")
     if result.reason in (inbox.INBOX_MISSING, inbox.INBOX_DENIED):
-        raise TreeError(f"{cfg.camera.inbox}: {inbox.REASON_TEXT[result.reason]}")
+        raise TreeError(f"{cfg.camera.inbox}: {_(inbox.REASON_TEXT[result.reason])}")
     for filed in result.filed:
         echo(app, str(filed.target))
     if result.filed:
@@ -126,16 +127,18 @@ def shoot_command(app: AppContext, include_older: bool) -> None:
     left = False
     if result.waiting:
         left = True
-        warn(f"{len(result.waiting)} photo(s) left in {cfg.camera.inbox}: {result.reason_text}")
+        warn(_("{count} photo(s) left in {inbox}: {reason}").format(
+            count=len(result.waiting), inbox=cfg.camera.inbox, reason=_(result.reason_text or "")))
     if result.older:
         left = True
-        warn(f"{len(result.older)} photo(s) taken before this visit was set are left in the inbox; "
-             "'fieldsync shoot --all' files them into it")
+        warn(_("{count} photo(s) taken before this visit was set are left in the inbox; "
+               "'fieldsync shoot --all' files them into it").format(count=len(result.older)))
     for source, why in result.failed:
         left = True
         warn(f"{source}: {why}")
     if result.settling:
-        echo(app, f"{len(result.settling)} photo(s) still being written; run 'fieldsync shoot' again in a moment")
+        echo(app, _("{count} photo(s) still being written; run 'fieldsync shoot' again in a moment").format(
+            count=len(result.settling)))
     if not (result.filed or left or result.settling):
         echo(app, "没有新照片 no new photos in the camera inbox")
     if result.target is not None:
@@ -156,7 +159,8 @@ def pick_command(app: AppContext, files: tuple[Path, ...], kind: str | None) -> 
     added_photos = photos.add_photos(cfg, target.visit_path(cfg), kind or target.kind, list(files))
     for added in added_photos:
         if added.duplicate:
-            warn(f"{added.source}: already in the visit as {added.target.name}, not copied again")
+            warn(_("{source}: already in the visit as {name}, not copied again").format(
+                source=added.source, name=added.target.name))
         else:
             echo(app, str(added.target))
     inbox.touch(cfg, target)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fieldsync.base import signing
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.evidence import keys, ledger
 from fieldsync.masterdata import publish as masterdata
@@ -46,10 +47,10 @@ def device_key_command(app: AppContext) -> None:
     cfg = app.config
     key = signing.load_key(signing.ensure_key(ledger.key_path(cfg)))
     public = signing.public_b64(key)
-    click.echo(f"device:      {cfg.device}")
-    click.echo(f"inspector:   {cfg.inspector}")
-    click.echo(f"key:         {public}")
-    click.echo(f"fingerprint: {signing.fingerprint(public)}")
+    click.echo(_("device:      {value}").format(value=cfg.device))
+    click.echo(_("inspector:   {value}").format(value=cfg.inspector))
+    click.echo(_("key:         {value}").format(value=public))
+    click.echo(_("fingerprint: {value}").format(value=signing.fingerprint(public)))
 
 
 @keyring_group.command("add")
@@ -64,8 +65,9 @@ def add_command(app: AppContext, keyring_path: Path, device: str, inspector: str
                 valid_from: str | None, valid_to: str | None) -> None:
     """登记 Register a tablet's public key (the file is made if missing)."""
     entry = keys.add_key(keyring_path, device, inspector, public, valid_from=valid_from, valid_to=valid_to)
-    echo(app, f"registered {entry['fingerprint']}: device {device}, inspector {inspector}, "
-              f"valid from {entry['valid_from']} to {entry['valid_to'] or '(open)'}")
+    echo(app, _("registered {fingerprint}: device {device}, inspector {inspector}, valid from {start} to {end}")
+         .format(fingerprint=entry["fingerprint"], device=device, inspector=inspector, start=entry["valid_from"],
+                 end=entry["valid_to"] or _("(open)")))
 
 
 @keyring_group.command("revoke")
@@ -77,7 +79,8 @@ def add_command(app: AppContext, keyring_path: Path, device: str, inspector: str
 def revoke_command(app: AppContext, keyring_path: Path, which: str, at: str | None, reason: str) -> None:
     """吊销 Revoke a key (by fingerprint) or every key of a device (lost, stolen, replaced)."""
     for entry in keys.revoke_key(keyring_path, which, at=at, reason=reason):
-        echo(app, f"revoked {entry['fingerprint']} (device {entry['device']}) from {entry['revoked']['at']}")
+        echo(app, _("revoked {fingerprint} (device {device}) from {at}").format(
+            fingerprint=entry["fingerprint"], device=entry["device"], at=entry["revoked"]["at"]))
 
 
 @keyring_group.command("list")
@@ -91,9 +94,11 @@ def list_command(keyring_path: Path, as_json: bool) -> None:
         return
     for entry in keyring.keys:
         revoked = entry.get("revoked")
-        state = f"revoked {revoked['at']} {revoked.get('reason') or ''}".rstrip() if revoked else "valid"
-        click.echo(f"{entry['fingerprint']}  {entry['device']}  {entry.get('inspector') or '?'}  "
-                   f"{entry.get('valid_from') or '…'} to {entry.get('valid_to') or '…'}  {state}")
+        state = _("revoked {at} {reason}").format(at=revoked["at"], reason=revoked.get("reason") or "").rstrip() \
+            if revoked else _("valid")
+        click.echo(_("{fingerprint}  {device}  {inspector}  {start} to {end}  {state}").format(
+            fingerprint=entry["fingerprint"], device=entry["device"], inspector=entry.get("inspector") or "?",
+            start=entry.get("valid_from") or "…", end=entry.get("valid_to") or "…", state=state))
 
 
 @keyring_group.command("publish")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app, warn
 from fieldsync.cli.tree import derive_after
 from fieldsync.errors import BadInput
@@ -40,14 +41,14 @@ def locate_command(app: AppContext, account: str, lat: str | None, lon: str | No
     chosen = [name for name, given in (("--lat/--lon", lat is not None or lon is not None),
                                        ("--from-photo", photo is not None), ("--gps", use_gps)) if given]
     if len(chosen) != 1:
-        raise BadInput("give exactly one source: --lat X --lon Y, --from-photo FILE or --gps"
-                       + (f" (got {' and '.join(chosen)})" if chosen else ""))
+        raise BadInput(_("give exactly one source: --lat X --lon Y, --from-photo FILE or --gps")
+                       + (_(" (got {options})").format(options=_(" and ").join(chosen)) if chosen else ""))
     if accuracy is not None and chosen != ["--lat/--lon"]:
-        raise BadInput("--accuracy goes with --lat/--lon; photos and GPS report their own")
+        raise BadInput(_("--accuracy goes with --lat/--lon; photos and GPS report their own"))
     folder = tree.customer_dir(cfg, account)  # fail before waiting for a fix
     if chosen == ["--lat/--lon"]:
         if lat is None or lon is None:
-            raise BadInput("give both --lat and --lon")
+            raise BadInput(_("give both --lat and --lon"))
         location = locate.manual(cfg, lat, lon, accuracy)
     elif photo is not None:
         location = locate.from_photo(cfg, Path(photo).expanduser())
@@ -60,8 +61,8 @@ def locate_command(app: AppContext, account: str, lat: str | None, lon: str | No
         except click.exceptions.Abort:
             confirmed = False
         if not confirmed:
-            raise BadInput(f"location not saved: {problem}; retry under open sky, or pass "
-                           "--accept-accuracy to keep it anyway")
+            raise BadInput(_("location not saved: {problem}; retry under open sky, or pass "
+                             "--accept-accuracy to keep it anyway").format(problem=problem))
     stored = locate.save(cfg, folder, location)
     derive_after(app, [folder / CUSTOMER_FILE])
     accuracy_text = f" ±{stored['accuracy_m']:g} m" if stored.get("accuracy_m") is not None else ""
@@ -73,7 +74,7 @@ def _gps_location(app: AppContext) -> locate.Location:
     cfg = app.config
     fix, reasons = gps.first_fix(cfg.locate)
     for reason in reasons:
-        warn(f"skipped {reason}")
+        warn(_("skipped {reason}").format(reason=reason))
     locate.save_last_fix(cfg, fix)
     return locate.from_fix(cfg, fix)
 
@@ -89,7 +90,7 @@ def where_command(app: AppContext) -> None:
     tree.require_root(cfg)
     fix, reasons = gps.first_fix(cfg.locate)
     for reason in reasons:
-        warn(f"skipped {reason}")
+        warn(_("skipped {reason}").format(reason=reason))
     locate.save_last_fix(cfg, fix)
     # The pages bake in the distance from the last fix: those of located customers follow it.
     located = [folder / CUSTOMER_FILE for folder in sorted(cfg.root.iterdir())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.cli.customers import customers_group
 from fieldsync.cli.tree import derive_after
@@ -28,8 +29,8 @@ def publish_command(app: AppContext, server_root: Path | None) -> None:
     transport = LocalTransport(server_root.resolve()) if server_root else open_transport(app.config)
     with transport:
         published = masterdata.publish(app.config.state_dir, transport)
-    echo(app, f"published {published.count} customers to {transport.url} "
-              f"(.fieldsync/master, sha256 {published.sha256[:12]})")
+    echo(app, _("published {count} customers to {url} (.fieldsync/master, sha256 {sha256})").format(
+        count=published.count, url=transport.url, sha256=published.sha256[:12]))
 
 
 @customers_group.command("pull")
@@ -41,9 +42,9 @@ def pull_command(app: AppContext) -> None:
         if cfg.root.is_dir():
             derive_after(app, [], master_data_changed=True)
         count = CustomerStore(cfg.state_dir).meta().get("count")
-        echo(app, f"pulled new master data: {count} customers")
+        echo(app, _("pulled new master data: {count} customers").format(count=count))
     else:
-        echo(app, "master data is up to date (or nothing is published yet)")
+        echo(app, _("master data is up to date (or nothing is published yet)"))
 
 
 COMMANDS: list = []  # both commands hang off `customers_group` (fieldsync/cli/customers.py)

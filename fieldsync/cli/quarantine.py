@@ -6,6 +6,7 @@ import json
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app, warn
 from fieldsync.sync import quarantine
 
@@ -36,16 +37,17 @@ def list_command(app: AppContext, as_json: bool) -> None:
     echo(app, f"隔离区 quarantine: {len(found)} file(s) in {folder}")
     for entry in found:
         click.echo(f"{entry.id}  {entry.at}  {_size(entry.size)}  {entry.origin}")
-        click.echo(f"    why: {entry.reason or '(not recorded: set aside just before an interruption)'}")
+        click.echo(_("    why: {reason}").format(
+            reason=entry.reason or _("(not recorded: set aside just before an interruption)")))
         if entry.grew:
-            click.echo(f"    grew from {_size(entry.recorded_size or 0)} after it was set aside: "
-                       "a writer was still at it; restore it to try again")
-    echo(app, "next: fieldsync quarantine restore ID (try again) | clear ID (delete for good)")
+            click.echo(_("    grew from {size} after it was set aside: a writer was still at it; "
+                         "restore it to try again").format(size=_size(entry.recorded_size or 0)))
+    echo(app, _("next: fieldsync quarantine restore ID (try again) | clear ID (delete for good)"))
 
 
 def _targets(app: AppContext, keys: tuple[str, ...], everything: bool) -> list[quarantine.Entry]:
     if everything == bool(keys):
-        raise click.UsageError("name the files (ID or PATH, see 'fieldsync quarantine list') or give --all")
+        raise click.UsageError(_("name the files (ID or PATH, see 'fieldsync quarantine list') or give --all"))
     return quarantine.entries(app.config) if everything else quarantine.select(app.config, keys)
 
 
@@ -63,9 +65,9 @@ def restore_command(app: AppContext, keys: tuple[str, ...], everything: bool) ->
         target = quarantine.restore(app.config, entry)
         echo(app, f"恢复 restored {entry.id}: {target}")
         if target.name != entry.origin.name:
-            warn(f"{entry.origin} is taken, so it came back as {target.name}")
+            warn(_("{origin} is taken, so it came back as {name}").format(origin=entry.origin, name=target.name))
     if chosen:
-        echo(app, "next: fieldsync sync (or the running daemon) tries them again")
+        echo(app, _("next: fieldsync sync (or the running daemon) tries them again"))
     else:
         echo(app, "隔离区为空 the quarantine is empty: nothing to restore")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout, Maps
 from fieldsync.masterdata.publish import SHARE_MASTER, install_in_tablets
@@ -34,7 +35,7 @@ def _show_problems(problems: list[str]) -> None:
     for problem in problems[:MAX_PROBLEMS]:
         warn(problem)
     if len(problems) > MAX_PROBLEMS:
-        warn(f"... and {len(problems) - MAX_PROBLEMS} more")
+        warn(_("... and {count} more").format(count=len(problems) - MAX_PROBLEMS))
 
 
 @click.group("server")
@@ -84,13 +85,14 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
         _show_problems(result.problems)
 
     watcher = IndexWatcher(path, layout, quiet=quiet_seconds, rescan=rescan_minutes * 60, maps=maps,
-                           on_build=on_build, on_error=lambda exc: warn(f"build failed: {exc}"), tablets=tablets)
+                           on_build=on_build, on_error=lambda exc: warn(_("build failed: {error}").format(error=exc)),
+                           tablets=tablets)
     if full:
         _report_build(app, build(path, layout, full=True, maps=maps, tablets=tablets))
     watcher.start()
     # systemd stops a service with SIGTERM: finish the current build, then exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: watcher.request_stop())
-    echo(app, f"watching {path} (Ctrl-C to stop)")
+    echo(app, _("watching {path} (Ctrl-C to stop)").format(path=path))
     try:
         watcher.wait()
     except KeyboardInterrupt:
@@ -102,16 +104,19 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
 def _folders_checked(result) -> str:
     if not result.folders_checked:
         return ""
-    return f" ({result.folders_checked} folders checked{', photo folders too' if result.deep else ''})"
+    checked = _(" ({count} folders checked, photo folders too)") if result.deep else _(" ({count} folders checked)")
+    return checked.format(count=result.folders_checked)
 
 
 def _report_build(app: AppContext, result) -> None:
-    echo(app, f"{len(result.pages)} pages written, {len(result.removed)} removed, "
-              f"{result.visits_changed} of {result.visits_scanned} visits changed{_folders_checked(result)}, "
-              f"{result.thumbs_made} thumbnails made in {result.seconds:.2f}s"
-              f"{' (full rebuild)' if result.full else ''}; open {result.entry}")
+    echo(app, _("{pages} pages written, {removed} removed, {changed} of {scanned} visits changed{checked}, "
+                "{thumbs} thumbnails made in {seconds}s{full}; open {entry}").format(
+        pages=len(result.pages), removed=len(result.removed), changed=result.visits_changed,
+        scanned=result.visits_scanned, checked=_folders_checked(result), thumbs=result.thumbs_made,
+        seconds=f"{result.seconds:.2f}", full=_(" (full rebuild)") if result.full else "", entry=result.entry))
     if result.thumbs_failed:
-        warn(f"{result.thumbs_failed} photos could not be read for a thumbnail (shown as 无法预览)")
+        warn(_("{count} photos could not be read for a thumbnail (shown as 无法预览)").format(
+            count=result.thumbs_failed))
 
 
 @server_group.command("report")
@@ -134,7 +139,7 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
     without photos or remarks. CSV is UTF-8 with a BOM (Excel opens it with Chinese intact);
     XLSX has one sheet per table. Text cells starting with = + - @ get a leading '.
     """
-    layout, _ = _layout_and_maps(app)
+    layout, _maps = _layout_and_maps(app)
     if fmt is None:
         fmt = "xlsx" if out is not None and out.suffix.lower() == ".xlsx" else "csv"
     if out is None:
@@ -146,9 +151,10 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
     (report.write_xlsx if fmt == "xlsx" else report.write_csv)(data, out)
     no_photos = sum(1 for v in data.visits if v.photos == 0)
     no_remarks = sum(1 for v in data.visits if v.without_remarks)
-    echo(app, f"{len(data.visits)} visits, {sum(v.photos for v in data.visits)} photos from "
-              f"{start:%Y-%m-%d} to {end:%Y-%m-%d} ({no_photos} without photos, {no_remarks} without "
-              f"remarks) written to {out}")
+    echo(app, _("{visits} visits, {photos} photos from {start} to {end} ({no_photos} without photos, "
+                "{no_remarks} without remarks) written to {out}").format(
+        visits=len(data.visits), photos=sum(v.photos for v in data.visits), start=f"{start:%Y-%m-%d}",
+        end=f"{end:%Y-%m-%d}", no_photos=no_photos, no_remarks=no_remarks, out=out))
     _show_problems(data.problems)
     if data.problems:
         finish_with_warnings()
@@ -168,8 +174,8 @@ def publish_master_command(app: AppContext, share: Path) -> None:
     """
     trees = scan.tablet_sources(share)
     published = install_in_tablets(share, list(trees))
-    echo(app, f"master data ({published.count} customers, sha256 {published.sha256[:12]}) from "
-              f"{share / SHARE_MASTER} installed in {len(trees)} tablet trees")
+    echo(app, _("master data ({count} customers, sha256 {sha256}) from {source} installed in {trees} tablet trees")
+         .format(count=published.count, sha256=published.sha256[:12], source=share / SHARE_MASTER, trees=len(trees)))
 
 
 @server_group.command("receipts")

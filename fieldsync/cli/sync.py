@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.errors import KeyRefused, TransportError
 from fieldsync.sync import daemon as daemon_mod
@@ -34,8 +35,9 @@ class _Bar(Progress):
 
     def planned(self, files: int, total_bytes: int) -> None:
         if files:
-            self.bar = click.progressbar(length=max(1, total_bytes), label=f"推送 {files} 个文件",
-                                         file=sys.stderr, show_pos=False, show_percent=True)
+            label = _("pushing {count} file(s)").format(count=files)
+            self.bar = click.progressbar(length=max(1, total_bytes), label=label, file=sys.stderr,
+                                         show_pos=False, show_percent=True)
             self.bar.__enter__()
 
     def advanced(self, rel: str, done: int, total: int) -> None:
@@ -73,29 +75,32 @@ def sync_command(app: AppContext, recheck_server: bool) -> None:
         daemon_mod.write_pass_status(cfg, eng, result)
     echo(app, str(result))
     for rel, reason in result.quarantined:
-        warn(f"隔离 quarantined {rel}: {reason}")
+        warn(_("quarantined {path}: {reason}").format(path=rel, reason=reason))
     if result.quarantined:
-        warn("隔离的文件 set aside: 'fieldsync quarantine list' shows them, 'fieldsync quarantine restore' retries")
+        warn(_("quarantined files are set aside: 'fieldsync quarantine list' shows them, "
+               "'fieldsync quarantine restore' retries"))
     for rel, reason in result.refused:
-        warn(f"未推送 not pushed {rel}: {reason}")
+        warn(_("not pushed {path}: {reason}").format(path=rel, reason=reason))
     for rel, reason in result.conflicts:
-        warn(f"冲突 conflict {rel}: {reason}")
+        warn(_("conflict {path}: {reason}").format(path=rel, reason=reason))
     for rel in result.waiting:
-        warn(f"{rel} is still being written; run sync again in a moment")
+        warn(_("{path} is still being written; run sync again in a moment").format(path=rel))
     for rel in result.lost[:LOST_SHOWN]:
-        echo(app, f"服务器丢失 lost on the server, pushed again: {rel}")
+        echo(app, _("lost on the server, pushed again: {path}").format(path=rel))
     if len(result.lost) > LOST_SHOWN:
-        echo(app, f"... {len(result.lost) - LOST_SHOWN} more lost on the server, pushed again")
+        echo(app, _("... {count} more lost on the server, pushed again").format(count=len(result.lost) - LOST_SHOWN))
     for rel, reason in result.failed:
-        click.echo(f"failed {rel}: {reason}", err=True)
+        click.echo(_("failed {path}: {reason}").format(path=rel, reason=reason), err=True)
     if result.refused_key:
         raise KeyRefused(result.error)
     if result.error:
-        raise TransportError(f"{result.error}; nothing is lost, run 'fieldsync sync' again "
-                             "when the server is reachable (the daemon retries by itself)")
+        raise TransportError(_("{error}; nothing is lost, run 'fieldsync sync' again "
+                               "when the server is reachable (the daemon retries by itself)").format(
+            error=result.error))
     if result.failed:
-        raise TransportError(f"{len(result.failed)} file(s) failed (listed above); nothing is lost, "
-                             "run 'fieldsync sync' again (the daemon retries by itself)")
+        raise TransportError(_("{count} file(s) failed (listed above); nothing is lost, "
+                               "run 'fieldsync sync' again (the daemon retries by itself)").format(
+            count=len(result.failed)))
     if result.exit_code:
         finish_with_warnings()
 
@@ -112,7 +117,8 @@ def daemon_command(app: AppContext) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
     log_file = _log_to_file(app.config)
-    echo(app, f"watching {app.config.root} (stop with Ctrl-C); status: fieldsync status; log: {log_file}")
+    echo(app, _("watching {root} (stop with Ctrl-C); status: fieldsync status; log: {log}").format(
+        root=app.config.root, log=log_file))
     ticker = None
     if sys.stderr.isatty() and not app.quiet:
         ticker = threading.Thread(target=_show_progress, args=(app.config, runner), daemon=True)
@@ -121,7 +127,7 @@ def daemon_command(app: AppContext) -> None:
     log.info("daemon started on %s (pid %d)", app.config.root, os.getpid())
     runner.run()
     log.info("daemon stopped")
-    echo(app, "stopped")
+    echo(app, _("stopped"))
 
 
 def _log_to_file(cfg) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.errors import BadInput, ConfigError
 from fieldsync.transport import hostkeys
@@ -27,13 +28,15 @@ def trust_host_command(app: AppContext, fingerprint: str | None, yes: bool, hash
     the admin confirms the server's key was replaced.
     """
     if yes and not fingerprint:
-        raise click.UsageError("--yes needs --fingerprint SHA256:...: a key is never trusted unseen")
+        raise click.UsageError(_("--yes needs --fingerprint SHA256:...: a key is never trusted unseen"))
     cfg = app.config
     if cfg.server.scheme != "sftp":
-        raise ConfigError(f"{cfg.path}: server.url is {cfg.server.url!r}; trust-host is for sftp:// servers")
+        raise ConfigError(_("{path}: server.url is {url}; trust-host is for sftp:// servers").format(
+            path=cfg.path, url=repr(cfg.server.url)))
     if cfg.server.known_hosts is None:
-        raise ConfigError(f"{cfg.path}: key 'server.known_hosts': expected the file to pin the key in")
-    _, host, port, _ = parse_url(cfg.server.url)
+        raise ConfigError(_("{path}: key 'server.known_hosts': expected the file to pin the key in").format(
+            path=cfg.path))
+    _user, host, port, _root = parse_url(cfg.server.url)
     known_hosts = cfg.server.known_hosts
     pins = hostkeys.pinned(known_hosts, host, port)
     key = hostkeys.fetch(host, port, cfg.server.timeout_seconds, prefer=pins)
@@ -52,12 +55,14 @@ def trust_host_command(app: AppContext, fingerprint: str | None, yes: bool, hash
 
     if fingerprint is not None:
         if fingerprint.strip() != shown:
-            raise BadInput(f"the server presents {shown}, not the expected {fingerprint.strip()}; "
-                           "nothing was pinned. Check with the server admin")
+            raise BadInput(_("the server presents {shown}, not the expected {expected}; "
+                             "nothing was pinned. Check with the server admin").format(
+                shown=shown, expected=fingerprint.strip()))
         echo(app, "指纹一致 the fingerprint matches the one given")
     if not yes:
         if not click.confirm("信任此密钥？Trust this key and pin it", default=False):
-            finish_with_warnings(f"not pinned; sync to {host} stays refused until the key is trusted")
+            finish_with_warnings(_("not pinned; sync to {host} stays refused until the key is trusted").format(
+                host=host))
     hostkeys.pin(known_hosts, host, port, key, hashed=hashed)
     echo(app, f"已保存 pinned {key.get_name()} {shown} for {hostkeys.host_entry_name(host, port)} in {known_hosts}")
 

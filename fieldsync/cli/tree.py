@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from fieldsync import config as config_mod
+from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.location import locate
 from fieldsync.sync.derive import DeriveResult, derive
@@ -38,10 +39,11 @@ def init_command(app: AppContext, root: Path, inspector: str, device: str, serve
     config_path = tree.init_root(root, text, target)
     config_mod.load(config_path)  # an existing config.yaml must still be valid
     echo(app, f"{root}")
-    echo(app, f"config: {config_path}")
-    echo(app, "next: fieldsync customers import EXPORT.csv, then fieldsync customer open ACCOUNT")
+    echo(app, _("config: {path}").format(path=config_path))
+    echo(app, _("next: fieldsync customers import EXPORT.csv, then fieldsync customer open ACCOUNT"))
     if Path.cwd().resolve() != root and not target:
-        echo(app, f"(run commands inside {root}, or export {config_mod.ENV_VAR}={config_path})")
+        echo(app, _("(run commands inside {root}, or export {setting})").format(
+            root=root, setting=f"{config_mod.ENV_VAR}={config_path}"))
 
 
 def derive_after(app: AppContext, changed: Iterable[Path], master_data_changed: bool = False) -> DeriveResult:
@@ -140,7 +142,8 @@ def add_command(app: AppContext, files: tuple[Path, ...], visit: str, kind: str)
     added_photos = photos.add_photos(cfg, path, kind, list(files))
     for added in added_photos:
         if added.duplicate:
-            warn(f"{added.source}: already in the visit as {added.target.name}, not copied again")
+            warn(_("{source}: already in the visit as {name}, not copied again").format(
+                source=added.source, name=added.target.name))
         else:
             echo(app, str(added.target))
     derive_after(app, [path] + [added.target for added in added_photos])
@@ -159,10 +162,10 @@ def check_command(app: AppContext, deep: bool) -> None:
         click.echo(str(finding))
     # Suggestions are not problems: they never change the exit code.
     for suggestion in locate.suggestions(app.config):
-        click.echo(f"suggestion: {suggestion}")
+        click.echo(_("suggestion: {suggestion}").format(suggestion=suggestion))
     if findings:
-        finish_with_warnings(f"{len(findings)} problem(s) in {app.config.root}")
-    echo(app, f"{app.config.root}: no problems found")
+        finish_with_warnings(_("{count} problem(s) in {root}").format(count=len(findings), root=app.config.root))
+    echo(app, _("{root}: no problems found").format(root=app.config.root))
 
 
 COMMANDS = [init_command, customer_group, category_group, visit_group, add_command, check_command]

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fieldsync.base.i18n import _
 from fieldsync.base.names import normalize_account
 from fieldsync.errors import BadInput, BadName, ImportRejected
 from fieldsync.masterdata.matching import meter_text, voltage_text
@@ -406,10 +407,13 @@ class Reading:
                 records.append(record)
         path = parsed.path
         if problems:
-            more = f" ({count - len(problems)} more not listed)" if count > len(problems) else ""
-            raise ImportRejected(f"{path}: {count} problem(s) found{more}; nothing was imported", problems)
+            more = _(" ({count} more not listed)").format(count=count - len(problems)) \
+                if count > len(problems) else ""
+            raise ImportRejected(_("{path}: {count} problem(s) found{more}; nothing was imported").format(
+                path=path, count=count, more=more), problems)
         if not records:
-            raise ImportRejected(f"{path}: no customer rows under the header; nothing was imported", [])
+            raise ImportRejected(_("{path}: no customer rows under the header; nothing was imported").format(
+                path=path), [])
 
 
 def parse(path: Path, progress: ProgressFn | None = None) -> list[dict]:
@@ -438,10 +442,11 @@ def _find_header(path: Path, rows: Iterator[tuple[int, list]],
         if not any(c.field == key for c in columns):
             names = "/".join(HEADER_SYNONYMS[key][:1] + HEADER_SYNONYMS[key][2:])
             problems.append(Problem(line, "", f"required column {FIELD_LABELS[key]} ({names}) is missing"))
-    raise ImportRejected(
-        f"{path}: no header row found (none of the first {HEADER_SEARCH_ROWS} rows names the columns "
-        f"{' and '.join(FIELD_LABELS[k] for k in REQUIRED)}); rename the columns in the file, or "
-        "name them with --map COLUMN=FIELD; nothing was imported", problems)
+    raise ImportRejected(_(
+        "{path}: no header row found (none of the first {rows} rows names the columns "
+        "{columns}); rename the columns in the file, or "
+        "name them with --map COLUMN=FIELD; nothing was imported").format(
+            path=path, rows=HEADER_SEARCH_ROWS, columns=_(" and ").join(FIELD_LABELS[k] for k in REQUIRED)), problems)
 
 
 def _check_columns(path: Path, line: int, columns: list[Column], mapping: dict[str, str | None]) -> None:
@@ -461,7 +466,8 @@ def _check_columns(path: Path, line: int, columns: list[Column], mapping: dict[s
                 f"{taken[column.field].title!r}; keep one with --map '{column.title}={IGNORE}'")))
         taken[column.field] = column
     if problems:
-        raise ImportRejected(f"{path}: the header row is not usable; nothing was imported", problems)
+        raise ImportRejected(_("{path}: the header row is not usable; nothing was imported").format(path=path),
+                             problems)
 
 
 def tidy(text: str) -> tuple[str, list[str]]:

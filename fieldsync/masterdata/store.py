@@ -18,6 +18,7 @@ from pathlib import Path
 from tinydb import Query, TinyDB
 
 from fieldsync.base.clock import now_iso
+from fieldsync.base.i18n import _
 from fieldsync.base.names import normalize_account
 from fieldsync.errors import UnknownCustomer
 
@@ -88,15 +89,15 @@ class CustomerStore:
         """The customer record for `account_no`; UnknownCustomer if there is none."""
         account_no = normalize_account(account_no)
         if not self.exists():
-            raise UnknownCustomer(
-                f"no master data yet, so customer {account_no} is unknown; "
-                "run 'fieldsync customers import FILE' (or 'customers pull') first")
+            raise UnknownCustomer(_(
+                "no master data yet, so customer {account} is unknown; "
+                "run 'fieldsync customers import FILE' (or 'customers pull') first").format(account=account_no))
         with self._open_read() as db:
             record = db.table(CUSTOMERS_TABLE).get(Query().account_no == account_no)
         if record is None:
-            raise UnknownCustomer(
-                f"customer {account_no} is not in master data; check the number with "
-                "'fieldsync find', or import the latest export")
+            raise UnknownCustomer(_(
+                "customer {account} is not in master data; check the number with "
+                "'fieldsync find', or import the latest export").format(account=account_no))
         return dict(record)
 
     def all(self) -> list[dict]:

@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
 
+from fieldsync.base.i18n import _
 from fieldsync.config import Config
 from fieldsync.errors import (
     BadInput,
@@ -81,8 +82,8 @@ class Engine:
         try:
             self._lock.acquire(timeout=wait_for_lock)
         except Timeout:
-            raise SyncBusy("another sync is running on this tree (the daemon?); "
-                           "see 'fieldsync status' or stop the daemon first") from None
+            raise SyncBusy(_("another sync is running on this tree (the daemon?); "
+                             "see 'fieldsync status' or stop the daemon first")) from None
         self.state = SyncState(cfg.state_dir)
         self._transport = transport
         self._own_transport = transport is None
@@ -325,7 +326,7 @@ class Engine:
                 extra["prepared"] = True
             self.state.update(key, status="pending", reason=LOST, extra=extra,
                               remote_size=None if pushed_as else record.remote_size)
-        for _, rel in ledger.ledger_upload_items(self.cfg):
+        for _item, rel in ledger.ledger_upload_items(self.cfg):
             record = self.state.peek(rel.as_posix())
             if record is None or record.status != "done":
                 continue

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from fieldsync.base.i18n import N_, _
+
 log = logging.getLogger(__name__)
 
 
@@ -44,18 +46,21 @@ class SyncResult:
         return 1 if (self.quarantined or self.waiting or self.conflicts or self.refused) else 0
 
     def __str__(self) -> str:
-        parts = [f"{self.uploaded} uploaded", f"{self.unchanged} unchanged"]
+        parts = [_("{count} uploaded").format(count=self.uploaded),
+                 _("{count} unchanged").format(count=self.unchanged)]
         if self.rechecked:
-            parts.append(f"server rechecked: {len(self.lost)} lost" if self.lost else "server rechecked")
+            parts.append(_("server rechecked: {count} lost").format(count=len(self.lost)) if self.lost
+                         else _("server rechecked"))
         if self.folders:
-            parts.append(f"{self.folders} folders made")
-        for label, items in (("quarantined", self.quarantined), ("failed", self.failed),
-                             ("still being written", self.waiting), ("conflicts kept", self.conflicts),
-                             ("refused (rename them)", self.refused)):
+            parts.append(_("{count} folders made").format(count=self.folders))
+        for label, items in ((N_("{count} quarantined"), self.quarantined), (N_("{count} failed"), self.failed),
+                             (N_("{count} still being written"), self.waiting),
+                             (N_("{count} conflicts kept"), self.conflicts),
+                             (N_("{count} refused (rename them)"), self.refused)):
             if items:
-                parts.append(f"{len(items)} {label}")
-        text = ", ".join(parts)
-        return f"{text}; stopped: {self.error}" if self.error else text
+                parts.append(_(label).format(count=len(items)))
+        text = _(", ").join(parts)
+        return _("{summary}; stopped: {error}").format(summary=text, error=self.error) if self.error else text
 
 
 class Progress:

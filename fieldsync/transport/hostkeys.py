@@ -15,9 +15,10 @@ from pathlib import Path
 import paramiko
 
 from fieldsync.base import atomic
+from fieldsync.base.i18n import N_, _
 from fieldsync.errors import HostKeyError, TransportError
 
-TRUST_HINT = "run 'fieldsync trust-host' and compare the fingerprint with the one the server admin gives you"
+TRUST_HINT = N_("run 'fieldsync trust-host' and compare the fingerprint with the one the server admin gives you")
 
 
 def host_entry_name(host: str, port: int) -> str:
@@ -79,16 +80,18 @@ def check(known_hosts: Path | None, host: str, port: int, key: paramiko.PKey) ->
     where = f"{host}:{port}"
     print_ = f"{key.get_name()} {fingerprint(key)}"
     if not pins:
-        error = HostKeyError(f"server {where} is not known: it presents host key {print_}, "
-                             f"not pinned in {known_hosts or 'known_hosts (server.known_hosts is not set)'}; "
-                             f"{TRUST_HINT}")
+        error = HostKeyError(_("server {where} is not known: it presents host key {key}, not pinned in "
+                               "{known_hosts}; {hint}").format(
+            where=where, key=print_, hint=_(TRUST_HINT),
+            known_hosts=known_hosts or _("known_hosts (server.known_hosts is not set)")))
     elif pins.get(key.get_name()) == key:
         return
     else:
         old = ", ".join(f"{t} {fingerprint(k)}" for t, k in pins.items())
-        error = HostKeyError(f"the host key of {where} has CHANGED: it presents {print_}, but {known_hosts} "
-                             f"pins {old}. Nothing was sent. This can be an attack; ask the server admin "
-                             f"whether the key was replaced, then {TRUST_HINT}")
+        error = HostKeyError(_("the host key of {where} has CHANGED: it presents {key}, but {known_hosts} "
+                               "pins {old}. Nothing was sent. This can be an attack; ask the server admin "
+                               "whether the key was replaced, then {hint}").format(
+            where=where, key=print_, known_hosts=known_hosts, old=old, hint=_(TRUST_HINT)))
     error.fingerprint = fingerprint(key)
     error.key_type = key.get_name()
     error.changed = bool(pins)
@@ -100,7 +103,8 @@ def fetch(host: str, port: int, timeout: float, prefer: dict[str, paramiko.PKey]
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
-        raise TransportError(f"cannot reach {host}:{port}: {exc.strerror or exc}") from None
+        raise TransportError(_("cannot reach {host}:{port}: {error}").format(
+            host=host, port=port, error=exc.strerror or exc)) from None
     transport = paramiko.Transport(sock)
     try:
         options = transport.get_security_options()

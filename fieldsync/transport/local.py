@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
 from fieldsync.base.atomic import fsync_dir
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput, ConfigError, TransportError
 from fieldsync.transport.base import REMOTE_ROOT, ProgressFn, RemoteEntry, Transport, safe_rel
 from fieldsync.transport.paths import PathLocks, file_rel, part_name
@@ -45,8 +46,8 @@ class LocalTransport(Transport):
         if not self.root.is_dir():
             # An unmounted share looks like a missing folder: wait for it, never create it,
             # or the photos would land on the tablet's own disk under the mount point.
-            raise TransportError(f"server folder {self.root} is not there (share not mounted?); "
-                                 "sync retries when it is back")
+            raise TransportError(_("server folder {root} is not there (share not mounted?); "
+                                   "sync retries when it is back").format(root=self.root))
         return self.root.resolve()
 
     def _path(self, rel: PurePosixPath | str) -> Path:

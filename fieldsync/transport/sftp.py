@@ -22,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 
 import paramiko
 
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput, ConfigError, FieldsyncError, KeyRefused, TransportError
 from fieldsync.transport import hostkeys
 from fieldsync.transport.base import REMOTE_ROOT, ProgressFn, RemoteEntry, Transport, safe_rel
@@ -99,8 +100,8 @@ class SFTPTransport(Transport):
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except OSError as exc:
-            raise TransportError(f"cannot reach {self.host}:{self.port}: {exc.strerror or exc}; "
-                                 "sync retries when the network is back") from None
+            raise TransportError(_("cannot reach {host}:{port}: {error}; sync retries when the network is back")
+                                 .format(host=self.host, port=self.port, error=exc.strerror or exc)) from None
         ssh = paramiko.Transport(sock)
         try:
             options = ssh.get_security_options()
@@ -120,7 +121,8 @@ class SFTPTransport(Transport):
         except NETWORK_ERRORS as exc:
             ssh.close()
             reason = exc or type(exc).__name__
-            raise TransportError(f"SSH connection to {self.host}:{self.port} failed: {reason}") from None
+            raise TransportError(_("SSH connection to {host}:{port} failed: {reason}").format(
+                host=self.host, port=self.port, reason=reason)) from None
         self._ssh = ssh
         return ssh
 
@@ -149,9 +151,9 @@ class SFTPTransport(Transport):
             if agent is not None:
                 agent.close()
         tried = self.key_file or "ssh-agent keys"
-        raise KeyRefused(f"server refused this tablet's key (revoked?): ask the admin ({self.user}@{self.host} "
-                         f"refused the key {tried}; a new tablet's public key must be in the account's "
-                         "authorized_keys)")
+        raise KeyRefused(_("server refused this tablet's key (revoked?): ask the admin ({account} "
+                           "refused the key {tried}; a new tablet's public key must be in the account's "
+                           "authorized_keys)").format(account=f"{self.user}@{self.host}", tried=tried))
 
     def _drop(self) -> None:
         """Forget the connection (under the lock); channels still out are closed on return."""

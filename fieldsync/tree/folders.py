@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from fieldsync.base.atomic import write_text
+from fieldsync.base.i18n import _
 from fieldsync.base.names import customer_folder_name, normalize_account, require_safe
 from fieldsync.base.signing import KEY_FILE, ensure_key
 from fieldsync.base.yamlfile import read_yaml, write_yaml
@@ -37,7 +38,7 @@ def init_root(root: Path, config_text: str | None, config_path: Path | None = No
 
 def require_root(cfg: Config) -> Path:
     if not cfg.root.is_dir():
-        raise TreeError(f"the tree {cfg.root} does not exist; run 'fieldsync init {cfg.root}'")
+        raise TreeError(_("the tree {root} does not exist; run 'fieldsync init {root}'").format(root=cfg.root))
     return cfg.root
 
 
@@ -46,7 +47,8 @@ def customer_dir(cfg: Config, account_no: str) -> Path:
     account_no = normalize_account(account_no)
     found = find_customer_dir(require_root(cfg), account_no, cfg.layout)
     if found is None:
-        raise TreeError(f"customer {account_no} has no folder yet; run 'fieldsync customer open {account_no}'")
+        raise TreeError(_("customer {account} has no folder yet; run 'fieldsync customer open {account}'").format(
+            account=account_no))
     return found
 
 
@@ -127,7 +129,8 @@ def resolve_business(cfg: Config, business: str) -> str:
     if text in names:
         return text
     choices = ", ".join(f"{i}={name}" for i, name in enumerate(names, 1))
-    raise BadInput(f"unknown business type {business!r}; use one of {choices}")
+    raise BadInput(_("unknown business type {business}; use one of {choices}").format(
+        business=repr(business), choices=choices))
 
 
 def add_category(cfg: Config, account_no: str, business: str, name: str) -> Path:

@@ -26,6 +26,7 @@ from filelock import FileLock, Timeout
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import iso, now
 from fieldsync.base.debounce import TEMP_SUFFIXES
+from fieldsync.base.i18n import N_, _
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, FieldsyncError, TreeError
 from fieldsync.media.imaging import is_photo_name, open_image, register_heif
@@ -60,13 +61,13 @@ EXPIRED = "expired"
 VISIT_MISSING = "visit-missing"
 
 REASON_TEXT = {
-    NO_INBOX: "camera.inbox is not set in config.yaml (set it to the folder your camera app writes to)",
-    INBOX_MISSING: "the camera inbox folder does not exist; check camera.inbox in config.yaml",
-    INBOX_DENIED: "no permission to read the camera inbox (Android: run 'termux-setup-storage' "
-                  "and allow access to photos; see docs/platforms/android.md)",
-    NO_TARGET: "no active visit: run 'fieldsync visit use VISIT --kind appearance|nameplate'",
-    EXPIRED: "the active visit expired (camera.idle_minutes without use): run 'fieldsync visit use' again",
-    VISIT_MISSING: "the active visit folder no longer exists (renamed or removed): run 'fieldsync visit use' again",
+    NO_INBOX: N_("camera.inbox is not set in config.yaml (set it to the folder your camera app writes to)"),
+    INBOX_MISSING: N_("the camera inbox folder does not exist; check camera.inbox in config.yaml"),
+    INBOX_DENIED: N_("no permission to read the camera inbox (Android: run 'termux-setup-storage' "
+                     "and allow access to photos; see docs/platforms/android.md)"),
+    NO_TARGET: N_("no active visit: run 'fieldsync visit use VISIT --kind appearance|nameplate'"),
+    EXPIRED: N_("the active visit expired (camera.idle_minutes without use): run 'fieldsync visit use' again"),
+    VISIT_MISSING: N_("the active visit folder no longer exists (renamed or removed): run 'fieldsync visit use' again"),
 }
 
 
@@ -217,7 +218,7 @@ def require_live(cfg: Config, at: datetime | None = None) -> ActiveTarget:
     """The live target, or TreeError saying why there is none and what to run."""
     status = target_status(cfg, at)
     if status.live is None:
-        raise TreeError(REASON_TEXT[NO_TARGET if status.state == "none" else status.state])
+        raise TreeError(_(REASON_TEXT[NO_TARGET if status.state == "none" else status.state]))
     return status.live
 
 

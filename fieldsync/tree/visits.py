@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fieldsync.base.clock import iso, now
+from fieldsync.base.i18n import _
 from fieldsync.base.names import require_safe
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
@@ -44,8 +45,9 @@ def new_visit(cfg: Config, account_no: str, business: str, category: str, *,
     require_safe(category, "category name")
     parent = customer_dir(cfg, account_no) / business / category
     if not parent.is_dir():
-        raise TreeError(f"category {category!r} does not exist under {business}; "
-                        f"create it with 'fieldsync category add {account_no} {business} {category}'")
+        raise TreeError(_("category {quoted} does not exist under {business}; "
+                          "create it with 'fieldsync category add {account} {business} {category}'").format(
+            quoted=repr(category), category=category, business=business, account=account_no))
     explicit = name is not None
     base = require_safe(name, "visit name") if explicit else default_visit_name(cfg, at)
     notes = {key: _check_note(value, key) for key, value in
@@ -119,8 +121,8 @@ def resolve_visit(cfg: Config, text: str | os.PathLike) -> Path:
                 return path.resolve().parent
             raise TreeError(f"{path} is not a visit folder (it is a {info.role} folder); "
                             "give CUSTOMER/BUSINESS/CATEGORY/VISIT")
-    raise TreeError(f"no visit folder {text!r} (looked from here and from {cfg.root}); "
-                    "'fieldsync visit new' prints the path of a new visit")
+    raise TreeError(_("no visit folder {visit} (looked from here and from {root}); "
+                      "'fieldsync visit new' prints the path of a new visit").format(visit=repr(text), root=cfg.root))
 
 
 def visit_record(cfg: Config, path: Path) -> dict:
