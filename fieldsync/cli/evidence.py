@@ -72,13 +72,13 @@ def _receipts(root: Path, receipts_path: Path | None, server_key: str | None) ->
     if receipts_path is None and server_key is None:
         return None
     if server_key is None:
-        raise click.UsageError("--receipts needs --server-key: receipts prove nothing without the "
-                               "server's public key (ask the server admin for server_key.pub)")
+        raise click.UsageError(_("--receipts needs --server-key: receipts prove nothing without the "
+                                 "server's public key (ask the server admin for server_key.pub)"))
     public = receipts_mod.read_public_key(server_key)
     if receipts_path is None:  # a bundle carries its receipts; so may a server tree
         receipts_path = receipts_mod.receipts_file(root)
         if not receipts_path.is_file():
-            raise click.UsageError(f"no receipts in {root}; give --receipts FILE|DIR")
+            raise click.UsageError(_("no receipts in {root}; give --receipts FILE|DIR").format(root=root))
     elif receipts_path.is_dir():
         receipts_path = receipts_path / receipts_mod.RECEIPTS_NAME
     in_bundle = (root / verify_mod.BUNDLE_FILE).is_file()
@@ -97,24 +97,24 @@ def _keyring(app: AppContext, root: Path, tree_path: Path | None,
     if value is not None and value != PUBLISHED:
         path = Path(value).expanduser()
         if not path.is_file():
-            raise click.BadParameter(f"{path} is not a file", param_hint="--keyring")
+            raise click.BadParameter(_("{path} is not a file").format(path=path), param_hint="--keyring")
         return keys.load_keyring(path), None
     if tree_path is None:
         cfg = app.config
         if value == PUBLISHED and masterdata.pull_keyring(cfg) is None:
-            raise click.UsageError("no keyring is published on the server; the back office runs "
-                                   "'fieldsync keyring publish --keyring FILE'")
+            raise click.UsageError(_("no keyring is published on the server; the back office runs "
+                                     "'fieldsync keyring publish --keyring FILE'"))
         path = cfg.state_dir / masterdata.PULLED_KEYRING
     else:
         path = root / masterdata.REMOTE_KEYRING
     if not path.is_file():
         if value == PUBLISHED:
-            raise click.UsageError(f"no published keyring at {path}; give --keyring FILE")
+            raise click.UsageError(_("no published keyring at {path}; give --keyring FILE").format(path=path))
         return None, None
     keyring = keys.load_keyring(path)
-    return keyring, (f"keyring: the published copy {path} (sha256 {file_sha256(path)[0][:16]}…); "
-                     "it proves as much as where it was read from: for a dispute, compare that "
-                     "sha256 with the back office's, or give --keyring FILE from the back office")
+    return keyring, _("keyring: the published copy {path} (sha256 {sha256}…); it proves as much as where "
+                      "it was read from: for a dispute, compare that sha256 with the back office's, or give "
+                      "--keyring FILE from the back office").format(path=path, sha256=file_sha256(path)[0][:16])
 
 
 @click.command("verify")

@@ -118,8 +118,8 @@ def publish_command(app: AppContext, keyring_path: Path, server_root: Path | Non
     transport = LocalTransport(server_root.resolve()) if server_root else open_transport(app.config)
     with transport:
         version = masterdata.publish_keyring(keyring.path, keyring.path.resolve().parent, transport)
-    echo(app, f"published {len(keyring.keys)} key(s) to {transport.url} ({masterdata.KEYRING_DIR}, "
-              f"sha256 {version['sha256']})")
+    echo(app, _("published {count} key(s) to {url} ({folder}, sha256 {sha256})").format(
+        count=len(keyring.keys), url=transport.url, folder=masterdata.KEYRING_DIR, sha256=version["sha256"]))
 
 
 COMMANDS = [keyring_group]

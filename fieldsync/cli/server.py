@@ -181,7 +181,8 @@ def publish_master_command(app: AppContext, share: Path) -> None:
 @server_group.command("receipts")
 @click.argument("path", type=TREE)
 @click.option("--key", "key_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help=f"The server's private signing key (made 0600 on first run; default: {KEY_FILE} in "
+              # Spelled out, not f"{KEY_FILE}": help texts are the catalog's keys, found as literals.
+              help="The server's private signing key (made 0600 on first run; default: server_key.pem in "
                    "this account's fieldsync config folder). Keep it off the share.")
 @click.option("--tablets", is_flag=True,
               help="PATH is a share of chrooted tablet accounts: cover every PATH/tablets/ACCOUNT/fieldsync.")
@@ -198,13 +199,14 @@ def receipts_command(app: AppContext, path: Path, key_path: Path | None, tablets
     """
     key_path = key_path or Path(click.get_app_dir("fieldsync")) / KEY_FILE
     result = take_receipts(path, key_path.expanduser(), tablets=tablets)
-    echo(app, f"{result.added} receipt(s) added for {result.ledgers} ledger(s) in {result.trees} tree(s) "
-              f"to {result.path}; server key {result.fingerprint} (public key {result.public_key}, "
-              f"also in {key_path}.pub)")
+    echo(app, _("{added} receipt(s) added for {ledgers} ledger(s) in {trees} tree(s) to {path}; server key "
+                "{fingerprint} (public key {public_key}, also in {key_path}.pub)").format(
+        added=result.added, ledgers=result.ledgers, trees=result.trees, path=result.path,
+        fingerprint=result.fingerprint, public_key=result.public_key, key_path=key_path))
     _show_problems(result.problems)
     if result.problems:
-        finish_with_warnings(f"{len(result.problems)} ledger(s) no longer hold what the server received; "
-                             "run 'fieldsync verify --server' with --receipts")
+        finish_with_warnings(_("{count} ledger(s) no longer hold what the server received; "
+                               "run 'fieldsync verify --server' with --receipts").format(count=len(result.problems)))
 
 
 COMMANDS = [server_group]
