@@ -283,7 +283,9 @@
   // start, whole readings follow, the last one starts with what is left. Latin letters read as
   // themselves everywhere, which would make this pattern explode; customers with Latin letters in
   // the field are checked by fullRank instead. null when the pattern would be too large.
-  function fullPattern(q) {
+  // `whole`: the first reading is read from its start (a PREFIX match when at the field's start);
+  // `exact`: the last reading ends with the query, and the field right after it (an EXACT match).
+  function fullPattern(q, whole, exact) {
     var has = function (kind, part) {
       return charClass(kind + part, function (ch, r) {
         return r[1].some(function (reading) {
@@ -295,7 +297,7 @@
     var memo = {}, budget = 200000;
     function rest(i) {
       if (memo[i] !== undefined) return memo[i];
-      var options = [], end = has("e", q.slice(i));
+      var options = [], end = has(exact ? "m" : "e", q.slice(i));
       if (end) options.push(end);
       for (var j = i + 1; j < q.length; j++) {
         var mid = has("m", q.slice(i, j)), tail = mid ? rest(j) : "";
@@ -305,15 +307,18 @@
       budget -= memo[i].length;
       return memo[i];
     }
-    var options = [], single = has("s", q);
+    var options = [], single = has(exact ? "m" : whole ? "e" : "s", q);
     if (single) options.push(single);
     for (var j = 1; j < q.length && budget > 0; j++) {
-      var first = has("f", q.slice(0, j)), tail = first ? rest(j) : "";
+      var first = has(whole ? "m" : "f", q.slice(0, j)), tail = first ? rest(j) : "";
       if (first && tail) options.push(first + tail);
     }
     if (budget <= 0) return null;
-    return options.length ? new RegExp(options.join("|"), "gu") : /(?!)/gu;
+    if (!options.length) return /(?!)/gu;
+    return new RegExp("(?:" + options.join("|") + ")" + (exact ? "(?=\n)" : ""), whole ? "yu" : "gu");
   }
+
+  function matchesAt(pattern, text, at) { pattern.lastIndex = at; return pattern.test(text); }
 
   // Where customer `row` (>= the previous one) holds position `pos`.
   function rowAt(offsets, row, pos) {
@@ -383,7 +388,14 @@
     var memo = fullMemo(q), pattern = fullPattern(q), latin = latinRows(column);
     var exact = function (row) { return fullRank(valueOf(column, row), q, memo); };
     if (pattern) {
-      scanPattern(column, pattern, rank, function (row, atStart) { return atStart ? exact(row) : SUBSTRING; });
+      // a match at the field's start: EXACT or PREFIX only if read from a reading's start
+      var prefix = fullPattern(q, true, false), whole = fullPattern(q, true, true);
+      scanPattern(column, pattern, rank, function (row, atStart) {
+        if (!atStart) return SUBSTRING;
+        if (!prefix || !whole) return exact(row);
+        var at = column.offsets[row];
+        return matchesAt(whole, column.text, at) ? EXACT : matchesAt(prefix, column.text, at) ? PREFIX : SUBSTRING;
+      });
       for (i = 0; i < latin.length; i++) { r = exact(latin[i]); if (r < rank[latin[i]]) rank[latin[i]] = r; }
     } else {   // a pathological query: check every customer that has a starting character
       var starts = fullStarts(q, memo);
