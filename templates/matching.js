@@ -314,11 +314,12 @@
       if (first && tail) options.push(first + tail);
     }
     if (budget <= 0) return null;
-    if (!options.length) return /(?!)/gu;
-    return new RegExp("(?:" + options.join("|") + ")" + (exact ? "(?=\n)" : ""), whole ? "yu" : "gu");
+    if (!options.length) return /(?!)/u;
+    // `whole` patterns test one customer's value (a sticky test inside the column's long string
+    // was found to cost far more than slicing the value out)
+    return whole ? new RegExp("^(?:" + options.join("|") + ")" + (exact ? "$" : ""), "u")
+                 : new RegExp(options.join("|"), "gu");
   }
-
-  function matchesAt(pattern, text, at) { pattern.lastIndex = at; return pattern.test(text); }
 
   // Where customer `row` (>= the previous one) holds position `pos`.
   function rowAt(offsets, row, pos) {
@@ -393,8 +394,8 @@
       scanPattern(column, pattern, rank, function (row, atStart) {
         if (!atStart) return SUBSTRING;
         if (!prefix || !whole) return exact(row);
-        var at = column.offsets[row];
-        return matchesAt(whole, column.text, at) ? EXACT : matchesAt(prefix, column.text, at) ? PREFIX : SUBSTRING;
+        var value = valueOf(column, row);
+        return whole.test(value) ? EXACT : prefix.test(value) ? PREFIX : SUBSTRING;
       });
       for (i = 0; i < latin.length; i++) { r = exact(latin[i]); if (r < rank[latin[i]]) rank[latin[i]] = r; }
     } else {   // a pathological query: check every customer that has a starting character
