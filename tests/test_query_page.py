@@ -54,10 +54,10 @@ def test_fields_combine(tree, page):
     open_page(page, tree)
     page.click("#by-field summary")
     page.fill("[data-field=voltage]", "10 KV")
-    page.wait_for_function("document.querySelectorAll('#results tr').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#results tr').length === 2")
     assert shown_accounts(page) == ["3300001234", "3300005678"]
     page.fill("[data-field=capacity_kva]", ">=500")
-    page.wait_for_function("document.querySelectorAll('#results tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results tr').length === 1")
     assert shown_accounts(page) == ["3300005678"]
 
 

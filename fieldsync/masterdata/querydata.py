@@ -1,9 +1,10 @@
 """Data for the offline query page (ROOT/index.html, P2): customers and pinyin as <script> chunks.
 
 Browsers refuse fetch() on file://, but <script src> works, so the data is JavaScript that
-calls `fieldsyncQuery.add(...)`. It lives in the visible folder ROOT/_query/ so the server's
-mirror (which skips hidden names) can search too. Normalised texts and the pinyin of every
-character are computed here, with the same code as `fieldsync find`, so both agree.
+calls `fieldsyncQuery.columns(...)`: each field of a chunk's customers as one string. It lives
+in the visible folder ROOT/_query/ so the server's mirror (which skips hidden names) can search too.
+Normalised texts and the pinyin of every character are computed here,
+with the same code as `fieldsync find`, so both agree.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ DATA_DIR = "_query"
 SCRIPT = "query.js"
 MATCHING_SCRIPT = "matching.js"  # the matching rules, shared with the server's page; beside SCRIPT
 CHUNK_ROWS = 10_000
+FORMAT = 2  # of the chunks: 2 = one string per field (columns); a change rewrites them
 STAMP_FILE = "query-page.json"  # in .fieldsync/: which master data the chunks were made from
 
 
@@ -40,29 +42,32 @@ def write_data(root: Path, state_dir: Path, script_source: Path) -> bool:
         done = json.loads(stamp_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         done = None
-    if done == [list(stamp) if stamp else None, CHUNK_ROWS] and (folder / "manifest.js").is_file():
+    if done == [list(stamp) if stamp else None, CHUNK_ROWS, FORMAT] and (folder / "manifest.js").is_file():
         return False
     index = load_index(state_dir) if stamp else None
     count = index.count if index else 0
     chars: set[str] = set()
     chunks = 0
     for start in range(0, count, CHUNK_ROWS):
-        rows = []
-        for cid in range(start, min(count, start + CHUNK_ROWS)):
-            raw = [index.raw[f][cid] for f in FIELDS]
-            norm = [index.norm[f][cid] for f in FIELDS]
-            for field in PINYIN_FIELDS:
-                chars.update(norm[FIELDS.index(field)])
-            # normalised texts only where they differ from what is shown: halves the data
-            rows.append(raw + [[n if n != r else 0 for n, r in zip(norm, raw)] if norm != raw else 0])
-        write_text(folder / f"customers-{chunks:03d}.js", _js_call("add", rows))
+        ids = range(start, min(count, start + CHUNK_ROWS))
+        raw, norm = [], []
+        for field in FIELDS:
+            shown = "".join(index.raw[field][cid] + "\n" for cid in ids)
+            normal = "".join(index.norm[field][cid] + "\n" for cid in ids)
+            if field in PINYIN_FIELDS:
+                chars.update(normal)
+            raw.append(shown)
+            # one string per field: the page parses 14 strings, not 10,000 arrays
+            norm.append(0 if normal == shown else normal)
+        write_text(folder / f"customers-{chunks:03d}.js", _js_call("columns", chunks, raw, norm))
         chunks += 1
+    chars.discard("\n")
     write_text(folder / "pinyin.js", _js_call("readings", readings_table(chars)))
     for stale in folder.glob("customers-*.js"):
         if int(stale.stem.split("-")[1]) >= chunks:
             stale.unlink()
     write_text(folder / "manifest.js", _js_call("manifest", {"chunks": chunks, "count": count}))
-    write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS]), private=True)
+    write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS, FORMAT]), private=True)
     return True
 
 

@@ -1,0 +1,271 @@
+/* fieldsync's matching rules in the browser (docs/search.md), one file for both pages: the tablet's
+ * query page (query.js) and the server's page (server-search.js) load it before their own script.
+ * fieldsync/masterdata/matching.py is the same in Python; tests/data/search_vectors.json holds
+ * `fieldsync find` and both pages to the same answers.
+ *
+ * The customers' texts were normalised by fieldsync in Python (whitespace removed, voltage as its
+ * level, pinyin of every character); only queries are normalised here.
+ */
+(function () {
+  "use strict";
+  var FIELDS = ["account_no", "name", "meter_no", "capacity_kva", "address", "line", "voltage"];
+  var PINYIN = { 1: true, 4: true, 5: true };            // name, address, line
+  var CAPACITY = 3, VOLTAGE = 6;
+  var EXACT = 0, PREFIX = 1, SUBSTRING = 2, NONE = 3;
+  var LETTERS = /^[a-z]+$/;
+  var NUMBER = "([0-9]+(?:\\.[0-9]+)?)", KVA = "(?:kva|千伏安)?";
+  var BOUND = new RegExp("^(>=|<=|==|=|>|<|≥|≤)?" + NUMBER + KVA + "$");
+  var RANGE = new RegExp("^" + NUMBER + KVA + "[-~]" + NUMBER + KVA + "$");
+  var LEVEL = new RegExp("^(?:交流|ac)?" + NUMBER + "(kv|v)$");
+  var BARE_NUMBER = new RegExp("^" + NUMBER + "$");
+  // Spaces a person types inside one value: "10 kV", ">= 300", "300 - 400" are one word each.
+  var JOINS = [[/(>=|<=|==|=|>|<|≥|≤)\s+(?=[0-9])/g, "$1"],
+               [/([0-9])\s+(?=(?:kva|kv|v|千伏安|千伏|伏)(?![a-z]))/g, "$1"],
+               [/([0-9a-z])\s*([-~])\s*(?=[0-9])/g, "$1$2"]];
+  var OPS = {
+    ">=": function (v, l) { return v >= l; }, "≥": function (v, l) { return v >= l; },
+    "<=": function (v, l) { return v <= l; }, "≤": function (v, l) { return v <= l; },
+    ">": function (v, l) { return v > l; }, "<": function (v, l) { return v < l; },
+    "=": function (v, l) { return v === l; }, "==": function (v, l) { return v === l; }
+  };
+  var CAPACITY_FORMS = "N, >=N, <=N, >N, <N 或 A-B（kVA），如 315、>=300、300-400";
+  var VOLTAGE_FORMS = "电压等级，如 10kV、10 KV、10千伏、0.4kV、380V";
+  var MAX_QUERY = 200;
+
+  var readings = {}, initialMask = new Int32Array(65536);
+  for (var letter = 0; letter < 26; letter++) initialMask[97 + letter] = 1 << letter;  // Latin reads as itself
+
+  function normalize(text) { return String(text).normalize("NFKC").toLowerCase(); }
+  function squeeze(text) { return normalize(text).replace(/\s+/g, ""); }
+
+  function voltageLevel(text, bareUnit) {
+    var value = squeeze(text).replace(/千伏/g, "kv").replace(/伏/g, "v");
+    if (bareUnit && BARE_NUMBER.test(value)) value += bareUnit;
+    var m = LEVEL.exec(value);
+    if (!m) return null;
+    var kilovolts = parseFloat(m[1]) / (m[2] === "v" ? 1000 : 1);
+    return String(Number(kilovolts.toPrecision(6))) + "kv";   // Python's f"{kilovolts:g}"
+  }
+
+  function queryWords(text) {
+    var value = normalize(text || "");
+    JOINS.forEach(function (join) { value = value.replace(join[0], join[1]); });
+    return value.split(/\s+/).filter(Boolean);
+  }
+
+  function capacityBounds(word) {
+    var value = squeeze(word), m = BOUND.exec(value);
+    if (m) return [[OPS[m[1] || "="], parseFloat(m[2])]];
+    m = RANGE.exec(value);
+    if (!m) return null;
+    var low = Math.min(parseFloat(m[1]), parseFloat(m[2])), high = Math.max(parseFloat(m[1]), parseFloat(m[2]));
+    return [[OPS[">="], low], [OPS["<="], high]];
+  }
+
+  function capacityRank(bounds, value) {
+    if (value !== value) return NONE;   // no capacity
+    for (var b = 0; b < bounds.length; b++) if (!bounds[b][0](value, bounds[b][1])) return NONE;
+    for (b = 0; b < bounds.length; b++) if (value === bounds[b][1]) return EXACT;
+    return SUBSTRING;
+  }
+
+  // The conditions one field's value makes; a malformed capacity or voltage is an error.
+  function fieldConditions(field, value) {
+    if (field === VOLTAGE) {
+      var level = voltageLevel(value, "kv");
+      if (!level) throw new Error("供电电压等级“" + value + "”无法识别；请输入" + VOLTAGE_FORMS);
+      return [level];
+    }
+    var words = queryWords(value);
+    if (field === CAPACITY) words.forEach(function (w) {
+      if (!capacityBounds(w)) throw new Error("合同容量“" + value + "”无法识别；可用 " + CAPACITY_FORMS);
+    });
+    return words;
+  }
+
+  function plainRank(text, q) {
+    var at = text.indexOf(q);
+    if (at < 0) return NONE;
+    return text === q ? EXACT : at === 0 ? PREFIX : SUBSTRING;
+  }
+
+  // Initials: one letter per character, a contiguous run of the text whose letter masks cover the
+  // query's letters. Masks are indexed by UTF-16 code unit: no allocation over 100,000 rows
+  // (characters outside the BMP have no initials here).
+  function initialsRank(text, bits) {
+    var last = text.length - bits.length;
+    for (var start = 0; start <= last; start++) {
+      var j = 0;
+      while (j < bits.length && (initialMask[text.charCodeAt(start + j)] & bits[j])) j++;
+      if (j === bits.length) return last === 0 ? EXACT : start === 0 ? PREFIX : SUBSTRING;
+    }
+    return NONE;
+  }
+
+  // Full pinyin: a small automaton over (letters matched, started at the first letter?), so a
+  // polyphonic character matches on any reading without listing every spelling. How one
+  // reading meets the query at a given point is worked out once per query (`memo`).
+  function fullRank(text, q, memo) {
+    var best = NONE, active = [], chars = Array.from(text), lastIndex = chars.length - 1;
+    for (var i = 0; i < chars.length; i++) {
+      var r = readings[chars[i]], options = r ? r[1] : [chars[i]], following = [];
+      for (var k = 0; k < options.length; k++) {
+        var reading = options[k];
+        var starts = memo.starts(reading);
+        for (var t = 0; t < starts.length; t++) {
+          var offset = starts[t][0], atStart = i === 0 && offset === 0 ? 1 : 0;
+          if (starts[t][1]) {   // the whole query fits in this reading's tail
+            var rank = atStart && i === lastIndex && reading.length - offset === q.length ? EXACT : atStart ? PREFIX : SUBSTRING;
+            if (rank < best) best = rank;
+          } else {
+            following.push((reading.length - offset) * 2 + atStart);
+          }
+        }
+        for (var s = 0; s < active.length; s++) {
+          var done = active[s] >> 1, flag = active[s] & 1, step = memo.step(reading, done);
+          if (step === 2) {
+            var rank2 = flag && i === lastIndex && done + reading.length === q.length ? EXACT : flag ? PREFIX : SUBSTRING;
+            if (rank2 < best) best = rank2;
+          } else if (step === 1) {
+            following.push((done + reading.length) * 2 + flag);
+          }
+        }
+      }
+      active = following.length > 1 ? Array.from(new Set(following)) : following;
+      if (best === EXACT) break;
+    }
+    return best;
+  }
+
+  function fullMemo(q) {
+    var startCache = new Map(), stepCache = new Map();
+    return {
+      // [offset, fits] for every tail of `reading` where a match may begin
+      starts: function (reading) {
+        var found = startCache.get(reading);
+        if (found) return found;
+        found = [];
+        for (var o = 0; o < reading.length; o++) {
+          var tail = reading.slice(o);
+          if (tail.startsWith(q)) found.push([o, true]);
+          else if (q.startsWith(tail)) found.push([o, false]);
+        }
+        startCache.set(reading, found);
+        return found;
+      },
+      // 2: the rest of the query ends inside `reading`; 1: it goes on past it; 0: no match
+      step: function (reading, done) {
+        var key = done + " " + reading, found = stepCache.get(key);
+        if (found !== undefined) return found;
+        var rest = q.slice(done);
+        found = reading.startsWith(rest) ? 2 : rest.startsWith(reading) ? 1 : 0;
+        stepCache.set(key, found);
+        return found;
+      }
+    };
+  }
+
+  // Characters where a full-pinyin match of q can begin: some reading has a tail that starts
+  // with q or that q starts with. A text without one of them cannot match.
+  function fullStarts(q, memo) {
+    var found = new Uint8Array(65536);
+    found[q.charCodeAt(0)] = 1;   // a Latin letter reads as itself
+    Object.keys(readings).forEach(function (ch) {
+      if (ch.length === 1 && readings[ch][1].some(function (r) { return memo.starts(r).length > 0; })) {
+        found[ch.charCodeAt(0)] = 1;
+      }
+    });
+    return found;
+  }
+
+  function containsAny(text, flags) {
+    for (var i = 0; i < text.length; i++) if (flags[text.charCodeAt(i)]) return true;
+    return false;
+  }
+
+  function never() { return NONE; }
+
+  // One word on one field -> function(row, access) giving its rank (NONE when it does not match).
+  function wordMatcher(field, word) {
+    if (field === CAPACITY) {
+      var bounds = capacityBounds(word);
+      return bounds ? function (row, access) { return capacityRank(bounds, access.capacity(row)); } : never;
+    }
+    if (field === VOLTAGE) {
+      var level = voltageLevel(word, "");
+      return level ? function (row, access) { return access.text(row, VOLTAGE) === level ? EXACT : NONE; } : never;
+    }
+    var q = squeeze(word);
+    if (!q) return never;
+    var letters = PINYIN[field] && LETTERS.test(q);
+    var bits = letters ? Array.from(q, function (c) { return 1 << (c.charCodeAt(0) - 97); }) : null;
+    var memo = letters && q.length > 1 ? fullMemo(q) : null;
+    var starts = memo ? fullStarts(q, memo) : null;
+    return function (row, access) {
+      var text = access.text(row, field);
+      var best = plainRank(text, q);
+      if (best === EXACT || !letters || !text) return best;
+      var r = initialsRank(text, bits);
+      if (r < best) best = r;
+      if (best !== EXACT && starts && containsAny(text, starts)) {
+        r = fullRank(text, q, memo);
+        if (r < best) best = r;
+      }
+      return best;
+    };
+  }
+
+  function anyField(word) {
+    var each = FIELDS.map(function (_, f) { return wordMatcher(f, word); });
+    return function (row, access) {
+      var best = NONE;
+      for (var f = 0; f < each.length && best !== EXACT; f++) { var r = each[f](row, access); if (r < best) best = r; }
+      return best;
+    };
+  }
+
+  // The tests of a query: every word of `text` in any field, every condition of `fieldQueries`
+  // ({field name or index: value or [values]}) in its field. Throws Error for a malformed value.
+  function compile(text, fieldQueries) {
+    var tests = queryWords(String(text || "").slice(0, MAX_QUERY)).map(anyField);
+    Object.keys(fieldQueries || {}).forEach(function (key) {
+      var field = /^[0-9]+$/.test(key) ? Number(key) : FIELDS.indexOf(key);
+      var given = fieldQueries[key];
+      (Array.isArray(given) ? given : [given]).forEach(function (value) {
+        value = String(value == null ? "" : value).slice(0, MAX_QUERY);
+        if (!value.trim()) return;
+        fieldConditions(field, value).forEach(function (word) { tests.push(wordMatcher(field, word)); });
+      });
+    });
+    return tests;
+  }
+
+  // Matches of a query in `rows` (in account order), best rank first then row order:
+  // [{rank, row}]. access = {text(row, field): normalised text, capacity(row): number or NaN}.
+  function search(rows, text, fieldQueries, access) {
+    var tests = compile(text, fieldQueries), hits = [];
+    for (var i = 0; i < rows.length; i++) {
+      var rank = tests.length ? EXACT : SUBSTRING;
+      for (var t = 0; t < tests.length && rank !== NONE; t++) { var r = tests[t](rows[i], access); if (r > rank) rank = r; }
+      if (rank !== NONE) hits.push(rank * 1e8 + i);
+    }
+    hits.sort(function (a, b) { return a - b; });
+    return hits.map(function (h) { return { rank: Math.floor(h / 1e8), row: rows[h % 1e8] }; });
+  }
+
+  // char -> "initials" and "full readings", space-separated, as querydata.py writes them.
+  function learnReadings(table) {
+    Object.keys(table).forEach(function (ch) {
+      readings[ch] = [table[ch][0].split(" "), table[ch][1].split(" ")];
+      if (ch.length === 1) initialMask[ch.charCodeAt(0)] = readings[ch][0].reduce(function (m, l) {
+        var code = l.charCodeAt(0) - 97;
+        return code >= 0 && code < 26 ? m | (1 << code) : m;
+      }, 0);
+    });
+  }
+
+  window.fieldsyncMatch = {
+    FIELDS: FIELDS, EXACT: EXACT, PREFIX: PREFIX, SUBSTRING: SUBSTRING, NONE: NONE,
+    learnReadings: learnReadings, search: search, queryWords: queryWords
+  };
+})();
