@@ -66,14 +66,7 @@ def publish(state_dir: Path, transport) -> Published:
     version = {"sha256": file_sha256(store.path)[0], "bytes": store.path.stat().st_size,
                "count": meta.get("count"), "source": meta.get("source"),
                "published_at": now_iso()}
-    transport.makedirs(REMOTE_DIR)
-    transport.upload(store.path, REMOTE_DATA)
-    note = Path(state_dir) / ".publish-version.json"
-    write_text(note, json.dumps(version, ensure_ascii=False, indent=1), private=True)
-    try:
-        transport.upload(note, REMOTE_VERSION)
-    finally:
-        note.unlink(missing_ok=True)
+    _upload_with_version(transport, state_dir, store.path, REMOTE_DATA, REMOTE_VERSION, version)
     return Published(version["sha256"], version["bytes"], version["count"] or 0)
 
 
@@ -81,16 +74,37 @@ def publish_keyring(keyring: Path, state_dir: Path, transport) -> dict:
     """Put the back office's keyring into the remote root; version.json (sha256) goes last."""
     version = {"sha256": file_sha256(keyring)[0], "bytes": Path(keyring).stat().st_size,
                "published_at": now_iso()}
-    transport.makedirs(KEYRING_DIR)
-    transport.upload(Path(keyring), REMOTE_KEYRING)
-    note = Path(state_dir) / ".publish-keyring-version.json"
+    _upload_with_version(transport, state_dir, Path(keyring), REMOTE_KEYRING, REMOTE_KEYRING_VERSION, version)
+    return version
+
+
+def _upload_with_version(transport, state_dir: Path, source: Path, data_rel: PurePosixPath,
+                         version_rel: PurePosixPath, version: dict) -> None:
+    """The data first, its version.json last: a tablet that sees a new version finds its data
+    complete (each upload is itself atomic: temp name, size check, rename)."""
+    transport.makedirs(data_rel.parent)
+    transport.upload(source, data_rel)
+    note = Path(state_dir) / f".publish-{data_rel.parent.name}-version.json"
     note.parent.mkdir(parents=True, exist_ok=True)
     write_text(note, json.dumps(version, ensure_ascii=False, indent=1), private=True)
     try:
-        transport.upload(note, REMOTE_KEYRING_VERSION)
+        transport.upload(note, version_rel)
     finally:
         note.unlink(missing_ok=True)
-    return version
+
+
+def _remote_version(transport, state_dir: Path, version_rel: PurePosixPath, what: str, advice: str) -> dict | None:
+    """The published version.json ({sha256, ...}), None when nothing is published; BadInput
+    when the file there is not one."""
+    if transport.stat(version_rel) is None:
+        return None
+    version_tmp = Path(state_dir) / f".pull-{version_rel.parent.name}-version.json"
+    transport.download(version_rel, version_tmp)
+    remote = _read_json(version_tmp)
+    version_tmp.unlink(missing_ok=True)
+    if not remote or not isinstance(remote.get("sha256"), str):
+        raise BadInput(f"{transport.url}: {version_rel} is not a {what}; {advice}")
+    return remote
 
 
 def pull_keyring(cfg, transport=None) -> dict | None:
@@ -102,15 +116,10 @@ def pull_keyring(cfg, transport=None) -> dict | None:
     transport = transport or open_transport(cfg)
     target = state_dir / PULLED_KEYRING
     try:
-        if transport.stat(REMOTE_KEYRING_VERSION) is None:
+        remote = _remote_version(transport, state_dir, REMOTE_KEYRING_VERSION, "keyring version",
+                                 "the back office runs 'fieldsync keyring publish' again")
+        if remote is None:
             return None
-        version_tmp = state_dir / ".pull-keyring-version.json"
-        transport.download(REMOTE_KEYRING_VERSION, version_tmp)
-        remote = _read_json(version_tmp)
-        version_tmp.unlink(missing_ok=True)
-        if not remote or not isinstance(remote.get("sha256"), str):
-            raise BadInput(f"{transport.url}: {REMOTE_KEYRING_VERSION} is not a keyring version; "
-                           "the back office runs 'fieldsync keyring publish' again")
         if target.exists() and file_sha256(target)[0] == remote["sha256"]:
             return remote
         data_tmp = state_dir / ".pull-keyring.json"
@@ -147,15 +156,10 @@ def pull_if_changed(cfg, transport=None) -> bool:
     own = transport is None
     transport = transport or open_transport(cfg)
     try:
-        if transport.stat(REMOTE_VERSION) is None:
+        remote = _remote_version(transport, state_dir, REMOTE_VERSION, "fieldsync master data version",
+                                 "run 'fieldsync customers publish' on the server again")
+        if remote is None:
             return False
-        version_tmp = state_dir / ".pull-version.json"
-        transport.download(REMOTE_VERSION, version_tmp)
-        remote = _read_json(version_tmp)
-        version_tmp.unlink(missing_ok=True)
-        if not remote or not isinstance(remote.get("sha256"), str):
-            raise BadInput(f"{transport.url}: {REMOTE_VERSION} is not a fieldsync master data version; "
-                           "run 'fieldsync customers publish' on the server again")
         pulled = _read_json(state_dir / PULLED_FILE) or {}
         store = CustomerStore(state_dir)
         if (pulled.get("sha256") == remote["sha256"] and store.exists()
