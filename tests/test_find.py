@@ -85,6 +85,15 @@ def test_table_limit_and_json(tree, invoke):
     assert limited["results"][0]["name"] == "杭州某某机械有限公司"
 
 
+def test_an_estimated_count_says_about(tree, invoke, monkeypatch):
+    monkeypatch.setattr(search, "CONFIRM_DIRECTLY", 0)  # as if 有限公司 were in 833k rows
+    result = invoke("find", "有限公司", "--limit", "1")
+    assert result.exit_code == 0 and "约 2 户 (about), 显示前 1 户" in result.stdout
+    data = json.loads(invoke("find", "有限公司", "--limit", "1", "--json").stdout)
+    assert data["total"] == 2 and data["total_exact"] is False
+    assert json.loads(invoke("find", "有限公司", "--limit", "0", "--json").stdout)["total_exact"] is True
+
+
 @pytest.mark.parametrize("query", ["", " ", ".*", "[", "(a|b)", "\\", "^$", "%_", "'; drop",
                                    "x" * 10_000, "杭" * 10_000, "\x00", "\n"])
 def test_odd_queries_never_crash(tree, invoke, query):
