@@ -86,6 +86,7 @@ def _build(rows: list[dict], stamp) -> IndexData:
                 for kind in (INITIALS_IN, INITIALS_AT):
                     for letters, ids in grams_of.initial_grams(initial_letters, size, kind == INITIALS_AT):
                         store.add(code + kind + letters, ids)
+        del grams_of  # before the next column's arrays are made
     capacities = array("d", (float(v) if isinstance(v := r.get("capacity_kva"), (int, float)) else float("nan")
                              for r in rows))
     index = IndexData(raw, norm, capacities, store.ids, stamp, values, dense=store.bitmaps)

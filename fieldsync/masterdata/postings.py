@@ -51,11 +51,21 @@ def groups(keys: np.ndarray, rows: np.ndarray, count: int) -> Iterator[tuple[int
     row_bits = max(1, int(count).bit_length())
     if int(keys.max()).bit_length() + row_bits > 63:
         raise ValueError("too many distinct grams for one sort key")
-    packed = np.sort((np.asarray(keys, dtype=np.int64) << row_bits) | np.asarray(rows, dtype=np.int64))
-    packed = packed[np.concatenate(([True], packed[1:] != packed[:-1]))]  # a row once per gram
-    gram = packed >> row_bits
+    # In place, one 64-bit array at a time: at a million customers a column has tens of
+    # millions of grams, and every extra copy is hundreds of MB of the import's peak.
+    packed = np.asarray(keys, dtype=np.int64) << row_bits
+    packed |= rows
+    del keys, rows  # a caller that passed its only references frees them here
+    packed.sort()
+    keep = np.empty(len(packed), dtype=bool)
+    keep[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=keep[1:])
+    packed = packed[keep]  # a row once per gram
+    del keep
     ids = (packed & ((1 << row_bits) - 1)).astype(np.uint32)
-    bounds = np.concatenate(([0], np.flatnonzero(gram[1:] != gram[:-1]) + 1, [len(packed)]))
+    packed >>= row_bits  # now the gram of each id
+    gram = packed
+    bounds = np.concatenate(([0], np.flatnonzero(gram[1:] != gram[:-1]) + 1, [len(gram)]))
     for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         yield int(gram[start]), ids[start:end]
 
@@ -87,11 +97,12 @@ class ColumnGrams:
         self.starts = offsets(self.points)
         self.lengths = np.diff(self.starts) - 1
         # row of every position (a newline counts as the row before it; it is never a gram)
-        self.row = np.repeat(np.arange(count, dtype=np.int64), self.lengths + 1)[:len(self.points)]
+        # (32-bit: a million customers' row and character numbers fit, at half the memory)
+        self.row = np.repeat(np.arange(count, dtype=np.int32), self.lengths + 1)[:len(self.points)]
         # characters numbered 0.. by a lookup table over code points (np.unique would sort)
         present = np.bincount(self.points) if len(self.points) else np.zeros(1, dtype=np.int64)
         self.chars = np.flatnonzero(present)
-        lookup = np.zeros(len(present), dtype=np.int64)
+        lookup = np.zeros(len(present), dtype=np.int32)
         lookup[self.chars] = np.arange(len(self.chars))
         self.char_ids = lookup[self.points]
         self.newline_id = int(lookup[NEWLINE]) if len(present) > NEWLINE and present[NEWLINE] else -1
@@ -109,8 +120,10 @@ class ColumnGrams:
         """Every pair of neighbouring characters inside a row."""
         ids, base = self.char_ids, len(self.chars)
         inside = (ids[:-1] != self.newline_id) & (ids[1:] != self.newline_id)
-        keys = ids[:-1][inside] * base + ids[1:][inside]
-        for key, rows in groups(keys, self.row[:-1][inside], self.count):
+        grouped = groups(ids[:-1][inside].astype(np.int64) * base + ids[1:][inside], self.row[:-1][inside],
+                         self.count)
+        del inside
+        for key, rows in grouped:
             yield self.gram_text(key, 2), rows
 
     def beginnings(self) -> Iterator[tuple[str, np.ndarray]]:
@@ -121,7 +134,7 @@ class ColumnGrams:
             yield self.gram_text(key, 1), found
         rows = np.flatnonzero(self.lengths >= 2)
         first = self.starts[:-1][rows]
-        keys = self.char_ids[first] * len(self.chars) + self.char_ids[first + 1]
+        keys = self.char_ids[first].astype(np.int64) * len(self.chars) + self.char_ids[first + 1]
         for key, found in groups(keys, rows, self.count):
             yield self.gram_text(key, 2), found
 
@@ -197,7 +210,7 @@ class ColumnGrams:
             windows = len(self.points) - size + 1
             if windows <= 0:
                 return
-            positions = np.arange(windows)
+            positions = np.arange(windows, dtype=np.int32)
             rows = self.row[:windows]
             steps = [(first[k:k + windows], options[k:k + windows]) for k in range(size)]
         key = np.zeros(len(positions), dtype=np.int32)  # 26**4 fits: half the memory traffic
@@ -226,7 +239,9 @@ class ColumnGrams:
         key, rows = self._combinations(several, size, letters, options)
         keys_parts.append(key)
         rows_parts.append(rows)
-        for key, rows in groups(np.concatenate(keys_parts), np.concatenate(rows_parts), self.count):
+        grouped = groups(np.concatenate(keys_parts), np.concatenate(rows_parts), self.count)
+        del keys_parts, rows_parts, key, rows, steps, usable, polyphonic, single, several, positions
+        for key, rows in grouped:
             spelled = []
             for _ in range(size):
                 key, letter = divmod(key, LETTERS)
