@@ -20,6 +20,7 @@ from fieldsync.masterdata.store import FIELDS
 FIELD_CODES = {"account_no": "a", "name": "n", "meter_no": "m", "capacity_kva": "c",
                "address": "d", "line": "l", "voltage": "v"}
 STARTS = "~"  # key kind of "the field starts with this gram"
+CHAR = "*"  # key kind of "the field holds this character" (frequent characters only, as bitmaps)
 LENGTH = "#"  # key kind of "the field has this many characters" (finds exact matches)
 VALUE = "@"  # key kind of "the field is exactly this" (fields with few distinct values)
 INITIALS_IN = "i"  # key kind of "the initials of these neighbouring characters read this"

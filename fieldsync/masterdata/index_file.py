@@ -14,7 +14,8 @@ from fieldsync.masterdata.index_data import INITIALS_AT, INITIALS_IN, IndexData
 from fieldsync.masterdata.store import STORE_NAME, CustomerStore
 
 INDEX_NAME = "search-index.pickle"
-INDEX_VERSION = 8  # 7: columns pickled from index_data.py; 8: whitespace-free texts, voltage levels
+INDEX_VERSION = 9  # 7: columns pickled from index_data.py; 8: whitespace-free texts, voltage levels;
+# 9: bitmaps of frequent characters
 
 
 def save(index: IndexData, path: Path) -> None:

@@ -126,6 +126,20 @@ class ColumnGrams:
         for key, rows in grouped:
             yield self.gram_text(key, 2), rows
 
+    def frequent_chars(self, share: int) -> Iterator[tuple[str, np.ndarray]]:
+        """The rows holding each character that occurs more than count/`share` times."""
+        occurrences = np.bincount(self.char_ids, minlength=len(self.chars))
+        wanted = occurrences * share > self.count
+        if self.newline_id >= 0:
+            wanted[self.newline_id] = False
+        if not wanted.any():
+            return
+        at = np.flatnonzero(wanted[self.char_ids])
+        grouped = groups(self.char_ids[at], self.row[at], self.count)
+        del at
+        for key, rows in grouped:
+            yield self.gram_text(key, 1), rows
+
     def beginnings(self) -> Iterator[tuple[str, np.ndarray]]:
         """The first character and the first two characters of every row."""
         rows = np.flatnonzero(self.lengths >= 1)

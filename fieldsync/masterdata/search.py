@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fieldsync.masterdata.bitmaps import Ranked, bitmap, bitmap_ids, iter_ids
 from fieldsync.masterdata.index_data import (
+    CHAR,
     FIELD_CODES,
     INITIAL_SIZES,
     INITIALS_AT,
@@ -127,11 +128,14 @@ class SearchIndex:
         return len(data) // 4 if data else self.data.bitmap(key).bit_count()
 
     def _plain_char(self, field: str, char: str) -> Ranked:
-        """One character: the customers of every character pair holding it, and those whose
-        whole value is that character, by bitmaps alone (no row is read)."""
+        """One character: its own bitmap when it is frequent, else the customers of every
+        character pair holding it and those whose whole value is that character; bitmaps
+        alone, no row is read."""
         code = FIELD_CODES[field]
         starts = self.data.bitmap(code + STARTS + char)
         exact = starts & self.data.length(field, 1)
+        if code + CHAR + char in self.data.dense:  # a frequent character has a bitmap of its own
+            return Ranked(exact, starts, self.data.bitmap(code + CHAR + char))
         found = exact
         for key in self.data.pairs_with(field, char):
             found |= self.data.bitmap(key)
@@ -312,9 +316,13 @@ class SearchIndex:
         return Ranked(exact, exact, found)
 
     def _cheap(self, field: str | None, query: str) -> bool:
-        """A condition answered by bitmaps alone (two characters, or a field with few distinct
-        values): ANDing it costs less than confirming even a few hundred rows one by one."""
-        if field is None or field == "capacity_kva":
+        """A condition answered by bitmaps alone (two characters that are not pinyin, or a field
+        with few distinct values): ANDing it costs less than confirming even a few hundred rows
+        one by one (a free-text word is confirmed in all seven fields)."""
+        if field is None:
+            text = query_text("name", query)
+            return len(text) == 2 and not LETTERS.match(text)
+        if field == "capacity_kva":
             return False
         return field in self.data.values or len(query_text(field, query)) == 2
 
@@ -362,7 +370,9 @@ class SearchIndex:
         pending: list[tuple[str | None, str]] = []  # conditions the bitmaps only narrowed
         # Voltage and capacity match many customers: take them last; the longest text first.
         for field, query in sorted(conditions, key=lambda c: (c[0] in WHOLE_VALUE_FIELDS, -len(c[1]))):
-            if combined is not None and not self._cheap(field, query) and combined.count() <= CONFIRM_DIRECTLY:
+            # a free-text word is read in seven fields: a seventh as many rows cost the same
+            confirm_at = CONFIRM_DIRECTLY if field else CONFIRM_DIRECTLY // len(FIELDS)
+            if combined is not None and not self._cheap(field, query) and combined.count() <= confirm_at:
                 combined = Ranked.of(self._confirm(combined.ranks(), field, query), self.count)
             else:
                 found = self._match_any(query) if field is None else self._match_field(field, query)
@@ -374,7 +384,8 @@ class SearchIndex:
         if combined is None:  # nothing asked: everyone, in account order
             ids = range(self.count) if limit is None else range(min(limit, self.count))
             return Results([self._hit(c, SUBSTRING) for c in ids], self.count)
-        if pending and (limit is None or combined.count() <= CONFIRM_DIRECTLY):
+        reads = sum(1 if field else len(FIELDS) for field, _ in pending)  # fields read per row
+        if pending and (limit is None or combined.count() * reads <= CONFIRM_DIRECTLY):
             ranks = combined.ranks()
             for field, query in pending:
                 ranks = self._confirm(ranks, field, query)
