@@ -31,6 +31,7 @@ np = _lazy_module("numpy")
 
 NEWLINE = 10
 LETTERS = 26
+CHUNK_ROWS = 100_000  # customers whose initials windows are made at once
 
 
 def codes(text: str) -> np.ndarray:
@@ -116,14 +117,32 @@ class ColumnGrams:
             out.append(chr(int(self.chars[char])))
         return "".join(reversed(out))
 
+    def _merged(self, keys_of: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+        """groups() of the (keys, rows) that `keys_of(low, high)` makes for customers low..high,
+        CHUNK_ROWS customers at a time, merged per key: the arrays of a whole column's grams at
+        once were the import's peak (some 600 MB of a million addresses)."""
+        found: dict[int, list[np.ndarray]] = {}
+        for low in range(0, self.count, CHUNK_ROWS):
+            for key, ids in groups(*keys_of(low, min(low + CHUNK_ROWS, self.count)), self.count):
+                found.setdefault(key, []).append(ids)
+        for key in sorted(found):  # chunks are in row order: each posting stays ascending
+            parts = found.pop(key)
+            yield key, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _positions(self, low: int, high: int, last: int) -> np.ndarray:
+        """Positions of customers low..high (their newlines too), below `last`."""
+        return np.arange(self.starts[low], min(self.starts[high], last), dtype=np.int64)
+
     def pairs(self) -> Iterator[tuple[str, np.ndarray]]:
         """Every pair of neighbouring characters inside a row."""
         ids, base = self.char_ids, len(self.chars)
-        inside = (ids[:-1] != self.newline_id) & (ids[1:] != self.newline_id)
-        grouped = groups(ids[:-1][inside].astype(np.int64) * base + ids[1:][inside], self.row[:-1][inside],
-                         self.count)
-        del inside
-        for key, rows in grouped:
+
+        def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+            at = self._positions(low, high, len(ids) - 1)
+            at = at[(ids[at] != self.newline_id) & (ids[at + 1] != self.newline_id)]
+            return ids[at].astype(np.int64) * base + ids[at + 1], self.row[at]
+
+        for key, rows in self._merged(keys_of):
             yield self.gram_text(key, 2), rows
 
     def frequent_chars(self, share: int) -> Iterator[tuple[str, np.ndarray]]:
@@ -134,10 +153,13 @@ class ColumnGrams:
             wanted[self.newline_id] = False
         if not wanted.any():
             return
-        at = np.flatnonzero(wanted[self.char_ids])
-        grouped = groups(self.char_ids[at], self.row[at], self.count)
-        del at
-        for key, rows in grouped:
+
+        def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+            at = self._positions(low, high, len(self.char_ids))
+            at = at[wanted[self.char_ids[at]]]
+            return self.char_ids[at], self.row[at]
+
+        for key, rows in self._merged(keys_of):
             yield self.gram_text(key, 1), rows
 
     def beginnings(self) -> Iterator[tuple[str, np.ndarray]]:
@@ -214,19 +236,29 @@ class ColumnGrams:
                       at_start: bool) -> Iterator[tuple[str, np.ndarray]]:
         """Pinyin initials of `size` neighbouring characters (the first `size` when `at_start`).
         A polyphonic character gives every reading's initial: each window yields every
-        combination (their number is the product of the characters' counts of initials)."""
-        first, options, letters = self._initials(letters_of)
-        if at_start:
-            rows = np.flatnonzero(self.lengths >= size)
-            positions = self.starts[:-1][rows]
-            steps = [(first[positions + k], options[positions + k]) for k in range(size)]
-        else:
-            windows = len(self.points) - size + 1
-            if windows <= 0:
-                return
-            positions = np.arange(windows, dtype=np.int32)
-            rows = self.row[:windows]
-            steps = [(first[k:k + windows], options[k:k + windows]) for k in range(size)]
+        combination (their number is the product of the characters' counts of initials).
+        Windows are taken CHUNK_ROWS customers at a time (_merged)."""
+        tables = self._initials(letters_of)
+
+        def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+            if at_start:
+                rows = low + np.flatnonzero(self.lengths[low:high] >= size)
+                return self._initial_keys(self.starts[:-1][rows], rows, size, tables)
+            positions = self._positions(low, high, len(self.points) - size + 1)
+            return self._initial_keys(positions, self.row[positions], size, tables)
+
+        for key, rows in self._merged(keys_of):
+            spelled = []
+            for _ in range(size):
+                key, letter = divmod(key, LETTERS)
+                spelled.append(chr(97 + letter))
+            yield "".join(reversed(spelled)), rows
+
+    def _initial_keys(self, positions: np.ndarray, rows: np.ndarray, size: int,
+                      tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(initials key, row) of every combination of the windows starting at `positions`."""
+        first, options, letters = tables
+        steps = [(first[positions + k], options[positions + k]) for k in range(size)]
         key = np.zeros(len(positions), dtype=np.int32)  # 26**4 fits: half the memory traffic
         usable = np.ones(len(positions), dtype=bool)
         polyphonic = np.zeros(len(positions), dtype=np.int8)  # polyphonic characters per window
@@ -253,14 +285,7 @@ class ColumnGrams:
         key, rows = self._combinations(several, size, letters, options)
         keys_parts.append(key)
         rows_parts.append(rows)
-        grouped = groups(np.concatenate(keys_parts), np.concatenate(rows_parts), self.count)
-        del keys_parts, rows_parts, key, rows, steps, usable, polyphonic, single, several, positions
-        for key, rows in grouped:
-            spelled = []
-            for _ in range(size):
-                key, letter = divmod(key, LETTERS)
-                spelled.append(chr(97 + letter))
-            yield "".join(reversed(spelled)), rows
+        return np.concatenate(keys_parts), np.concatenate(rows_parts)
 
 
 def value_groups(values: list[str], count: int) -> Iterator[tuple[str, np.ndarray]]:
