@@ -31,7 +31,7 @@ np = _lazy_module("numpy")
 
 NEWLINE = 10
 LETTERS = 26
-CHUNK_ROWS = 100_000  # customers whose initials windows are made at once
+CHUNK_ROWS = 50_000  # customers whose initials windows are made at once
 
 
 def codes(text: str) -> np.ndarray:
@@ -94,18 +94,17 @@ class ColumnGrams:
 
     def __init__(self, text: str, count: int):
         self.count = count
-        self.points = codes(text)
-        self.starts = offsets(self.points)
+        points = codes(text)
+        self.starts = offsets(points)
         self.lengths = np.diff(self.starts) - 1
-        # row of every position (a newline counts as the row before it; it is never a gram)
-        # (32-bit: a million customers' row and character numbers fit, at half the memory)
-        self.row = np.repeat(np.arange(count, dtype=np.int32), self.lengths + 1)[:len(self.points)]
-        # characters numbered 0.. by a lookup table over code points (np.unique would sort)
-        present = np.bincount(self.points) if len(self.points) else np.zeros(1, dtype=np.int64)
+        # characters numbered 0.. by a lookup table over code points (np.unique would sort);
+        # 32-bit, and neither the code points nor the row of every position are kept (rows
+        # are made per chunk): at a million addresses each such array is 100 MB of the peak
+        present = np.bincount(points) if len(points) else np.zeros(1, dtype=np.int64)
         self.chars = np.flatnonzero(present)
         lookup = np.zeros(len(present), dtype=np.int32)
         lookup[self.chars] = np.arange(len(self.chars))
-        self.char_ids = lookup[self.points]
+        self.char_ids = lookup[points]
         self.newline_id = int(lookup[NEWLINE]) if len(present) > NEWLINE and present[NEWLINE] else -1
         self._initial_tables: tuple[np.ndarray, ...] | None = None
 
@@ -129,18 +128,25 @@ class ColumnGrams:
             parts = found.pop(key)
             yield key, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _positions(self, low: int, high: int, last: int) -> np.ndarray:
-        """Positions of customers low..high (their newlines too), below `last`."""
-        return np.arange(self.starts[low], min(self.starts[high], last), dtype=np.int64)
+    def _positions(self, low: int, high: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, their rows) of customers low..high (their newlines too, counted in the
+        row before them), below `last`."""
+        positions = np.arange(self.starts[low], min(self.starts[high], last), dtype=np.int64)
+        rows = np.repeat(np.arange(low, high, dtype=np.int32), self.lengths[low:high] + 1)
+        return positions, rows[:len(positions)]
+
+    def _rows_of(self, positions: np.ndarray) -> np.ndarray:
+        return (np.searchsorted(self.starts, positions, side="right") - 1).astype(np.int32)
 
     def pairs(self) -> Iterator[tuple[str, np.ndarray]]:
         """Every pair of neighbouring characters inside a row."""
         ids, base = self.char_ids, len(self.chars)
 
         def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
-            at = self._positions(low, high, len(ids) - 1)
-            at = at[(ids[at] != self.newline_id) & (ids[at + 1] != self.newline_id)]
-            return ids[at].astype(np.int64) * base + ids[at + 1], self.row[at]
+            at, rows = self._positions(low, high, len(ids) - 1)
+            inside = (ids[at] != self.newline_id) & (ids[at + 1] != self.newline_id)
+            at = at[inside]
+            return ids[at].astype(np.int64) * base + ids[at + 1], rows[inside]
 
         for key, rows in self._merged(keys_of):
             yield self.gram_text(key, 2), rows
@@ -155,9 +161,9 @@ class ColumnGrams:
             return
 
         def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
-            at = self._positions(low, high, len(self.char_ids))
-            at = at[wanted[self.char_ids[at]]]
-            return self.char_ids[at], self.row[at]
+            at, rows = self._positions(low, high, len(self.char_ids))
+            frequent = wanted[self.char_ids[at]]
+            return self.char_ids[at[frequent]], rows[frequent]
 
         for key, rows in self._merged(keys_of):
             yield self.gram_text(key, 1), rows
@@ -214,7 +220,7 @@ class ColumnGrams:
         group_sizes = np.diff(np.concatenate((firsts, [len(windows)])))
         window_sequence = np.repeat(np.arange(len(distinct)), group_sizes)
         counts = per_sequence[window_sequence]
-        rows = np.repeat(self.row[windows], counts)
+        rows = np.repeat(self._rows_of(windows), counts)
         offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
         return key[np.repeat(starts[window_sequence], counts) + offsets], rows
 
@@ -222,7 +228,7 @@ class ColumnGrams:
                   tags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(initials key, row or tag) for every combination of every window: each window is
         repeated once per initial of its next character, step by step."""
-        tags = self.row[windows] if tags is None else tags
+        tags = self._rows_of(windows) if tags is None else tags
         key = np.zeros(len(windows), dtype=np.int32)
         for step in range(size):
             count = options[windows + step]
@@ -244,8 +250,7 @@ class ColumnGrams:
             if at_start:
                 rows = low + np.flatnonzero(self.lengths[low:high] >= size)
                 return self._initial_keys(self.starts[:-1][rows], rows, size, tables)
-            positions = self._positions(low, high, len(self.points) - size + 1)
-            return self._initial_keys(positions, self.row[positions], size, tables)
+            return self._initial_keys(*self._positions(low, high, len(self.char_ids) - size + 1), size, tables)
 
         for key, rows in self._merged(keys_of):
             spelled = []
