@@ -397,3 +397,17 @@ def test_one_character_needs_no_row_read():
     assert [(h.account_no, h.rank) for h in found.hits] == [
         ("1", search.EXACT), ("3", search.PREFIX), ("2", search.SUBSTRING)]
     assert found.exact and found.total == 3
+
+
+def test_postings_made_in_chunks_equal_one_pass(monkeypatch):
+    """The build takes customers a chunk at a time (memory); the postings must not change."""
+    from bench.customers_data import customers
+    from fieldsync.masterdata import postings
+
+    rows = list(customers(3_000, 7)) + [{"account_no": "9" * 10, "name": "行长", "address": "重庆"}]
+    whole = index_build.build(rows)
+    monkeypatch.setattr(postings, "CHUNK_ROWS", 7)  # chunk edges fall inside names and addresses
+    chunked = index_build.build(rows)
+    whole.load_initials()
+    chunked.load_initials()
+    assert chunked.postings == whole.postings and chunked.dense == whole.dense
