@@ -85,6 +85,15 @@ def test_table_limit_and_json(tree, invoke):
     assert limited["results"][0]["name"] == "杭州某某机械有限公司"
 
 
+def test_an_estimated_count_says_about(tree, invoke, monkeypatch):
+    monkeypatch.setattr(search, "CONFIRM_DIRECTLY", 0)  # as if 有限公司 were in 833k rows
+    result = invoke("find", "有限公司", "--limit", "1")
+    assert result.exit_code == 0 and "约 2 户 (about), 显示前 1 户" in result.stdout
+    data = json.loads(invoke("find", "有限公司", "--limit", "1", "--json").stdout)
+    assert data["total"] == 2 and data["total_exact"] is False
+    assert json.loads(invoke("find", "有限公司", "--limit", "0", "--json").stdout)["total_exact"] is True
+
+
 @pytest.mark.parametrize("query", ["", " ", ".*", "[", "(a|b)", "\\", "^$", "%_", "'; drop",
                                    "x" * 10_000, "杭" * 10_000, "\x00", "\n"])
 def test_odd_queries_never_crash(tree, invoke, query):
@@ -338,3 +347,67 @@ def test_searching_does_not_load_numpy():
              "print(sorted(m for m in sys.modules if m.startswith(('numpy.', 'pypinyin'))))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def paged_like_full(rows: list[dict], text: str, fields: dict | None, limit: int) -> None:
+    """A page found by confirming only the rows shown (what a frequent phrase does at 1M) is
+    the start of the full ranked answer, and its count is exact or says it is not."""
+    index = built(rows)
+    full = index.search(text, fields, limit=None)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search, "CONFIRM_DIRECTLY", 0)  # every phrase takes the frequent route
+        page = index.search(text, fields, limit=limit)
+    assert [(h.account_no, h.rank) for h in page.hits] == [(h.account_no, h.rank) for h in full.hits][:limit]
+    if page.exact:
+        assert page.total == full.total
+    else:
+        assert len(page.hits) == limit <= page.total
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data_and_query(), st.integers(1, 5))
+def test_frequent_phrase_page_equals_the_full_ranking(case, limit):
+    rows, field, query = case
+    if query.strip():
+        paged_like_full(rows, query if field is None else "", None if field is None else {field: query}, limit)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(words_and_ranges(), st.integers(1, 5))
+def test_frequent_multi_word_page_equals_the_full_ranking(case, limit):
+    rows, query, capacity = case
+    paged_like_full(rows, query, {"capacity_kva": capacity} if capacity else None, limit)
+
+
+def test_frequent_phrase_count_is_an_estimate_that_says_so():
+    rows = [{"account_no": f"{n:04d}", "name": "杭州某某有限公司" if n % 2 else "有限责任公司"} for n in range(40)]
+    rows.append({"account_no": "9999", "name": "有限"})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(search, "CONFIRM_DIRECTLY", 0)
+        page = built(rows).search("有限公司", limit=5)
+        whole = built(rows).search("有限公司", limit=None)
+    assert not page.exact and page.total == 20 and len(page.hits) == 5
+    assert whole.exact and whole.total == 20
+
+
+def test_one_character_needs_no_row_read():
+    index = built([{"account_no": "1", "name": "路"}, {"account_no": "2", "name": "中山路"},
+                   {"account_no": "3", "name": "路桥"}, {"account_no": "4", "name": "桥"}])
+    found = index.search("", {"name": "路"})
+    assert [(h.account_no, h.rank) for h in found.hits] == [
+        ("1", search.EXACT), ("3", search.PREFIX), ("2", search.SUBSTRING)]
+    assert found.exact and found.total == 3
+
+
+def test_postings_made_in_chunks_equal_one_pass(monkeypatch):
+    """The build takes customers a chunk at a time (memory); the postings must not change."""
+    from bench.customers_data import customers
+    from fieldsync.masterdata import postings
+
+    rows = list(customers(3_000, 7)) + [{"account_no": "9" * 10, "name": "行长", "address": "重庆"}]
+    whole = index_build.build(rows)
+    monkeypatch.setattr(postings, "CHUNK_ROWS", 7)  # chunk edges fall inside names and addresses
+    chunked = index_build.build(rows)
+    whole.load_initials()
+    chunked.load_initials()
+    assert chunked.postings == whole.postings and chunked.dense == whole.dense

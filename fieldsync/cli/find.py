@@ -52,7 +52,8 @@ def _cut(text: str, width: int = MAX_CELL) -> str:
 @click.option("--voltage", metavar="V", help="供电电压等级, the level: 10kV = 10 KV = 10千伏 (never 110kV).")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=0),
               help="At most this many results (0: all).")
-@click.option("--json", "as_json", is_flag=True, help="JSON: {total, results: [{rank, ...fields}]}.")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON: {total, total_exact, results: [{rank, ...fields}]}.")
 @pass_app
 def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bool,
                  **fields: str | tuple[str, ...] | None) -> None:
@@ -61,7 +62,9 @@ def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bo
     \b
     Case, full-width/half-width, whitespace and NFKC forms do not matter; Chinese fields
     also match pinyin initials (a run: hzmm, jx) and full pinyin (docs/search.md).
-    Best first: exact, then prefix, then substring matches, each by account no.
+    Best first: exact, then prefix, then substring matches, each by account no. Only the
+    rows shown are ranked; for a very frequent phrase the count is then "about" (--limit 0
+    reads every match and counts exactly).
     """
     state_dir = app.config.state_dir
     if not CustomerStore(state_dir).exists():
@@ -70,7 +73,7 @@ def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bo
     given = {k: list(v) if isinstance(v, tuple) else v for k, v in fields.items() if v}
     results = search.find(state_dir, " ".join(text), given, limit or None)
     if as_json:
-        click.echo(json.dumps({"total": results.total, "results": [
+        click.echo(json.dumps({"total": results.total, "total_exact": results.exact, "results": [
             {"rank": RANK_LABELS[h.rank], **h.record} for h in results.hits]}, ensure_ascii=False))
         return
     if not results.hits:
@@ -82,7 +85,10 @@ def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bo
     for row in rows:
         click.echo("  ".join(_pad(cell, w) for cell, w in zip(row, widths)).rstrip())
     shown = len(results.hits)
-    if shown < results.total:
+    if not results.exact:  # a frequent phrase: only the rows shown were read (search.Results)
+        echo(app, _("约 {total} 户 (about), 显示前 {shown} 户 (use --limit 0 for all and an exact count)").format(
+            total=results.total, shown=shown))
+    elif shown < results.total:
         echo(app, _("共 {total} 户, 显示前 {shown} 户 (use --limit 0 for all)").format(
             total=results.total, shown=shown))
     else:

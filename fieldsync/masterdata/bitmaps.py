@@ -7,7 +7,7 @@ however many customers match (a 2-character query can match a sixth of a million
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from fieldsync.masterdata.matching import EXACT, PREFIX, SUBSTRING
@@ -41,19 +41,35 @@ def bitmap_ids(bits: int, limit: int | None = None) -> list[int]:
     return out
 
 
+def iter_ids(bits: int) -> Iterator[int]:
+    """Set bits in ascending order, made as they are asked for: a walk that stops after a page
+    of results never lists out the other hundreds of thousands."""
+    data = bits.to_bytes((bits.bit_length() + 7) // 8, "little")
+    table = _BITS
+    for match in _NONZERO.finditer(data):
+        base = match.start() * 8
+        for i in table[data[match.start()]]:
+            yield base + i
+
+
 @dataclass(frozen=True)
 class Ranked:
     """Customers matching a condition: bitmaps of rank <= EXACT, <= PREFIX, <= SUBSTRING.
-    AND of conditions keeps the worst rank (bitwise &), OR across fields the best (|)."""
+    AND of conditions keeps the worst rank (bitwise &), OR across fields the best (|).
+    `unsure`: the bitmaps may hold more customers, or better ranks, than the truth (a frequent
+    phrase, narrowed by its character pairs only); each row shown must be confirmed."""
     exact: int = 0
     prefix: int = 0
     any: int = 0
+    unsure: bool = False
 
     def __and__(self, other: Ranked) -> Ranked:
-        return Ranked(self.exact & other.exact, self.prefix & other.prefix, self.any & other.any)
+        return Ranked(self.exact & other.exact, self.prefix & other.prefix, self.any & other.any,
+                      self.unsure or other.unsure)
 
     def __or__(self, other: Ranked) -> Ranked:
-        return Ranked(self.exact | other.exact, self.prefix | other.prefix, self.any | other.any)
+        return Ranked(self.exact | other.exact, self.prefix | other.prefix, self.any | other.any,
+                      self.unsure or other.unsure)
 
     @classmethod
     def of(cls, ranks: dict[int, int], size: int) -> Ranked:
@@ -67,12 +83,15 @@ class Ranked:
     def count(self) -> int:
         return self.any.bit_count()
 
+    def levels(self) -> tuple[tuple[int, int], ...]:
+        """(rank, bitmap of the customers of exactly that rank), best first."""
+        return ((EXACT, self.exact), (PREFIX, self.prefix & ~self.exact),
+                (SUBSTRING, self.any & ~self.prefix))
+
     def ordered(self, limit: int | None) -> list[tuple[int, int]]:
         """(id, rank) by rank, then id (= account no.), the first `limit` only."""
         out: list[tuple[int, int]] = []
-        levels = ((EXACT, self.exact), (PREFIX, self.prefix & ~self.exact),
-                  (SUBSTRING, self.any & ~self.prefix))
-        for rank, bits in levels:
+        for rank, bits in self.levels():
             left = None if limit is None else limit - len(out)
             if left == 0:
                 break

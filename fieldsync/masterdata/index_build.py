@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from fieldsync.masterdata import postings as made
 from fieldsync.masterdata.index_data import (
+    CHAR,
     FIELD_CODES,
     INITIAL_SIZES,
     INITIALS_AT,
@@ -38,6 +39,10 @@ from fieldsync.masterdata.matching import (
 from fieldsync.masterdata.store import FIELDS, collector_paused
 
 DENSE = 32  # a posting holding more than 1/DENSE of all customers is saved as a bitmap (smaller)
+# A character in more than 1/FREQUENT_CHAR of all customers ("路", "区", "线") gets a bitmap of
+# its own: a one-character query would otherwise OR hundreds of its pairs' id lists, a million
+# ids in Python. Rarer characters' pairs are few enough (a few hundred at most per query).
+FREQUENT_CHAR = 16
 MAX_VALUES = 4096  # more distinct values than this: no VALUE postings for the field
 
 
@@ -66,31 +71,40 @@ def _build(rows: list[dict], stamp) -> IndexData:
         norm[field] = raw[field] if text == joined else _joined_column(text, count)
         if not count:
             continue
-        code = FIELD_CODES[field]
-        grams_of = made.ColumnGrams(text, count)
-        for gram, ids in grams_of.pairs():
-            store.add(code + PLAIN + gram, ids)
-        for gram, ids in grams_of.beginnings():
-            store.add(code + STARTS + gram, ids)
-        for size, ids in grams_of.by_length():
-            store.add(code + LENGTH + size, ids)
-        if field in ("capacity_kva", "voltage"):
-            texts = text.split("\n")
-            distinct = list(dict.fromkeys(texts))
-            if len(distinct) <= MAX_VALUES:
-                values[field] = distinct
-                for value, ids in made.value_groups(texts, count):
-                    store.add(code + VALUE + value, ids)
-        if field in PINYIN_FIELDS:
-            for size in INITIAL_SIZES[field]:
-                for kind in (INITIALS_IN, INITIALS_AT):
-                    for letters, ids in grams_of.initial_grams(initial_letters, size, kind == INITIALS_AT):
-                        store.add(code + kind + letters, ids)
+        _add_postings(store, field, text, count, values)
     capacities = array("d", (float(v) if isinstance(v := r.get("capacity_kva"), (int, float)) else float("nan")
                              for r in rows))
     index = IndexData(raw, norm, capacities, store.ids, stamp, values, dense=store.bitmaps)
     index.pinyin_part = pinyin_part(index)
     return index
+
+
+def _add_postings(store: made.Postings, field: str, text: str, count: int, values: dict) -> None:
+    """Every posting of one normalised column (and its distinct values, when few) into `store`;
+    the column's arrays are freed on return, before the next column's are made."""
+    code = FIELD_CODES[field]
+    grams_of = made.ColumnGrams(text, count)
+    for gram, ids in grams_of.pairs():
+        store.add(code + PLAIN + gram, ids)
+    for char, ids in grams_of.frequent_chars(FREQUENT_CHAR):
+        if len(ids) * FREQUENT_CHAR > count:  # in so many rows, not only so many times
+            store.add(code + CHAR + char, ids)
+    for gram, ids in grams_of.beginnings():
+        store.add(code + STARTS + gram, ids)
+    for size, ids in grams_of.by_length():
+        store.add(code + LENGTH + size, ids)
+    if field in ("capacity_kva", "voltage"):
+        texts = text.split("\n")
+        distinct = list(dict.fromkeys(texts))
+        if len(distinct) <= MAX_VALUES:
+            values[field] = distinct
+            for value, ids in made.value_groups(texts, count):
+                store.add(code + VALUE + value, ids)
+    if field in PINYIN_FIELDS:
+        for size in INITIAL_SIZES[field]:
+            for kind in (INITIALS_IN, INITIALS_AT):
+                for letters, ids in grams_of.initial_grams(initial_letters, size, kind == INITIALS_AT):
+                    store.add(code + kind + letters, ids)
 
 
 def pinyin_part(index: IndexData) -> bytes:

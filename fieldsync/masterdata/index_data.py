@@ -20,6 +20,7 @@ from fieldsync.masterdata.store import FIELDS
 FIELD_CODES = {"account_no": "a", "name": "n", "meter_no": "m", "capacity_kva": "c",
                "address": "d", "line": "l", "voltage": "v"}
 STARTS = "~"  # key kind of "the field starts with this gram"
+CHAR = "*"  # key kind of "the field holds this character" (frequent characters only, as bitmaps)
 LENGTH = "#"  # key kind of "the field has this many characters" (finds exact matches)
 VALUE = "@"  # key kind of "the field is exactly this" (fields with few distinct values)
 INITIALS_IN = "i"  # key kind of "the initials of these neighbouring characters read this"
@@ -75,6 +76,7 @@ class IndexData:
         self.initials_part = initials_part
         self._initials: dict[str, FieldInitials] = {}
         self._bitmaps: dict[str, int] = {}
+        self._pairs_with: dict[str, dict[str, list[str]]] = {}
 
     def load_initials(self) -> None:
         if self.initials_part is not None:
@@ -148,6 +150,20 @@ class IndexData:
             chars.update(c for pair in pairs for c in pair)
             self.vocabularies[key] = PinyinVocabulary(pairs | chars, kind)
         return self.vocabularies[key]
+
+    def pairs_with(self, field: str, char: str) -> list[str]:
+        """Keys of the character pairs of `field` that hold `char` (listed once per field, on
+        the first one-character query)."""
+        if field not in self._pairs_with:
+            prefix = FIELD_CODES[field] + PLAIN
+            by_char: dict[str, list[str]] = {}
+            for key in itertools.chain(self.postings, self.dense):
+                if key.startswith(prefix):
+                    by_char.setdefault(key[2], []).append(key)
+                    if key[3] != key[2]:
+                        by_char.setdefault(key[3], []).append(key)
+            self._pairs_with[field] = by_char
+        return self._pairs_with[field].get(char, [])
 
     def field_initials(self, field: str) -> FieldInitials:
         """The initials scanner over a whole column, made on first use."""

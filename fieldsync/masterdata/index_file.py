@@ -14,21 +14,29 @@ from fieldsync.masterdata.index_data import INITIALS_AT, INITIALS_IN, IndexData
 from fieldsync.masterdata.store import STORE_NAME, CustomerStore
 
 INDEX_NAME = "search-index.pickle"
-INDEX_VERSION = 8  # 7: columns pickled from index_data.py; 8: whitespace-free texts, voltage levels
+INDEX_VERSION = 9  # 7: columns pickled from index_data.py; 8: whitespace-free texts, voltage levels;
+# 9: bitmaps of frequent characters; the initials postings as a second pickle after the state
 
 
 def save(index: IndexData, path: Path) -> None:
+    """The index as two pickles in one file: the state, then the initials postings, which a
+    query unpickles only when it needs them (read keeps them as bytes). Written as a stream:
+    pickling the initials to bytes first was the import's peak (some 250 MB at a million)."""
     postings, dense = dict(index.postings), dict(index.dense)
     initials = index.initials_part
+    moved = None
     if initials is None:  # built here, or its initials already unpickled: split them off again
-        moved = [{k: kept.pop(k) for k in list(kept) if k[1:2] in (INITIALS_IN, INITIALS_AT)}
-                 for kept in (postings, dense)]
-        initials = pickle.dumps(tuple(moved), protocol=pickle.HIGHEST_PROTOCOL)
+        moved = tuple({k: kept.pop(k) for k in list(kept) if k[1:2] in (INITIALS_IN, INITIALS_AT)}
+                      for kept in (postings, dense))
     state = {"version": INDEX_VERSION, "stamp": index.stamp, "raw": index.raw, "norm": index.norm,
              "capacities": index.capacities, "postings": postings, "values": index.values,
-             "pinyin": index.pinyin_part or pinyin_part(index), "dense": dense, "initials": initials}
+             "pinyin": index.pinyin_part or pinyin_part(index), "dense": dense}
     with atomic_open(path, "wb", private=True) as handle:
         pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        if moved is None:
+            handle.write(initials)
+        else:
+            pickle.dump(moved, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def read(path: Path) -> IndexData | None:
@@ -38,12 +46,13 @@ def read(path: Path) -> IndexData | None:
     try:
         with open(path, "rb") as handle:
             state = pickle.load(handle)
+            initials = handle.read()  # the second pickle, unpickled on the first initials query
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
         return None
-    if not isinstance(state, dict) or state.get("version") != INDEX_VERSION:
+    if not isinstance(state, dict) or state.get("version") != INDEX_VERSION or not initials:
         return None
     return IndexData(state["raw"], state["norm"], state["capacities"], state["postings"], state["stamp"],
-                     state["values"], state["pinyin"], state["dense"], state["initials"])
+                     state["values"], state["pinyin"], state["dense"], initials)
 
 
 def index_path(state_dir: Path) -> Path:

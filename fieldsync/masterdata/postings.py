@@ -31,6 +31,7 @@ np = _lazy_module("numpy")
 
 NEWLINE = 10
 LETTERS = 26
+CHUNK_ROWS = 50_000  # customers whose initials windows are made at once
 
 
 def codes(text: str) -> np.ndarray:
@@ -51,11 +52,21 @@ def groups(keys: np.ndarray, rows: np.ndarray, count: int) -> Iterator[tuple[int
     row_bits = max(1, int(count).bit_length())
     if int(keys.max()).bit_length() + row_bits > 63:
         raise ValueError("too many distinct grams for one sort key")
-    packed = np.sort((np.asarray(keys, dtype=np.int64) << row_bits) | np.asarray(rows, dtype=np.int64))
-    packed = packed[np.concatenate(([True], packed[1:] != packed[:-1]))]  # a row once per gram
-    gram = packed >> row_bits
+    # In place, one 64-bit array at a time: at a million customers a column has tens of
+    # millions of grams, and every extra copy is hundreds of MB of the import's peak.
+    packed = np.asarray(keys, dtype=np.int64) << row_bits
+    packed |= rows
+    del keys, rows  # a caller that passed its only references frees them here
+    packed.sort()
+    keep = np.empty(len(packed), dtype=bool)
+    keep[0] = True
+    np.not_equal(packed[1:], packed[:-1], out=keep[1:])
+    packed = packed[keep]  # a row once per gram
+    del keep
     ids = (packed & ((1 << row_bits) - 1)).astype(np.uint32)
-    bounds = np.concatenate(([0], np.flatnonzero(gram[1:] != gram[:-1]) + 1, [len(packed)]))
+    packed >>= row_bits  # now the gram of each id
+    gram = packed
+    bounds = np.concatenate(([0], np.flatnonzero(gram[1:] != gram[:-1]) + 1, [len(gram)]))
     for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
         yield int(gram[start]), ids[start:end]
 
@@ -83,17 +94,17 @@ class ColumnGrams:
 
     def __init__(self, text: str, count: int):
         self.count = count
-        self.points = codes(text)
-        self.starts = offsets(self.points)
+        points = codes(text)
+        self.starts = offsets(points)
         self.lengths = np.diff(self.starts) - 1
-        # row of every position (a newline counts as the row before it; it is never a gram)
-        self.row = np.repeat(np.arange(count, dtype=np.int64), self.lengths + 1)[:len(self.points)]
-        # characters numbered 0.. by a lookup table over code points (np.unique would sort)
-        present = np.bincount(self.points) if len(self.points) else np.zeros(1, dtype=np.int64)
+        # characters numbered 0.. by a lookup table over code points (np.unique would sort);
+        # 32-bit, and neither the code points nor the row of every position are kept (rows
+        # are made per chunk): at a million addresses each such array is 100 MB of the peak
+        present = np.bincount(points) if len(points) else np.zeros(1, dtype=np.int64)
         self.chars = np.flatnonzero(present)
-        lookup = np.zeros(len(present), dtype=np.int64)
+        lookup = np.zeros(len(present), dtype=np.int32)
         lookup[self.chars] = np.arange(len(self.chars))
-        self.char_ids = lookup[self.points]
+        self.char_ids = lookup[points]
         self.newline_id = int(lookup[NEWLINE]) if len(present) > NEWLINE and present[NEWLINE] else -1
         self._initial_tables: tuple[np.ndarray, ...] | None = None
 
@@ -105,13 +116,57 @@ class ColumnGrams:
             out.append(chr(int(self.chars[char])))
         return "".join(reversed(out))
 
+    def _merged(self, keys_of: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> Iterator[tuple[int, np.ndarray]]:
+        """groups() of the (keys, rows) that `keys_of(low, high)` makes for customers low..high,
+        CHUNK_ROWS customers at a time, merged per key: the arrays of a whole column's grams at
+        once were the import's peak (some 600 MB of a million addresses)."""
+        found: dict[int, list[np.ndarray]] = {}
+        for low in range(0, self.count, CHUNK_ROWS):
+            for key, ids in groups(*keys_of(low, min(low + CHUNK_ROWS, self.count)), self.count):
+                found.setdefault(key, []).append(ids)
+        for key in sorted(found):  # chunks are in row order: each posting stays ascending
+            parts = found.pop(key)
+            yield key, parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _positions(self, low: int, high: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, their rows) of customers low..high (their newlines too, counted in the
+        row before them), below `last`."""
+        positions = np.arange(self.starts[low], min(self.starts[high], last), dtype=np.int64)
+        rows = np.repeat(np.arange(low, high, dtype=np.int32), self.lengths[low:high] + 1)
+        return positions, rows[:len(positions)]
+
+    def _rows_of(self, positions: np.ndarray) -> np.ndarray:
+        return (np.searchsorted(self.starts, positions, side="right") - 1).astype(np.int32)
+
     def pairs(self) -> Iterator[tuple[str, np.ndarray]]:
         """Every pair of neighbouring characters inside a row."""
         ids, base = self.char_ids, len(self.chars)
-        inside = (ids[:-1] != self.newline_id) & (ids[1:] != self.newline_id)
-        keys = ids[:-1][inside] * base + ids[1:][inside]
-        for key, rows in groups(keys, self.row[:-1][inside], self.count):
+
+        def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+            at, rows = self._positions(low, high, len(ids) - 1)
+            inside = (ids[at] != self.newline_id) & (ids[at + 1] != self.newline_id)
+            at = at[inside]
+            return ids[at].astype(np.int64) * base + ids[at + 1], rows[inside]
+
+        for key, rows in self._merged(keys_of):
             yield self.gram_text(key, 2), rows
+
+    def frequent_chars(self, share: int) -> Iterator[tuple[str, np.ndarray]]:
+        """The rows holding each character that occurs more than count/`share` times."""
+        occurrences = np.bincount(self.char_ids, minlength=len(self.chars))
+        wanted = occurrences * share > self.count
+        if self.newline_id >= 0:
+            wanted[self.newline_id] = False
+        if not wanted.any():
+            return
+
+        def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+            at, rows = self._positions(low, high, len(self.char_ids))
+            frequent = wanted[self.char_ids[at]]
+            return self.char_ids[at[frequent]], rows[frequent]
+
+        for key, rows in self._merged(keys_of):
+            yield self.gram_text(key, 1), rows
 
     def beginnings(self) -> Iterator[tuple[str, np.ndarray]]:
         """The first character and the first two characters of every row."""
@@ -121,7 +176,7 @@ class ColumnGrams:
             yield self.gram_text(key, 1), found
         rows = np.flatnonzero(self.lengths >= 2)
         first = self.starts[:-1][rows]
-        keys = self.char_ids[first] * len(self.chars) + self.char_ids[first + 1]
+        keys = self.char_ids[first].astype(np.int64) * len(self.chars) + self.char_ids[first + 1]
         for key, found in groups(keys, rows, self.count):
             yield self.gram_text(key, 2), found
 
@@ -165,7 +220,7 @@ class ColumnGrams:
         group_sizes = np.diff(np.concatenate((firsts, [len(windows)])))
         window_sequence = np.repeat(np.arange(len(distinct)), group_sizes)
         counts = per_sequence[window_sequence]
-        rows = np.repeat(self.row[windows], counts)
+        rows = np.repeat(self._rows_of(windows), counts)
         offsets = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
         return key[np.repeat(starts[window_sequence], counts) + offsets], rows
 
@@ -173,7 +228,7 @@ class ColumnGrams:
                   tags: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(initials key, row or tag) for every combination of every window: each window is
         repeated once per initial of its next character, step by step."""
-        tags = self.row[windows] if tags is None else tags
+        tags = self._rows_of(windows) if tags is None else tags
         key = np.zeros(len(windows), dtype=np.int32)
         for step in range(size):
             count = options[windows + step]
@@ -187,19 +242,28 @@ class ColumnGrams:
                       at_start: bool) -> Iterator[tuple[str, np.ndarray]]:
         """Pinyin initials of `size` neighbouring characters (the first `size` when `at_start`).
         A polyphonic character gives every reading's initial: each window yields every
-        combination (their number is the product of the characters' counts of initials)."""
-        first, options, letters = self._initials(letters_of)
-        if at_start:
-            rows = np.flatnonzero(self.lengths >= size)
-            positions = self.starts[:-1][rows]
-            steps = [(first[positions + k], options[positions + k]) for k in range(size)]
-        else:
-            windows = len(self.points) - size + 1
-            if windows <= 0:
-                return
-            positions = np.arange(windows)
-            rows = self.row[:windows]
-            steps = [(first[k:k + windows], options[k:k + windows]) for k in range(size)]
+        combination (their number is the product of the characters' counts of initials).
+        Windows are taken CHUNK_ROWS customers at a time (_merged)."""
+        tables = self._initials(letters_of)
+
+        def keys_of(low: int, high: int) -> tuple[np.ndarray, np.ndarray]:
+            if at_start:
+                rows = low + np.flatnonzero(self.lengths[low:high] >= size)
+                return self._initial_keys(self.starts[:-1][rows], rows, size, tables)
+            return self._initial_keys(*self._positions(low, high, len(self.char_ids) - size + 1), size, tables)
+
+        for key, rows in self._merged(keys_of):
+            spelled = []
+            for _ in range(size):
+                key, letter = divmod(key, LETTERS)
+                spelled.append(chr(97 + letter))
+            yield "".join(reversed(spelled)), rows
+
+    def _initial_keys(self, positions: np.ndarray, rows: np.ndarray, size: int,
+                      tables: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(initials key, row) of every combination of the windows starting at `positions`."""
+        first, options, letters = tables
+        steps = [(first[positions + k], options[positions + k]) for k in range(size)]
         key = np.zeros(len(positions), dtype=np.int32)  # 26**4 fits: half the memory traffic
         usable = np.ones(len(positions), dtype=bool)
         polyphonic = np.zeros(len(positions), dtype=np.int8)  # polyphonic characters per window
@@ -226,12 +290,7 @@ class ColumnGrams:
         key, rows = self._combinations(several, size, letters, options)
         keys_parts.append(key)
         rows_parts.append(rows)
-        for key, rows in groups(np.concatenate(keys_parts), np.concatenate(rows_parts), self.count):
-            spelled = []
-            for _ in range(size):
-                key, letter = divmod(key, LETTERS)
-                spelled.append(chr(97 + letter))
-            yield "".join(reversed(spelled)), rows
+        return np.concatenate(keys_parts), np.concatenate(rows_parts)
 
 
 def value_groups(values: list[str], count: int) -> Iterator[tuple[str, np.ndarray]]:

@@ -11,12 +11,14 @@ initials of a whole column are scanned by initials.py.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from fieldsync.masterdata.bitmaps import Ranked, bitmap, bitmap_ids
+from fieldsync.masterdata.bitmaps import Ranked, bitmap, bitmap_ids, iter_ids
 from fieldsync.masterdata.index_data import (
+    CHAR,
     FIELD_CODES,
     INITIAL_SIZES,
     INITIALS_AT,
@@ -73,8 +75,13 @@ class Hit:
 
 @dataclass
 class Results:
+    """The page of hits asked for, and how many customers match in all. `exact` is False when
+    the count is an estimate: a frequent phrase is narrowed by its character pairs and only the
+    rows shown are read, so `total` is the index's count scaled by the share of the rows read
+    that matched (the pairs of a frequent phrase nearly always stand together)."""
     hits: list[Hit]
     total: int
+    exact: bool = True
 
 
 class SearchIndex:
@@ -83,21 +90,11 @@ class SearchIndex:
     def __init__(self, data: IndexData):
         self.data, self.count = data, data.count
 
-    def _ranks(self, field: str, kind: str, query: str, ids: Iterable[int],
-               starts: set[int], confirmed: bool) -> dict[int, int]:
-        """Rank `ids`; when `confirmed` they are known to match, so only the ones that may
-        start with the query are looked at closely."""
+    def _ranks(self, field: str, kind: str, query: str, ids: Iterable[int]) -> dict[int, int]:
+        """{id: rank} of those `ids` whose `field` matches `query`, read row by row."""
         ranks: dict[int, int] = {}
         column = self.data.norm[field]
         for cid in ids:
-            if confirmed:
-                if cid not in starts:
-                    ranks[cid] = SUBSTRING
-                    continue
-                # every character gives at least one letter: only a short field can be exact
-                if len(column[cid]) > len(query):
-                    ranks[cid] = PREFIX
-                    continue
             if kind == PLAIN:
                 rank = plain_rank(column[cid], query)
             else:
@@ -106,19 +103,43 @@ class SearchIndex:
                 ranks[cid] = rank
         return ranks
 
-    def _match_plain(self, field: str, query: str) -> dict[int, int]:
-        """{customer id: rank} for `query` (already normalised) as plain text in `field`."""
+    def _match_plain(self, field: str, query: str) -> Ranked:
+        """Customers whose `field` holds `query` (already normalised, not two characters) as
+        plain text, ranked."""
         code = FIELD_CODES[field]
         if len(query) == 1:
-            return self._ranks(field, PLAIN, query, self.data.norm[field].containing(query),
-                               set(self.data.posting(code + STARTS + query)), confirmed=True)
+            return self._plain_char(field, query)
         keys = [code + PLAIN + g for g in query_grams(query)]
         if not all(self.data.has(k) for k in keys):
-            return {}
-        if len(query) == 2:  # the bigram's postings are exactly the matches
-            return self._ranks(field, PLAIN, query, self.data.posting(keys[0]),
-                               set(self.data.posting(code + STARTS + query)), confirmed=True)
-        return self._ranks(field, PLAIN, query, self._candidates(keys), set(), confirmed=False)
+            return Ranked()
+        if min(self._posting_size(k) for k in keys) > CONFIRM_DIRECTLY:
+            # A frequent phrase ("有限公司": 833k of 1M): its pairs' bitmaps say who may match
+            # and who may start with it; the rows shown are confirmed (search._confirmed_page).
+            found = -1
+            for key in keys:
+                found &= self.data.bitmap(key)
+            starts = found & self.data.bitmap(code + STARTS + query[:2])
+            return Ranked(starts & self.data.length(field, len(query)), starts, found, unsure=True)
+        ranks = self._ranks(field, PLAIN, query, self._candidates(keys))
+        return Ranked.of(ranks, self.count)
+
+    def _posting_size(self, key: str) -> int:
+        data = self.data.postings.get(key)
+        return len(data) // 4 if data else self.data.bitmap(key).bit_count()
+
+    def _plain_char(self, field: str, char: str) -> Ranked:
+        """One character: its own bitmap when it is frequent, else the customers of every
+        character pair holding it and those whose whole value is that character; bitmaps
+        alone, no row is read."""
+        code = FIELD_CODES[field]
+        starts = self.data.bitmap(code + STARTS + char)
+        exact = starts & self.data.length(field, 1)
+        if code + CHAR + char in self.data.dense:  # a frequent character has a bitmap of its own
+            return Ranked(exact, starts, self.data.bitmap(code + CHAR + char))
+        found = exact
+        for key in self.data.pairs_with(field, char):
+            found |= self.data.bitmap(key)
+        return Ranked(exact, starts, found)
 
     def _candidates(self, keys: list[str]) -> Iterable[int]:
         """Customers in every posting of `keys` (or a few more: confirming a few hundred rows
@@ -176,7 +197,7 @@ class SearchIndex:
             found |= bitmap(inside, self.count)
         # a row already known to start with the query can rank no better through another route
         maybe = bitmap(self._union(field, partial), self.count) & ~prefix if partial else 0
-        ranks = self._ranks(field, FULL, query, bitmap_ids(maybe), set(), confirmed=False)
+        ranks = self._ranks(field, FULL, query, bitmap_ids(maybe))
         return Ranked(exact, prefix, found) | Ranked.of(ranks, self.count)
 
     def _plain_pair(self, field: str, query: str) -> Ranked:
@@ -244,8 +265,7 @@ class SearchIndex:
             return self._voltage(text)
         if field in self.data.values:
             return self._match_values(field, text)
-        found = (self._plain_pair(field, text) if len(text) == 2
-                 else Ranked.of(self._match_plain(field, text), self.count))
+        found = self._plain_pair(field, text) if len(text) == 2 else self._match_plain(field, text)
         # A single letter only means an initial; full pinyin needs two letters to say anything.
         if field in PINYIN_FIELDS and LETTERS.match(text):
             if len(text) > 1:
@@ -296,9 +316,13 @@ class SearchIndex:
         return Ranked(exact, exact, found)
 
     def _cheap(self, field: str | None, query: str) -> bool:
-        """A condition answered by bitmaps alone (two characters, or a field with few distinct
-        values): ANDing it costs less than confirming even a few hundred rows one by one."""
-        if field is None or field == "capacity_kva":
+        """A condition answered by bitmaps alone (two characters that are not pinyin, or a field
+        with few distinct values): ANDing it costs less than confirming even a few hundred rows
+        one by one (a free-text word is confirmed in all seven fields)."""
+        if field is None:
+            text = query_text("name", query)
+            return len(text) == 2 and not LETTERS.match(text)
+        if field == "capacity_kva":
             return False
         return field in self.data.values or len(query_text(field, query)) == 2
 
@@ -343,20 +367,63 @@ class SearchIndex:
                 if value and value.strip():
                     conditions += [(field, w) for w in field_conditions(field, value[:MAX_QUERY_CHARS])]
         combined: Ranked | None = None
+        pending: list[tuple[str | None, str]] = []  # conditions the bitmaps only narrowed
         # Voltage and capacity match many customers: take them last; the longest text first.
         for field, query in sorted(conditions, key=lambda c: (c[0] in WHOLE_VALUE_FIELDS, -len(c[1]))):
-            if combined is not None and not self._cheap(field, query) and combined.count() <= CONFIRM_DIRECTLY:
+            # a free-text word is read in seven fields: a seventh as many rows cost the same
+            confirm_at = CONFIRM_DIRECTLY if field else CONFIRM_DIRECTLY // len(FIELDS)
+            if combined is not None and not self._cheap(field, query) and combined.count() <= confirm_at:
                 combined = Ranked.of(self._confirm(combined.ranks(), field, query), self.count)
             else:
                 found = self._match_any(query) if field is None else self._match_field(field, query)
                 combined = found if combined is None else combined & found
+                if found.unsure:
+                    pending.append((field, query))
             if not combined.any:
                 break
         if combined is None:  # nothing asked: everyone, in account order
             ids = range(self.count) if limit is None else range(min(limit, self.count))
             return Results([self._hit(c, SUBSTRING) for c in ids], self.count)
+        reads = sum(1 if field else len(FIELDS) for field, _ in pending)  # fields read per row
+        if pending and (limit is None or combined.count() * reads <= CONFIRM_DIRECTLY):
+            ranks = combined.ranks()
+            for field, query in pending:
+                ranks = self._confirm(ranks, field, query)
+            combined, pending = Ranked.of(ranks, self.count), []
+        if pending:
+            page, total, exact = self._confirmed_page(combined, pending, limit)
+            return Results([self._hit(cid, rank) for cid, rank in page], total, exact)
         hits = [self._hit(cid, rank) for cid, rank in combined.ordered(limit)]
         return Results(hits, combined.count())
+
+    def _confirmed_page(self, combined: Ranked, pending: list[tuple[str | None, str]],
+                        limit: int) -> tuple[list[tuple[int, int]], int, bool]:
+        """(the first `limit` (id, rank) in rank order, the count, whether it is exact) when the
+        bitmaps of `combined` only narrowed the `pending` conditions: rows are confirmed in the
+        order they would be shown until the page is full, so a phrase in 833k rows reads a few
+        dozen. A row whose true rank is worse than its bitmaps said waits for that rank's turn."""
+        page: list[tuple[int, int]] = []
+        demoted: dict[int, list[tuple[int, int]]] = {PREFIX: [], SUBSTRING: []}
+        checked = matched = 0
+        for level, bits in combined.levels():
+            fresh = ((cid, -1) for cid in iter_ids(bits))
+            for cid, known in heapq.merge(fresh, demoted.get(level, [])):
+                if known < 0:
+                    checked += 1
+                    ranks = {cid: level}
+                    for field, query in pending:
+                        ranks = self._confirm(ranks, field, query)
+                    if not ranks:
+                        continue
+                    matched += 1
+                    if ranks[cid] > level:
+                        demoted[ranks[cid]].append((cid, ranks[cid]))
+                        continue
+                page.append((cid, level))
+                if len(page) == limit:
+                    estimate = round(combined.count() * matched / checked)
+                    return page, max(estimate, len(page)), False
+        return page, len(page), True  # every candidate was read
 
     def _hit(self, cid: int, rank: int) -> Hit:
         return Hit(self.data.raw["account_no"][cid], rank, self.data.record(cid))

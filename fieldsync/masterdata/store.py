@@ -23,6 +23,7 @@ from fieldsync.base.names import normalize_account
 from fieldsync.errors import UnknownCustomer
 
 FIELDS = ("account_no", "name", "meter_no", "capacity_kva", "address", "line", "voltage")
+_FIELD_SET = frozenset(FIELDS)
 FIELD_LABELS = {
     "account_no": "户号", "name": "户名", "meter_no": "表计局号", "capacity_kva": "合同容量",
     "address": "用电地址", "line": "线路名称", "voltage": "供电电压等级",
@@ -145,7 +146,9 @@ class CustomerStore:
             old = existing.get(account)
             if old is None:
                 added += 1
-                merged[account] = {key: record.get(key) for key in FIELDS}
+                # the parsed record itself when it is already a whole row: a second dict per
+                # customer is 300 MB at a million
+                merged[account] = record if record.keys() == _FIELD_SET else {key: record.get(key) for key in FIELDS}
                 continue
             new = {key: record.get(key) for key in FIELDS} if replace else \
                 {**old, **{key: record.get(key) for key in fields}}
