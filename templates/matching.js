@@ -258,7 +258,10 @@
   // engine's indexOf and pinyin with one regular expression per word, skipping to the next
   // customer after a hit, so no JavaScript runs per customer for most words; the rank of a hit
   // comes from where it starts. Answers equal search() (tests/data/search_vectors.json).
+  // The scans are generators that yield about every SLICE customers, so the page can run a
+  // search in slices between frames and drop it when a newer query comes (query.js).
   var classCache = new Map();
+  var SLICE = 10000;
 
   function charClass(key, test) {
     var found = classCache.get(key);
@@ -332,10 +335,11 @@
     return pos !== offsets[row] ? SUBSTRING : offsets[row + 1] - 1 - offsets[row] === length ? EXACT : PREFIX;
   }
 
-  function scanPlain(column, q, rank, exactOnly) {
-    var text = column.text, offsets = column.offsets, row = 0, pos = text.indexOf(q);
+  function* scanPlain(column, q, rank, exactOnly) {
+    var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, pos = text.indexOf(q);
     while (pos >= 0) {
       row = rowAt(offsets, row, pos);
+      if (row >= mark) { mark = row + SLICE; yield; }
       var r = startRank(offsets, row, pos, q.length);
       if ((!exactOnly || r === EXACT) && r < rank[row]) rank[row] = r;
       pos = text.indexOf(q, offsets[row + 1]);
@@ -343,11 +347,12 @@
   }
 
   // onHit(row, atStart) -> rank of the leftmost match in that customer
-  function scanPattern(column, pattern, rank, onHit) {
-    var text = column.text, offsets = column.offsets, row = 0, m;
+  function* scanPattern(column, pattern, rank, onHit) {
+    var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, m;
     pattern.lastIndex = 0;
     while ((m = pattern.exec(text))) {
       row = rowAt(offsets, row, m.index);
+      if (row >= mark) { mark = row + SLICE; yield; }
       var r = onHit(row, m.index === offsets[row], m[0].length);
       if (r < rank[row]) rank[row] = r;
       pattern.lastIndex = offsets[row + 1];
@@ -357,32 +362,38 @@
   function latinRows(column) {
     if (!column.latin) {
       var rows = [];
-      scanPattern(column, /[a-z]/g, new Uint8Array(column.offsets.length), function (row) { rows.push(row); return NONE; });
+      drain(scanPattern(column, /[a-z]/g, new Uint8Array(column.offsets.length), function (row) { rows.push(row); return NONE; }));
       column.latin = rows;
     }
     return column.latin;
   }
 
+  function drain(steps) { var step; while (!(step = steps.next()).done); return step.value; }
+
   function valueOf(column, row) { return column.text.slice(column.offsets[row], column.offsets[row + 1] - 1); }
 
   // The rank of one word in one field for every customer, lowered into `rank`.
-  function columnWord(columns, field, word, rank) {
+  function* columnWord(columns, field, word, rank) {
     var n = columns.count, r, i;
     if (field === CAPACITY) {
       var bounds = capacityBounds(word);
-      if (bounds) for (i = 0; i < n; i++) { r = capacityRank(bounds, columns.capacity[i]); if (r < rank[i]) rank[i] = r; }
+      if (bounds) for (i = 0; i < n; i++) {
+        r = capacityRank(bounds, columns.capacity[i]); if (r < rank[i]) rank[i] = r;
+        if (i % SLICE === SLICE - 1) yield;
+      }
       return;
     }
     if (field === VOLTAGE) {
       var level = voltageLevel(word, "");
-      if (level) scanPlain(columns.norm[VOLTAGE], level, rank, true);
+      if (level) yield* scanPlain(columns.norm[VOLTAGE], level, rank, true);
       return;
     }
     var q = squeeze(word), column = columns.norm[field];
     if (!q) return;
-    scanPlain(column, q, rank, false);
+    yield* scanPlain(column, q, rank, false);
     if (!PINYIN[field] || !LETTERS.test(q)) return;
-    scanPattern(column, initialsPattern(q), rank, function (row, atStart, length) {
+    yield;
+    yield* scanPattern(column, initialsPattern(q), rank, function (row, atStart, length) {
       return !atStart ? SUBSTRING : column.offsets[row + 1] - 1 - column.offsets[row] === length ? EXACT : PREFIX;
     });
     if (q.length < 2) return;
@@ -391,16 +402,21 @@
     if (pattern) {
       // a match at the field's start: EXACT or PREFIX only if read from a reading's start
       var prefix = fullPattern(q, true, false), whole = fullPattern(q, true, true);
-      scanPattern(column, pattern, rank, function (row, atStart) {
+      yield;
+      yield* scanPattern(column, pattern, rank, function (row, atStart) {
         if (!atStart) return SUBSTRING;
         if (!prefix || !whole) return exact(row);
         var value = valueOf(column, row);
         return whole.test(value) ? EXACT : prefix.test(value) ? PREFIX : SUBSTRING;
       });
-      for (i = 0; i < latin.length; i++) { r = exact(latin[i]); if (r < rank[latin[i]]) rank[latin[i]] = r; }
+      for (i = 0; i < latin.length; i++) {
+        r = exact(latin[i]); if (r < rank[latin[i]]) rank[latin[i]] = r;
+        if (i % 1000 === 999) yield;
+      }
     } else {   // a pathological query: check every customer that has a starting character
       var starts = fullStarts(q, memo);
       for (i = 0; i < n; i++) {
+        if (i % 1000 === 999) yield;
         if (rank[i] === EXACT) continue;
         var text = valueOf(column, i);
         if (containsAny(text, starts)) { r = fullRank(text, q, memo); if (r < rank[i]) rank[i] = r; }
@@ -428,14 +444,25 @@
   // Returns {total, counts: per rank, ids: the first `limit` matches best first (all if no limit)};
   // only those are ordered: ranks are three buckets, each already in account order.
   function searchColumns(columns, text, fieldQueries, limit) {
-    var specs = querySpecs(text, fieldQueries), n = columns.count, rank = new Uint8Array(n), i;
+    return drain(searchSteps(columns, text, fieldQueries, limit));
+  }
+
+  // searchColumns() as steps: a generator that yields between slices and returns its answer.
+  // A malformed query throws here, before the first step.
+  function searchSteps(columns, text, fieldQueries, limit) {
+    return columnSteps(columns, querySpecs(text, fieldQueries), limit);
+  }
+
+  function* columnSteps(columns, specs, limit) {
+    var n = columns.count, rank = new Uint8Array(n), i, s;
     rank.fill(specs.length ? EXACT : SUBSTRING);
-    specs.forEach(function (spec) {
-      var one = new Uint8Array(n).fill(NONE);
-      if (spec[0] >= 0) columnWord(columns, spec[0], spec[1], one);
-      else for (var f = 0; f < FIELDS.length; f++) columnWord(columns, f, spec[1], one);
+    for (s = 0; s < specs.length; s++) {
+      var spec = specs[s], one = new Uint8Array(n).fill(NONE);
+      if (spec[0] >= 0) yield* columnWord(columns, spec[0], spec[1], one);
+      else for (var f = 0; f < FIELDS.length; f++) { yield* columnWord(columns, f, spec[1], one); yield; }
       for (i = 0; i < n; i++) if (one[i] > rank[i]) rank[i] = one[i];
-    });
+      yield;
+    }
     var counts = [0, 0, 0], want = limit == null ? n : limit, buckets = [[], [], []];
     for (i = 0; i < n; i++) {
       var r = rank[i];
@@ -459,6 +486,6 @@
 
   window.fieldsyncMatch = {
     FIELDS: FIELDS, EXACT: EXACT, PREFIX: PREFIX, SUBSTRING: SUBSTRING, NONE: NONE,
-    learnReadings: learnReadings, search: search, searchColumns: searchColumns, queryWords: queryWords
+    learnReadings: learnReadings, search: search, searchColumns: searchColumns, searchSteps: searchSteps, queryWords: queryWords
   };
 })();

@@ -6,15 +6,19 @@
  * fieldsync computed in Python. The rules are in matching.js (shared with the server's page);
  * searchColumns() there finds words with indexOf and one regular expression per word over those
  * strings, so a keystroke does not run JavaScript per customer. Fast typing is debounced and only
- * the newest query is searched: keystrokes never queue behind searches.
+ * the newest query is searched: keystrokes never queue behind searches. A search runs in slices
+ * of SLICE_MS (searchSteps() yields about every 10k customers) with a message between slices, so
+ * input events and frames get in between, and a newer input drops the search under way.
  */
 (function () {
   "use strict";
   var FIELDS = ["account_no", "name", "meter_no", "capacity_kva", "address", "line", "voltage"];
   var SHOWN = 100;
   var DEBOUNCE_MS = 100;   // a search waits until typing pauses this long
+  var SLICE_MS = 8;        // the main thread is given back at least this often during a search
   var chunks = [], expected = -1, loaded = 0, folders = {}, columns = null, shown = null, count = 0;
-  var timer = 0, lastInput = -Infinity;
+  var timer = 0, lastInput = -Infinity, job = null;
+  var slices = new MessageChannel();   // a message, not setTimeout(0), which chromium clamps to 4 ms
   var match = window.fieldsyncMatch;
 
   function lineOffsets(text, rows) {
@@ -58,20 +62,49 @@
     return queries;
   }
 
-  function render() {
-    var text = document.getElementById("q").value;
-    var started = performance.now();
+  function showError(error, started) {   // a malformed capacity or voltage: say so, never "no match"
     var status = document.getElementById("status");
-    var body = document.getElementById("results");
-    var found;
+    document.getElementById("results").replaceChildren();
+    status.textContent = "输入有误：" + error.message;
+    status.setAttribute("data-ms", String(Math.round(performance.now() - started)));
+  }
+
+  function render() {
+    var text = document.getElementById("q").value, started = performance.now();
     try {
-      found = search(text, fieldQueries(), SHOWN);
-    } catch (error) {   // a malformed capacity or voltage: say so, never "no match"
-      body.replaceChildren();
-      status.textContent = "输入有误：" + error.message;
-      status.setAttribute("data-ms", String(Math.round(performance.now() - started)));
+      job = { text: text, started: started, slices: 0, steps: match.searchSteps(columns, text, fieldQueries(), SHOWN) };
+    } catch (error) {
+      job = null;
+      showError(error, started);
       return;
     }
+    runSlice();
+  }
+
+  // One slice of the current search; the rest is posted as a message. A job replaced or dropped
+  // (job !== mine) since the message was posted is not continued.
+  function runSlice() {
+    var mine = job, until = performance.now() + SLICE_MS, step;
+    if (!mine) return;
+    mine.slices += 1;
+    try {
+      while (!(step = mine.steps.next()).done) {
+        if (performance.now() >= until) { slices.port2.postMessage(0); return; }
+      }
+    } catch (error) {
+      job = null;
+      showError(error, mine.started);
+      return;
+    }
+    job = null;
+    show(mine.text, step.value, mine.started);
+    document.getElementById("status").setAttribute("data-slices", String(mine.slices));   // tests, bench
+  }
+  slices.port1.onmessage = runSlice;
+
+  function show(text, found, started) {
+    var status = document.getElementById("status");
+    var body = document.getElementById("results");
     var fragment = document.createDocumentFragment();
     found.ids.forEach(function (id) {
       var tr = document.createElement("tr");
@@ -104,8 +137,10 @@
     var now = performance.now(), typing = now - lastInput < DEBOUNCE_MS;
     lastInput = now;
     clearTimeout(timer);
-    if (!typing) { render(); return; }
+    job = null;   // a search still under way is for an older input
+    // data-ms (when the shown results were searched) is set again when this input's search is done
     document.getElementById("status").removeAttribute("data-ms");
+    if (!typing) { render(); return; }
     timer = setTimeout(render, DEBOUNCE_MS);
   }
 

@@ -96,3 +96,33 @@ def test_hundred_thousand_customers(tree, page):
     assert f"共 {total} 户" in page.text_content("#status")
     assert shown_accounts(page)[:5] == [h.account_no for h in search.find(tree.state_dir, "hzxh", limit=5).hits]
     assert json.loads(page.text_content("#folders")) == {}
+
+
+SLICED = ["hangzhou", "hzxh", "有限公司", "杭州 机械", "5100", "10kV", "zhou"]
+
+
+def test_sliced_search_equals_find_and_drops_stale_searches(tree, page):
+    """25k customers: a search crosses the page's 10k-customer slices (and, throttled, runs in
+    several slices of time) and still answers as find does; a newer input drops a search under way."""
+    CustomerStore(tree.state_dir).replace(customers(25_000, seed=5), "generated")
+    pages.render_root(tree)
+    open_page(page, tree)
+    page.context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 6})
+    for query in SLICED:
+        found = search.find(tree.state_dir, query, limit=100)
+        type_query(page, query)
+        assert shown_accounts(page) == [h.account_no for h in found.hits], query
+        assert f"共 {found.total} 户" in page.text_content("#status"), query
+    assert int(page.get_attribute("#status", "data-slices")) > 1   # hangzhou ... zhou were sliced
+    for query in SLICED:
+        expected = [h.account_no for h in search.find(tree.state_dir, query, limit=None).hits]
+        assert page.evaluate("q => fieldsyncQuery.search(q).map(h => h.row[0])", query) == expected, query
+    # a search under way for "hangzhou" is dropped when "hzxh" replaces it at once
+    page.evaluate("""() => { const box = document.getElementById('q');
+        box.value = 'hangzhou'; box.dispatchEvent(new Event('input'));
+        setTimeout(() => { box.value = 'hzxh'; box.dispatchEvent(new Event('input')); }, 0); }""")
+    page.wait_for_function("() => document.getElementById('status').getAttribute('data-query') === 'hzxh' && "
+                           "document.getElementById('status').hasAttribute('data-ms')")
+    page.wait_for_timeout(300)
+    assert page.get_attribute("#status", "data-query") == "hzxh"
+    assert shown_accounts(page) == [h.account_no for h in search.find(tree.state_dir, "hzxh", limit=100).hits]
