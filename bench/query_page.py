@@ -49,7 +49,9 @@ MEASURE = """([q, gap]) => new Promise(done => {
     if (i === 0) first = performance.now();
     if (i === steps.length - 1) { armed = true; last = first + i * gap; }
     box.value = steps[i]; box.dispatchEvent(new Event('input'));
-    if (i < steps.length - 1) setTimeout(() => next(i + 1), gap);
+    // each key at its own due time (not `gap` after the previous one ran): a late key does not
+    // push the later ones back, as a typist's keys queue while the page is busy
+    if (i < steps.length - 1) setTimeout(() => next(i + 1), Math.max(0, first + (i + 1) * gap - performance.now()));
   };
   next(0);
 })"""

@@ -393,15 +393,21 @@
     yield* scanPlain(column, q, rank, false);
     if (!PINYIN[field] || !LETTERS.test(q)) return;
     yield;
-    yield* scanPattern(column, initialsPattern(q), rank, function (row, atStart, length) {
+    var initials = initialsPattern(q);
+    yield;   // building a pattern can take a slice of its own
+    yield* scanPattern(column, initials, rank, function (row, atStart, length) {
       return !atStart ? SUBSTRING : column.offsets[row + 1] - 1 - column.offsets[row] === length ? EXACT : PREFIX;
     });
     if (q.length < 2) return;
-    var memo = fullMemo(q), pattern = fullPattern(q), latin = latinRows(column);
+    var memo = fullMemo(q), pattern = fullPattern(q);
+    yield;
+    var latin = latinRows(column);
     var exact = function (row) { return fullRank(valueOf(column, row), q, memo); };
     if (pattern) {
       // a match at the field's start: EXACT or PREFIX only if read from a reading's start
-      var prefix = fullPattern(q, true, false), whole = fullPattern(q, true, true);
+      var prefix = fullPattern(q, true, false);
+      yield;
+      var whole = fullPattern(q, true, true);
       yield;
       yield* scanPattern(column, pattern, rank, function (row, atStart) {
         if (!atStart) return SUBSTRING;
