@@ -3,14 +3,12 @@ folders, bad photos, server outages, SIGTERM, and kill -9 mid-push with a restar
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -18,40 +16,14 @@ import pytest
 
 from fieldsync.evidence import manifest
 from fieldsync.sync.daemon import Daemon, status_path
+from tests.fixtures.daemon_thread import WAIT, wait_for
 from tests.fixtures.syncing import camera_photo, mirror_problems, server_root
 
-WAIT = 60  # seconds allowed for a condition to come true (never asserted as a speed)
 REPO = Path(__file__).resolve().parent.parent
-
-
-def wait_for(condition, timeout: float = WAIT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def on_server(cfg, path: Path) -> Path:
     return server_root(cfg) / path.relative_to(cfg.root)
-
-
-@pytest.fixture
-def running(sync_visit, request):
-    """(cfg, visit, daemon) with the daemon running in a thread; stopped afterwards. An
-    indirect parameter sets sync.incomplete_retry_seconds."""
-    cfg, visit = sync_visit
-    if getattr(request, "param", None) is not None:
-        cfg = dataclasses.replace(cfg, sync=dataclasses.replace(cfg.sync, incomplete_retry_seconds=request.param))
-    daemon = Daemon(cfg)
-    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
-    thread.start()
-    wait_for(lambda: daemon.passes >= 1 and daemon.idle.is_set(), what="the first pass")
-    yield cfg, visit, daemon
-    daemon.stop()
-    thread.join(timeout=WAIT)
-    assert not thread.is_alive()
 
 
 def test_camera_copy_move_and_new_folder_reach_the_server(running, tmp_path):

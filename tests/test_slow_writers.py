@@ -7,43 +7,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from fieldsync.evidence import manifest
 from fieldsync.sync.daemon import Daemon, status_path
 from fieldsync.sync.scan import held_for_writing
+from tests.fixtures.daemon_thread import wait_for
 from tests.fixtures.syncing import camera_photo, server_root
 
-WAIT = 90  # seconds allowed for a condition to come true (never asserted as a speed)
 RATE = 10_000  # bytes per second, as the issue's slow camera
-
-
-def wait_for(condition, timeout: float = WAIT, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def running(sync_visit):
-    """(cfg, visit, daemon) with the daemon running in a thread; stopped afterwards."""
-    cfg, visit = sync_visit
-    daemon = Daemon(cfg)
-    thread = threading.Thread(target=daemon.run, name="daemon-under-test")
-    thread.start()
-    wait_for(lambda: daemon.passes >= 1 and daemon.idle.is_set(), what="the first pass")
-    yield cfg, visit, daemon
-    daemon.stop()
-    thread.join(timeout=WAIT)
-    assert not thread.is_alive()
 
 
 def _one_open_file(path: Path, data: bytes, chunk: int = RATE) -> None:
