@@ -86,6 +86,7 @@ class Engine:
                              "see 'fieldsync status' or stop the daemon first")) from None
         self.state = SyncState(cfg.state_dir)
         self._transport = transport
+        self._identified = None  # the transport whose server identity this engine last checked
         self._own_transport = transport is None
         self.photos = PhotoPipeline(cfg, self.state)
         self._stop = threading.Event()
@@ -154,8 +155,11 @@ class Engine:
         scope = None if full else list(scope)
         try:
             self.transport.begin_pass()
-            if self._rebind_server():
+            # Which server this is costs a stat and a download: asked on every full pass and on
+            # every new connection, not on each of the daemon's quick passes for one new photo.
+            if (full or self.transport is not self._identified) and self._rebind_server():
                 full, scope = True, None  # no file is known to be on this server: look at all
+            self._identified = self.transport
             if scope is not None:
                 recheck_server = False  # a recheck compares the whole tree
             entries = scan(self.cfg, scope)
