@@ -124,10 +124,7 @@ def pull_keyring(cfg, transport=None) -> dict | None:
             return remote
         data_tmp = state_dir / ".pull-keyring.json"
         try:
-            transport.download(REMOTE_KEYRING, data_tmp)
-            if file_sha256(data_tmp)[0] != remote["sha256"]:
-                raise TransportError("the published keyring changed while it was fetched (or was "
-                                     "damaged); pull again")
+            _download_checked(transport, REMOTE_KEYRING, data_tmp, remote["sha256"], "the published keyring")
             os.replace(data_tmp, target)
         finally:
             data_tmp.unlink(missing_ok=True)
@@ -135,6 +132,13 @@ def pull_keyring(cfg, transport=None) -> dict | None:
         if own:
             transport.close()
     return remote
+
+
+def _download_checked(transport, rel: PurePosixPath, local: Path, sha256: str, what: str) -> None:
+    """Download `rel` to `local` and check it against the sha256 its version.json announced."""
+    transport.download(rel, local)
+    if file_sha256(local)[0] != sha256:
+        raise TransportError(f"{what} changed while it was fetched (or was damaged); pull again")
 
 
 def _read_json(path: Path) -> dict | None:
@@ -167,10 +171,7 @@ def pull_if_changed(cfg, transport=None) -> bool:
             return False
         data_tmp = state_dir / ".pull-customers.json"
         try:
-            transport.download(REMOTE_DATA, data_tmp)
-            if file_sha256(data_tmp)[0] != remote["sha256"]:
-                raise TransportError("the master data on the server changed while it was fetched "
-                                     "(or was damaged); pull again")
+            _download_checked(transport, REMOTE_DATA, data_tmp, remote["sha256"], "the master data on the server")
             records = _customer_rows(data_tmp)
             os.replace(data_tmp, store.path)
         finally:
