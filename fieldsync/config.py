@@ -20,7 +20,7 @@ from urllib.parse import unquote, urlsplit
 import click
 import yaml
 
-from fieldsync.base import i18n
+from fieldsync.base import clock, i18n
 from fieldsync.base.i18n import _
 from fieldsync.base.names import is_safe_component
 from fieldsync.base.rendering import render_template
@@ -133,6 +133,7 @@ class Locate:
 @dataclass(frozen=True)
 class Ui:
     language: str = "auto"  # auto (the locale: zh_* -> Chinese) | zh | en
+    timezone: str = clock.AUTO  # the zone pages, reports and tables show times in: auto (this machine's) | IANA name
 
 
 @dataclass(frozen=True)
@@ -394,7 +395,18 @@ UI_LANGUAGES = i18n.SETTINGS
 def _ui(c: _Checker, d: Any) -> Ui:
     c.mapping(d, "ui")
     c.known(d, "ui.", {f.name for f in dataclasses.fields(Ui)})
-    return Ui(language=c.choice(d.get("language", Ui.language), "ui.language", UI_LANGUAGES))
+    return Ui(language=c.choice(d.get("language", Ui.language), "ui.language", UI_LANGUAGES),
+              timezone=timezone_setting(d.get("timezone", Ui.timezone), c.where, "ui.timezone"))
+
+
+def timezone_setting(value: Any, where: str, key: str) -> str:
+    """`value` if it names a time zone (auto, or an IANA name such as Asia/Shanghai), else a
+    ConfigError naming `where` (the file, or an option) and `key`."""
+    try:
+        clock.zone(value)
+    except ValueError:
+        _Checker(where).fail(key, _("auto or an IANA time zone name such as Asia/Shanghai"), value)
+    return value.strip()
 
 
 def _locate(c: _Checker, d: Any) -> Locate:

@@ -1,7 +1,9 @@
 """Templates (templates/, or the installed fieldsync.templates) rendered with Jinja2.
 
 Autoescaping is on for every HTML template, so a value from data is always text in a page;
-StrictUndefined makes a missing value an error instead of an empty string.
+StrictUndefined makes a missing value an error instead of an empty string. Times go through
+the clock's display zone: `|local_time` (YYYY-MM-DD HH:MM), `|local_day`, and `|time_tag`, a
+<time> element that keeps the stored ISO time in its datetime attribute for machines.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import jinja2
+from markupsafe import Markup, escape
 
 import fieldsync.templates as installed_templates
+from fieldsync.base import clock
 
 
 def template_dirs() -> list[Path]:
@@ -33,9 +37,21 @@ def environment() -> jinja2.Environment:
     )
     env.filters["href"] = lambda parts: "/".join(quote(str(p)) for p in
                                                   (parts if isinstance(parts, (list, tuple)) else [parts]))
+    env.filters["local_time"] = clock.local_time
+    env.filters["local_day"] = clock.local_day
+    env.filters["time_tag"] = time_tag
     # |tojson escapes < > & ' (so data cannot end an inline <script>); Chinese stays readable.
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     return env
+
+
+def time_tag(value) -> Markup:
+    """`value` as people read it in a <time> element whose datetime attribute is the instant as
+    stored (with its offset); a value without an instant is plain (escaped) text."""
+    moment = clock.parse(value)
+    if moment is None:
+        return escape(clock.local_time(value))
+    return Markup('<time datetime="{}">{}</time>').format(moment.isoformat(), clock.local_time(moment))
 
 
 def render_template(name: str, **values) -> str:

@@ -19,7 +19,7 @@ from typing import NoReturn
 import click
 
 from fieldsync import config as config_mod
-from fieldsync.base import i18n
+from fieldsync.base import clock, i18n
 from fieldsync.base.i18n import N_, _
 from fieldsync.errors import EXIT_ERROR, EXIT_WARNING, FieldsyncError
 
@@ -35,6 +35,7 @@ class AppContext:
         """The config, discovered and validated on first use (init and demo never need it)."""
         if self._config is None:
             self._config = config_mod.load(config_mod.discover(self.config_option))
+            clock.use_zone(self._config.ui.timezone)  # pages and tables show times in ui.timezone
         return self._config
 
     @property
@@ -87,6 +88,7 @@ class FieldsyncGroup(click.Group):
         """Pick the language (config's ui.language, else the locale) before any help is shown."""
         args = list(sys.argv[1:] if args is None else args)
         i18n.choose(config_mod.ui_language(config_mod.discover(_config_argument(args))))
+        clock.use_zone(clock.AUTO)  # until a config is loaded (a command without one: this machine's)
         translate_help(self)
         return super().main(args, *pos, **kwargs)
 

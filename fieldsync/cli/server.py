@@ -1,7 +1,8 @@
 """`fieldsync server index|report`: the ops admins' side, run on the server tree itself.
 
 No config.yaml is needed there: the layout defaults apply unless `fieldsync --config FILE`
-names one (for a site that renamed its folders).
+names one (for a site that renamed its folders). Times are shown in --timezone, else that
+config's ui.timezone, else the server machine's own zone.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base import clock
 from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout, Maps
@@ -24,11 +26,29 @@ TREE = click.Path(exists=True, file_okay=False, path_type=Path)
 MAX_PROBLEMS = 20
 
 
-def _layout_and_maps(app: AppContext) -> tuple[Layout, Maps]:
-    if app.config_option:
-        cfg = app.config
-        return cfg.layout, cfg.maps
-    return Layout(), Maps()
+def _check_timezone(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            clock.zone(value)
+        except ValueError:
+            raise click.BadParameter(_("{value} is not a time zone: give auto or an IANA name such as "
+                                       "Asia/Shanghai").format(value=repr(value))) from None
+    return value
+
+
+TIMEZONE = click.option(
+    "--timezone", default=None, callback=_check_timezone,
+    help="Show times in this zone: auto (this machine's) or an IANA name such as Asia/Shanghai "
+         "[default: ui.timezone of --config, else auto].")
+
+
+def _layout_and_maps(app: AppContext, timezone: str | None) -> tuple[Layout, Maps]:
+    """The layout and maps of --config (else the defaults); times shown in --timezone, else
+    that config's ui.timezone (loading it sets it), else this machine's zone."""
+    layout, maps = (app.config.layout, app.config.maps) if app.config_option else (Layout(), Maps())
+    if timezone is not None:
+        clock.use_zone(timezone)
+    return layout, maps
 
 
 def _show_problems(problems: list[str]) -> None:
@@ -58,9 +78,10 @@ def server_group() -> None:
               help="With --watch: rebuild once the tree has been quiet this long.")
 @click.option("--rescan-minutes", type=click.FloatRange(0.1, 1440), default=10.0, show_default=True,
               help="With --watch: also scan the whole tree this often (events can be lost).")
+@TIMEZONE
 @pass_app
 def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bool, tablets: bool,
-                  quiet_seconds: float, rescan_minutes: float) -> None:
+                  quiet_seconds: float, rescan_minutes: float, timezone: str | None) -> None:
     """Write the browsable pages for the server tree at PATH.
 
     \b
@@ -70,7 +91,7 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
     pages affected by a change are rewritten. The index.html pages the tablets mirror into
     PATH are theirs: they are never written here.
     """
-    layout, maps = _layout_and_maps(app)
+    layout, maps = _layout_and_maps(app, timezone)
     if not watch:
         result = build(path, layout, full=full, maps=maps, deep=True if deep else None, tablets=tablets)
         _report_build(app, result)
@@ -129,9 +150,10 @@ def _report_build(app: AppContext, result) -> None:
               help="File to write (default: fieldsync-report-FROM-TO.csv|xlsx here).")
 @click.option("--tablets", is_flag=True,
               help="PATH is a share of chrooted tablet accounts: report every PATH/tablets/ACCOUNT/fieldsync.")
+@TIMEZONE
 @pass_app
 def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.datetime, fmt: str | None,
-                   out: Path | None, tablets: bool) -> None:
+                   out: Path | None, tablets: bool, timezone: str | None) -> None:
     """Report the visits of the days FROM..TO in the server tree at PATH (CSV or XLSX).
 
     
@@ -139,14 +161,14 @@ def report_command(app: AppContext, path: Path, start: dt.datetime, end: dt.date
     without photos or remarks. CSV is UTF-8 with a BOM (Excel opens it with Chinese intact);
     XLSX has one sheet per table. Text cells starting with = + - @ get a leading '.
     """
-    layout, _maps = _layout_and_maps(app)
+    layout, _maps = _layout_and_maps(app, timezone)
     if fmt is None:
         fmt = "xlsx" if out is not None and out.suffix.lower() == ".xlsx" else "csv"
     if out is None:
         out = Path(f"fieldsync-report-{start:%Y%m%d}-{end:%Y%m%d}.{fmt}")
     trees = [path / tree for tree in scan.tablet_sources(path)] if tablets else [path]
     parts = [report.collect(tree, start.date(), end.date(), layout) for tree in trees]
-    visits = sorted((v for part in parts for v in part.visits), key=lambda v: (v.created_at, v.path))
+    visits = sorted((v for part in parts for v in part.visits), key=report.in_time_order)
     data = report.Report(start.date(), end.date(), visits, [p for part in parts for p in part.problems])
     (report.write_xlsx if fmt == "xlsx" else report.write_csv)(data, out)
     no_photos = sum(1 for v in data.visits if v.photos == 0)

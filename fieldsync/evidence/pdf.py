@@ -3,7 +3,8 @@
 fpdf2 is pure Python, but Chinese text needs a TrueType CJK font on the machine: WenQuanYi
 (Debian/Termux: fonts-wqy-microhei or fonts-wqy-zenhei), Microsoft YaHei/SimHei on Windows,
 or any .ttf/.ttc named by $FIELDSYNC_PDF_FONT. Without one no PDF is made and the caller
-says why; report.html still prints to PDF from any browser.
+says why; report.html still prints to PDF from any browser. Times are shown like report.html's,
+in the display zone (clock.local_time).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from fpdf import FPDF
 from fpdf.fonts import FontFace
+
+from fieldsync.base.clock import local_time
 
 FONT_ENV = "FIELDSYNC_PDF_FONT"
 FONT_CANDIDATES = (
@@ -64,7 +67,7 @@ def _checked(signer: dict[str, Any], keyring: str | None) -> str:
     if registered:
         revoked = registered.get("revoked")
         return (f"已按密钥册 {keyring} 核验：设备 {signer.get('device')} 的登记密钥"
-                + (f"（该密钥已于 {revoked['at']} 吊销，吊销前的签名仍有效）" if revoked else ""))
+                + (f"（该密钥已于 {local_time(revoked['at'])} 吊销，吊销前的签名仍有效）" if revoked else ""))
     if signer.get("fingerprint"):
         return "签名完整，但未按密钥册核验签名者"
     return "启用签名前的记录，无签名，仅凭服务器完整性"
@@ -101,7 +104,7 @@ class _Writer:
         rows = [(label, customer.get(key, "")) for key, label in c["customer_labels"].items()]
         location = c["location"]
         rows.append(("客户位置", f"{location['lat']:.6f}, {location['lon']:.6f}" if location else "未记录"))
-        rows.append(("生成时间", f"{c['bundle']['made_at']} {c['bundle']['made_by']}".strip()))
+        rows.append(("生成时间", f"{local_time(c['bundle']['made_at'])} {c['bundle']['made_by']}".strip()))
         summary = c["summary"]
         rows.append(("核验结果", f"{summary['photos']} 张照片与清单的 SHA-256 一致；清单哈希链、设备台账 "
                                  f"({', '.join(c['bundle']['ledgers'])}) 与备注修改记录完整。"
@@ -128,7 +131,7 @@ class _Writer:
         self.heading(f"检查记录 {visit['name']}", 13)
         self.table([("位置", visit["rel"]),
                     ("业务类型 / 类别", f"{info.get('business') or ''} / {info.get('category') or ''}"),
-                    ("创建时间", info.get("created_at") or ""),
+                    ("创建时间", local_time(info.get("created_at"))),
                     ("检查员 · 设备", f"{info.get('inspector') or ''} · {info.get('device') or ''}"),
                     ("外观备注", info.get("appearance_note") or ""),
                     ("铭牌备注", info.get("nameplate_note") or ""),
@@ -136,7 +139,7 @@ class _Writer:
         self.heading("备注修改记录", 11)
         if visit["history"]:
             labels = self.c["field_labels"]
-            self.table([(h.get("at"), h.get("by"), labels.get(h.get("field"), h.get("field")), h.get("old"),
+            self.table([(local_time(h.get("at")), h.get("by"), labels.get(h.get("field"), h.get("field")), h.get("old"),
                          h.get("new")) for h in visit["history"]],
                        (35, 22, 20, 51, 52), header=("时间", "修改人", "项目", "原内容", "新内容"))
         else:
@@ -145,7 +148,7 @@ class _Writer:
         for photo in visit["photos"]:
             self.photo(photo)
         self.heading("台账记录", 11)
-        self.table([(s["device"], s["seq"], s["body"].get("at", ""), s["body"].get("photos", ""), s["hash"])
+        self.table([(s["device"], s["seq"], local_time(s["body"].get("at", "")), s["body"].get("photos", ""), s["hash"])
                     for s in visit["seals"]], (22, 12, 38, 14, 94),
                    header=("设备", "序号", "时间", "照片数", "记录哈希"), size=7)
 
@@ -162,8 +165,8 @@ class _Writer:
         camera = p.get("camera") or {}
         lines = [
             f"文件：{p['path']}（{p['kind_label']}，{p['width']}×{p['height']}，{p['bytes']} 字节）",
-            f"拍摄时间 (EXIF)：{p.get('taken_at') or '无'}",
-            f"归档时间：{p.get('filed_at')} · {p.get('inspector')} · {p.get('device')}",
+            f"拍摄时间 (EXIF)：{local_time(p['taken_at']) if p.get('taken_at') else '无'}",
+            f"归档时间：{local_time(p.get('filed_at'))} · {p.get('inspector')} · {p.get('device')}",
             f"拍摄地点 (GPS)：{place}",
             f"相机：{(str(camera.get('make') or '') + ' ' + str(camera.get('model') or '')).strip() or '未知'}",
             f"SHA-256：{p['sha256']}",

@@ -4,6 +4,10 @@
 Chinese correctly) and `write_xlsx` (openpyxl) write the same tables. Every text cell is made
 safe against spreadsheet formula injection: remarks are typed by people and a remark such as
 `=HYPERLINK(...)` must stay text when the back office opens the file.
+
+Days and times are those of the display zone (clock.use_zone: --timezone or ui.timezone), so
+visits from tablets in different offsets are counted on one calendar, listed in the order they
+happened.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from fieldsync.base import clock
 from fieldsync.base.atomic import atomic_open
 from fieldsync.config import Layout
 from fieldsync.errors import BadInput, TreeError
@@ -34,8 +39,8 @@ def safe_cell(value):
 
 @dataclass(frozen=True)
 class VisitRow:
-    day: str
-    created_at: str
+    day: str  # in the display zone
+    created_at: str  # as stored: ISO 8601 with the tablet's offset
     inspector: str
     device: str
     account_no: str
@@ -48,6 +53,11 @@ class VisitRow:
     appearance_note: str
     nameplate_note: str
     path: str
+
+    @property
+    def shown_time(self) -> str:
+        """created_at as people read it: YYYY-MM-DD HH:MM in the display zone."""
+        return clock.local_time(self.created_at)
 
     @property
     def photos(self) -> int:
@@ -93,9 +103,14 @@ VISIT_HEADERS = ("日期", "时间", "检查员", "设备", "户号", "户名", 
 
 
 def _visit_cells(v: VisitRow) -> tuple:
-    return (v.day, v.created_at, v.inspector, v.device, v.account_no, v.customer, v.business,
+    return (v.day, v.shown_time, v.inspector, v.device, v.account_no, v.customer, v.business,
             v.category, v.visit, v.appearance_photos, v.nameplate_photos, v.photos,
             v.appearance_note, v.nameplate_note, v.path)
+
+
+def in_time_order(v: VisitRow) -> tuple[str, str]:
+    """Sort key: the instant (UTC), not the text; "…T11:00+08:00" happened before "…T04:00+00:00"."""
+    return clock.utc_key(v.created_at), v.path
 
 
 def _gaps(v: VisitRow) -> list[str]:
@@ -120,7 +135,7 @@ def _group(visits: list[VisitRow], key, extra=None) -> list[tuple]:
 
 
 def collect(root: Path, start: dt.date, end: dt.date, layout: Layout | None = None) -> Report:
-    """Every visit whose day (from created_at, in the inspector's time zone) is in [start, end]."""
+    """Every visit whose day (created_at in the display zone) is in [start, end]."""
     root = Path(root)
     layout = layout or Layout()
     if not root.is_dir():
@@ -139,7 +154,7 @@ def collect(root: Path, start: dt.date, end: dt.date, layout: Layout | None = No
             if problem:
                 problems.append(problem)
             created = scan.visit_time(data, path)
-            day = created[:10]
+            day = clock.local_day(created)
             if not first <= day <= last:
                 continue
             _, business, category, visit = rel.split("/")
@@ -153,7 +168,7 @@ def collect(root: Path, start: dt.date, end: dt.date, layout: Layout | None = No
                 nameplate_photos=counts["nameplate"],
                 appearance_note=scan.as_text(data.get("appearance_note")),
                 nameplate_note=scan.as_text(data.get("nameplate_note")), path=rel))
-    rows.sort(key=lambda r: (r.created_at, r.path))
+    rows.sort(key=in_time_order)
     return Report(start, end, rows, problems)
 
 

@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from fieldsync.base import clock
 from fieldsync.base.atomic import write_text
 from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import environment
@@ -126,8 +127,9 @@ def build(root: Path, layout: Layout | None = None, *, full: bool = False,
 
 
 def _template_fingerprint() -> str:
-    """Changes when a template or the cache format changes, so such a change rebuilds everything."""
-    digest = hashlib.sha256(FORMAT_VERSION.encode())
+    """Changes when a template, the cache format or the display zone (pages show times in it)
+    changes, so such a change rebuilds everything."""
+    digest = hashlib.sha256(f"{FORMAT_VERSION}\0{clock.zone_key()}".encode())
     env = environment()
     for name in TEMPLATES:
         try:
@@ -366,7 +368,7 @@ class _Builder:
                 if visit["business"] == business:
                     categories.setdefault(visit["category"], []).append(self._visit_link(page, visit))
             for items in categories.values():
-                items.sort(key=lambda v: (v["created_at"], v["name"]), reverse=True)
+                items.sort(key=lambda v: (clock.utc_key(v["created_at"]), v["name"]), reverse=True)
             businesses.append({"name": business,
                                "categories": [{"name": n, "visits": categories[n]} for n in sorted(categories)]})
         docs_folder = self.layout.documents_folder

@@ -4,6 +4,10 @@ It remembers each customer's and visit's stamp and the summary the pages need, s
 reads only what changed and renders the root and customer pages from the cache. It is only a
 cache: deleting it costs one full rebuild. SQLite (not pickle) because the share is writable
 by inspectors' accounts, and a cache must never be able to run code.
+
+Visits are ordered by `created_utc`, the instant in UTC: created_at keeps each tablet's own
+offset, and as text "…T11:00+08:00" sorts after "…T04:00+00:00" although it happened first.
+A cache from before the column gets it, filled from created_at, when it is opened.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import sqlite3
 from array import array
 from pathlib import Path
 
+from fieldsync.base import clock
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS customers (
@@ -20,14 +26,16 @@ CREATE TABLE IF NOT EXISTS customers (
 CREATE TABLE IF NOT EXISTS visits (
     rel TEXT PRIMARY KEY, customer TEXT NOT NULL, stamp TEXT NOT NULL,
     created_at TEXT NOT NULL, inspector TEXT NOT NULL, device TEXT NOT NULL,
-    photos INTEGER NOT NULL, summary TEXT NOT NULL);
+    photos INTEGER NOT NULL, summary TEXT NOT NULL, created_utc TEXT NOT NULL DEFAULT '');
 CREATE INDEX IF NOT EXISTS visits_customer ON visits (customer);
-CREATE INDEX IF NOT EXISTS visits_created ON visits (created_at);
+DROP INDEX IF EXISTS visits_created;
 DROP TABLE IF EXISTS folders;
 CREATE TABLE IF NOT EXISTS folder_stamps (
     top TEXT NOT NULL, level INTEGER NOT NULL, paths TEXT NOT NULL, mtimes BLOB NOT NULL,
     inodes BLOB NOT NULL, PRIMARY KEY (top, level));
 """
+# After _add_created_utc: a cache from before the column has none to index until then.
+INDEXES = "CREATE INDEX IF NOT EXISTS visits_utc ON visits (created_utc);"
 # folder_stamps.level: which runs stat the folders of a row (see scan.py's module docstring).
 EVERY_RUN, DEEP_CHECK = 0, 1
 
@@ -41,6 +49,24 @@ class IndexState:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(SCHEMA)
+        self._add_created_utc()
+        self.db.executescript(INDEXES)
+
+    def _add_created_utc(self) -> None:
+        """Give a cache written before created_utc the column, filled from its created_at."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(visits)")}
+        if "created_utc" in columns:
+            return
+        try:
+            self.db.execute("ALTER TABLE visits ADD COLUMN created_utc TEXT NOT NULL DEFAULT ''")
+        except sqlite3.OperationalError:  # another run opening the same cache added it first
+            if "created_utc" in {row[1] for row in self.db.execute("PRAGMA table_info(visits)")}:
+                return
+            raise
+        self.db.executemany("UPDATE visits SET created_utc=? WHERE rel=?",
+                            [(clock.utc_key(created), rel) for rel, created in
+                             self.db.execute("SELECT rel, created_at FROM visits").fetchall()])
+        self.db.commit()
 
     def close(self) -> None:
         self.db.close()
@@ -90,10 +116,11 @@ class IndexState:
 
     def put_visit(self, summary: dict, stamp: str) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO visits VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO visits (rel, customer, stamp, created_at, inspector, device, photos,"
+            " summary, created_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (summary["rel"], summary["customer"], stamp, summary["created_at"],
              summary["inspector"], summary["device"], summary["photo_count"],
-             json.dumps(summary, ensure_ascii=False)))
+             json.dumps(summary, ensure_ascii=False), clock.utc_key(summary["created_at"])))
 
     def drop_visit(self, rel: str) -> None:
         self.db.execute("DELETE FROM visits WHERE rel=?", (rel,))
@@ -104,7 +131,7 @@ class IndexState:
 
     def latest_visits(self, limit: int) -> list[dict]:
         return [json.loads(s) for (s,) in self.db.execute(
-            "SELECT summary FROM visits ORDER BY created_at DESC, rel DESC LIMIT ?", (limit,))]
+            "SELECT summary FROM visits ORDER BY created_utc DESC, rel DESC LIMIT ?", (limit,))]
 
     def totals(self) -> dict:
         customers = self.db.execute("SELECT COUNT(*) FROM customers").fetchone()[0]
@@ -112,12 +139,14 @@ class IndexState:
         return {"customers": customers, "visits": visits, "photos": photos}
 
     def inspector_activity(self) -> list[dict]:
+        """Per inspector: counts, and the first and last visit as UTC ISO times (pages show them
+        in the display zone); a created_at that is no time counts for neither."""
         rows = self.db.execute(
-            "SELECT inspector, COUNT(*), SUM(photos), COUNT(DISTINCT customer), MIN(created_at),"
-            " MAX(created_at), GROUP_CONCAT(DISTINCT device) FROM visits GROUP BY inspector"
-            " ORDER BY MAX(created_at) DESC")
+            "SELECT inspector, COUNT(*), SUM(photos), COUNT(DISTINCT customer), MIN(NULLIF(created_utc, '')),"
+            " MAX(NULLIF(created_utc, '')), GROUP_CONCAT(DISTINCT device) FROM visits GROUP BY inspector"
+            " ORDER BY MAX(created_utc) DESC, inspector")
         return [{"inspector": r[0], "visits": r[1], "photos": r[2], "customers": r[3],
-                 "first": r[4], "last": r[5], "devices": sorted(filter(None, (r[6] or "").split(",")))}
+                 "first": r[4] or "", "last": r[5] or "", "devices": sorted(filter(None, (r[6] or "").split(",")))}
                 for r in rows]
 
     # -------------------------------------------------------------- folders
