@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.clock import local_time
 from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.cli.tree import KINDS, derive_after, visit_group
@@ -31,7 +32,7 @@ def _kind_label(cfg: Config, kind: str) -> str:
 
 
 def _clock(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M")
+    return local_time(at)  # in ui.timezone, like the pages
 
 
 def _describe(cfg: Config, status: inbox.TargetStatus) -> str:

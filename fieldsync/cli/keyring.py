@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from fieldsync.base import signing
+from fieldsync.base.clock import local_time
 from fieldsync.base.i18n import _
 from fieldsync.cli.base import AppContext, echo, pass_app
 from fieldsync.evidence import keys, ledger
@@ -80,7 +81,7 @@ def revoke_command(app: AppContext, keyring_path: Path, which: str, at: str | No
     """吊销 Revoke a key (by fingerprint) or every key of a device (lost, stolen, replaced)."""
     for entry in keys.revoke_key(keyring_path, which, at=at, reason=reason):
         echo(app, _("revoked {fingerprint} (device {device}) from {at}").format(
-            fingerprint=entry["fingerprint"], device=entry["device"], at=entry["revoked"]["at"]))
+            fingerprint=entry["fingerprint"], device=entry["device"], at=local_time(entry["revoked"]["at"])))
 
 
 @keyring_group.command("list")
@@ -94,8 +95,8 @@ def list_command(keyring_path: Path, as_json: bool) -> None:
         return
     for entry in keyring.keys:
         revoked = entry.get("revoked")
-        state = _("revoked {at} {reason}").format(at=revoked["at"], reason=revoked.get("reason") or "").rstrip() \
-            if revoked else _("valid")
+        state = _("revoked {at} {reason}").format(
+            at=local_time(revoked["at"]), reason=revoked.get("reason") or "").rstrip() if revoked else _("valid")
         click.echo(_("{fingerprint}  {device}  {inspector}  {start} to {end}  {state}").format(
             fingerprint=entry["fingerprint"], device=entry["device"], inspector=entry.get("inspector") or "?",
             start=entry.get("valid_from") or "…", end=entry.get("valid_to") or "…", state=state))
