@@ -396,16 +396,15 @@ def _ui(c: _Checker, d: Any) -> Ui:
     c.mapping(d, "ui")
     c.known(d, "ui.", {f.name for f in dataclasses.fields(Ui)})
     return Ui(language=c.choice(d.get("language", Ui.language), "ui.language", UI_LANGUAGES),
-              timezone=timezone_setting(d.get("timezone", Ui.timezone), c.where, "ui.timezone"))
+              timezone=_timezone(c, d.get("timezone", Ui.timezone), "ui.timezone"))
 
 
-def timezone_setting(value: Any, where: str, key: str) -> str:
-    """`value` if it names a time zone (auto, or an IANA name such as Asia/Shanghai), else a
-    ConfigError naming `where` (the file, or an option) and `key`."""
+def _timezone(c: _Checker, value: Any, key: str) -> str:
+    """`value` if it names a time zone the clock knows (auto, or an IANA name)."""
     try:
         clock.zone(value)
     except ValueError:
-        _Checker(where).fail(key, _("auto or an IANA time zone name such as Asia/Shanghai"), value)
+        c.fail(key, _("auto or an IANA time zone name such as Asia/Shanghai"), value)
     return value.strip()
 
 

@@ -122,9 +122,9 @@ def local_day(value: Any) -> str:
 def utc_key(value: Any) -> str:
     """A text that sorts like the instants: ISO 8601 in UTC (2026-12-02T03:44:19+00:00).
 
-    Times written with different offsets do not sort as strings ("…T11:00+08:00" is before
-    "…T04:00+00:00"). A naive time is taken in the display zone (as people read it); a value
-    with no time at all gives "" and sorts first.
+    Times written with different offsets do not sort as text: "…T11:00+08:00" happened before
+    "…T04:00+00:00" but sorts after it. A naive time is taken in the display zone (as people
+    read it); a value with no time at all gives "", older than any time.
     """
     moment = parse(value)
     if moment is None and isinstance(value, (str, datetime)):

@@ -37,7 +37,7 @@ def _check_timezone(ctx: click.Context, param: click.Parameter, value: str | Non
 
 
 TIMEZONE = click.option(
-    "--timezone", default=None, callback=_check_timezone,
+    "--timezone", metavar="ZONE", default=None, callback=_check_timezone,
     help="Show times in this zone: auto (this machine's) or an IANA name such as Asia/Shanghai "
          "[default: ui.timezone of --config, else auto].")
 
