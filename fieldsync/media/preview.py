@@ -11,6 +11,8 @@ under a .jpg name still gets its preview, and a page costs one small read per ph
 
 from __future__ import annotations
 
+import os
+
 PREVIEW_EDGE = 2048  # long edge of a preview: a tablet or desktop screen, not the evidence
 PREVIEW_QUALITY = 85
 PREVIEWS_DIR = "previews"  # under the state dir (.fieldsync/), beside thumbs/
@@ -29,19 +31,27 @@ def browser_shows(head: bytes) -> bool:
             or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"))
 
 
-def needs_preview(path: str) -> bool:
-    """True when the photo at `path` is in a format browsers cannot show (HEIC/HEIF ...).
+# ISO base media brands (the ftyp box at byte 4) and what the download link calls them.
+_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"hevx": "HEIC", b"heim": "HEIC",
+           b"heis": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF"}
 
-    A file that cannot be read needs none: its thumbnail fails too, and the page says so."""
+
+def foreign_format(path: str) -> str:
+    """What the photo at `path` is when browsers cannot show it ("HEIC", "HEIF", ... as its
+    download link names it); "" when they can, or when the file cannot be read (its thumbnail
+    fails too, and the page says so)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(_HEAD_BYTES)
     except OSError:
-        return False
-    return bool(head) and not browser_shows(head)
+        return ""
+    if not head or browser_shows(head):
+        return ""
+    if head[4:8] == b"ftyp" and head[8:12] in _BRANDS:
+        return _BRANDS[head[8:12]]
+    return os.path.splitext(path.rstrip(" ."))[1].lstrip(".").upper() or "?"
 
 
-def format_label(name: str) -> str:
-    """What the original's download link calls its format: the name's suffix (HEIC, HEIF)."""
-    suffix = name.rstrip(" .").rpartition(".")[2]
-    return suffix.upper() if suffix and suffix != name.rstrip(" .") else "原图"
+def needs_preview(path: str) -> bool:
+    """True when the photo at `path` is in a format browsers cannot show (HEIC/HEIF ...)."""
+    return bool(foreign_format(path))

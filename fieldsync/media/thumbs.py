@@ -53,11 +53,6 @@ def is_fresh(photo: str, thumb: str) -> bool:
     return t.st_size > 0 and t.st_mtime_ns >= p.st_mtime_ns
 
 
-def make_thumbnail(photo: str, thumb: str, edge: int = THUMB_EDGE) -> bool:
-    """Write the thumbnail of `photo` to `thumb`; False when the photo cannot be read."""
-    return make_jpegs(photo, [(thumb, edge, THUMB_QUALITY)])
-
-
 def make_jpegs(photo: str, outputs: list[tuple[str, int, int]], budget: DecodeBudget | None = None,
                max_pixels: int = Photos.max_pixels) -> bool:
     """Write upright JPEGs of `photo`, one per (path, long edge, quality) in `outputs`, from one
@@ -227,7 +222,6 @@ class ThumbnailCache:
         """Which cache `target` belongs to: a thumbnail is never shared as a preview."""
         inside = self.previews_dir is not None and target.startswith(self.previews_dir + os.sep)
         return "preview" if inside else "thumb"
-
 
 
 def _lstat_mode(path: str) -> int:

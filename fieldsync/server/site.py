@@ -48,7 +48,7 @@ from fieldsync.evidence import manifest
 from fieldsync.masterdata import querydata
 from fieldsync.masterdata.publish import REMOTE_DATA, SHARE_MASTER
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, CustomerStore
-from fieldsync.media.preview import PREVIEWS_DIR, THUMBS_DIR, format_label
+from fieldsync.media.preview import PREVIEWS_DIR, THUMBS_DIR, foreign_format
 from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
 from fieldsync.server import scan
 from fieldsync.server.scan import as_text
@@ -492,8 +492,8 @@ class _Builder:
             return {"name": name, "href": href, "src": src, "original": None, "format": "", "viewable": False}
         viewable = self.thumbs.previews[rel]
         view = to_root + quote(f"{PREVIEWS}/{thumb_rel(rel)}") if viewable else href
-        return {"name": name, "href": view, "src": src, "original": href, "format": format_label(name),
-                "viewable": viewable}
+        return {"name": name, "href": view, "src": src, "original": href,
+                "format": foreign_format(str(self.root / rel)), "viewable": viewable}
 
     def _evidence(self, path: Path, kinds: list[dict]) -> dict:
         """The photos against manifest.json: listed, unlisted, missing, and the hash chain intact.

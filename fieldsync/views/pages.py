@@ -17,7 +17,7 @@ from fieldsync.location.locate import load_last_fix
 from fieldsync.masterdata import querydata
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
 from fieldsync.media.imaging import DecodeBudget, is_photo_name
-from fieldsync.media.preview import PREVIEWS_DIR, THUMBS_DIR, format_label, needs_preview
+from fieldsync.media.preview import PREVIEWS_DIR, THUMBS_DIR, foreign_format
 from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
 from fieldsync.tree.folders import read_customer
 from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE, account_of_folder
@@ -77,8 +77,8 @@ def _photo_links(cfg: Config, visit: Path, folder: str, page_dir: str, images: T
     photos = []
     names = _photos(visit / folder)
     rels = {name: f"{visit_rel}/{folder}/{name}" for name in names}
-    foreign = [rels[name] for name in names if needs_preview(str(visit / folder / name))]
-    thumbs = images.ensure_all(foreign)
+    formats = {name: foreign_format(str(visit / folder / name)) for name in names}
+    thumbs = images.ensure_all([rels[name] for name in names if formats[name]])
     derived = cfg.state_dir.relative_to(cfg.root).as_posix()
     for name in names:
         rel = rels[name]
@@ -89,7 +89,7 @@ def _photo_links(cfg: Config, visit: Path, folder: str, page_dir: str, images: T
         src = _link(page_dir, f"{derived}/{THUMBS_DIR}/{thumb_rel(rel)}") if thumbs[rel] else None
         view = _link(page_dir, f"{derived}/{PREVIEWS_DIR}/{thumb_rel(rel)}") if images.previews.get(rel) else None
         photos.append({"name": name, "href": view or original, "src": src, "original": original,
-                       "format": format_label(name)})
+                       "format": formats[name]})
     return photos
 
 
