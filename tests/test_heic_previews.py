@@ -7,6 +7,7 @@ in headless Debian chromium.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -90,7 +91,7 @@ def synced_visit(sync_visit):
     return cfg, visit, jpeg, heic
 
 
-def test_heic_is_viewable_on_the_tablet_and_server_pages_and_mirrored_as_taken(synced_visit, page):
+def test_heic_is_viewable_on_the_tablet_and_server_pages_and_mirrored_as_taken(synced_visit, page, invoke):
     cfg, visit, jpeg, heic = synced_visit
     server = server_root(cfg)
     rel = visit.relative_to(cfg.root)
@@ -148,6 +149,27 @@ def test_heic_is_viewable_on_the_tablet_and_server_pages_and_mirrored_as_taken(s
     # The tablet's own pages, mirrored to a single server tree, find the server's previews.
     assert all(width > 0 for _, width in images_on(page, server / rel / "index.html"))
     assert page.blocked == []
+    # The evidence is the photos as mirrored: no preview is taken for a photo, on either side.
+    for where in ((), ("--server", server)):
+        result = invoke("verify", "--json", "--no-gps-warning", *where)
+        report = json.loads(result.stdout)
+        assert result.exit_code in (0, 1) and report["problems"] == [], report["problems"]
+
+
+def test_previews_of_deleted_photos_go(synced_visit):
+    cfg, visit, jpeg, heic = synced_visit
+    server = server_root(cfg)
+    rel = visit.relative_to(cfg.root)
+    build(server)
+    derived = [cfg.state_dir / kind / rel / "铭牌" / "IMG_0002.heic.jpg" for kind in ("thumbs", "previews")]
+    derived += [server / kind / rel / "铭牌" / "IMG_0002.heic.jpg" for kind in (THUMBS, PREVIEWS)]
+    assert all(path.is_file() for path in derived)
+    heic.unlink()
+    (server / rel / "铭牌" / "IMG_0002.heic").unlink()
+    refresh(cfg, [heic.relative_to(cfg.root)])
+    build(server, full=True)
+    assert not [path for path in derived if path.exists()]
+    assert (server / THUMBS / rel / "外观" / "IMG_0001.jpg.jpg").is_file()  # the others stay
 
 
 def test_a_broken_heic_is_a_placeholder_on_the_tablet_page(sync_visit, page, tmp_path):

@@ -178,6 +178,21 @@ class ThumbnailCache:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="fieldsync-thumb") as pool:
             return dict(zip(photo_rels, pool.map(self.ensure, photo_rels)))
 
+    def prune(self, folder_rel: str, photo_names: list[str]) -> None:
+        """Remove the thumbnails and previews kept for photos of `folder_rel` (a photo folder,
+        relative to root) that are no longer among `photo_names` (deleted, renamed)."""
+        wanted = {thumb_rel(name) for name in photo_names}
+        for base in filter(None, (self.thumbs_dir, self.previews_dir)):
+            folder = os.path.join(base, folder_rel)
+            # _no_link checks a file's folders: a name in the folder stands for its files.
+            probe = os.path.relpath(os.path.join(folder, THUMB_SUFFIX), self.root)
+            if not os.path.isdir(folder) or not self._no_link(probe):
+                continue
+            for name in os.listdir(folder):
+                if name.endswith(THUMB_SUFFIX) and not name.startswith(".") and name not in wanted:
+                    with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                        os.unlink(os.path.join(folder, name))
+
     def _no_link(self, rel: str) -> bool:
         """True when no part of ROOT/rel is a symbolic link; a link found is remembered.
         Folders found clean are not checked again in this run (a visit has many photos)."""

@@ -449,6 +449,8 @@ class _Builder:
         to_root = up_to_root(page)
         names = {folder: scan.photo_names(str(path / folder)) for folder in self.layout.kind_folders.values()}
         usable = self.thumbs.ensure_all([f"{rel}/{folder}/{n}" for folder, ns in names.items() for n in ns])
+        for folder, photo_names in names.items():
+            self.thumbs.prune(f"{rel}/{folder}", photo_names)
         for kind, folder in self.layout.kind_folders.items():
             photos = [self._photo(to_root, f"{rel}/{folder}", name, usable) for name in names[folder]]
             kinds.append({"kind": kind, "folder": folder, "photos": photos})

@@ -79,6 +79,7 @@ def _photo_links(cfg: Config, visit: Path, folder: str, page_dir: str, images: T
     rels = {name: f"{visit_rel}/{folder}/{name}" for name in names}
     formats = {name: foreign_format(str(visit / folder / name)) for name in names}
     thumbs = images.ensure_all([rels[name] for name in names if formats[name]])
+    images.prune(f"{visit_rel}/{folder}", [name for name in names if formats[name]])
     derived = cfg.state_dir.relative_to(cfg.root).as_posix()
     for name in names:
         rel = rels[name]
