@@ -71,8 +71,9 @@ def _link(page_dir: str, target: str) -> str:
 
 def _photo_links(cfg: Config, visit: Path, folder: str, page_dir: str, images: ThumbnailCache) -> list[dict]:
     """The photos of one kind folder as the pages show them: `src` for the <img> (None: the
-    photo cannot be read, a placeholder is shown), `href` to view it, and for a photo browsers
-    cannot show the `original` to download (its `format` on the link), the others being JPEGs."""
+    photo cannot be read, a placeholder is shown) and `href` to view it. A photo browsers show
+    is both; one they cannot (HEIC) has a JPEG thumbnail and preview made for it, and its
+    `original` is offered as a download (named by its `format`)."""
     visit_rel = visit.relative_to(cfg.root).as_posix()
     photos = []
     names = _photos(visit / folder)
