@@ -17,6 +17,11 @@ Tablets can write into the server tree (their ledgers live under SERVER/.fieldsy
 page written or removed is first checked to be reached through no symbolic link: a planted
 link (.fieldsync, .fieldsync/site, .fieldsync/thumbs, a customer's page folder...) is reported
 in the result's problems and left alone, never written or deleted through.
+
+A photo browsers cannot show (HEIC) gets a JPEG preview under .fieldsync/previews/ (beside the
+thumbnails, same paths): its page links the preview for viewing and the photo, as mirrored, for
+download. In a single tree these are the paths the tablet's own pages use (ROOT/.fieldsync/...
+there), so the tablet's pages mirrored here show their HEIC photos too once the site is built.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from fieldsync.evidence import manifest
 from fieldsync.masterdata import querydata
 from fieldsync.masterdata.publish import REMOTE_DATA, SHARE_MASTER
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS, CustomerStore
+from fieldsync.media.preview import PREVIEWS_DIR, THUMBS_DIR, foreign_format
 from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
 from fieldsync.server import scan
 from fieldsync.server.scan import as_text
@@ -53,7 +59,8 @@ from fieldsync.views import mapview
 from fieldsync.views.pages import render_page
 
 SITE = f"{STATE_DIR}/site"
-THUMBS = f"{STATE_DIR}/thumbs"
+THUMBS = f"{STATE_DIR}/{THUMBS_DIR}"
+PREVIEWS = f"{STATE_DIR}/{PREVIEWS_DIR}"
 STATE_FILE = f"{STATE_DIR}/server-index/state.sqlite"
 ENTRY_PAGE = "fieldsync.html"
 CUSTOMERS_SCRIPT = "customers.js"
@@ -62,7 +69,7 @@ MATCHING_SCRIPT = querydata.MATCHING_SCRIPT  # the matching rules, the same file
 TEMPLATES = ("_base.html.j2", "server_root.html.j2", "server_customer.html.j2",
              "server_visit.html.j2", "server_entry.html.j2", "_server_style.html.j2",
              "_map.html.j2", "_csp.html.j2", SEARCH_SCRIPT, MATCHING_SCRIPT)
-FORMAT_VERSION = "1"  # bump when the cached summary's shape changes
+FORMAT_VERSION = "2"  # bump when the cached summary's shape changes (2: kinds' "previewed")
 DIRS_FORMAT = "2"  # the folder stamps are complete (a whole-tree scan stored them)
 # How old the last deep check (photo folders stat'ed too) may get before a plain run does one;
 # it is what finds photos put on the server without fieldsync (see scan.py's docstring).
@@ -185,7 +192,7 @@ class _Builder:
         self.sources = sources
         self.layout = layout
         self.maps = maps
-        self.thumbs = ThumbnailCache(root, root / THUMBS)
+        self.thumbs = ThumbnailCache(root, root / THUMBS, root / PREVIEWS)
         self.result = BuildResult(entry=ENTRY_PAGE if sources == scan.SINGLE else f"{SITE}/index.html")
         self._links: set[str] = set()  # planted links already reported
 
@@ -329,8 +336,10 @@ class _Builder:
         self._remove_thumbs(thumbs)
 
     def _remove_thumbs(self, thumbs: str) -> None:
-        if not self._linked(thumbs):
-            shutil.rmtree(self.root / thumbs, ignore_errors=True)
+        """Remove the thumbnails under `thumbs` (a folder of THUMBS) and the previews beside them."""
+        for rel in (thumbs, PREVIEWS + thumbs[len(THUMBS):]):
+            if not self._linked(rel):
+                shutil.rmtree(self.root / rel, ignore_errors=True)
 
     # ------------------------------------------------------------------ customers
     def _customer_dirs(self, folder: str) -> list[str]:
@@ -417,12 +426,14 @@ class _Builder:
         rel = visit["rel"]
         thumbs = []
         for kind in visit["kinds"]:
+            previewed = set(kind.get("previewed", ()))
             for name in kind["preview"]:
                 if len(thumbs) >= THUMBS_PER_VISIT_ON_CUSTOMER_PAGE:
                     break
                 photo = f"{rel}/{kind['folder']}/{name}"
+                view = f"{PREVIEWS}/{thumb_rel(photo)}" if name in previewed else photo
                 thumbs.append({"src": url(page, f"{THUMBS}/{thumb_rel(photo)}"),
-                               "href": url(page, photo), "alt": f"{kind['folder']} {name}"})
+                               "href": url(page, view), "alt": f"{kind['folder']} {name}"})
         return {**visit, "href": url(page, visit_page(rel)), "thumbs": thumbs,
                 "customer_href": url(page, customer_page(visit["customer"]))}
 
@@ -440,14 +451,10 @@ class _Builder:
         to_root = up_to_root(page)
         names = {folder: scan.photo_names(str(path / folder)) for folder in self.layout.kind_folders.values()}
         usable = self.thumbs.ensure_all([f"{rel}/{folder}/{n}" for folder, ns in names.items() for n in ns])
+        for folder, photo_names in names.items():
+            self.thumbs.prune(f"{rel}/{folder}", photo_names)
         for kind, folder in self.layout.kind_folders.items():
-            photos = []
-            photo_base = to_root + quote(f"{rel}/{folder}/")
-            thumb_base = to_root + quote(f"{THUMBS}/{rel}/{folder}/")
-            for photo_name in names[folder]:
-                has_thumb = usable[f"{rel}/{folder}/{photo_name}"]
-                photos.append({"name": photo_name, "href": photo_base + quote(photo_name),
-                               "src": thumb_base + quote(thumb_rel(photo_name)) if has_thumb else None})
+            photos = [self._photo(to_root, f"{rel}/{folder}", name, usable) for name in names[folder]]
             kinds.append({"kind": kind, "folder": folder, "photos": photos})
         created_at = scan.visit_time(data, path)
         inspector, device = scan.visit_attribution(data, path)
@@ -462,7 +469,8 @@ class _Builder:
             "has_visit_file": bool(data),
             "photo_count": sum(len(k["photos"]) for k in kinds),
             "kinds": [{"kind": k["kind"], "folder": k["folder"], "count": len(k["photos"]),
-                       "preview": [p["name"] for p in k["photos"] if p["src"]][:THUMBS_PER_VISIT_ON_CUSTOMER_PAGE]}
+                       "preview": [p["name"] for p in k["photos"] if p["src"]][:THUMBS_PER_VISIT_ON_CUSTOMER_PAGE],
+                       "previewed": [p["name"] for p in k["photos"] if p["viewable"]]}
                       for k in kinds],
         }
         summary["evidence"] = self._evidence(path, kinds)
@@ -475,6 +483,21 @@ class _Builder:
             home=url(page, f"{SITE}/index.html"), customer_href=url(page, customer_page(customer)),
             folder_href=url(page, f"{rel}/"))
         self._write(page, text)
+
+    def _photo(self, to_root: str, folder: str, name: str, usable: dict[str, bool]) -> dict:
+        """One photo of a visit page (links from the page, `to_root` leading back to ROOT): its
+        thumbnail (None: unreadable, a placeholder), what to open to view it, and for a photo
+        browsers cannot show (HEIC) its JPEG preview to view and the original to download.
+        Links are built by string prefix, not one relpath() per photo: a visit can hold hundreds."""
+        rel = f"{folder}/{name}"
+        href = to_root + quote(rel)
+        src = to_root + quote(f"{THUMBS}/{thumb_rel(rel)}") if usable[rel] else None
+        if rel not in self.thumbs.previews:
+            return {"name": name, "href": href, "src": src, "original": None, "format": "", "viewable": False}
+        viewable = self.thumbs.previews[rel]
+        view = to_root + quote(f"{PREVIEWS}/{thumb_rel(rel)}") if viewable else href
+        return {"name": name, "href": view, "src": src, "original": href,
+                "format": foreign_format(str(self.root / rel)), "viewable": viewable}
 
     def _evidence(self, path: Path, kinds: list[dict]) -> dict:
         """The photos against manifest.json: listed, unlisted, missing, and the hash chain intact.

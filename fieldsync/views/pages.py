@@ -6,7 +6,9 @@ the server share and from any static web server alike.
 
 from __future__ import annotations
 
+import posixpath
 from pathlib import Path
+from urllib.parse import quote
 
 from fieldsync.base.atomic import write_text
 from fieldsync.base.rendering import render_template, template_dirs
@@ -14,7 +16,9 @@ from fieldsync.config import Config
 from fieldsync.location.locate import load_last_fix
 from fieldsync.masterdata import querydata
 from fieldsync.masterdata.store import FIELD_LABELS, FIELDS
-from fieldsync.media.imaging import is_photo_name
+from fieldsync.media.imaging import DecodeBudget, is_photo_name
+from fieldsync.media.preview import PREVIEWS_DIR, THUMBS_DIR, foreign_format
+from fieldsync.media.thumbs import ThumbnailCache, thumb_rel
 from fieldsync.tree.folders import read_customer
 from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE, account_of_folder
 from fieldsync.tree.visits import read_visit
@@ -53,11 +57,55 @@ VISIT_BLANKS = {"created_at": "", "inspector": "", "device": "", "appearance_not
                 "history": []}
 
 
-def visit_context(cfg: Config, visit: Path) -> dict:
+def derived_images(cfg: Config) -> ThumbnailCache:
+    """The tablet's thumbnails and previews (ROOT/.fieldsync/thumbs, .../previews), made only for
+    photos browsers cannot show (HEIC): the pages show the others as they are."""
+    return ThumbnailCache(cfg.root, cfg.state_dir / THUMBS_DIR, cfg.state_dir / PREVIEWS_DIR,
+                          DecodeBudget.from_config(cfg.photos), cfg.photos.max_pixels)
+
+
+def _link(page_dir: str, target: str) -> str:
+    """A relative, percent-encoded link from a page in `page_dir` to `target` (both from ROOT)."""
+    return quote(posixpath.relpath(target, page_dir))
+
+
+def _photo_links(cfg: Config, visit: Path, folder: str, page_dir: str, images: ThumbnailCache) -> list[dict]:
+    """The photos of one kind folder as the pages show them: `src` for the <img> (None: the
+    photo cannot be read, a placeholder is shown) and `href` to view it. A photo browsers show
+    is both; one they cannot (HEIC) has a JPEG thumbnail and preview made for it, and its
+    `original` is offered as a download (named by its `format`)."""
+    visit_rel = visit.relative_to(cfg.root).as_posix()
+    photos = []
+    names = _photos(visit / folder)
+    rels = {name: f"{visit_rel}/{folder}/{name}" for name in names}
+    formats = {name: foreign_format(str(visit / folder / name)) for name in names}
+    thumbs = images.ensure_all([rels[name] for name in names if formats[name]])
+    images.prune(f"{visit_rel}/{folder}", [name for name in names if formats[name]])
+    derived = cfg.state_dir.relative_to(cfg.root).as_posix()
+    for name in names:
+        rel = rels[name]
+        original = _link(page_dir, rel)
+        if rel not in thumbs:
+            photos.append({"name": name, "href": original, "src": original, "original": None, "format": ""})
+            continue
+        src = _link(page_dir, f"{derived}/{THUMBS_DIR}/{thumb_rel(rel)}") if thumbs[rel] else None
+        view = _link(page_dir, f"{derived}/{PREVIEWS_DIR}/{thumb_rel(rel)}") if images.previews.get(rel) else None
+        photos.append({"name": name, "href": view or original, "src": src, "original": original,
+                       "format": formats[name]})
+    return photos
+
+
+def visit_context(cfg: Config, visit: Path, page_dir: str | None = None,
+                  images: ThumbnailCache | None = None) -> dict:
+    """What the visit and customer pages show of a visit; links are relative to the page's
+    folder `page_dir` (from ROOT; the visit's own folder when None)."""
     # A visit made by hand has no visit.yaml (or one with only some keys): show blanks.
     data = {**VISIT_BLANKS, "name": visit.name, **read_visit(visit)}
+    page_dir = visit.relative_to(cfg.root).as_posix() if page_dir is None else page_dir
+    images = images or derived_images(cfg)
     kinds = [
-        {"kind": kind, "folder": folder, "label": folder, "photos": _photos(visit / folder)}
+        {"kind": kind, "folder": folder, "label": folder,
+         "photos": _photo_links(cfg, visit, folder, page_dir, images)}
         for kind, folder in cfg.layout.kind_folders.items()
     ]
     return {"name": visit.name, "data": data, "kinds": kinds,
@@ -77,12 +125,13 @@ def customer_context(cfg: Config, folder: Path) -> dict:
     # Hand-made customer folders may lack customer.yaml (or some fields): show blanks.
     data = {**dict.fromkeys(FIELDS), "name": folder.name, **read_customer(folder)}
     businesses = []
+    images = derived_images(cfg)
     for business in cfg.layout.businesses:
         categories = []
         base = folder / business
         for category in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")) \
                 if base.is_dir() else []:
-            visits = [visit_context(cfg, v) for v in
+            visits = [visit_context(cfg, v, folder.name, images) for v in
                       sorted((p for p in category.iterdir() if p.is_dir() and not p.name.startswith(".")),
                              key=lambda p: p.name, reverse=True)]
             categories.append({"name": category.name, "visits": visits})
