@@ -9,15 +9,21 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
+import time
+import unicodedata
 import venv
 from pathlib import Path
 
 import pytest
 
 from fieldsync.cli import COMMAND_MODULES
+from fieldsync.demo import write_sample_photo
+from fieldsync.tree.visits import now
 from tests.test_i18n import every_command
 
 REPO = Path(__file__).resolve().parent.parent
@@ -186,3 +192,128 @@ def test_help_has_no_requirement_numbers(invoke):
     for command in every_command():
         texts = [command.help or ""] + [getattr(p, "help", None) or "" for p in command.params]
         assert not any(re.search(r"\(P\d", t) for t in texts), command.name
+
+
+# --------------------------------------------------------------------------- check's fixes
+
+HOSTILE = "3300000002"
+
+
+def hostile_tree(tree, invoke, tmp_path) -> dict[str, Path]:
+    """A tree with every finding a command can fix, under names with spaces, full-width slashes
+    and quotes; returns the paths that carry each kind."""
+    from fieldsync.base.yamlfile import read_yaml, write_yaml
+
+    csv = tmp_path / "more.csv"
+    csv.write_text("户号,户名,表计局号\n3300000002,杭州/萧山 宏达纺织有限公司,5100000000002\n", encoding="utf-8")
+    assert invoke("customers", "import", csv).exit_code == 0
+    customer = Path(invoke("customer", "open", HOSTILE).stdout.strip())
+    assert "／" in customer.name and " " in customer.name
+    visit = Path(invoke("visit", "new", HOSTILE, "1", "计量 '装置'", "--create-category",
+                        "--name", "2026-12-02 上午").stdout.strip())
+    good = write_sample_photo(tmp_path / "good.jpg", now(), None, size=(64, 48))
+    paths = {"visit": visit}
+    data = read_yaml(customer / "customer.yaml")
+    write_yaml(customer / "customer.yaml", {**data, "meter_no": "0000"})
+    paths["stale"] = customer / "customer.yaml"
+    paths["no customer.yaml"] = tree.root / "3300005678_宁波港口物流有限公司"
+    paths["no customer.yaml"].mkdir()
+    paths["stray"] = tree.root / "9999_stray 文件夹"
+    (paths["stray"] / "周期检查").mkdir(parents=True)
+    paths["no account"] = tree.root / "随便 的 文件夹"
+    paths["no account"].mkdir()
+    paths["business"] = customer / "其他 资料"
+    paths["business"].mkdir()
+    paths["in visit"] = visit / "草稿 (1)"
+    paths["in visit"].mkdir()
+    paths["no visit.yaml"] = visit.parent / "2026-12-03 下午"
+    (paths["no visit.yaml"] / "外观").mkdir(parents=True)
+    renamed = visit.parent / "2026-12-04 改名"
+    Path(invoke("visit", "new", HOSTILE, "1", "计量 '装置'", "--name", "2026-12-04").stdout.strip()).rename(renamed)
+    paths["renamed"] = renamed
+    paths["backslash"] = shutil.copy(good, visit / "外观" / "a\\b 照片.jpg")
+    paths["unsafe"] = shutil.copy(good, visit / "外观" / "IMG 0001.jpg ")
+    paths["loose in visit"] = shutil.copy(good, visit / "IMG_9 (copy).jpg")
+    paths["loose in customer"] = shutil.copy(good, customer / "散落 照片.jpg")
+    paths["note"] = visit / "铭牌" / "备注 1.txt"
+    paths["note"].write_text("铭牌被遮挡", encoding="utf-8")
+    paths["misplaced"] = customer / "周期检查" / "说明 书.txt"
+    paths["misplaced"].write_text("?", encoding="utf-8")
+    paths["symlink"] = visit / "外观" / "link 1.jpg"
+    paths["symlink"].symlink_to(good)
+    paths["empty"] = visit / "外观" / "空 照片.jpg"
+    paths["empty"].write_bytes(b"")
+    paths["nfd"] = Path(shutil.copy(good, visit / "铭牌" / unicodedata.normalize("NFD", "café.jpg")))
+    paths["case"] = Path(shutil.copy(good, visit / "铭牌" / "IMG_1.jpg"))
+    shutil.copy(good, visit / "铭牌" / "img_1.jpg")
+    past = time.time() - 3600
+    for path in visit.rglob("*"):
+        os.utime(path, (past, past), follow_symlinks=False)
+    return paths
+
+
+def fixes(output: str) -> list[tuple[str, str]]:
+    """(finding line, fix command) pairs from `check`'s output."""
+    lines = output.splitlines()
+    return [(lines[i - 1], line.removeprefix("  fix: ")) for i, line in enumerate(lines) if line.startswith("  fix: ")]
+
+
+def test_every_fix_check_suggests_runs_as_pasted_and_fixes_its_finding(tree, invoke, tmp_path):
+    from fieldsync.tree.check import check_tree
+
+    paths = hostile_tree(tree, invoke, tmp_path)
+    before = check_tree(tree)
+    with_fix = {(str(f.path), f.problem) for f in before if f.fix}
+    rels = {kind: (p.relative_to(tree.root).as_posix()) for kind, p in paths.items() if kind != "visit"}
+    # Every kind planted has a fix (the visit folder itself only holds them).
+    assert {kind for kind, rel in rels.items() if not any(path == rel for path, _ in with_fix)} == set(), before
+    result = invoke("check")
+    assert result.exit_code == 1
+    suggested = fixes(result.stdout)
+    assert len(suggested) == len(with_fix)
+    assert all("customer open 9999" not in command for _, command in suggested)
+    shell = f'fieldsync() {{ {shlex.quote(sys.executable)} -m fieldsync "$@"; }}'
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    # The passes last: they push the tree, so they are clean once the other fixes are in.
+    ordered = sorted(suggested, key=lambda pair: pair[1].endswith("fieldsync sync"))
+    for finding, command in ordered:
+        done = subprocess.run(["bash", "-c", f"{shell}\n{command}"], cwd=elsewhere, capture_output=True,
+                              text=True, timeout=300)
+        assert done.returncode == 0, (finding, command, done.stdout, done.stderr)
+        left = {f"{f.path}: {f.problem}" for f in check_tree(tree)}
+        assert not any(finding.startswith(f"{key}; ") or finding == key for key in left), (finding, command)
+    assert check_tree(tree) == []
+    assert invoke("check").exit_code == 0
+
+
+def test_findings_no_command_fixes_carry_none(tree, invoke, tmp_path):
+    from fieldsync.tree.check import check_tree
+
+    invoke("customer", "open", "3300001234")
+    visit = Path(invoke("visit", "new", "3300001234", "1", "计量装置", "--create-category").stdout.strip())
+    fake = visit / "外观" / "fake photo.jpg"
+    fake.write_bytes(b"not a jpeg at all" * 10)
+    past = time.time() - 3600
+    os.utime(fake, (past, past))
+    [found] = [f for f in check_tree(tree) if f.path.name == "fake photo.jpg"]
+    assert "not a readable photo" in found.problem and found.fix == ()
+    assert "fix:" not in invoke("check").stdout
+
+
+def test_check_speaks_chinese(tree, invoke, tmp_path, monkeypatch):
+    from fieldsync.base import i18n
+
+    paths = hostile_tree(tree, invoke, tmp_path)
+    monkeypatch.setenv("LANG", "zh_CN.UTF-8")
+    monkeypatch.delenv("LC_ALL", raising=False)
+    monkeypatch.delenv("LC_MESSAGES", raising=False)
+    try:
+        result = invoke("check")
+    finally:
+        i18n.choose()
+    stray = paths["stray"].relative_to(tree.root).as_posix()
+    [line] = [x for x in result.stdout.splitlines() if x.startswith(f"{stray}:")]
+    assert "客户档案" in line and "9999" in line, line
+    assert "  修复：" in result.stdout and "  fix:" not in result.stdout
+    assert "visit without" not in result.stdout and "unknown business folder" not in result.stdout

@@ -68,15 +68,7 @@ def sync_command(app: AppContext, recheck_server: bool, timeout: float) -> None:
     failed). The pass logs in even when nothing is new, so a revoked key is noticed.
     While the daemon runs, it is asked for the pass, and its result is shown the same way.
     """
-    cfg = app.config
-    try:
-        eng = engine.Engine(cfg)
-    except SyncBusy:
-        if not daemon_mod.running(cfg):
-            raise  # a second `fieldsync sync`, not the daemon: nobody to ask
-        result = _ask_daemon(app, recheck_server, timeout)
-    else:
-        result = _pass_here(app, eng, recheck_server)
+    result = _one_pass(app, recheck_server, timeout)
     echo(app, str(result))
     for rel, reason in result.quarantined:
         warn(_("quarantined {path}: {reason}").format(path=rel, reason=reason))
@@ -107,6 +99,17 @@ def sync_command(app: AppContext, recheck_server: bool, timeout: float) -> None:
             count=len(result.failed)))
     if result.exit_code:
         finish_with_warnings()
+
+
+def _one_pass(app: AppContext, recheck_server: bool, timeout: float) -> SyncResult:
+    """A pass here, or, while the daemon holds the tree, the one it runs when asked."""
+    try:
+        eng = engine.Engine(app.config)
+    except SyncBusy:
+        if not daemon_mod.running(app.config):
+            raise  # a second `fieldsync sync`, not the daemon: nobody to ask
+        return _ask_daemon(app, recheck_server, timeout)
+    return _pass_here(app, eng, recheck_server)
 
 
 def _pass_here(app: AppContext, eng: engine.Engine, recheck_server: bool) -> SyncResult:

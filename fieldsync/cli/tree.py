@@ -14,6 +14,7 @@ import click
 
 from fieldsync import config as config_mod
 from fieldsync.base.i18n import _
+from fieldsync.base.platform import quote_command
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
 from fieldsync.location import locate
 from fieldsync.sync.derive import DeriveResult, derive
@@ -202,11 +203,14 @@ def add_command(app: AppContext, files: tuple[Path, ...], visit: str, kind: str)
 def check_command(app: AppContext, deep: bool) -> None:
     """Lint the tree: misplaced photos, visits without visit.yaml, unknown folders, unsafe names.
 
+    Each problem a command can fix is followed by that command, quoted to paste as it is.
     Exit 0 when clean, 1 when something needs attention.
     """
     findings = check_mod.check_tree(app.config, deep=deep)
     for finding in findings:
         click.echo(str(finding))
+        if finding.fix:  # shell-quoted, absolute paths: it runs as pasted, from any folder
+            click.echo(_("  fix: {command}").format(command=quote_command(finding.fix)))
     # Suggestions are not problems: they never change the exit code.
     for suggestion in locate.suggestions(app.config):
         click.echo(_("suggestion: {suggestion}").format(suggestion=suggestion))

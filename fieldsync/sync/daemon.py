@@ -26,8 +26,8 @@ from fieldsync.base.platform import pid_alive
 from fieldsync.config import Config
 from fieldsync.errors import FieldsyncError
 from fieldsync.masterdata import publish as masterdata
-from fieldsync.sync.derive import derive
 from fieldsync.sync import requests
+from fieldsync.sync.derive import derive
 from fieldsync.sync.engine import Engine
 from fieldsync.sync.result import Progress, SyncResult
 from fieldsync.sync.state import SyncState, backoff_delay
@@ -222,9 +222,8 @@ class Daemon:
                     # to push: an open session outlives a key the admin revoked, and the
                     # tablet must learn it (status shows it) rather than look fine.
                     self.engine.drop_transport()
-                serving = self._take_requests() if full else []
-                result = self._pass(board, None if full else batch.paths, closed,
-                                    recheck=any(r.recheck_server for r in serving))
+                serving = self._take_requests(full)
+                result = self._pass(board, None if full else batch.paths, closed, serving)
                 self.passes += 1
                 self._expect_echo(result)
                 if full:
@@ -244,8 +243,7 @@ class Daemon:
                 else:
                     failures = 0
                 board.passed(result, full, next_retry=retry)
-                for request in serving:
-                    self._answer(request, result)
+                self._answer(serving, result)
                 if result.uploaded or result.quarantined or result.failed:
                     log.info("%s pass: %s", "full" if full else "event", result)
                 self._look_again(result)
@@ -337,22 +335,27 @@ class Daemon:
                 log.info("sync requested by 'fieldsync sync' (%d request(s))", len(new))
                 self.watcher.changes.rescan("requested by 'fieldsync sync'")
 
-    def _take_requests(self) -> list[requests.Request]:
+    def _take_requests(self, full: bool) -> list[requests.Request]:
+        """The requests this pass serves: all taken so far, when it is a full pass (one that
+        started after they came); a quick pass over some paths serves none."""
+        if not full:
+            return []
         with self._asked_lock:
             taken = list(self._asked.values())
             self._asked.clear()
         return taken
 
-    def _answer(self, request: requests.Request, result: SyncResult) -> None:
-        try:
-            requests.answer(self.cfg, request, result)
-        except OSError as exc:  # the asker times out and says so
-            log.warning("could not answer sync request %s: %s", request.id, exc)
+    def _answer(self, serving: list[requests.Request], result: SyncResult) -> None:
+        for request in serving:
+            try:
+                requests.answer(self.cfg, request, result)
+            except OSError as exc:  # the asker times out and says so
+                log.warning("could not answer sync request %s: %s", request.id, exc)
 
-    def _pass(self, board: StatusBoard, scope, closed, recheck: bool = False) -> SyncResult:
+    def _pass(self, board: StatusBoard, scope, closed, serving: list[requests.Request] = ()) -> SyncResult:
         try:
             return self.engine.run(scope, progress=board, closed=closed, respect_backoff=scope is not None,
-                                   recheck_server=recheck)
+                                   recheck_server=any(r.recheck_server for r in serving))
         except FieldsyncError as exc:  # e.g. a manifest that cannot be read: report, keep going
             log.error("sync pass failed: %s", exc)
             return SyncResult(error=str(exc))

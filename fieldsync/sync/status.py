@@ -22,7 +22,6 @@ from fieldsync.sync.state import SyncState
 from fieldsync.transport import server_url
 from fieldsync.tree import inbox
 
-
 # Why a file waits while the server cannot be reached: not "failed" (nothing is wrong with the
 # file, and the next pass that reaches the server pushes it). The CLI translates it when shown.
 OFFLINE_WAITING = N_("offline, waiting")
