@@ -317,3 +317,46 @@ def test_check_speaks_chinese(tree, invoke, tmp_path, monkeypatch):
     assert "客户档案" in line and "9999" in line, line
     assert "  修复：" in result.stdout and "  fix:" not in result.stdout
     assert "visit without" not in result.stdout and "unknown business folder" not in result.stdout
+
+
+# --------------------------------------------------------------------------- status while offline
+
+def test_status_offline_counts_each_file_once_and_keeps_the_done_count(tree, invoke, tmp_path):
+    from fieldsync.errors import TransportError
+    from fieldsync.sync import daemon as daemon_mod
+    from fieldsync.sync.engine import Engine
+    from fieldsync.transport import open_transport
+
+    assert invoke("customer", "open", "3300001234").exit_code == 0
+    visit = Path(invoke("visit", "new", "3300001234", "1", "计量装置", "--create-category").stdout.strip())
+    first = [write_sample_photo(tmp_path / f"a{i}.jpg", now(), None, size=(64 + i, 48)) for i in range(2)]
+    assert invoke("add", *first, "--visit", visit, "--kind", "appearance").exit_code == 0
+    assert invoke("sync").exit_code == 0
+    done = json.loads(invoke("status", "--json").stdout)["counts"]["done"]
+    assert done > 0
+    more = [write_sample_photo(tmp_path / f"b{i}.jpg", now(), None, size=(80 + i, 48)) for i in range(3)]
+    assert invoke("add", *more, "--visit", visit, "--kind", "nameplate").exit_code == 0  # pages change too
+
+    def unplugged(local, rel, progress=None):  # the network goes away at the first upload
+        raise TransportError("connection lost")
+
+    transport = open_transport(tree)
+    transport.upload = unplugged
+    with Engine(tree, transport=transport) as eng:
+        result = eng.run()
+        daemon_mod.write_pass_status(tree, eng, result)
+    assert result.error and result.failed  # the engine marked the files in flight as failed
+    status = json.loads(invoke("status", "--json").stdout)
+    counts = status["counts"]
+    waiting = {item["path"] for item in status["pending"]}
+    assert counts["failed"] == 0 and status["failed"] == []  # offline is not a failure
+    assert counts["pending"] == len(waiting) >= 3 + 1  # the photos, the manifest, pages: each once
+    assert {rel for rel, _ in result.failed} <= waiting
+    assert counts["done"] == done  # re-rendered pages are still on the server (an older version)
+    text = invoke("status").stdout
+    assert "offline, waiting" in text and "failed 0" in text and f"pending {counts['pending']} " in text
+    assert not any(line.strip().startswith("failed ") for line in text.splitlines())
+    with_zh = subprocess.run([sys.executable, "-m", "fieldsync", "status"], capture_output=True, text=True,
+                             env={**os.environ, "LANG": "zh_CN.UTF-8", "LC_ALL": "", "LC_MESSAGES": ""})
+    assert "离线，等待" in with_zh.stdout and "失败 0" in with_zh.stdout, with_zh.stdout
+    assert "failed" not in with_zh.stdout and "pending" not in with_zh.stdout
