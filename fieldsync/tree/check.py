@@ -159,13 +159,13 @@ def _platform_finding(cfg: Config, issue) -> Finding:
     (composed Unicode, without Windows' forbidden characters), or one of a same-name pair
     renamed; a path too long for Windows has no command that fixes it."""
     path = cfg.root / issue.path
-    name = unicodedata.normalize("NFC", clean_component(issue.path.name))
-    fix = _rename(path, name) if name != issue.path.name else ()
-    if not fix and ("same name" in issue.problem or "only in case" in issue.problem):
+    if issue.kind == "length":
+        fix: tuple[str, ...] = ()
+    elif issue.kind == "clash":
         stem, dot, suffix = issue.path.name.partition(".")
         fix = _move(path, path.with_name(f"{stem}-2{dot}{suffix}"))
-    if "Windows path is" in issue.problem:
-        fix = ()
+    else:
+        fix = _rename(path, unicodedata.normalize("NFC", clean_component(issue.path.name)))
     return Finding(issue.path, issue.problem, issue.advice, fix)
 
 
