@@ -313,7 +313,7 @@ def test_check_speaks_chinese(tree, invoke, tmp_path, monkeypatch):
     finally:
         i18n.choose()
     stray = paths["stray"].relative_to(tree.root).as_posix()
-    [line] = [x for x in result.stdout.splitlines() if x.startswith(f"{stray}:")]
+    [line] = [x for x in result.stdout.splitlines() if x.startswith(f"{stray}：")]
     assert "客户档案" in line and "9999" in line, line
     assert "  修复：" in result.stdout and "  fix:" not in result.stdout
     assert "visit without" not in result.stdout and "unknown business folder" not in result.stdout

@@ -242,7 +242,8 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
     for key, label in FILE_LISTS:
         items = status.get(key) or []
         for item in items[:shown]:
-            echo(app, f"  {_(label)} {item['path']}: {_(item['reason']) if item.get('reason') else ''}")
+            echo(app, _("  {label} {path}: {reason}").format(
+                label=_(label), path=item["path"], reason=_(item["reason"]) if item.get("reason") else ""))
         if shown is not None and len(items) > shown:
             echo(app, _("  ... {count} more (fieldsync status --files)").format(count=len(items) - shown))
     if status.get("quarantined"):

@@ -64,7 +64,7 @@ class Finding:
     fix: tuple[str, ...] = ()  # a command that fixes it, run as it is (empty: none does)
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.problem}; {self.advice}"
+        return _("{path}: {problem}; {advice}").format(path=self.path, problem=self.problem, advice=self.advice)
 
 
 # The moves this check suggests, by source: two moves never aim at the same free name, and
