@@ -31,11 +31,12 @@ NOT_ON_SERVER = N_("not on the server yet")
 def collect(cfg: Config) -> dict[str, Any]:
     """Everything `fieldsync status` shows; key order is the --json output's order.
 
-    Each file is counted once: done (the server holds it, this version or an earlier one while
-    a change waits, so the count does not drop when pages are re-rendered), uploading (in
-    flight in the running daemon), failed (a reason of its own, the server reachable), pending
-    (everything else not on the server as it is now: new, changed, or failed only because the
-    server could not be reached: "offline, waiting"), quarantined (set aside)."""
+    A file that waits is counted once, in one of: uploading (in flight in the running daemon),
+    failed (a reason of its own, with the server reachable), pending (everything else not on
+    the server as it is now: new, changed, or failed only because the server could not be
+    reached: "offline, waiting"). done counts what the server holds, this version or an
+    earlier one while a change waits: re-rendered pages do not make it drop (46 -> 42 while
+    offline, issue 19), it only grows as files reach the server. quarantined: set aside."""
     try:
         status = json.loads(daemon.status_path(cfg).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
