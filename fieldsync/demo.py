@@ -17,6 +17,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from fieldsync import config as config_mod
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput
 from fieldsync.masterdata import importer
 from fieldsync.masterdata.catalog import IndexedStore
@@ -60,21 +61,22 @@ def run(sandbox: Path, progress: Progress = lambda _: None) -> DemoResult:
     """Build the demo under `sandbox` (must be empty or absent) and return what was made."""
     sandbox = sandbox.expanduser().resolve()
     if sandbox.exists() and any(sandbox.iterdir()):
-        raise BadInput(f"{sandbox} is not empty; give an empty or new folder with --dir")
+        raise BadInput(_("{path} is not empty; give an empty or new folder with --dir").format(path=sandbox))
     root, server = sandbox / "tablet", sandbox / "server"
     server.mkdir(parents=True)
     text = config_mod.render_default(root, DEMO_INSPECTOR, DEMO_DEVICE, server.as_uri())
     config_path = tree.init_root(root, text)
     cfg = config_mod.load(config_path)
 
-    progress(f"importing {SAMPLE_CSV} (GBK, detected automatically)")
+    progress(_("importing {file} (GBK, detected automatically)").format(file=SAMPLE_CSV))
     records = importer.parse(sample_csv_path())
     IndexedStore(cfg.state_dir).merge(records, SAMPLE_CSV)
     result = DemoResult(sandbox, config_path, root, server, customers=len(records))
 
     started = visits.now() - timedelta(hours=2)
     for number, (account, business, category, appearance, nameplate) in enumerate(DEMO_VISITS):
-        progress(f"customer {account}: {tree.resolve_business(cfg, business)} / {category}")
+        progress(_("customer {account}: {business} / {category}").format(
+            account=account, business=tree.resolve_business(cfg, business), category=category))
         tree.open_customer(cfg, account)
         tree.add_category(cfg, account, business, category)
         at = started + timedelta(minutes=37 * number)
@@ -87,7 +89,7 @@ def run(sandbox: Path, progress: Progress = lambda _: None) -> DemoResult:
                                        rotate=(i == 1)) for i in range(count)]
             photos.add_photos(cfg, visit, kind, files)
             result.photos += len(files)
-    # Edit after creation (P11): the change lands in the visit's history.
+    # Edit after creation: the change lands in the visit's history.
     visits.edit_visit(cfg, result.visits[0], nameplate_note="铭牌清晰，型号 DTZY341，表号已核对")
     for account in {v[0] for v in DEMO_VISITS}:
         tree.open_customer(cfg, account)  # refresh pages with the photos
@@ -96,7 +98,7 @@ def run(sandbox: Path, progress: Progress = lambda _: None) -> DemoResult:
 
 
 def _push(cfg: config_mod.Config, progress: Progress) -> str:
-    progress("pushing to the demo server folder (file://)")
+    progress(_("pushing to the demo server folder (file://)"))
     outcome = engine.sync_once(cfg)
     return str(outcome)
 

@@ -63,7 +63,7 @@ def test_sync_with_nothing_pending_tells_a_revoked_tablet(own_key_tablet, invoke
     assert "when the server is reachable" not in result.stderr  # not told to wait for the network
 
     status = invoke("status")
-    assert f"服务器拒绝 {REFUSED}" in status.stdout, status.stdout
+    assert f"server refused this tablet: {REFUSED}" in status.stdout, status.stdout
     assert "waiting to retry" not in status.stdout
     assert json.loads(invoke("status", "--json").stdout)["server"]["key_refused"] is True
 
@@ -92,7 +92,7 @@ def test_running_daemon_learns_at_its_next_rescan(own_key_tablet, invoke):
         revoke()  # the daemon's session stays open: only a new login is refused
         wait_for(lambda: status().get("activity") == "refused", "the refusal in status")
         text = invoke("status").stdout
-        assert f"服务器拒绝 {REFUSED}" in text, text
+        assert f"server refused this tablet: {REFUSED}" in text, text
         reinstate()
         wait_for(lambda: status().get("activity") == "idle", "the daemon back to idle")
         assert status()["server"]["key_refused"] is False

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath, PureWindowsPath
 
+from fieldsync.base.i18n import _
+
 # Windows refuses these in a name; '/' never reaches here (it separates components).
 WINDOWS_FORBIDDEN = set('<>:"\\|?*') | {chr(c) for c in range(32)}
 # CreateFile without the \\?\ prefix stops at MAX_PATH = 260 UTF-16 units, the final NUL included.
@@ -30,6 +32,7 @@ class PlatformIssue:
     path: PurePosixPath
     problem: str
     advice: str
+    kind: str = "name"  # name | nfd | length | clash: what would fix it (tree.check's commands)
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}; {self.advice}"
@@ -55,13 +58,13 @@ def windows_name_problems(name: str) -> list[str]:
     bad = sorted({ch for ch in name if ch in WINDOWS_FORBIDDEN})
     if bad:
         shown = " ".join(repr(ch) if ord(ch) < 32 else ch for ch in bad)
-        problems.append(f"contains characters Windows refuses ({shown})")
+        problems.append(_("contains characters Windows refuses ({chars})").format(chars=shown))
     if name.endswith((".", " ")):
-        problems.append("ends with a dot or space, which Windows silently drops")
+        problems.append(_("ends with a dot or space, which Windows silently drops"))
     if is_reserved_on_windows(name):
-        problems.append(f"{name.partition('.')[0].rstrip(' ')!r} is a Windows device name")
+        problems.append(_("{name} is a Windows device name").format(name=repr(name.partition(".")[0].rstrip(" "))))
     if utf16_units(name) > WINDOWS_MAX_COMPONENT:
-        problems.append(f"longer than {WINDOWS_MAX_COMPONENT} characters")
+        problems.append(_("longer than {limit} characters").format(limit=WINDOWS_MAX_COMPONENT))
     return problems
 
 
@@ -101,27 +104,28 @@ def find_platform_issues(rel_paths: Iterable[PurePosixPath | str],
             continue
         siblings[rel.parent].add(rel.name)
         for problem in windows_name_problems(rel.name):
-            issues.append(PlatformIssue(rel, problem, "rename it (fieldsync names avoid this)"))
+            issues.append(PlatformIssue(rel, problem, _("rename it (fieldsync names avoid this)")))
         if not is_nfc(rel.name):
             issues.append(PlatformIssue(
-                rel, "the name is in decomposed Unicode (NFD, as macOS writes it)",
-                f"rename it to its composed form {unicodedata.normalize('NFC', rel.name)!r} "
-                "so every system sees the same name"))
+                rel, _("the name is in decomposed Unicode (NFD, as macOS writes it)"),
+                _("rename it to its composed form {name} so every system sees the same name").format(
+                    name=repr(unicodedata.normalize("NFC", rel.name))), "nfd"))
         length = windows_path_length(rel, windows_root)
         if length > WINDOWS_MAX_PATH:
             issues.append(PlatformIssue(
-                rel, f"the Windows path is {length} characters (limit {WINDOWS_MAX_PATH + 1} with "
-                f"the root {windows_root})",
-                "shorten category or visit names, or on Windows enable long paths "
-                "(LongPathsEnabled) or use a root written as \\\\?\\C:\\..."))
+                rel, _("the Windows path is {length} characters (limit {limit} with the root {root})").format(
+                    length=length, limit=WINDOWS_MAX_PATH + 1, root=windows_root),
+                _("shorten category or visit names, or on Windows enable long paths "
+                  "(LongPathsEnabled) or use a root written as \\\\?\\C:\\..."), "length"))
     for parent, names in siblings.items():
         for group in casefold_collisions(names):
             nfc_only = len({unicodedata.normalize("NFC", n) for n in group}) == 1
-            kind = "the same name in NFC and NFD form" if nfc_only else "names that differ only in case"
+            problem = (_("the same name in NFC and NFD form: {names} are one and the same name on Windows, "
+                         "macOS and Android shared storage") if nfc_only else
+                       _("names that differ only in case: {names} are one and the same name on Windows, "
+                         "macOS and Android shared storage"))
             issues.append(PlatformIssue(
-                parent / group[0],
-                f"{kind}: {', '.join(repr(n) for n in group)} are one and the same name on Windows, "
-                "macOS and Android shared storage",
-                "rename one of them (fieldsync never merges them)"))
+                parent / group[0], problem.format(names=", ".join(repr(n) for n in group)),
+                _("rename one of them (fieldsync never merges them)"), "clash"))
     return sorted(issues, key=lambda issue: (str(issue.path), issue.problem))
 

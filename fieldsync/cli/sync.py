@@ -14,13 +14,14 @@ from pathlib import Path
 
 import click
 
-from fieldsync.base.i18n import _
+from fieldsync.base.i18n import N_, _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
-from fieldsync.errors import KeyRefused, TransportError
+from fieldsync.errors import KeyRefused, SyncBusy, TransportError
 from fieldsync.sync import daemon as daemon_mod
 from fieldsync.sync import engine
+from fieldsync.sync import requests as sync_requests
 from fieldsync.sync import status as status_mod
-from fieldsync.sync.result import Progress
+from fieldsync.sync.result import Progress, SyncResult
 
 LOST_SHOWN = 20  # files the server had lost named one by one; the rest counted
 
@@ -56,23 +57,18 @@ class _Bar(Progress):
 @click.option("--recheck-server", is_flag=True,
               help="List the server now and push again whatever it lost (after a restore from backup); "
                    "done by itself every sync.verify_server_hours.")
+@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="While the daemon runs: how long to wait for the pass it is asked for.")
 @pass_app
-def sync_command(app: AppContext, recheck_server: bool) -> None:
+def sync_command(app: AppContext, recheck_server: bool, timeout: float) -> None:
     """One pass: push everything new or changed to the server.
 
     Exit 0 when the server holds everything, 1 when files were quarantined or are still
     being written, 2 on an error (server unreachable or refusing this tablet's key, files
     failed). The pass logs in even when nothing is new, so a revoked key is noticed.
+    While the daemon runs, it is asked for the pass, and its result is shown the same way.
     """
-    cfg = app.config
-    bar = _Bar() if sys.stderr.isatty() and not app.quiet else None
-    with engine.Engine(cfg) as eng:
-        try:
-            result = eng.run(progress=bar, recheck_server=recheck_server)
-        finally:
-            if bar:
-                bar.close()
-        daemon_mod.write_pass_status(cfg, eng, result)
+    result = _one_pass(app, recheck_server, timeout)
     echo(app, str(result))
     for rel, reason in result.quarantined:
         warn(_("quarantined {path}: {reason}").format(path=rel, reason=reason))
@@ -103,6 +99,37 @@ def sync_command(app: AppContext, recheck_server: bool) -> None:
             count=len(result.failed)))
     if result.exit_code:
         finish_with_warnings()
+
+
+def _one_pass(app: AppContext, recheck_server: bool, timeout: float) -> SyncResult:
+    """A pass here, or, while the daemon holds the tree, the one it runs when asked."""
+    try:
+        eng = engine.Engine(app.config)
+    except SyncBusy:
+        if not daemon_mod.running(app.config):
+            raise  # a second `fieldsync sync`, not the daemon: nobody to ask
+        return _ask_daemon(app, recheck_server, timeout)
+    return _pass_here(app, eng, recheck_server)
+
+
+def _pass_here(app: AppContext, eng: engine.Engine, recheck_server: bool) -> SyncResult:
+    bar = _Bar() if sys.stderr.isatty() and not app.quiet else None
+    with eng:
+        try:
+            result = eng.run(progress=bar, recheck_server=recheck_server)
+        finally:
+            if bar:
+                bar.close()
+        daemon_mod.write_pass_status(app.config, eng, result)
+    return result
+
+
+def _ask_daemon(app: AppContext, recheck_server: bool, timeout: float) -> SyncResult:
+    """The daemon holds the tree: ask it for a full pass and wait for that pass's result."""
+    if not app.quiet:
+        click.echo(_("the daemon is running: asked it for a pass, waiting for the result"), err=True)
+    request = sync_requests.ask(app.config, recheck_server=recheck_server)
+    return sync_requests.wait_for_answer(app.config, request, timeout, lambda: daemon_mod.running(app.config))
 
 
 @click.command("daemon")
@@ -167,6 +194,12 @@ def _show_progress(cfg, runner) -> None:
     click.echo("", err=True)
 
 
+# What the daemon is doing, as status.json names it, in the reader's words.
+ACTIVITIES = {"idle": N_("idle"), "syncing": N_("syncing"), "starting": N_("starting"), "stopped": N_("stopped"),
+              "offline": N_("offline, waiting"), daemon_mod.REFUSED: N_("refused by the server")}
+FILE_LISTS = (("failed", N_("failed")), ("quarantined", N_("quarantined")), ("pending", N_("pending")))
+
+
 @click.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option("--files", is_flag=True, help="List every pending, failed and quarantined file.")
@@ -178,48 +211,57 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
         click.echo(json.dumps(status, ensure_ascii=False, indent=1))
         return
     counts = status.get("counts", {})
-    echo(app, f"守护进程 daemon: {'运行中 running' if status['daemon_running'] else '未运行 not running'}"
-              f" ({status.get('activity') or '-'}, watcher {status.get('watcher') or '-'})")
-    echo(app, "已推送 done {done}  待推送 pending {pending}  上传中 uploading {uploading}  "
-              "失败 failed {failed}  隔离 quarantined {quarantined}".format(**{
-                  k: counts.get(k, 0) for k in ("done", "pending", "uploading", "failed", "quarantined")}))
-    echo(app, f"上次推送 last push: {status.get('last_push') or '从未 never'}")
+    activity = status.get("activity")
+    echo(app, _("daemon: {state} ({activity}, watcher {watcher})").format(
+        state=_("running") if status["daemon_running"] else _("not running"),
+        activity=_(ACTIVITIES[activity]) if activity in ACTIVITIES else (activity or "-"),
+        watcher=status.get("watcher") or "-"))
+    echo(app, _("done {done}  pending {pending}  uploading {uploading}  failed {failed}  quarantined {quarantined}")
+         .format(**{k: counts.get(k, 0) for k in ("done", "pending", "uploading", "failed", "quarantined")}))
+    echo(app, _("last push: {when}").format(when=status.get("last_push") or _("never")))
     _show_server(app, status["server"])
     _show_camera(app, status["camera"])
     master = status["master_data"]
-    echo(app, f"客户档案 master data: {master.get('count', 0)} 户, "
-              f"{'imported ' + master['imported_at'] if master.get('imported_at') else '未导入 not imported'}")
+    if master.get("imported_at"):
+        echo(app, _("master data: {count} customers, imported {when}").format(
+            count=master.get("count", 0), when=master["imported_at"]))
+    else:
+        echo(app, _("master data: {count} customers, not imported").format(count=master.get("count", 0)))
     for suggestion in status["suggestions"]:
-        echo(app, f"建议 suggestion: {suggestion}")
+        echo(app, _("suggestion: {suggestion}").format(suggestion=suggestion))
+    next_try = status.get("next_retry") or _("soon")
     if status["server"].get("key_refused"):
-        echo(app, f"服务器拒绝 {status.get('error')}")
+        echo(app, _("server refused this tablet: {error}").format(error=status.get("error")))
+    elif status.get("error") and status.get("offline"):
+        echo(app, _("offline, waiting: {error} (next try {when})").format(error=status["error"], when=next_try))
     elif status.get("error"):
-        echo(app, f"等待重试 waiting to retry: {status['error']} (next try {status.get('next_retry') or 'soon'})")
+        echo(app, _("waiting to retry: {error} (next try {when})").format(error=status["error"], when=next_try))
     for rel, (done, total) in sorted((status.get("uploading") or {}).items()):
-        echo(app, f"  上传中 {rel}: {done * 100 // max(1, total)}%")
+        echo(app, _("  uploading {path}: {percent}%").format(path=rel, percent=done * 100 // max(1, total)))
     shown = None if files else 10
-    for label, key in (("失败 failed", "failed"), ("隔离 quarantined", "quarantined"), ("待推送 pending", "pending")):
+    for key, label in FILE_LISTS:
         items = status.get(key) or []
         for item in items[:shown]:
-            echo(app, f"  {label} {item['path']}: {item.get('reason') or ''}")
+            echo(app, _("  {label} {path}: {reason}").format(
+                label=_(label), path=item["path"], reason=_(item["reason"]) if item.get("reason") else ""))
         if shown is not None and len(items) > shown:
-            echo(app, f"  ... {len(items) - shown} more (fieldsync status --files)")
+            echo(app, _("  ... {count} more (fieldsync status --files)").format(count=len(items) - shown))
     if status.get("quarantined"):
-        echo(app, f"  隔离的文件在 set aside in {status['quarantine_folder']}: "
-                  "'fieldsync quarantine list' shows why, 'fieldsync quarantine restore ID' retries one")
+        echo(app, _("  quarantined files are set aside in {folder}: 'fieldsync quarantine list' shows why, "
+                    "'fieldsync quarantine restore ID' retries one").format(folder=status["quarantine_folder"]))
 
 
 def _show_server(app: AppContext, server: dict) -> None:
     described = server.get("state_describes") or {}
-    line = f"服务器 server: {server.get('configured') or '未设置 not set'}"
+    line = _("server: {url}").format(url=server.get("configured") or _("not set"))
     if described.get("host_key"):
-        line += f" (host key {described['host_key']})"
+        line += _(" (host key {key})").format(key=described["host_key"])
     echo(app, line)
-    echo(app, f"  上次核对 last server recheck: {server.get('checked_at') or '从未 never'}")
+    echo(app, _("  last server recheck: {when}").format(when=server.get("checked_at") or _("never")))
     if not server.get("same"):
-        was = described.get("url") or "no server yet"
-        echo(app, f"  the sync state describes {was}: the next sync lists the configured server "
-                  "and pushes everything it lacks")
+        was = described.get("url") or _("no server yet")
+        echo(app, _("  the sync state describes {was}: the next sync lists the configured server "
+                    "and pushes everything it lacks").format(was=was))
 
 
 def _show_camera(app: AppContext, camera: dict) -> None:
@@ -227,15 +269,15 @@ def _show_camera(app: AppContext, camera: dict) -> None:
         return
     target = camera.get("target") or {}
     where = target.get("visit") if isinstance(target, dict) else target
-    line = f"相机 camera: {camera.get('state')}"
+    line = _("camera: {state}").format(state=camera.get("state"))
     if where:
         line += f" → {where} ({target.get('kind', '') if isinstance(target, dict) else ''})"
     if camera.get("expires_at"):
-        line += f", expires {camera['expires_at']}"
+        line += _(", expires {when}").format(when=camera["expires_at"])
     echo(app, line)
     if camera.get("waiting"):
-        echo(app, f"  {camera['waiting']} photo(s) waiting in {camera['inbox']}: "
-                  "set a target with 'fieldsync visit use'")
+        echo(app, _("  {count} photo(s) waiting in {inbox}: set a target with 'fieldsync visit use'").format(
+            count=camera["waiting"], inbox=camera["inbox"]))
 
 
 COMMANDS = [sync_command, daemon_command, status_command]

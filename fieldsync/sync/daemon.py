@@ -1,5 +1,8 @@
 """`fieldsync daemon`: the watcher's batches and a periodic full rescan, driving the one engine.
 
+`fieldsync sync` while it runs asks it for a pass (sync/requests.py): a thread looks for
+requests twice a second, the next full pass serves them, and each gets that pass's result.
+
 It never exits on a bad file (the engine quarantines it) or a network error (it waits with
 capped exponential backoff and tries again). stop() — the CLI calls it on SIGINT/SIGTERM —
 lets the files in flight finish; anything cut short is resumable from its temp file. What
@@ -19,9 +22,11 @@ from typing import Any
 
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import stamp_iso
+from fieldsync.base.platform import pid_alive
 from fieldsync.config import Config
 from fieldsync.errors import FieldsyncError
 from fieldsync.masterdata import publish as masterdata
+from fieldsync.sync import requests
 from fieldsync.sync.derive import derive
 from fieldsync.sync.engine import Engine
 from fieldsync.sync.result import Progress, SyncResult
@@ -35,10 +40,21 @@ STATUS_FILE = "status.json"
 STATUS_EVERY = 0.5  # seconds between status.json writes while bytes are moving
 MAX_LISTED = 200  # failed/quarantined files named in status.json
 REFUSED = "refused"  # activity when the server refused this tablet's key (revoked?)
+REQUEST_POLL = 0.5  # seconds between looks for `fieldsync sync` requests
 
 
 def status_path(cfg: Config) -> Path:
     return cfg.state_dir / STATUS_FILE
+
+
+def running(cfg: Config) -> bool:
+    """True when status.json names a daemon that has not stopped and whose process is alive."""
+    try:
+        status = json.loads(status_path(cfg).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    pid = status.get("pid") if isinstance(status, dict) else None
+    return bool(pid and status.get("activity") != "stopped" and pid_alive(pid))
 
 
 def _iso(moment: float | None) -> str | None:
@@ -141,6 +157,9 @@ class Daemon:
         self._own: dict[str, tuple[int, int]] = {}  # files the last passes wrote in the tree
         self._looking: set[PurePosixPath] = set()  # still being written: look again at _look_at
         self._look_at = math.inf
+        self._asked: dict[str, requests.Request] = {}  # sync requests the next full pass serves
+        self._seen: set[str] = set()  # request ids ever taken (never served twice)
+        self._asked_lock = threading.Lock()
 
     def stop(self) -> None:
         """Safe from a signal handler: sets flags only."""
@@ -165,10 +184,14 @@ class Daemon:
             target=filer.run, name="fieldsync-inbox", daemon=True,
             args=(inbox_stop, lambda rel: self.watcher.changes.add(rel, closed=True)),
         ) if filer.enabled else None
+        requests_stop = threading.Event()
+        request_thread = threading.Thread(target=self._watch_requests, args=(requests_stop,),
+                                          name="fieldsync-requests", daemon=True)
         try:
             self.watcher.start()
             if inbox_thread is not None:
                 inbox_thread.start()
+            request_thread.start()
             board.set(watcher=self.watcher.mode)
             next_rescan = 0.0  # the first pass is a full one
             retry_at = 0.0
@@ -199,7 +222,8 @@ class Daemon:
                     # to push: an open session outlives a key the admin revoked, and the
                     # tablet must learn it (status shows it) rather than look fine.
                     self.engine.drop_transport()
-                result = self._pass(board, None if full else batch.paths, closed)
+                serving = self._take_requests(full)
+                result = self._pass(board, None if full else batch.paths, closed, serving)
                 self.passes += 1
                 self._expect_echo(result)
                 if full:
@@ -219,10 +243,14 @@ class Daemon:
                 else:
                     failures = 0
                 board.passed(result, full, next_retry=retry)
+                self._answer(serving, result)
                 if result.uploaded or result.quarantined or result.failed:
                     log.info("%s pass: %s", "full" if full else "event", result)
                 self._look_again(result)
         finally:
+            requests_stop.set()
+            if request_thread.is_alive():
+                request_thread.join()
             inbox_stop.set()
             if inbox_thread is not None and inbox_thread.is_alive():
                 inbox_thread.join()
@@ -290,9 +318,44 @@ class Daemon:
             self._own[rel.as_posix()] = (st.st_size, st.st_mtime_ns)
             self.watcher.changes.add(rel, closed=True)
 
-    def _pass(self, board: StatusBoard, scope, closed) -> SyncResult:
+    def _watch_requests(self, done: threading.Event) -> None:
+        """Take `fieldsync sync` requests as they come and ask the loop for a full pass."""
+        while not done.wait(REQUEST_POLL) and not self._stop.is_set():
+            try:
+                found = requests.waiting_requests(self.cfg)
+            except OSError as exc:
+                log.warning("sync requests not readable: %s", exc)
+                continue
+            with self._asked_lock:
+                new = [r for r in found if r.id not in self._seen]
+                for request in new:
+                    self._seen.add(request.id)
+                    self._asked[request.id] = request
+            if new:
+                log.info("sync requested by 'fieldsync sync' (%d request(s))", len(new))
+                self.watcher.changes.rescan("requested by 'fieldsync sync'")
+
+    def _take_requests(self, full: bool) -> list[requests.Request]:
+        """The requests this pass serves: all taken so far, when it is a full pass (one that
+        started after they came); a quick pass over some paths serves none."""
+        if not full:
+            return []
+        with self._asked_lock:
+            taken = list(self._asked.values())
+            self._asked.clear()
+        return taken
+
+    def _answer(self, serving: list[requests.Request], result: SyncResult) -> None:
+        for request in serving:
+            try:
+                requests.answer(self.cfg, request, result)
+            except OSError as exc:  # the asker times out and says so
+                log.warning("could not answer sync request %s: %s", request.id, exc)
+
+    def _pass(self, board: StatusBoard, scope, closed, serving: list[requests.Request] = ()) -> SyncResult:
         try:
-            return self.engine.run(scope, progress=board, closed=closed, respect_backoff=scope is not None)
+            return self.engine.run(scope, progress=board, closed=closed, respect_backoff=scope is not None,
+                                   recheck_server=any(r.recheck_server for r in serving))
         except FieldsyncError as exc:  # e.g. a manifest that cannot be read: report, keep going
             log.error("sync pass failed: %s", exc)
             return SyncResult(error=str(exc))

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from fieldsync.base.clock import stamp_iso
-from fieldsync.base.platform import pid_alive
+from fieldsync.base.i18n import N_
 from fieldsync.config import Config
 from fieldsync.location import locate
 from fieldsync.masterdata.store import CustomerStore
@@ -22,14 +22,29 @@ from fieldsync.sync.state import SyncState
 from fieldsync.transport import server_url
 from fieldsync.tree import inbox
 
+# Why a file waits while the server cannot be reached: not "failed" (nothing is wrong with the
+# file, and the next pass that reaches the server pushes it). The CLI translates it when shown.
+OFFLINE_WAITING = N_("offline, waiting")
+NOT_ON_SERVER = N_("not on the server yet")
+
 
 def collect(cfg: Config) -> dict[str, Any]:
-    """Everything `fieldsync status` shows; key order is the --json output's order."""
+    """Everything `fieldsync status` shows; key order is the --json output's order.
+
+    A file that waits is counted once, in one of: uploading (in flight in the running daemon),
+    failed (a reason of its own, with the server reachable), pending (everything else not on
+    the server as it is now: new, changed, or failed only because the server could not be
+    reached: "offline, waiting"). done counts what the server holds, this version or an
+    earlier one while a change waits: re-rendered pages do not make it drop (46 -> 42 while
+    offline, issue 19), it only grows as files reach the server. quarantined: set aside."""
     try:
         status = json.loads(daemon.status_path(cfg).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         status = {}  # no daemon ever ran, or it was killed mid-write: the state still answers
     configured = server_url(cfg)
+    running = daemon.running(cfg)
+    live = (status.get("uploading") or {}) if running else {}
+    offline = status.get("activity") == "offline"
     with SyncState(cfg.state_dir) as state:
         status.update(daemon.summarize(state))
         described = state.server()
@@ -39,24 +54,38 @@ def collect(cfg: Config) -> dict[str, Any]:
         # another server knows nothing about this one: everything waits.
         other_server = described is None or described.get("url") != configured
         waiting = plan.outstanding(cfg, None if other_server else state)
-        # Why each waits, when a pass said so (a refused name: what to rename it for).
-        reasons = {} if other_server else {rel: record.reason for rel in waiting[:daemon.MAX_LISTED]
-                                           if (record := state.peek(rel)) is not None and record.reason}
+        pending, failed = [], []
+        for rel in waiting:
+            if rel in live:
+                continue  # counted as uploading
+            record = None if other_server else state.peek(rel)
+            if record is not None and record.status == "failed" and not offline:
+                failed.append({"path": rel, "reason": record.reason, "attempts": record.attempts,
+                               "next_try": stamp_iso(record.next_try) if record.next_try else None})
+            elif record is not None and record.status == "failed":
+                pending.append({"path": rel, "reason": OFFLINE_WAITING})
+            else:
+                # Why it waits, when a pass said so (a refused name: what to rename it for).
+                pending.append({"path": rel, "reason": (record.reason if record is not None else "")
+                                or NOT_ON_SERVER})
+        done = 0 if other_server else sum(1 for record in state.all() if not record.is_dir
+                                          and record.remote_size is not None and record.status != "quarantined")
     status["server"] = {"configured": configured, "state_describes": described,
                         "same": not other_server, "checked_at": stamp_iso(checked) if checked else None,
                         "key_refused": status.get("activity") == daemon.REFUSED}
     # The quarantine folder is the truth about what is set aside (restore and clear change it
     # without a pass); the state only remembers what a pass moved there.
     set_aside = quarantine.entries(cfg)
-    status["counts"] = {**status.get("counts", {}), "pending": len(waiting), "quarantined": len(set_aside)}
+    status["counts"] = {"done": done, "pending": len(pending), "uploading": len(live), "failed": len(failed),
+                        "quarantined": len(set_aside)}
+    status["offline"] = offline
+    status["failed"] = failed[:daemon.MAX_LISTED]
     status["quarantined"] = [{"path": e.origin.as_posix(), "reason": e.reason or "(not recorded)",
                               "id": e.id, "moved_to": str(e.stored)} for e in set_aside[:daemon.MAX_LISTED]]
     status["quarantine_folder"] = str(quarantine.quarantine_dir(cfg))
-    status["pending"] = [{"path": rel, "reason": reasons.get(rel) or "not on the server yet"}
-                         for rel in waiting[:daemon.MAX_LISTED]]
+    status["pending"] = pending[:daemon.MAX_LISTED]
     status["camera"] = inbox.summary(cfg)
     status["suggestions"] = locate.suggestions(cfg)
     status["master_data"] = CustomerStore(cfg.state_dir).meta()
-    pid = status.get("pid")
-    status["daemon_running"] = bool(pid and status.get("activity") != "stopped" and pid_alive(pid))
+    status["daemon_running"] = running
     return status
