@@ -53,6 +53,9 @@ def verify(remote: Path) -> tuple[int, str, float]:
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     summary = next((line.split(": ", 1)[1] for line in done.stdout.splitlines() if "photos checked" in line),
                    (done.stdout + done.stderr).strip()[-300:])
+    if ", ledgers: " in summary:  # one "DEVICE (N records, head …)" per tablet: count them instead
+        head, ledgers = summary.split(", ledgers: ", 1)
+        summary = f"{head}, {ledgers.count(' records, head ')} ledgers"
     return done.returncode, summary, time.monotonic() - start
 
 
@@ -145,7 +148,7 @@ def main(argv: list[str]) -> int:
     ok = all(clean(r) for r in results)
     verify_line = results[-1]["verify"][1]
     lines = [
-        f"## Two sshd behind HAProxy: {args.tablets} tablets at once, beside one sshd alone",
+        f"## Two sshd behind HAProxy (issue 20): {args.tablets} tablets at once, beside one sshd alone",
         "",
         f"{args.tablets} tablet processes × {photos} photos (bench/load.py's tablets: 1600×1200 JPEG, ~400 KB, "
         "one `engine.sync_once` each, released together), pushed once to one OpenSSH sshd alone and once "
@@ -155,8 +158,8 @@ def main(argv: list[str]) -> int:
         f"`.venv/bin/python -m bench.servers{''.join(' ' + a for a in argv)}`. Tablets, both sshd and HAProxy "
         f"share this machine's {os.cpu_count()} CPUs: a second sshd adds no CPU here, so this measures what "
         "the balancer costs and that nothing is lost through it, not what a second host gains.",
-        f"Load average (1/5/15 min) when the run ended: {loadavg()}; the last column is the 1-minute figures "
-        "before → after each burst (other work on the machine slows every row alike).",
+        f"Load average (1/5/15 min) when the run ended: {loadavg()}; the last column is the 1/5/15-minute "
+        "figures before → after each burst (other work on the machine slows every row alike).",
         "",
         "| run | photos | MB | seconds | photos/s | MB/s | p50 latency s | p99 latency s | tablets retried | "
         "exactly once, verify clean | load before → after |",
