@@ -157,7 +157,7 @@ def run_fleet(tablets: int, indexes: list[int], work: Path, sshd, remote: Path, 
 
 def check_mirror(reports: list[dict], remote: Path) -> dict:
     """Every tablet photo on the server byte for byte, no extra photos, no temp files left."""
-    from fieldsync.transport.paths import is_part_name
+    from fieldsync.transport.paths import PART_SUFFIX
 
     expected: dict[str, Path] = {}
     for report in reports:
@@ -169,7 +169,7 @@ def check_mirror(reports: list[dict], remote: Path) -> dict:
     extra = sorted(set(on_server) - set(expected))
     different = [rel for rel in sorted(set(expected) & set(on_server))
                  if expected[rel].read_bytes() != on_server[rel].read_bytes()]
-    temps = [p for p in remote.rglob("*") if is_part_name(p.name)]
+    temps = [p for p in remote.rglob("*") if p.name.startswith(".") and p.name.endswith(PART_SUFFIX)]
     return {"expected": len(expected), "on_server": len(on_server), "missing": missing, "extra": extra,
             "different": different, "temps": temps,
             "bytes": sum(p.stat().st_size for p in on_server.values())}
