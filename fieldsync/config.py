@@ -213,13 +213,13 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
     base = base or (Path(path).resolve().parent if path else Path.cwd())
     checker = _Checker(where)
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys at the top level")
+        raise ConfigError(_("{where}: expected a mapping of keys at the top level").format(where=where))
     checker.known(data, "", {"inspector", "device", "root", "layout", "photos", "camera",
                              "server", "sync", "maps", "locate", "ui"})
 
     root_value = data.get("root")
     if root_value is None:
-        raise ConfigError(f"{where}: key 'root' is missing; expected the tablet tree's folder")
+        raise ConfigError(_("{where}: key 'root' is missing; expected the tablet tree's folder").format(where=where))
     root = checker.path(root_value, "root", base)
     layout = _layout(checker, data.get("layout") or {})
     photos = _photos(checker, data.get("photos") or {})

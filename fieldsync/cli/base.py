@@ -14,7 +14,7 @@ import sys
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -161,6 +161,43 @@ def echo(app: AppContext, message: str = "", **kwargs) -> None:
 
 def warn(message: str) -> None:
     click.echo(_("Warning: {message}").format(message=message), err=True)
+
+
+def shows_progress(app: AppContext) -> bool:
+    """Progress bars are for a person at a terminal: none when stderr is piped or under -q."""
+    return not app.quiet and sys.stderr.isatty()
+
+
+def progress_bar(app: AppContext, length: int, label: str) -> Any:
+    """The CLI's one bar style (on stderr, so stdout and --json stay as they are); hidden when
+    nobody watches, where click would still print the label."""
+    return click.progressbar(length=max(1, length), label=label, file=sys.stderr, show_percent=True,
+                             show_eta=True, hidden=not shows_progress(app))
+
+
+class ProgressBar:
+    """A bar for core code's `progress(done, total)` callbacks: opened on the first call, when the
+    total is known; a no-op when nobody watches. Use as a context manager."""
+
+    def __init__(self, app: AppContext, label: str):
+        self.app, self.label, self.bar = app, label, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if not shows_progress(self.app):
+                return
+            self.bar = progress_bar(self.app, total, self.label)
+            self.bar.__enter__()
+        self.bar.length = max(1, total)
+        if done > self.bar.pos:
+            self.bar.update(done - self.bar.pos)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 # Libraries whose Python warnings are their own business unless asked for with -vv: watchdog

@@ -12,7 +12,7 @@ import click
 
 from fieldsync.base.hashing import file_sha256
 from fieldsync.base.i18n import _
-from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
+from fieldsync.cli.base import AppContext, ProgressBar, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout
 from fieldsync.errors import ConfigError
 from fieldsync.evidence import bundle as evidence_mod
@@ -279,8 +279,9 @@ def evidence_command(app: AppContext, account: str, visit: str | None, out: Path
         made_by = ""
     keyring = keys.load_keyring(keyring_path) if keyring_path else None
     receipts = _receipts(root, receipts_path, server_key)
-    bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(),
-                                       visit=visit, made_by=made_by, keyring=keyring, receipts=receipts)
+    with ProgressBar(app, _("making the report")) as bar:
+        bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(), visit=visit,
+                                           made_by=made_by, keyring=keyring, receipts=receipts, progress=bar)
     for line in bundle.warnings:
         warn(line)
     if bundle.pdf_missing:

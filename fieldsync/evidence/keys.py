@@ -24,6 +24,7 @@ from typing import Any
 from fieldsync.base import signing
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput
 from fieldsync.evidence import ledger
 
@@ -55,7 +56,8 @@ def _when(text: object, what: str, path: Path) -> datetime | None:
     try:
         return datetime.fromisoformat(str(text))
     except ValueError:
-        raise BadInput(f"{path}: {what} {text!r} is not a date (YYYY-MM-DD or ISO 8601 time)") from None
+        raise BadInput(_("{path}: {what} {text!r} is not a date (YYYY-MM-DD or ISO 8601 time)").format(
+                         path=path, what=what, text=text)) from None
 
 
 def load_keyring(path: Path, *, missing_ok: bool = False) -> Keyring:
@@ -66,22 +68,27 @@ def load_keyring(path: Path, *, missing_ok: bool = False) -> Keyring:
     except FileNotFoundError:
         if missing_ok:
             return Keyring(path)
-        raise BadInput(f"keyring {path} does not exist; the back office makes it with "
-                       "'fieldsync keyring add --keyring FILE ...'") from None
+        raise BadInput(_("keyring {path} does not exist; the back office makes it with 'fieldsync keyring add "
+                         "--keyring FILE ...'").format(path=path)) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInput(f"keyring {path} cannot be read ({exc}); ask the back office for a good copy") from None
+        raise BadInput(_("keyring {path} cannot be read ({exc}); ask the back office for a good copy").format(
+                         path=path, exc=exc)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("keys"), list):
-        raise BadInput(f"{path} is not a fieldsync keyring (expected format {FORMAT!r} and a 'keys' list)")
+        raise BadInput(_("{path} is not a fieldsync keyring (expected format {FORMAT!r} and a 'keys' list)").format(
+                         path=path, FORMAT=FORMAT))
     for number, entry in enumerate(data["keys"], start=1):
         if not isinstance(entry, dict) or not isinstance(entry.get("device"), str) \
                 or not signing.is_public_key(entry.get("key")):
-            raise BadInput(f"{path}: key {number} needs a device name and a base64 Ed25519 'key'")
+            raise BadInput(_("{path}: key {number} needs a device name and a base64 Ed25519 'key'").format(
+                             path=path, number=number))
         for name in ("valid_from", "valid_to"):
             _when(entry.get(name), f"key {number} {name}", path)
         revoked = entry.get("revoked")
         if revoked is not None and not (isinstance(revoked, dict)
                                         and _when(revoked.get("at"), f"key {number} revoked.at", path)):
-            raise BadInput(f"{path}: key {number} 'revoked' must be null or {{\"at\": TIME, \"reason\": TEXT}}")
+            raise BadInput(_("{path}: key {number} 'revoked' must be null or {{\"at\": TIME, \"reason\": "
+                             "TEXT}}").format(
+                             path=path, number=number))
         entry["fingerprint"] = signing.fingerprint(entry["key"])
     return Keyring(path, data["keys"])
 
@@ -91,11 +98,11 @@ def add_key(path: Path, device: str, inspector: str, public: str, *, valid_from:
     """Register a tablet's public key (as `fieldsync keyring device-key` printed it on the tablet)."""
     public = public.strip()
     if not signing.is_public_key(public):
-        raise BadInput(f"{public!r} is not a base64 Ed25519 public key; copy it from "
-                       "'fieldsync keyring device-key' on the tablet")
+        raise BadInput(_("{public!r} is not a base64 Ed25519 public key; copy it from 'fieldsync keyring "
+                         "device-key' on the tablet").format(public=public))
     keyring = load_keyring(path, missing_ok=True)
     if keyring.lookup(public):
-        raise BadInput(f"key {signing.fingerprint(public)} is already in {path}")
+        raise BadInput(_("key {signing} is already in {path}").format(signing=signing.fingerprint(public), path=path))
     valid_from = valid_from or date.today().isoformat()
     for what, value in (("--from", valid_from), ("--to", valid_to)):
         _when(value, what, Path(path))
@@ -115,8 +122,8 @@ def revoke_key(path: Path, which: str, *, at: str | None = None, reason: str = "
     chosen = [e for e in keyring.keys if not e.get("revoked")
               and (e["fingerprint"] == which or e["device"] == which)]
     if not chosen:
-        raise BadInput(f"no unrevoked key with fingerprint or device {which!r} in {path}; "
-                       "see 'fieldsync keyring list'")
+        raise BadInput(_("no unrevoked key with fingerprint or device {which!r} in {path}; see 'fieldsync keyring "
+                         "list'").format(which=which, path=path))
     for entry in chosen:
         entry["revoked"] = {"at": at, "reason": reason}
     keyring.save()

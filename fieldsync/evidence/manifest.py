@@ -21,6 +21,7 @@ from typing import Any
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, digest, file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
@@ -46,7 +47,8 @@ def load(visit_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise TreeError(f"{path} cannot be read ({exc}); restore it from the server") from None
+        raise TreeError(_("{path} cannot be read ({exc}); restore it from the server").format(
+                          path=path, exc=exc)) from None
     return parse(raw, path)
 
 
@@ -55,10 +57,11 @@ def parse(raw: bytes, path: Path | str = MANIFEST_FILE) -> dict[str, Any]:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TreeError(f"{path} cannot be read ({exc}); restore it from the server, "
-                        "then run 'fieldsync verify'") from None
+        raise TreeError(_("{path} cannot be read ({exc}); restore it from the server, then run 'fieldsync "
+                          "verify'").format(
+                          path=path, exc=exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise TreeError(f"{path} is not a fieldsync manifest; restore it from the server")
+        raise TreeError(_("{path} is not a fieldsync manifest; restore it from the server").format(path=path))
     return data
 
 
@@ -137,7 +140,7 @@ def remarks_seal(visit_dir: Path) -> dict[str, Any] | None:
     data = read_yaml(path)
     history = data.get("history") or []
     if not isinstance(history, list):
-        raise TreeError(f"{path}: 'history' is not a list; restore the file from the server")
+        raise TreeError(_("{path}: 'history' is not a list; restore the file from the server").format(path=path))
     # The texts themselves too: a later hand edit of visit.yaml (a text editor, the file
     # manager) is recorded as an edit from these values, which the hashes alone cannot give.
     values = {field: str(data.get(field) or "") for field in NOTE_FIELDS}
@@ -295,5 +298,5 @@ def _rel(photo_rel: str) -> str:
     # it to "/" here would seal a path that does not exist, and verify would report it.
     rel = PurePosixPath(str(photo_rel))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise TreeError(f"{photo_rel!r} is not a path inside the visit folder")
+        raise TreeError(_("{photo_rel!r} is not a path inside the visit folder").format(photo_rel=photo_rel))
     return rel.as_posix()

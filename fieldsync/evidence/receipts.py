@@ -23,6 +23,7 @@ from typing import Any
 
 from fieldsync.base import signing
 from fieldsync.base.hashing import canonical
+from fieldsync.base.i18n import _
 from fieldsync.config import STATE_DIR
 from fieldsync.errors import BadInput
 from fieldsync.evidence import ledger
@@ -72,10 +73,12 @@ def read_public_key(text_or_file: str) -> str:
     try:
         text = candidate.read_text(encoding="utf-8").strip() if candidate.is_file() else text_or_file.strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read the server key {candidate} ({exc})") from None
+        raise BadInput(_("cannot read the server key {candidate} ({exc})").format(
+                         candidate=candidate, exc=exc)) from None
     if not signing.is_public_key(text):
-        raise BadInput(f"{text_or_file!r} is not a server public key: give the base64 key that "
-                       "'fieldsync server receipts' printed, or the server_key.pub file beside its key")
+        raise BadInput(_("{text_or_file!r} is not a server public key: give the base64 key that 'fieldsync server "
+                         "receipts' printed, or the server_key.pub file beside its key").format(
+                         text_or_file=text_or_file))
     return text
 
 
@@ -104,8 +107,8 @@ def load(path: Path, server_key: str, *, tree: str | None = None) -> Receipts:
     chain or signature fails are not used: a forged receipt must not accuse or excuse."""
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"no receipts at {path}; give the file (or the .fieldsync/receipts folder) "
-                       "'fieldsync server receipts' writes on the server")
+        raise BadInput(_("no receipts at {path}; give the file (or the .fieldsync/receipts folder) 'fieldsync "
+                         "server receipts' writes on the server").format(path=path))
     parsed = ledger.read(path)
     result = Receipts(path, server_key, tree, parsed.records, [f"receipts: {p}" for p in parsed.problems])
     bad = []

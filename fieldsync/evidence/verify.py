@@ -24,6 +24,7 @@ from typing import Any
 
 from fieldsync.base import geo
 from fieldsync.base.hashing import GENESIS, digest, handle_sha256
+from fieldsync.base.i18n import _
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import TreeError
@@ -130,7 +131,7 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     """
     root = Path(root)
     if not root.is_dir():
-        raise TreeError(f"{root} is not a folder; give the tree to verify")
+        raise TreeError(_("{root} is not a folder; give the tree to verify").format(root=root))
     if excerpts is None:
         excerpts = (root / BUNDLE_FILE).is_file()
     report = Report(keyring=str(keyring.path) if keyring else None)
@@ -457,7 +458,7 @@ def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | N
     keys = [f"{visit.rel.as_posix()}/{rel}" for visit, rel, _ in jobs]
     results = _hash_all(os.fspath(root) + os.sep, keys, cache, options.threads)
     customers: dict[str, dict | None] = {}
-    for (visit, _, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
+    for (visit, _rel, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
         if hashed:
             report.hashed += 1
             report.hashed_bytes += size or 0

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput
 
 PINYIN_FIELDS = ("name", "address", "line")  # the Chinese fields: they also match pinyin
@@ -130,13 +131,15 @@ def field_conditions(field: str, value: str) -> list[str]:
     if field == "voltage":
         level = voltage_level(value, bare_number="kv")
         if level is None:
-            raise BadInput(f"voltage {value!r} is not a voltage level; use {VOLTAGE_FORMS}")
+            raise BadInput(_("voltage {value!r} is not a voltage level; use {VOLTAGE_FORMS}").format(
+                             value=value, VOLTAGE_FORMS=VOLTAGE_FORMS))
         return [level]
     words = query_words(value)
     if field == "capacity_kva":
         for word in words:
             if capacity_bounds(word) is None:
-                raise BadInput(f"capacity {value!r} is not understood; use {CAPACITY_FORMS}")
+                raise BadInput(_("capacity {value!r} is not understood; use {CAPACITY_FORMS}").format(
+                                 value=value, CAPACITY_FORMS=CAPACITY_FORMS))
     return words
 
 

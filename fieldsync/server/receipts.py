@@ -24,6 +24,7 @@ from fieldsync.base import signing
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, canonical
+from fieldsync.base.i18n import _
 from fieldsync.errors import EvidenceBroken
 from fieldsync.evidence import ledger
 from fieldsync.evidence import receipts as format_
@@ -70,8 +71,8 @@ def take_receipts(share: Path, key_path: Path, *, tablets: bool = False) -> Rece
     with FileLock(path.parent / ".lock"):
         existing = format_.load(path, public) if path.exists() else format_.Receipts(path, public)
         if existing.problems:
-            raise EvidenceBroken(f"the receipts at {path} were changed by someone without the server "
-                                 "key; restore them from backup before recording more",
+            raise EvidenceBroken(_("the receipts at {path} were changed by someone without the server key; restore "
+                                   "them from backup before recording more").format(path=path),
                                  existing.problems)
         seen_visits = {(b["tree"], b["visit_id"]): b.get("head") for b in _bodies(existing, "visit")}
         seen_ledgers = {(b["tree"], b["device"]): b for b in _bodies(existing, "ledger")}
