@@ -33,14 +33,15 @@ class Point(NamedTuple):
 
 # --------------------------------------------------------------------------- validation
 
-def validate(lat: object, lon: object, what: str = "position") -> Point:
+def validate(lat: object, lon: object, what: str = "") -> Point:
     """A checked WGS-84 point, or BadInput saying what is wrong with it.
 
     0,0 is refused because it is what phones and receivers write when they had no fix,
     never a real customer site (it is in the Gulf of Guinea).
     """
+    what = what or _("position")
     values = []
-    for name, value, limit in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
+    for name, value, limit in ((_("latitude"), lat, 90.0), (_("longitude"), lon, 180.0)):
         if isinstance(value, bool):
             raise BadInput(_("{what}: {name} {value!r} is not a number").format(what=what, name=name, value=value))
         try:
@@ -62,8 +63,9 @@ def validate(lat: object, lon: object, what: str = "position") -> Point:
     return Point(values[0], values[1])
 
 
-def validate_accuracy(accuracy: object, what: str = "accuracy") -> float | None:
+def validate_accuracy(accuracy: object, what: str = "") -> float | None:
     """Accuracy in metres (None when unknown); negative, NaN or infinite is refused."""
+    what = what or _("accuracy")
     if accuracy is None:
         return None
     try:

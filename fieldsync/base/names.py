@@ -79,7 +79,7 @@ def require_safe(text: str, what: str) -> str:
         raise BadName(_("the {what} is empty; give a name with at least one visible character").format(what=what))
     cleaned = clean_component(text)
     if cleaned != text:
-        hint = f"; use {cleaned!r} instead" if cleaned else ""
+        hint = _("; use {cleaned!r} instead").format(cleaned=cleaned) if cleaned else ""
         raise BadName(
             _('the {what} {text!r} cannot be a folder name on every system (no / \\ : * ? " < > |, control '
               'characters, leading dots, trailing dots or spaces, device names like CON, at most '

@@ -63,8 +63,8 @@ class Fix:
 
 def _make_fix(lat: Any, lon: Any, accuracy: Any, provider: str, **detail: Any) -> Fix:
     try:
-        point = geo.validate(lat, lon, f"{provider} fix")
-        accuracy_m = geo.validate_accuracy(accuracy, f"{provider} accuracy")
+        point = geo.validate(lat, lon, _("{provider} fix").format(provider=provider))
+        accuracy_m = geo.validate_accuracy(accuracy, _("{provider} accuracy").format(provider=provider))
     except BadInput as exc:
         raise ProviderFailed(_("unusable position ({exc})").format(exc=exc)) from None
     return Fix(point.lat, point.lon, None if accuracy_m is None else round(accuracy_m, 1),

@@ -87,7 +87,7 @@ def from_photo(cfg: Config, photo: Path) -> Location:
         lat, lon, accuracy = recorded.get("lat"), recorded.get("lon"), None
         extra.append(("photo_gps_from", MANIFEST_FILE))
         capture = capture or recorded.get("taken_at")
-    point = geo.validate(lat, lon, f"{photo.name} EXIF GPS")
+    point = geo.validate(lat, lon, _("{photo} EXIF GPS").format(photo=photo.name))
     if capture:
         extra.append(("photo_taken_at", capture))
     return Location(point.lat, point.lon, accuracy, "photo", now_iso(), *_who(cfg), tuple(extra))

@@ -136,7 +136,7 @@ def resolve_business(cfg: Config, business: str) -> str:
 def add_category(cfg: Config, account_no: str, business: str, name: str) -> Path:
     """Create a category folder (P4) under a business type; existing is fine."""
     business = resolve_business(cfg, business)
-    require_safe(name, "category name")
+    require_safe(name, _("category name"))
     folder = customer_dir(cfg, account_no) / business
     folder.mkdir(exist_ok=True)
     target = folder / name

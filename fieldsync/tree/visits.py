@@ -42,14 +42,14 @@ def new_visit(cfg: Config, account_no: str, business: str, category: str, *,
     """
     at = at or now()
     business = resolve_business(cfg, business)
-    require_safe(category, "category name")
+    require_safe(category, _("category name"))
     parent = customer_dir(cfg, account_no) / business / category
     if not parent.is_dir():
         raise TreeError(_("category {quoted} does not exist under {business}; "
                           "create it with 'fieldsync category add {account} {business} {category}'").format(
             quoted=repr(category), category=category, business=business, account=account_no))
     explicit = name is not None
-    base = require_safe(name, "visit name") if explicit else default_visit_name(cfg, at)
+    base = require_safe(name, _("visit name")) if explicit else default_visit_name(cfg, at)
     notes = {key: _check_note(value, key) for key, value in
              (("appearance_note", appearance_note), ("nameplate_note", nameplate_note))}
     customer = read_customer(parent.parent.parent)
@@ -241,7 +241,7 @@ def edit_visit(cfg: Config, path: Path, *, name: str | None = None,
                 changes.append((field, data.get(field) or "", value))
     target = path
     if name is not None and name != path.name:
-        require_safe(name, "visit name")
+        require_safe(name, _("visit name"))
         target = path.parent / name
         if target.exists():
             raise TreeError(_("a visit named {name!r} already exists in {parent}").format(

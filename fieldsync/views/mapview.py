@@ -78,7 +78,7 @@ def view(location: Mapping[str, Any] | None, *, maps: Maps | Mapping[str, Any] |
     if not isinstance(location, Mapping):
         return None
     try:
-        point = geo.validate(location.get("lat"), location.get("lon"), "location")
+        point = geo.validate(location.get("lat"), location.get("lon"), _("location"))
     except BadInput:
         return None
     if not isinstance(maps, Maps):
@@ -155,7 +155,7 @@ def from_last_fix(point: geo.Point, last_fix: Mapping[str, Any] | None) -> dict[
     if not isinstance(last_fix, Mapping):
         return None
     try:
-        me = geo.validate(last_fix.get("lat"), last_fix.get("lon"), "last fix")
+        me = geo.validate(last_fix.get("lat"), last_fix.get("lon"), _("last fix"))
     except BadInput:
         return None
     metres = geo.distance_m(*me, *point)
