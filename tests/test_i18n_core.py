@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import pkgutil
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -187,3 +190,34 @@ def test_the_scan_sees_a_raise():
     assert {"ConfigError", "TransportError", "NoFix"} <= fieldsync_errors()
     sample = ast.parse('raise ConfigError(f"{path}: broken")').body[0]
     assert _literal(sample.exc.args[0]) == "{}: broken"
+
+
+# --------------------------------------------------------------------------- launchers
+
+LAUNCHERS = REPO / "contrib" / "launchers"
+
+
+def tap(tmp_path: Path, lang: str, *args: str) -> tuple[int, str]:
+    """Run the Linux one-tap launcher (no desktop: it prints what it would notify) with the
+    real CLI as `fieldsync` on PATH."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    wrapper = bin_dir / "fieldsync"
+    wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fieldsync "$@"\n', encoding="utf-8")
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+           "LANG": lang, "LC_ALL": "", "LC_MESSAGES": "", "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    done = subprocess.run(["sh", str(LAUNCHERS / "linux" / "fieldsync-button"), *args], capture_output=True,
+                          text=True, env=env, stdin=subprocess.DEVNULL, timeout=60)
+    return done.returncode, done.stdout
+
+
+def test_the_launcher_notification_speaks_the_locale(tree, tmp_path):
+    code, shown = tap(tmp_path, "zh_CN.UTF-8", "customers", "show", "3300000000")
+    assert code == 2
+    assert shown.startswith("fieldsync customers：出错\n")
+    assert "错误：客户档案中没有户号 3300000000" in shown
+    assert not english_sentences(shown), english_sentences(shown)
+    code, shown = tap(tmp_path, "en_US.UTF-8", "customers", "show", "3300000000")
+    assert shown.startswith("fieldsync customers: error\n")
+    assert "Error: customer 3300000000 is not in master data" in shown
