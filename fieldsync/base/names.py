@@ -131,11 +131,11 @@ def photo_name_problem(name: str) -> str | None:
     is taken byte for byte as it is.
     """
     if "\\" in name:
-        return (f"the file name {name!r} contains a backslash, which Windows and zip files read "
-                "as a folder separator; rename it without '\\'")
+        return (_("the file name {name!r} contains a backslash, which Windows and zip files read as a folder "
+                  "separator; rename it without '\\'").format(name=name))
     if any(unicodedata.category(ch) == "Cc" for ch in name):
-        return (f"the file name {name!r} contains control characters (tabs, line breaks, ...), "
-                "which hide what it says; rename it with visible characters only")
+        return (_("the file name {name!r} contains control characters (tabs, line breaks, ...), which hide what it "
+                  "says; rename it with visible characters only").format(name=name))
     return None
 
 

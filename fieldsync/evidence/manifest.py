@@ -90,33 +90,35 @@ def chain_problems(data: dict[str, Any]) -> list[str]:
     """What is wrong with a manifest's form and chain (empty when intact)."""
     problems = []
     if data.get("format") != FORMAT:
-        problems.append(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+        problems.append(_("format is {format!r}, expected {expected!r}").format(
+            format=data.get("format"), expected=FORMAT))
     unknown = set(data) - TOP_KEYS
     if unknown:
-        problems.append(f"unknown keys {', '.join(sorted(map(str, unknown)))} (manifest edited)")
+        problems.append(_("unknown keys {keys} (manifest edited)").format(keys=", ".join(sorted(map(str, unknown)))))
     pending = data.get("pending", {})
     if not isinstance(pending, dict) or not all(isinstance(v, dict) for v in pending.values()):
-        problems.append("'pending' is not a mapping of photo records (manifest edited)")
+        problems.append(_("'pending' is not a mapping of photo records (manifest edited)"))
     if data.get("remarks") is not None and not isinstance(data.get("remarks"), dict):
-        problems.append("'remarks' is not a seal record (manifest edited)")
+        problems.append(_("'remarks' is not a seal record (manifest edited)"))
     prev = GENESIS
     for index, entry in enumerate(data.get("entries", []), start=1):
         if not isinstance(entry, dict):
-            problems.append(f"entry {index} is not a record")
+            problems.append(_("entry {index} is not a record").format(index=index))
             prev = None
             continue
         name = entry.get("path", f"#{index}")
         if entry.get("seq") != index:
-            problems.append(f"entry {index} ({name}): sequence number {entry.get('seq')!r}, "
-                            f"expected {index} (entries removed or reordered)")
+            problems.append(_("entry {index} ({name}): sequence number {seq!r}, expected {index} (entries removed "
+                              "or reordered)").format(index=index, name=name, seq=entry.get("seq")))
         if entry.get("hash") != entry_hash(entry):
-            problems.append(f"entry {index} ({name}): content does not match its hash (entry edited)")
+            problems.append(_("entry {index} ({name}): content does not match its hash (entry edited)").format(
+                              index=index, name=name))
         if prev is not None and entry.get("prev") != prev:
-            problems.append(f"entry {index} ({name}): does not follow the entry before it "
-                            "(entries removed, inserted or reordered)")
+            problems.append(_("entry {index} ({name}): does not follow the entry before it (entries removed, "
+                              "inserted or reordered)").format(index=index, name=name))
         prev = entry.get("hash")
     if data.get("head") != (prev if data.get("entries") else GENESIS):
-        problems.append("manifest head is not the hash of its last entry")
+        problems.append(_("manifest head is not the hash of its last entry"))
     return problems
 
 

@@ -118,15 +118,15 @@ def pull_keyring(cfg, transport=None) -> dict | None:
     transport = transport or open_transport(cfg)
     target = state_dir / PULLED_KEYRING
     try:
-        remote = _remote_version(transport, state_dir, REMOTE_KEYRING_VERSION, "keyring version",
-                                 "the back office runs 'fieldsync keyring publish' again")
+        remote = _remote_version(transport, state_dir, REMOTE_KEYRING_VERSION, _("keyring version"),
+                                 _("the back office runs 'fieldsync keyring publish' again"))
         if remote is None:
             return None
         if target.exists() and file_sha256(target)[0] == remote["sha256"]:
             return remote
         data_tmp = state_dir / ".pull-keyring.json"
         try:
-            _download_checked(transport, REMOTE_KEYRING, data_tmp, remote["sha256"], "the published keyring")
+            _download_checked(transport, REMOTE_KEYRING, data_tmp, remote["sha256"], _("the published keyring"))
             os.replace(data_tmp, target)
         finally:
             data_tmp.unlink(missing_ok=True)
@@ -162,8 +162,8 @@ def pull_if_changed(cfg, transport=None) -> bool:
     own = transport is None
     transport = transport or open_transport(cfg)
     try:
-        remote = _remote_version(transport, state_dir, REMOTE_VERSION, "fieldsync master data version",
-                                 "run 'fieldsync customers publish' on the server again")
+        remote = _remote_version(transport, state_dir, REMOTE_VERSION, _("fieldsync master data version"),
+                                 _("run 'fieldsync customers publish' on the server again"))
         if remote is None:
             return False
         pulled = _read_json(state_dir / PULLED_FILE) or {}
@@ -173,7 +173,8 @@ def pull_if_changed(cfg, transport=None) -> bool:
             return False
         data_tmp = state_dir / ".pull-customers.json"
         try:
-            _download_checked(transport, REMOTE_DATA, data_tmp, remote["sha256"], "the master data on the server")
+            _download_checked(transport, REMOTE_DATA, data_tmp, remote["sha256"],
+                              _("the master data on the server"))
             records = _customer_rows(data_tmp)
             os.replace(data_tmp, store.path)
         finally:

@@ -109,7 +109,7 @@ def shrink(src: Path, dst: Path, settings: ShrinkSettings, budget: DecodeBudget 
         if exc.errno is not None:
             # Reading or writing the tablet failed (ENOSPC writing dst, EIO reading src):
             # the tablet's fault, not the photo's. Pillow's decode errors carry no errno.
-            raise LocalFault.from_os_error(exc) from exc
+            raise LocalFault.from_os_error(exc, _) from exc
         raise IncompleteImage(_("{src}: corrupt or truncated image ({exc})").format(src=src, exc=exc)) from None
     except (ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise IncompleteImage(_("{src}: corrupt or truncated image ({name}: {exc})").format(
@@ -253,7 +253,7 @@ def _readable_exif(image: Image.Image) -> tuple[Image.Exif | None, str]:
         return exif, ""
     except EXIF_ERRORS as exc:
         log.debug("damaged EXIF block", exc_info=True)
-        return None, f"damaged EXIF block dropped ({type(exc).__name__}: {exc})"
+        return None, _("damaged EXIF block dropped ({name}: {exc})").format(name=type(exc).__name__, exc=exc)
 
 
 def _scale_and_save(image: Image.Image, dst: Path, settings: ShrinkSettings, wanted: tuple[int, int],
@@ -279,7 +279,7 @@ def _scale_and_save(image: Image.Image, dst: Path, settings: ShrinkSettings, wan
         try:
             exif_bytes = exif.tobytes()
         except EXIF_ERRORS as exc:  # the edited block no longer serialises: keep the photo
-            note = note or f"damaged EXIF block dropped ({type(exc).__name__}: {exc})"
+            note = note or _("damaged EXIF block dropped ({name}: {exc})").format(name=type(exc).__name__, exc=exc)
 
     save_format, options = _SAVE[fmt]
     options = dict(options)

@@ -307,9 +307,9 @@ class _Builder:
         if link not in self._links:
             self._links.add(link)
             self.result.problems.append(
-                f"{self.root / link} is a symbolic link fieldsync did not make; nothing was written "
-                "or removed through it. Remove it (someone with write access to the share planted "
-                "it) and run 'fieldsync server index' again")
+                _("{link} is a symbolic link fieldsync did not make; nothing was written or removed through it. "
+                  "Remove it (someone with write access to the share planted it) and run 'fieldsync server index' "
+                  "again").format(link=self.root / link))
 
     def _linked(self, rel: str) -> bool:
         """True (and reported) when ROOT/rel is reached through a symbolic link."""
@@ -536,7 +536,8 @@ class _Builder:
             try:
                 published = CustomerStore(master.parent).all()
             except (OSError, ValueError) as exc:  # a damaged file: the folders are still searched
-                self.result.problems.append(f"{master}: unreadable master data, not searched ({exc})")
+                self.result.problems.append(_("{master}: unreadable master data, not searched ({exc})").format(
+                                              master=master, exc=exc))
                 published = []
             records.update((str(r.get("account_no")), r) for r in published if r.get("account_no"))
         rows, readings = querydata.page_rows(list(records.values()))

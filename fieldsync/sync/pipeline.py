@@ -126,7 +126,7 @@ class PhotoPipeline:
         visit_dir = self.cfg.root.joinpath(*rel.parts[:-2])
         if visit_dir.is_dir():
             manifest.record_removal(self.cfg, visit_dir, f"{rel.parts[-2]}/{rel.parts[-1]}",
-                                    "deleted on the tablet (sync.deletes: mirror)")
+                                    _("deleted on the tablet (sync.deletes: mirror)"))
 
 
 def _fsync_file(path: Path) -> None:

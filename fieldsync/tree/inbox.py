@@ -397,7 +397,7 @@ def _file_stable(cfg: Config, result: InboxResult, inbox: Path, listing: dict[st
         if not decodes_to_the_end(source):
             age = clock() - seen.get(name, (0, 0, clock()))[2]
             if age >= UNREADABLE_AFTER_SECONDS:
-                result.failed.append((source, "not a readable photo; file it by hand or delete it"))
+                result.failed.append((source, _("not a readable photo; file it by hand or delete it")))
             else:
                 result.settling.append(source)
             continue
