@@ -107,6 +107,17 @@ def test_a_core_error_with_a_fragment_from_its_caller(tree):
     assert "Error: the visit name 'a/b' cannot be a folder name on every system" in en.stderr
 
 
+def test_a_bad_config_value_in_both_languages(tree):
+    text = tree.path.read_text(encoding="utf-8")
+    tree.path.write_text(re.sub(r"(?m)^device: \S+", "device: CON", text), encoding="utf-8")
+    zh = run(["customers", "show", ACCOUNT], ZH)
+    assert zh.exit_code == 2
+    assert "：配置项 'device'：应为 可用于文件名的名称：最多" in zh.stderr and "，实际为 'CON'" in zh.stderr
+    assert not english_sentences(zh.stderr), english_sentences(zh.stderr)
+    en = run(["customers", "show", ACCOUNT], EN)
+    assert "key 'device': expected a name usable in a file name" in en.stderr
+
+
 def test_a_refused_position_in_both_languages(tree):
     assert run(["customer", "open", ACCOUNT], EN).exit_code == 0
     args = ["locate", ACCOUNT, "--lat", "30.2", "--lon", "120.1", "--accuracy", "500"]
