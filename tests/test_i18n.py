@@ -24,7 +24,7 @@ from click.testing import CliRunner
 
 from fieldsync.base import i18n
 from fieldsync.cli import COMMAND_MODULES, cli
-from fieldsync.cli.base import CLICK_MESSAGES
+from fieldsync.cli.base import CLICK_MESSAGES, CLICK_PLURALS
 
 REPO = Path(__file__).resolve().parent.parent
 PO_FILE = i18n.LOCALE_DIR / "zh" / "LC_MESSAGES" / f"{i18n.DOMAIN}.po"
@@ -41,7 +41,8 @@ def _back_to_the_locale():
     i18n.choose()
 
 
-def po_messages() -> dict[str, str]:
+def po_messages() -> dict:
+    """msgid -> msgstr; a plural entry (click's own) is (singular, plural) -> (forms...)."""
     with PO_FILE.open("rb") as f:
         return {m.id: m.string for m in read_po(f, locale="zh") if m.id}
 
@@ -50,7 +51,7 @@ def extracted() -> set[str]:
     """What `pybabel extract -F babel.cfg -k N_ .` finds in the source now."""
     with (REPO / "babel.cfg").open() as f:
         method_map, options_map = parse_mapping_cfg(f)
-    keywords = {"_": None, "N_": None, "gettext": None}
+    keywords = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
     return {message for _file, _line, message, _comments, _context in
             extract_from_dir(str(REPO), method_map, options_map, keywords=keywords)}
 
@@ -90,21 +91,35 @@ def placeholders(text: str) -> set[str]:
 def test_every_marked_message_has_a_chinese_translation():
     catalog = po_messages()
     found = extracted()
-    missing = sorted(m for m in found if not catalog.get(m))
+    missing = sorted(map(str, (m for m in found if not _translated(catalog.get(m)))))
     assert not missing, f"untranslated (run pybabel update, then translate): {missing}"
-    stale = sorted(set(catalog) - found)
+    stale = sorted(map(str, set(catalog) - found))
     assert not stale, f"in the .po but no longer in the source: {stale}"
+
+
+def _translated(string) -> bool:
+    return bool(string) and all(string) if isinstance(string, tuple) else bool(string)
 
 
 def test_translations_keep_every_placeholder():
     for english, chinese in po_messages().items():
-        assert placeholders(chinese) == placeholders(english), english
+        if isinstance(english, tuple):  # plural: Chinese has one form, for any count
+            given = set().union(*map(placeholders, english))  # click fills in all of them
+            assert all(placeholders(form) <= given for form in chinese), english
+        else:
+            assert placeholders(chinese) == placeholders(english), english
 
 
 def test_the_committed_mo_is_compiled_from_the_po():
     with MO_FILE.open("rb") as f:
         compiled = {k: v for k, v in gettext.GNUTranslations(f)._catalog.items() if k}
-    assert compiled == {k: v for k, v in po_messages().items() if v}, \
+    expected = {}
+    for key, value in po_messages().items():
+        if isinstance(key, tuple):
+            expected.update({(key[0], i): form for i, form in enumerate(value)})
+        elif value:
+            expected[key] = value
+    assert compiled == expected, \
         "run: pybabel compile -D fieldsync -d fieldsync/locale -l zh"
 
 
@@ -117,6 +132,7 @@ def test_every_click_help_text_is_in_the_catalog():
 def test_click_own_words_are_translated():
     catalog = po_messages()
     assert all(catalog.get(message) for message in CLICK_MESSAGES)
+    assert all(_translated(catalog.get(pair)) for pair in CLICK_PLURALS)
 
 
 def test_the_catalog_ships_in_the_package():

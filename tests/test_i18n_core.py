@@ -100,7 +100,7 @@ def test_a_core_error_with_a_fragment_from_its_caller(tree):
     open_with_category()
     zh = run(["visit", "new", ACCOUNT, "周期检查", "计量装置", "--name", "a/b"], ZH)
     assert zh.exit_code == 2
-    assert "错误：访问名称 'a/b' 不能在所有系统上用作文件夹名" in zh.stderr
+    assert "错误：检查记录名称 'a/b' 不能在所有系统上用作文件夹名" in zh.stderr
     assert "；请改用 'a／b'" in zh.stderr
     assert not english_sentences(zh.stderr), english_sentences(zh.stderr)
     en = run(["visit", "new", ACCOUNT, "周期检查", "计量装置", "--name", "a/b"], EN)
@@ -232,3 +232,14 @@ def test_the_launcher_notification_speaks_the_locale(tree, tmp_path):
     code, shown = tap(tmp_path, "en_US.UTF-8", "customers", "show", "3300000000")
     assert shown.startswith("fieldsync customers: error\n")
     assert "Error: customer 3300000000 is not in master data" in shown
+
+
+def test_click_own_messages_with_plurals(tree, tmp_path):
+    zh = run(["customers", "show", ACCOUNT, "extra", "words"], ZH)
+    assert zh.exit_code == 2 and "错误：多余的参数（extra words）" in zh.stderr
+    en = run(["customers", "show", ACCOUNT, "extra"], EN)
+    assert "Got unexpected extra argument (extra)" in en.stderr
+    zh = run(["server", "index", tmp_path / "nope"], ZH)
+    assert f"错误：'PATH' 的值无效：目录 '{tmp_path / 'nope'}' 不存在。" in zh.stderr
+    error = zh.stderr.splitlines()[-1]  # the usage line above it names the command
+    assert not english_sentences(error), english_sentences(error)

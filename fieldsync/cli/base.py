@@ -139,6 +139,9 @@ def translate_help(command: click.Command) -> None:
         if isinstance(param, click.Option):
             original = param.__dict__.setdefault("_english_help", param.help)
             param.help = _(original) if original else original
+        if isinstance(param.type, click.Path):  # "directory '...' does not exist": named when defined
+            name = param.type.__dict__.setdefault("_english_name", param.type.name)
+            param.type.name = _(name)
     # click makes --help's option (with its own translated text) once per command: make it anew.
     command._help_option = None
     for sub in getattr(command, "commands", {}).values():
@@ -266,4 +269,27 @@ CLICK_MESSAGES = (
     N_("default: {default}"), N_("env var: {var}"), N_("%(prog)s, version %(version)s"),
     N_("Do you want to continue?"), N_("Confirm the action without prompting."),
     N_("Missing parameter: {param_name}"), N_("Missing {param_type}"),
+    N_("file"), N_("directory"), N_("path"), N_("{name} {filename!r} does not exist."),
+    N_("{name} {filename!r} is a file."), N_("{name} {filename!r} is a directory."),
+    N_("{name} {filename!r} is not readable."), N_("{name} {filename!r} is not writable."),
+    N_("{value!r} is not a valid {number_type}."), N_("{value} is not in the range {range}."),
+    N_("{value!r} is not a valid boolean. Recognized values: {states}"),
+    N_("Could not open file {filename!r}: {message}"),
+    N_("Error: invalid input"), N_("Repeat for confirmation"), N_("Error: The two entered values do not match."),
+)
+
+
+def ngettext(singular: str, plural: str) -> tuple[str, str]:
+    """Marks one of click's plural messages for the catalog (pybabel's default `ngettext`
+    keyword); click looks them up itself through gettext, one form for Chinese."""
+    return singular, plural
+
+
+CLICK_PLURALS = (
+    ngettext("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})"),
+    ngettext("Takes {nargs} values but 1 was given.", "Takes {nargs} values but {len} were given."),
+    ngettext("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)"),
+    ngettext("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments."),
+    ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}."),
+    ngettext("{value!r} does not match the format {format}.", "{value!r} does not match the formats {formats}."),
 )
