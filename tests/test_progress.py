@@ -108,6 +108,12 @@ def test_sync_bundle_and_full_index_draw_bars(filed_visit, tmp_path):
     assert code == 0, piped_err
     assert "making the report" not in piped_err and "%" not in piped_err
 
+    code, stdout, terminal = fieldsync("verify", terminal=True)
+    assert code == 0, terminal
+    assert "checking photos" in terminal and "100%" in terminal and "verified" in stdout
+    code, stdout, piped_err = fieldsync("verify", "--json", terminal=False)
+    assert code == 0 and "checking photos" not in piped_err and json.loads(stdout)
+
     server = Path(cfg.server.url.removeprefix("file://"))
     code, stdout, terminal = fieldsync("server", "index", "--full", server, terminal=True)
     assert code == 0, terminal

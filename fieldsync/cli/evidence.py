@@ -165,8 +165,9 @@ def verify_command(app: AppContext, tree_path: Path | None, keyring_value: str |
     if keyring_note:
         warn(keyring_note)
     receipts = _receipts(root, receipts_path, server_key)
-    report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring,
-                                    receipts=receipts)
+    with ProgressBar(app, _("checking photos")) as bar:
+        report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring,
+                                        receipts=receipts, progress=bar)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
     else:

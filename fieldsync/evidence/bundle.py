@@ -106,8 +106,10 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
             staged.write_text(receipts_mod.excerpt(receipts.records, set(visit_ids.values()), set(devices),
                                                    receipts.tree), encoding="utf-8")
             staged_receipts = receipts_mod.load(staged, receipts.server_key)
+        # One bar over both slow parts: hashing every photo, then a thumbnail of each.
+        hashing = (lambda done, total: progress(done, 2 * total)) if progress else None
         report = verify.verify_tree(stage, layout, ledger.server_ledgers(stage), options=options,
-                                    excerpts=True, keyring=keyring, receipts=staged_receipts)
+                                    excerpts=True, keyring=keyring, receipts=staged_receipts, progress=hashing)
         if report.problems:
             raise EvidenceBroken(_("the records of {account_no} do not verify, so no bundle was made; restore the "
                                    "files from the server, or run 'fieldsync verify' for details").format(
@@ -133,7 +135,8 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
                        "appearance_folder": layout.appearance_folder,
                        "nameplate_folder": layout.nameplate_folder},
         }
-        context = report_context(stage, customer.name, visit_ids, description, report, progress)
+        thumbnails = (lambda done, total: progress(total + done, 2 * total)) if progress else None
+        context = report_context(stage, customer.name, visit_ids, description, report, thumbnails)
         (stage / REPORT_FILE).write_text(render_template("evidence.html.j2", **context), encoding="utf-8")
         pdf_missing = render_pdf(context, stage / PDF_FILE)
         description["pdf"] = PDF_FILE if pdf_missing is None else None

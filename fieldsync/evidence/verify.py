@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -115,7 +116,8 @@ class _Visit:
 def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
                 cache: HashCache | None = None, options: Options = Options(),
                 excerpts: bool | None = None, keyring: keys.Keyring | None = None,
-                receipts: receipts_mod.Receipts | None = None) -> Report:
+                receipts: receipts_mod.Receipts | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Report:
     """Verify every visit under `root` against its manifest and the given ledgers.
 
     Every ledger record's signature is checked; with a `keyring`, also that a registered,
@@ -128,6 +130,8 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
 
     receipts: what the server received (checked against its key): every received visit head
     and ledger record must still be there, else the visit was deleted or the ledger rolled back.
+
+    progress(done, total) is told of the photos hashed (those the cache cannot vouch for).
     """
     root = Path(root)
     if not root.is_dir():
@@ -173,7 +177,7 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     if cache is not None:
         cache.chains &= manifest_digests  # forget manifests that have since changed
     try:
-        _check_photos(root, checks, report, cache, options)
+        _check_photos(root, checks, report, cache, options, progress)
     finally:
         checked = signatures.result()  # also when hashing failed: never leave the thread behind
     _report_signatures(root, ledger_files, checked, report, cache)
@@ -456,12 +460,12 @@ def _check_history_consistent(data: dict, history: list, where: PurePosixPath, r
 # --------------------------------------------------------------------------- photos
 
 def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | None,
-                  options: Options) -> None:
+                  options: Options, progress: Callable[[int, int], None] | None = None) -> None:
     jobs = _photo_jobs(checks, report)
     report.photos = len(jobs)
     # Plain strings: pathlib costs more than a cached stat on a 100,000-photo re-verify.
     keys = [f"{visit.rel.as_posix()}/{rel}" for visit, rel, _ in jobs]
-    results = _hash_all(os.fspath(root) + os.sep, keys, cache, options.threads)
+    results = _hash_all(os.fspath(root) + os.sep, keys, cache, options.threads, progress)
     customers: dict[str, dict | None] = {}
     for (visit, _rel, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
         if hashed:
@@ -509,8 +513,8 @@ def _photo_jobs(checks: list, report: Report) -> list[tuple[_Visit, str, dict]]:
     return jobs
 
 
-def _hash_all(top: str, keys: list[str], cache: HashCache | None,
-              threads: int) -> list[tuple[str | None, int | None, bool]]:
+def _hash_all(top: str, keys: list[str], cache: HashCache | None, threads: int,
+              progress: Callable[[int, int], None] | None = None) -> list[tuple[str | None, int | None, bool]]:
     """(sha256, size, hashed now) per key: from the cache when the stat proves it, else hashed."""
     results: list = [None] * len(keys)
     misses = []
@@ -527,7 +531,11 @@ def _hash_all(top: str, keys: list[str], cache: HashCache | None,
     # than hashing them. hashlib releases the GIL, so the threads hash in parallel.
     batches = [misses[i:i + HASH_BATCH] for i in range(0, len(misses), HASH_BATCH)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(work, batches))
+        done = 0
+        for batch, _none in zip(batches, pool.map(work, batches)):  # in order, as batches finish
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(misses))
     return results
 
 
