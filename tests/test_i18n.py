@@ -146,6 +146,11 @@ def test_language_follows_the_posix_locale_order():
     assert i18n.locale_language({"LANG": "en_US.UTF-8", "LC_ALL": "zh_TW.UTF-8"}) == "zh"
     assert i18n.locale_language({"LANG": "C.UTF-8"}) == "en"
     assert i18n.locale_language({}) == "en"
+    # Windows sets none of the variables: its locale name decides (zh-CN, zh-Hans-CN -> zh).
+    assert i18n.locale_language({}, system_locale=lambda: "zh-CN") == "zh"
+    assert i18n.locale_language({}, system_locale=lambda: "en-US") == "en"
+    assert i18n.locale_language({"LANG": "en_US.UTF-8"}, system_locale=lambda: "zh-CN") == "en"
+    assert i18n.locale_language({}, system_locale=lambda: None) == "en"
     assert i18n.choose("zh", {"LANG": "en_US.UTF-8"}) == "zh"
     assert i18n.choose("auto", {"LANG": "zh_CN.GB18030"}) == "zh"
 
@@ -217,6 +222,7 @@ def test_ui_language_in_config_overrides_the_locale(tree):
     assert "客户档案中没有户号 3300000000" in result.stderr
     result = run(["--config", str(tree.path), "check", "--help"], EN)
     assert "检查目录" in result.stdout
+    assert "用法:" in result.stdout  # click's own words follow ui.language too
 
 
 def test_a_bad_ui_language_is_refused(tree):
