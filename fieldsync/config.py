@@ -214,13 +214,13 @@ def from_mapping(data: Any, path: Path | None, base: Path | None = None) -> Conf
     base = base or (Path(path).resolve().parent if path else Path.cwd())
     checker = _Checker(where)
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping of keys at the top level")
+        raise ConfigError(_("{where}: expected a mapping of keys at the top level").format(where=where))
     checker.known(data, "", {"inspector", "device", "root", "layout", "photos", "camera",
                              "server", "sync", "maps", "locate", "ui"})
 
     root_value = data.get("root")
     if root_value is None:
-        raise ConfigError(f"{where}: key 'root' is missing; expected the tablet tree's folder")
+        raise ConfigError(_("{where}: key 'root' is missing; expected the tablet tree's folder").format(where=where))
     root = checker.path(root_value, "root", base)
     layout = _layout(checker, data.get("layout") or {})
     photos = _photos(checker, data.get("photos") or {})
@@ -260,33 +260,33 @@ def _layout(c: _Checker, d: Any) -> Layout:
     base = Layout()
     template = c.text(d.get("customer_folder", base.customer_folder), "layout.customer_folder")
     if "{account_no}" not in template:
-        c.fail("layout.customer_folder", "a pattern containing {account_no} (it keeps folders unique)")
+        c.fail("layout.customer_folder", _("a pattern containing {account_no} (it keeps folders unique)"))
     after = template.split("{account_no}", 1)[1][:1]
     if after and (after.isalnum() or after == "-"):
-        c.fail("layout.customer_folder", "{account_no} followed by a separator such as '_'")
+        c.fail("layout.customer_folder", _("{account_no} followed by a separator such as '_'"))
     try:
         template.format(account_no="1", name="x")
     except (KeyError, IndexError, ValueError) as exc:
-        c.fail("layout.customer_folder", f"a pattern using only {{account_no}} and {{name}} ({exc})")
+        c.fail("layout.customer_folder", _("a pattern using only {{account_no}} and {{name}} ({exc})").format(exc=exc))
     businesses = d.get("businesses", list(base.businesses))
     if not isinstance(businesses, list) or len(businesses) != 3:
-        c.fail("layout.businesses", "a list of exactly three business-type folder names")
+        c.fail("layout.businesses", _("a list of exactly three business-type folder names"))
     names = {}
     for key in ("documents_folder", "appearance_folder", "nameplate_folder"):
         names[key] = c.folder(d.get(key, getattr(base, key)), f"layout.{key}")
     for i, name in enumerate(businesses):
         c.folder(name, f"layout.businesses[{i}]")
     if len(set(businesses) | {names["documents_folder"]}) != 4:
-        c.fail("layout.businesses", "three different names, none equal to documents_folder")
+        c.fail("layout.businesses", _("three different names, none equal to documents_folder"))
     if names["appearance_folder"] == names["nameplate_folder"]:
-        c.fail("layout.nameplate_folder", "a name different from appearance_folder")
+        c.fail("layout.nameplate_folder", _("a name different from appearance_folder"))
     visit = c.text(d.get("visit_folder", base.visit_folder), "layout.visit_folder")
     try:
         sample = visit.format(now=dt.datetime(2026, 1, 2, 3, 4, 5))
     except (KeyError, IndexError, ValueError) as exc:
-        c.fail("layout.visit_folder", f"a pattern using {{now:...}} strftime codes ({exc})")
+        c.fail("layout.visit_folder", _("a pattern using {{now:...}} strftime codes ({exc})").format(exc=exc))
     if not is_safe_component(sample):
-        c.fail("layout.visit_folder", f"a pattern giving a safe folder name (gives {sample!r})")
+        c.fail("layout.visit_folder", _("a pattern giving a safe folder name (gives {sample!r})").format(sample=sample))
     return Layout(customer_folder=template, businesses=tuple(businesses), visit_folder=visit, **names)
 
 
@@ -323,18 +323,18 @@ def _server(c: _Checker, d: Any, base_dir: Path) -> Server:
     c.mapping(d, "server")
     c.known(d, "server.", {f.name for f in dataclasses.fields(Server)} | {"password"})
     if "password" in d:
-        c.fail("server.password", "no password in config: use key_file (SSH key) or ssh-agent")
+        c.fail("server.password", _("no password in config: use key_file (SSH key) or ssh-agent"))
     base = Server()
     url = d.get("url")
     if url is not None:
         url = c.text(url, "server.url")
         if not _URL.match(url):
-            c.fail("server.url", "sftp://user@host[:port]/path or file:///path")
+            c.fail("server.url", _("sftp://user@host[:port]/path or file:///path"))
         parts = urlsplit(url)
         if parts.scheme == "sftp" and not parts.hostname:
-            c.fail("server.url", "a host name in sftp://user@host/path")
+            c.fail("server.url", _("a host name in sftp://user@host/path"))
         if not unquote(parts.path).startswith("/"):
-            c.fail("server.url", "an absolute remote path, e.g. sftp://u@host/srv/fieldsync")
+            c.fail("server.url", _("an absolute remote path, e.g. sftp://u@host/srv/fieldsync"))
     key_file = d.get("key_file")
     known_hosts = d.get("known_hosts", "~/.ssh/known_hosts")
     return Server(
@@ -376,7 +376,7 @@ def _maps(c: _Checker, d: Any) -> Maps:
     if tile_url is not None:
         tile_url = c.text(tile_url, "maps.tile_url")
         if not all(part in tile_url for part in ("{z}", "{x}", "{y}")):
-            c.fail("maps.tile_url", "a tile URL with {z}, {x} and {y}, e.g. http://tiles.lan/{z}/{x}/{y}.png",
+            c.fail("maps.tile_url", _("a tile URL with {z}, {x} and {y}, e.g. http://tiles.lan/{z}/{x}/{y}.png"),
                    tile_url)
     datum = d.get("tile_datum", base.tile_datum)
     return Maps(
@@ -415,7 +415,7 @@ def _locate(c: _Checker, d: Any) -> Locate:
     providers = d.get("providers", list(base.providers))
     if isinstance(providers, str):
         providers = [providers]
-    expected = f"a list of providers from {', '.join(LOCATE_PROVIDERS)}"
+    expected = _("a list of providers from {providers}").format(providers=", ".join(LOCATE_PROVIDERS))
     if not isinstance(providers, list) or not providers:
         c.fail("locate.providers", expected, providers)
     for i, name in enumerate(providers):
@@ -447,58 +447,58 @@ class _Checker:
     def known(self, d: dict, prefix: str, allowed: set[str]) -> None:
         for key in d:
             if key not in allowed:
-                self.fail(f"{prefix}{key}", f"one of {', '.join(sorted(allowed))} (unknown key)")
+                self.fail(f"{prefix}{key}", _("one of {keys} (unknown key)").format(keys=", ".join(sorted(allowed))))
 
     def mapping(self, d: Any, key: str) -> None:
         if not isinstance(d, dict):
-            self.fail(key, "a mapping of keys", d)
+            self.fail(key, _("a mapping of keys"), d)
 
     def text(self, v: Any, key: str) -> str:
         if not isinstance(v, str) or not v.strip():
-            self.fail(key, "a non-empty text", v)
+            self.fail(key, _("a non-empty text"), v)
         return v.strip()
 
     def optional_text(self, v: Any, key: str) -> str:
         if v is None:
             return ""
         if not isinstance(v, str):
-            self.fail(key, "a text (may be empty)", v)
+            self.fail(key, _("a text (may be empty)"), v)
         return v.strip()
 
     def folder(self, v: Any, key: str) -> str:
         v = self.text(v, key)
         if not is_safe_component(v):
-            self.fail(key, "a folder name without / \\ : * ? \" < > |, leading dots or trailing spaces", v)
+            self.fail(key, _("a folder name without / \\ : * ? \" < > |, leading dots or trailing spaces"), v)
         return v
 
     def name(self, v: Any, key: str) -> str:
         """A name that becomes part of file names (ledgers/<device>, *.conflict-<device>.jpg)."""
         v = self.text(v, key)
         if not is_safe_component(v) or len(v.encode("utf-8")) > MAX_NAME_BYTES:
-            self.fail(key, f"a name usable in a file name: at most {MAX_NAME_BYTES} UTF-8 bytes, no "
-                           "/ \\ : * ? \" < > |, control characters, leading or trailing dots, trailing "
-                           "spaces or device names like CON (e.g. tablet-07, zhang.san, 张三)", v)
+            self.fail(key, _('a name usable in a file name: at most {MAX_NAME_BYTES} UTF-8 bytes, no / \\ : * ? " < '
+                             '> |, control characters, leading or trailing dots, trailing spaces or device names '
+                             'like CON (e.g. tablet-07, zhang.san, 张三)').format(MAX_NAME_BYTES=MAX_NAME_BYTES), v)
         return v
 
     def integer(self, v: Any, key: str, low: int, high: int) -> int:
         if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
-            self.fail(key, f"a whole number from {low} to {high}", v)
+            self.fail(key, _("a whole number from {low} to {high}").format(low=low, high=high), v)
         return v
 
     def number(self, v: Any, key: str, low: float, high: float) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= v <= high:
-            self.fail(key, f"a number from {low} to {high}", v)
+            self.fail(key, _("a number from {low} to {high}").format(low=low, high=high), v)
         return float(v)
 
     def choice(self, v: Any, key: str, options: tuple) -> Any:
         # bool == 1 in Python: never let True pass as a baud rate or a choice.
         if isinstance(v, bool) or v not in options:
-            self.fail(key, " or ".join(map(str, options)), v)
+            self.fail(key, _(" or ").join(map(str, options)), v)
         return v
 
     def path(self, v: Any, key: str, base: Path) -> Path:
         if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
-            self.fail(key, "a folder or file path", v)
+            self.fail(key, _("a folder or file path"), v)
         p = Path(os.path.expandvars(str(v))).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
 

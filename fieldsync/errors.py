@@ -7,6 +7,13 @@ Messages are for people: say what is wrong and what to do next.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
+
+
+def N_(message: str) -> str:
+    """Marks `message` for the catalog (pybabel's N_ keyword), translated where it is shown."""
+    return message
+
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -77,19 +84,22 @@ class LocalFault(FieldsyncError):
     """The tablet's own storage failed (disk full, I/O error, no permission, read-only):
     retried later, never a verdict on the photo."""
 
-    # errno -> what the inspector reads in status, saying what to do
+    # errno -> what the inspector reads in status, saying what to do. English keys of the
+    # catalog: this module sits below fieldsync.base.i18n, so the caller passes its _().
     ADVICE = {
-        errno.ENOSPC: "tablet disk full: free space on the tablet",
-        errno.EDQUOT: "tablet storage quota exceeded: free space on the tablet",
-        errno.EIO: "tablet storage read/write error: check the storage (card), retried later",
-        errno.EROFS: "tablet storage is read-only: remount it writable or check the storage card",
-        errno.EACCES: "no permission to write on the tablet: check the folder's permissions",
-        errno.EPERM: "no permission to write on the tablet: check the folder's permissions",
+        errno.ENOSPC: N_("tablet disk full: free space on the tablet"),
+        errno.EDQUOT: N_("tablet storage quota exceeded: free space on the tablet"),
+        errno.EIO: N_("tablet storage read/write error: check the storage (card), retried later"),
+        errno.EROFS: N_("tablet storage is read-only: remount it writable or check the storage card"),
+        errno.EACCES: N_("no permission to write on the tablet: check the folder's permissions"),
+        errno.EPERM: N_("no permission to write on the tablet: check the folder's permissions"),
     }
+    UNKNOWN = N_("tablet storage error, retried later")
 
     @classmethod
-    def from_os_error(cls, exc: OSError) -> LocalFault:
-        advice = cls.ADVICE.get(exc.errno or 0, "tablet storage error, retried later")
+    def from_os_error(cls, exc: OSError, translate: Callable[[str], str] = str) -> LocalFault:
+        """The fault of `exc`, its advice in the language `translate` (fieldsync's _) gives."""
+        advice = translate(cls.ADVICE.get(exc.errno or 0, cls.UNKNOWN))
         where = f" ({exc.filename})" if exc.filename else ""
         return cls(f"{advice} [{exc.strerror or exc}{where}]")
 

@@ -79,7 +79,7 @@ def test_table_limit_and_json(tree, invoke):
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0].split()[:2] == ["户号", "户名"]
-    assert "3300001234" in result.stdout and "共 2 户" in result.stdout
+    assert "3300001234" in result.stdout and "2 customers" in result.stdout
     limited = json.loads(invoke("find", "0000", "--limit", "1", "--json").stdout)
     assert limited["total"] == 3 and len(limited["results"]) == 1
     assert limited["results"][0]["name"] == "杭州某某机械有限公司"
@@ -88,7 +88,7 @@ def test_table_limit_and_json(tree, invoke):
 def test_an_estimated_count_says_about(tree, invoke, monkeypatch):
     monkeypatch.setattr(search, "CONFIRM_DIRECTLY", 0)  # as if 有限公司 were in 833k rows
     result = invoke("find", "有限公司", "--limit", "1")
-    assert result.exit_code == 0 and "约 2 户 (about), 显示前 1 户" in result.stdout
+    assert result.exit_code == 0 and "about 2 customers, the first 1 shown" in result.stdout
     data = json.loads(invoke("find", "有限公司", "--limit", "1", "--json").stdout)
     assert data["total"] == 2 and data["total_exact"] is False
     assert json.loads(invoke("find", "有限公司", "--limit", "0", "--json").stdout)["total_exact"] is True

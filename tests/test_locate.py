@@ -222,7 +222,7 @@ def test_poor_accuracy_asks(opened, invoke, termux_stub):
     assert invoke("locate", ACCOUNT, "--gps", input="y\n").exit_code == 0
     assert yaml.safe_load(customer_yaml(opened).read_text(encoding="utf-8"))["location"]["accuracy_m"] == 120.0
     accepted = invoke("locate", ACCOUNT, "--gps", "--accept-accuracy")
-    assert accepted.exit_code == 0 and "仍然保存" not in accepted.stderr
+    assert accepted.exit_code == 0 and "Save this position anyway?" not in accepted.stderr
     assert len(yaml.safe_load(customer_yaml(opened).read_text(encoding="utf-8"))["location_history"]) == 1
 
 
@@ -252,7 +252,7 @@ def test_where_bakes_distance_into_pages(opened, invoke, termux_stub):
     termux_stub()
     result = invoke("where")
     assert result.exit_code == 0, result.output
-    assert "1 个客户页面已更新" in result.stdout
+    assert "1 customer page(s) refreshed" in result.stdout
     text = page.read_text(encoding="utf-8")
     expected = geo.distance_m(30.2799, 120.129, 30.2889, 120.129)
     assert f"{mapview.format_distance(expected)}，方位 北 (0°)" in text

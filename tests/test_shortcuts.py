@@ -24,14 +24,14 @@ def test_visit_use_sets_shows_and_clears_the_target(camera_tree, invoke):
     result = invoke("visit", "use", REL, "--kind", "nameplate")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[0] == str(visit / "铭牌")
-    assert f"当前访问 active: {REL} -> 铭牌 (nameplate), until" in result.stdout
+    assert f"active: {REL} -> 铭牌 (nameplate), until" in result.stdout
 
     shown = invoke("visit", "use")
     assert shown.exit_code == 0 and f"active: {REL} -> 铭牌 (nameplate)" in shown.stdout
 
     cleared = invoke("visit", "use", "--clear")
-    assert cleared.exit_code == 0 and f"已清除 cleared: {REL}" in cleared.stdout
-    assert "当前访问 active visit: 无 none" in invoke("visit", "use").stdout
+    assert cleared.exit_code == 0 and f"cleared: {REL}" in cleared.stdout
+    assert "active visit: none" in invoke("visit", "use").stdout
 
 
 def test_visit_use_accepts_a_path_from_inside_the_visit(camera_tree, invoke, monkeypatch):
@@ -52,7 +52,7 @@ def test_shoot_files_new_camera_photos_and_says_where(camera_tree, invoke):
 
     assert result.exit_code == 0, result.output
     assert str(visit / "外观" / "IMG_1.jpg") in result.stdout
-    assert f"已归档 filed: 2 into {REL} / 外观 (appearance)" in result.stdout
+    assert f"filed: 2 into {REL} / 外观 (appearance)" in result.stdout
     assert sorted(p.name for p in (visit / "外观").iterdir()) == ["IMG_1.jpg", "IMG_2.jpg"]
     assert list(camera.iterdir()) == []
 
@@ -64,7 +64,7 @@ def test_shoot_without_a_target_leaves_photos_and_exits_1(camera_tree, invoke):
     assert result.exit_code == 1
     assert "1 photo(s) left in" in result.stderr and "visit use" in result.stderr
     assert photo.exists()
-    assert "待归档 waiting: 1 photo(s) in the camera inbox" in invoke("visit", "use").stdout
+    assert "waiting: 1 photo(s) in the camera inbox" in invoke("visit", "use").stdout
 
 
 def test_shoot_all_files_photos_taken_before_visit_use(camera_tree, invoke):
@@ -135,7 +135,7 @@ def test_remark_edits_the_active_visit_and_keeps_history(camera_tree, invoke):
     invoke("visit", "use", REL)
     result = invoke("remark", "--appearance", "柜门锈蚀", "--nameplate", "铭牌清晰")
     assert result.exit_code == 0, result.output
-    assert "外观备注: 柜门锈蚀" in result.stdout and "铭牌备注: 铭牌清晰" in result.stdout
+    assert "外观 remark: 柜门锈蚀" in result.stdout and "铭牌 remark: 铭牌清晰" in result.stdout
     data = read_visit(visit)
     assert data["appearance_note"] == "柜门锈蚀"
     assert [h["field"] for h in data["history"]] == ["appearance_note", "nameplate_note"]
@@ -159,7 +159,7 @@ def test_copy_mode_from_the_command_line(camera_tree, invoke):
     photo = shoot_photo(camera, "IMG_7.jpg")
     assert invoke("shoot").exit_code == 0
     assert photo.exists() and (visit / "外观" / "IMG_7.jpg").exists()
-    assert "没有新照片 no new photos" in invoke("shoot").stdout
+    assert "no new photos" in invoke("shoot").stdout
 
 
 # --------------------------------------------------------------------------- launchers

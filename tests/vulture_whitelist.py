@@ -42,6 +42,7 @@ _.complete
 # pybabel calls the extractor named in babel.cfg; the click words are there for extraction only.
 _.extract_help
 _.CLICK_MESSAGES
+_.CLICK_PLURALS
 # ui.language is validated with the rest of config.yaml, and read before parsing by ui_language().
 _.ui
 # click caches each command's --help option; cli/base.translate_help clears it for the new language.

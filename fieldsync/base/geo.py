@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput
 
 # Krasovsky 1940 ellipsoid, as used by the GCJ-02 formula.
@@ -32,43 +33,49 @@ class Point(NamedTuple):
 
 # --------------------------------------------------------------------------- validation
 
-def validate(lat: object, lon: object, what: str = "position") -> Point:
+def validate(lat: object, lon: object, what: str = "") -> Point:
     """A checked WGS-84 point, or BadInput saying what is wrong with it.
 
     0,0 is refused because it is what phones and receivers write when they had no fix,
     never a real customer site (it is in the Gulf of Guinea).
     """
+    what = what or _("position")
     values = []
-    for name, value, limit in (("latitude", lat, 90.0), ("longitude", lon, 180.0)):
+    for name, value, limit in ((_("latitude"), lat, 90.0), (_("longitude"), lon, 180.0)):
         if isinstance(value, bool):
-            raise BadInput(f"{what}: {name} {value!r} is not a number")
+            raise BadInput(_("{what}: {name} {value!r} is not a number").format(what=what, name=name, value=value))
         try:
             number = float(value)  # type: ignore[arg-type]
         except (TypeError, ValueError):
-            raise BadInput(f"{what}: {name} {value!r} is not a number; give decimal degrees "
-                           "such as 30.2799") from None
+            raise BadInput(_("{what}: {name} {value!r} is not a number; give decimal degrees such as 30.2799").format(
+                             what=what, name=name, value=value)) from None
         if not math.isfinite(number):
-            raise BadInput(f"{what}: {name} is {value!r}; give a finite decimal-degree value")
+            raise BadInput(_("{what}: {name} is {value!r}; give a finite decimal-degree value").format(
+                             what=what, name=name, value=value))
         if abs(number) > limit:
-            raise BadInput(f"{what}: {name} {number} is out of range (-{limit:g} to {limit:g}); "
-                           "check that latitude and longitude are not swapped")
+            raise BadInput(_("{what}: {name} {number} is out of range (-{limit:g} to {limit:g}); check that "
+                             "latitude and longitude are not swapped").format(
+                             what=what, name=name, number=number, limit=limit))
         values.append(number)
     if values[0] == 0 and values[1] == 0:
-        raise BadInput(f"{what}: 0,0 is what a device writes without a fix, not a real place; "
-                       "get a fix first or enter the coordinates by hand")
+        raise BadInput(_("{what}: 0,0 is what a device writes without a fix, not a real place; get a fix first or "
+                         "enter the coordinates by hand").format(what=what))
     return Point(values[0], values[1])
 
 
-def validate_accuracy(accuracy: object, what: str = "accuracy") -> float | None:
+def validate_accuracy(accuracy: object, what: str = "") -> float | None:
     """Accuracy in metres (None when unknown); negative, NaN or infinite is refused."""
+    what = what or _("accuracy")
     if accuracy is None:
         return None
     try:
         number = float(accuracy)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise BadInput(f"{what} {accuracy!r} is not a number of metres") from None
+        raise BadInput(_("{what} {accuracy!r} is not a number of metres").format(
+                         what=what, accuracy=accuracy)) from None
     if isinstance(accuracy, bool) or not math.isfinite(number) or number < 0:
-        raise BadInput(f"{what} {accuracy!r} must be a number of metres, 0 or more")
+        raise BadInput(_("{what} {accuracy!r} must be a number of metres, 0 or more").format(
+                         what=what, accuracy=accuracy))
     return number
 
 
@@ -120,7 +127,7 @@ def wgs84_to_bd09(lat: float, lon: float) -> Point:
 def _invert(forward, lat: float, lon: float) -> Point:
     # Both offsets are smooth and small (< 0.01°), so x ← x - (f(x) - target) converges fast.
     guess_lat, guess_lon = lat, lon
-    for _ in range(_INVERSE_MAX_STEPS):
+    for _step in range(_INVERSE_MAX_STEPS):
         got_lat, got_lon = forward(guess_lat, guess_lon)
         step_lat, step_lon = got_lat - lat, got_lon - lon
         guess_lat, guess_lon = guess_lat - step_lat, guess_lon - step_lon

@@ -13,7 +13,7 @@ import gettext
 import inspect
 import io
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 DOMAIN = "fieldsync"
@@ -24,14 +24,33 @@ SETTINGS = ("auto", *LANGUAGES)
 _chosen: tuple[str, gettext.NullTranslations] | None = None
 
 
-def locale_language(environ: Mapping[str, str] | None = None) -> str:
-    """zh or en from the POSIX locale: LC_ALL, else LC_MESSAGES, else LANG (zh_CN.UTF-8 -> zh)."""
+def locale_language(environ: Mapping[str, str] | None = None,
+                    system_locale: Callable[[], str | None] | None = None) -> str:
+    """zh or en from the POSIX locale: LC_ALL, else LC_MESSAGES, else LANG (zh_CN.UTF-8 -> zh);
+    with none of them set (Windows never sets them), the system's locale name (zh-CN -> zh)."""
     env = os.environ if environ is None else environ
     for name in ("LC_ALL", "LC_MESSAGES", "LANG"):
         value = env.get(name)
         if value:
             return "zh" if value.lower().startswith("zh") else "en"
-    return "en"
+    if system_locale is None and environ is None:
+        system_locale = _windows_locale
+    value = system_locale() if system_locale else None
+    return "zh" if value and value.lower().startswith("zh") else "en"
+
+
+def _windows_locale() -> str | None:
+    """The Windows user's locale name ("zh-CN"); None elsewhere or when it cannot be read."""
+    if os.name != "nt":
+        return None
+    import ctypes  # Windows only: kernel32 is not there elsewhere
+
+    buffer = ctypes.create_unicode_buffer(85)  # LOCALE_NAME_MAX_LENGTH
+    try:
+        found = ctypes.windll.kernel32.GetUserDefaultLocaleName(buffer, len(buffer))  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        return None
+    return buffer.value if found else None
 
 
 def choose(setting: str = "auto", environ: Mapping[str, str] | None = None) -> str:
@@ -39,10 +58,13 @@ def choose(setting: str = "auto", environ: Mapping[str, str] | None = None) -> s
     global _chosen
     language = locale_language(environ) if setting not in LANGUAGES else setting
     _chosen = (language, catalog(language))
-    # click's own words ("Usage:", "No such option") go through gettext's default domain, and
-    # follow the locale (gettext reads LANGUAGE, LC_ALL, LC_MESSAGES, LANG itself).
+    # click's own words ("Usage:", "No such option") go through gettext's default domain, which
+    # picks its language from LANGUAGE first: set to the chosen one, so that click follows
+    # ui.language and Windows (no locale variables) as fieldsync's own messages do.
     gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
     gettext.textdomain(DOMAIN)
+    if environ is None:
+        os.environ["LANGUAGE"] = language
     return language
 
 

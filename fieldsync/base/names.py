@@ -11,6 +11,7 @@ import hashlib
 import re
 import unicodedata
 
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadName
 
 # 255 bytes is the common filesystem limit per component; staying well under it leaves room
@@ -75,14 +76,15 @@ def is_safe_component(text: str) -> bool:
 def require_safe(text: str, what: str) -> str:
     """Return `text` if it is a safe folder name, else raise BadName with a suggestion."""
     if not text or not text.strip():
-        raise BadName(f"the {what} is empty; give a name with at least one visible character")
+        raise BadName(_("the {what} is empty; give a name with at least one visible character").format(what=what))
     cleaned = clean_component(text)
     if cleaned != text:
-        hint = f"; use {cleaned!r} instead" if cleaned else ""
+        hint = _("; use {cleaned!r} instead").format(cleaned=cleaned) if cleaned else ""
         raise BadName(
-            f"the {what} {text!r} cannot be a folder name on every system "
-            f"(no / \\ : * ? \" < > |, control characters, leading dots, trailing dots or "
-            f"spaces, device names like CON, at most {MAX_COMPONENT_BYTES} UTF-8 bytes){hint}"
+            _('the {what} {text!r} cannot be a folder name on every system (no / \\ : * ? " < > |, control '
+              'characters, leading dots, trailing dots or spaces, device names like CON, at most '
+              '{MAX_COMPONENT_BYTES} UTF-8 bytes){hint}').format(
+              what=what, text=text, MAX_COMPONENT_BYTES=MAX_COMPONENT_BYTES, hint=hint)
         )
     return text
 
@@ -92,7 +94,7 @@ def normalize_account(account: str) -> str:
     value = unicodedata.normalize("NFKC", str(account)).strip().upper()
     if not ACCOUNT_PATTERN.match(value):
         raise BadName(
-            f"account number {account!r} is not valid: use 1 to 32 letters, digits or '-'"
+            _("account number {account!r} is not valid: use 1 to 32 letters, digits or '-'").format(account=account)
         )
     return value
 
@@ -129,11 +131,11 @@ def photo_name_problem(name: str) -> str | None:
     is taken byte for byte as it is.
     """
     if "\\" in name:
-        return (f"the file name {name!r} contains a backslash, which Windows and zip files read "
-                "as a folder separator; rename it without '\\'")
+        return (_("the file name {name!r} contains a backslash, which Windows and zip files read as a folder "
+                  "separator; rename it without '\\'").format(name=name))
     if any(unicodedata.category(ch) == "Cc" for ch in name):
-        return (f"the file name {name!r} contains control characters (tabs, line breaks, ...), "
-                "which hide what it says; rename it with visible characters only")
+        return (_("the file name {name!r} contains control characters (tabs, line breaks, ...), which hide what it "
+                  "says; rename it with visible characters only").format(name=name))
     return None
 
 
@@ -148,7 +150,8 @@ def fit_name(prefix: str, name: str, suffix: str = "", max_bytes: int = NAME_MAX
     digest = hashlib.sha256(encoded).hexdigest()[:_DIGEST_CHARS]
     room = max_bytes - len(f"{prefix}~{digest}{suffix}".encode("utf-8", "surrogateescape"))
     if room < 0:
-        raise BadName(f"a name cannot fit in {max_bytes} bytes with {prefix!r} and {suffix!r} around it")
+        raise BadName(_("a name cannot fit in {max_bytes} bytes with {prefix!r} and {suffix!r} around it").format(
+                        max_bytes=max_bytes, prefix=prefix, suffix=suffix))
     # Cut on a character (invalid bytes of a surrogate-escaped name are simply dropped).
     short = encoded[:room].decode("utf-8", errors="ignore")
     return f"{prefix}{short}~{digest}{suffix}"

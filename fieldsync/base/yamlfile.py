@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from fieldsync.base.atomic import write_text
+from fieldsync.base.i18n import _
 from fieldsync.errors import TreeError
 
 # libyaml's safe loader when PyYAML was built with it: the same safe constructors (no
@@ -21,13 +22,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.load(Path(path).read_text(encoding="utf-8-sig"), Loader=SAFE_LOADER)
     except FileNotFoundError:
-        raise TreeError(f"{path} is missing") from None
+        raise TreeError(_("{path} is missing").format(path=path)) from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise TreeError(f"{path} cannot be read as YAML ({exc}); fix or restore it") from None
+        raise TreeError(_("{path} cannot be read as YAML ({exc}); fix or restore it").format(
+                          path=path, exc=exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise TreeError(f"{path} should hold a mapping of keys, not {type(data).__name__}")
+        raise TreeError(_("{path} should hold a mapping of keys, not {name}").format(
+                          path=path, name=type(data).__name__))
     return data
 
 

@@ -14,7 +14,7 @@ import sys
 import traceback
 import warnings
 from dataclasses import dataclass, field
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -141,6 +141,9 @@ def translate_help(command: click.Command) -> None:
         if isinstance(param, click.Option):
             original = param.__dict__.setdefault("_english_help", param.help)
             param.help = _(original) if original else original
+        if isinstance(param.type, click.Path):  # "directory '...' does not exist": named when defined
+            name = param.type.__dict__.setdefault("_english_name", param.type.name)
+            param.type.name = _(name)
     # click makes --help's option (with its own translated text) once per command: make it anew.
     command._help_option = None
     for sub in getattr(command, "commands", {}).values():
@@ -163,6 +166,43 @@ def echo(app: AppContext, message: str = "", **kwargs) -> None:
 
 def warn(message: str) -> None:
     click.echo(_("Warning: {message}").format(message=message), err=True)
+
+
+def shows_progress(app: AppContext) -> bool:
+    """Progress bars are for a person at a terminal: none when stderr is piped or under -q."""
+    return not app.quiet and sys.stderr.isatty()
+
+
+def progress_bar(app: AppContext, length: int, label: str) -> Any:
+    """The CLI's one bar style (on stderr, so stdout and --json stay as they are); hidden when
+    nobody watches, where click would still print the label."""
+    return click.progressbar(length=max(1, length), label=label, file=sys.stderr, show_percent=True,
+                             show_eta=True, hidden=not shows_progress(app))
+
+
+class ProgressBar:
+    """A bar for core code's `progress(done, total)` callbacks: opened on the first call, when the
+    total is known; a no-op when nobody watches. Use as a context manager."""
+
+    def __init__(self, app: AppContext, label: str):
+        self.app, self.label, self.bar = app, label, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if not shows_progress(self.app):
+                return
+            self.bar = progress_bar(self.app, total, self.label)
+            self.bar.__enter__()
+        self.bar.length = max(1, total)
+        if done > self.bar.pos:
+            self.bar.update(done - self.bar.pos)
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
 
 # Libraries whose Python warnings are their own business unless asked for with -vv: watchdog
@@ -231,4 +271,27 @@ CLICK_MESSAGES = (
     N_("default: {default}"), N_("env var: {var}"), N_("%(prog)s, version %(version)s"),
     N_("Do you want to continue?"), N_("Confirm the action without prompting."),
     N_("Missing parameter: {param_name}"), N_("Missing {param_type}"),
+    N_("file"), N_("directory"), N_("path"), N_("{name} {filename!r} does not exist."),
+    N_("{name} {filename!r} is a file."), N_("{name} {filename!r} is a directory."),
+    N_("{name} {filename!r} is not readable."), N_("{name} {filename!r} is not writable."),
+    N_("{value!r} is not a valid {number_type}."), N_("{value} is not in the range {range}."),
+    N_("{value!r} is not a valid boolean. Recognized values: {states}"),
+    N_("Could not open file {filename!r}: {message}"),
+    N_("Error: invalid input"), N_("Repeat for confirmation"), N_("Error: The two entered values do not match."),
+)
+
+
+def ngettext(singular: str, plural: str) -> tuple[str, str]:
+    """Marks one of click's plural messages for the catalog (pybabel's default `ngettext`
+    keyword); click looks them up itself through gettext, one form for Chinese."""
+    return singular, plural
+
+
+CLICK_PLURALS = (
+    ngettext("Got unexpected extra argument ({args})", "Got unexpected extra arguments ({args})"),
+    ngettext("Takes {nargs} values but 1 was given.", "Takes {nargs} values but {len} were given."),
+    ngettext("Did you mean {possibility}?", "(Did you mean one of: {possibilities}?)"),
+    ngettext("Option {name!r} requires an argument.", "Option {name!r} requires {nargs} arguments."),
+    ngettext("{value!r} is not {choice}.", "{value!r} is not one of {choices}."),
+    ngettext("{value!r} does not match the format {format}.", "{value!r} does not match the formats {formats}."),
 )

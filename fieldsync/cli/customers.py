@@ -6,13 +6,12 @@ Other modules add subcommands (publish, pull) to `customers_group`.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from fieldsync.base.i18n import _
-from fieldsync.cli.base import AppContext, echo, pass_app
+from fieldsync.base.i18n import N_, _
+from fieldsync.cli.base import AppContext, echo, pass_app, progress_bar
 from fieldsync.cli.tree import derive_after
 from fieldsync.errors import BadInput
 from fieldsync.masterdata import importer
@@ -65,20 +64,16 @@ def import_command(app: AppContext, file: Path, dry_run: bool, maps: tuple[str, 
     if not as_json:
         for line in mapping_lines(reading.parsed, replace):
             echo(app, line)
-    stderr = sys.stderr
-    # The bars only make sense on a terminal; scripts get the summary line alone.
-    hidden = app.quiet or not stderr.isatty()
-    with click.progressbar(length=file.stat().st_size, label="reading", file=stderr, show_percent=True,
-                           show_eta=True, hidden=hidden) as bar:
+    with progress_bar(app, file.stat().st_size, _("reading")) as bar:
         parsed = reading.read(progress=bar.update)
     store = IndexedStore(cfg.state_dir)
     if dry_run:
         summary = store.preview(parsed.records, parsed.fields, replace=replace)
     else:
-        labels = {STORE_STEP: "writing the store", INDEX_STEP: "building the search index"}
-        with click.progressbar(length=len(labels), label="saving", file=stderr, hidden=hidden) as bar:
+        labels = {STORE_STEP: _("writing the store"), INDEX_STEP: _("building the search index")}
+        with progress_bar(app, len(labels), _("saving")) as bar:
             def step(name: str) -> None:
-                if bar.label != "saving":
+                if bar.label in labels.values():
                     bar.update(1)  # the phase before is done
                 bar.label = labels[name]
                 bar.render_progress()
@@ -94,49 +89,54 @@ def import_command(app: AppContext, file: Path, dry_run: bool, maps: tuple[str, 
         echo(app, line)
 
 
-ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": "UTF-8 with BOM", "gb18030": "GBK/GB18030"}
+ENCODING_NAMES = {"utf-8": "UTF-8", "utf-8-sig": N_("UTF-8 with BOM"), "gb18030": "GBK/GB18030"}
 
 
 def mapping_lines(parsed: importer.Parsed, replace: bool) -> list[str]:
     """How the file is read: encoding, title rows skipped, each column -> field or ignored."""
-    encoding = ENCODING_NAMES.get(parsed.encoding, parsed.encoding)
-    lines = [f"{parsed.path.name}: encoding {encoding}, header on line {parsed.header_line}"]
+    encoding = _(ENCODING_NAMES.get(parsed.encoding, parsed.encoding))
+    lines = [_("{file}: encoding {encoding}, header on line {line}").format(
+        file=parsed.path.name, encoding=encoding, line=parsed.header_line)]
     for line, text in parsed.skipped:
-        lines.append(f"  line {line} skipped (above the header): {text}")
+        lines.append(_("  line {line} skipped (above the header): {text}").format(line=line, text=text))
     width = max(len(c.title) for c in parsed.columns)
     for column in parsed.columns:
-        target = (f"{FIELD_LABELS[column.field]} ({column.field})" if column.field else "ignored")
+        target = (f"{FIELD_LABELS[column.field]} ({column.field})" if column.field else _("ignored"))
         how = " (--map)" if column.by_map else ""
-        lines.append(f"  {column.title or f'(column {column.index + 1})':\u3000<{width}} -> {target}{how}")
+        title = column.title or _("(column {number})").format(number=column.index + 1)
+        lines.append(f"  {title:\u3000<{width}} -> {target}{how}")
     kept = [f"{FIELD_LABELS[f]} ({f})" for f in FIELDS if f not in parsed.fields]
     if kept:
-        fate = "blanked (--replace)" if replace else "kept as they are"
-        lines.append(f"  not in the file, {fate}: {', '.join(kept)}")
+        fate = _("blanked (--replace)") if replace else _("kept as they are")
+        lines.append(_("  not in the file, {fate}: {fields}").format(fate=fate, fields=", ".join(kept)))
     return lines
 
 
 def summary_lines(parsed: importer.Parsed, summary: ImportSummary, dry_run: bool, replace: bool) -> list[str]:
-    counts = (f"{summary.added} added, {summary.changed} changed, {summary.unchanged} unchanged "
-              f"({summary.total} in total)")
+    counts = _("{added} added, {changed} changed, {unchanged} unchanged ({total} in total)").format(
+        added=summary.added, changed=summary.changed, unchanged=summary.unchanged, total=summary.total)
     if dry_run:
-        lines = [f"dry run, nothing written: {len(parsed.records)} customers in {parsed.path.name} "
-                 f"would give {counts}"]
+        lines = [_("dry run, nothing written: {records} customers in {file} would give {counts}").format(
+            records=len(parsed.records), file=parsed.path.name, counts=counts)]
     else:
-        lines = [f"imported {len(parsed.records)} customers from {parsed.path.name}: {counts}"]
+        lines = [_("imported {records} customers from {file}: {counts}").format(
+            records=len(parsed.records), file=parsed.path.name, counts=counts)]
     if parsed.cleaned:
-        tidied = ", ".join(f"{count} with {kind}" for kind, count in parsed.cleaned.items())
-        lines.append(f"cells tidied: {tidied}")
+        tidied = _(", ").join(_("{count} with {kind}").format(count=count, kind=_(kind))
+                              for kind, count in parsed.cleaned.items())
+        lines.append(_("cells tidied: {tidied}").format(tidied=tidied))
     for change in summary.changes:
         fields = "; ".join(f"{FIELD_LABELS[key]} {_shown(old)} -> {_shown(new)}" for key, old, new in change.fields)
-        lines.append(f"  changed {change.account_no}: {fields}")
+        lines.append(_("  changed {account}: {fields}").format(account=change.account_no, fields=fields))
     if summary.changed > len(summary.changes):
-        lines.append(f"  ... and {summary.changed - len(summary.changes)} more changed")
+        lines.append(_("  ... and {count} more changed").format(count=summary.changed - len(summary.changes)))
     if summary.missing:
-        fate = "removed (--replace)" if replace else "kept (--replace would remove them)"
+        fate = _("removed (--replace)") if replace else _("kept (--replace would remove them)")
         named = ", ".join(summary.missing[:MISSING_SHOWN])
-        more = f" and {len(summary.missing) - MISSING_SHOWN} more" if len(summary.missing) > MISSING_SHOWN else ""
-        lines.append(f"{len(summary.missing)} customers in the master data are not in the file, "
-                     f"{fate}: {named}{more}")
+        more = _(" and {count} more").format(count=len(summary.missing) - MISSING_SHOWN) \
+            if len(summary.missing) > MISSING_SHOWN else ""
+        lines.append(_("{count} customers in the master data are not in the file, {fate}: {named}{more}").format(
+            count=len(summary.missing), fate=fate, named=named, more=more))
     return lines
 
 
@@ -157,7 +157,7 @@ def summary_json(parsed: importer.Parsed, summary: ImportSummary, dry_run: bool,
 
 
 def _shown(value: object) -> str:
-    return "(empty)" if value in (None, "") else repr(str(value)) if " " in str(value) else str(value)
+    return _("(empty)") if value in (None, "") else repr(str(value)) if " " in str(value) else str(value)
 
 
 @customers_group.command("show")

@@ -12,7 +12,7 @@ import click
 
 from fieldsync.base.hashing import file_sha256
 from fieldsync.base.i18n import _
-from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
+from fieldsync.cli.base import AppContext, ProgressBar, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout
 from fieldsync.errors import ConfigError
 from fieldsync.evidence import bundle as evidence_mod
@@ -165,15 +165,16 @@ def verify_command(app: AppContext, tree_path: Path | None, keyring_value: str |
     if keyring_note:
         warn(keyring_note)
     receipts = _receipts(root, receipts_path, server_key)
-    report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring,
-                                    receipts=receipts)
+    with ProgressBar(app, _("checking photos")) as bar:
+        report = verify_mod.verify_tree(root, layout, ledgers, cache=cache, options=options, keyring=keyring,
+                                        receipts=receipts, progress=bar)
     if as_json:
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=1))
     else:
         for finding in report.problems:
-            click.echo(f"问题 problem: {finding}")
+            click.echo(_("problem: {finding}").format(finding=finding))
         for finding in report.warnings:
-            click.echo(f"提醒 warning: {finding}")
+            click.echo(_("warning: {finding}").format(finding=finding))
         ledgers = _(", ").join(_("{device} ({count} records, head {head})").format(
             device=d, count=n, head=report.ledger_heads[d][:16]) for d, n in report.ledgers.items())
         echo(app, _("{root}: {visits} visits, {photos} photos checked ({hashed} hashed, {cached} unchanged "
@@ -202,17 +203,21 @@ def signature_lines(report: verify_mod.Report) -> list[str]:
         for signer in signers:
             who = signer.get("registered")
             if who:
-                lines.append(f"签名 signed: {signer['records']} record(s) of ledger {device} signed by "
-                             f"device {who['device']} of inspector {who.get('inspector') or '?'}, "
-                             f"key fingerprint {signer['fingerprint']} (registered in the keyring)")
+                lines.append(_("signed: {records} record(s) of ledger {ledger} signed by device {device} of "
+                               "inspector {inspector}, key fingerprint {fingerprint} (registered in the "
+                               "keyring)").format(records=signer["records"], ledger=device, device=who["device"],
+                                                  inspector=who.get("inspector") or "?",
+                                                  fingerprint=signer["fingerprint"]))
             else:
-                lines.append(f"签名 signed: {signer['records']} record(s) of ledger {device} signed by "
-                             f"key fingerprint {signer['fingerprint']}, not vouched for by a keyring")
+                lines.append(_("signed: {records} record(s) of ledger {ledger} signed by key fingerprint "
+                               "{fingerprint}, not vouched for by a keyring").format(
+                    records=signer["records"], ledger=device, fingerprint=signer["fingerprint"]))
         if report.unsigned.get(device):
-            lines.append(f"未证明 not proven: {report.unsigned[device]} record(s) of ledger {device} are "
-                         "unsigned (made before signing began): they rest on the share's integrity only")
+            lines.append(_("not proven: {records} record(s) of ledger {ledger} are unsigned (made before "
+                           "signing began): they rest on the share's integrity only").format(
+                records=report.unsigned[device], ledger=device))
     if report.keyring is None and any(report.signers.values()):
-        lines.append("未证明 not proven: which tablet and inspector signed (no --keyring given)")
+        lines.append(_("not proven: which tablet and inspector signed (no --keyring given)"))
     lines += receipt_lines(report)
     return lines
 
@@ -224,23 +229,24 @@ def receipt_lines(report: verify_mod.Report) -> list[str]:
     """What the server's receipts proved: when each visit reached the server."""
     if report.receipts is None:
         if report.ledgers:
-            return ["未证明 not proven: when the server received these records, and that no visit was "
-                    "deleted together with its ledger records (no --receipts and --server-key given)"]
+            return [_("not proven: when the server received these records, and that no visit was deleted "
+                      "together with its ledger records (no --receipts and --server-key given)")]
         return []
     received = report.receipts["received"]
     key = report.receipts["server_key"]
     lines = []
     for rel, got in list(received.items())[:SHOWN_RECEIPTS]:
-        state = "its current head" if got["current"] else "an earlier head; later photos not receipted yet"
-        lines.append(f"收据 received: visit {rel}: {got['photos']} photo(s) from device {got['device']} "
-                     f"received by the server at {got['at']} ({state}; receipt signed by server key {key})")
+        state = _("its current head") if got["current"] else _("an earlier head; later photos not receipted yet")
+        lines.append(_("received: visit {visit}: {photos} photo(s) from device {device} received by the server "
+                       "at {at} ({state}; receipt signed by server key {key})").format(
+            visit=rel, photos=got["photos"], device=got["device"], at=got["at"], state=state, key=key))
     if len(received) > SHOWN_RECEIPTS:
-        lines.append(f"收据 received: … {len(received)} visits in all received by the server "
-                     f"(receipts signed by server key {key})")
+        lines.append(_("received: … {count} visits in all received by the server (receipts signed by server "
+                       "key {key})").format(count=len(received), key=key))
     missing = report.visits - len(received)
     if missing > 0:
-        lines.append(f"未证明 not proven: {missing} visit(s) have no server receipt yet (received after "
-                     "the last 'fieldsync server receipts' run, or not received)")
+        lines.append(_("not proven: {count} visit(s) have no server receipt yet (received after the last "
+                       "'fieldsync server receipts' run, or not received)").format(count=missing))
     return lines
 
 
@@ -279,8 +285,9 @@ def evidence_command(app: AppContext, account: str, visit: str | None, out: Path
         made_by = ""
     keyring = keys.load_keyring(keyring_path) if keyring_path else None
     receipts = _receipts(root, receipts_path, server_key)
-    bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(),
-                                       visit=visit, made_by=made_by, keyring=keyring, receipts=receipts)
+    with ProgressBar(app, _("making the report")) as bar:
+        bundle = evidence_mod.build_bundle(root, layout, ledgers, account, out.expanduser(), visit=visit,
+                                           made_by=made_by, keyring=keyring, receipts=receipts, progress=bar)
     for line in bundle.warnings:
         warn(line)
     if bundle.pdf_missing:

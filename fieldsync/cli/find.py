@@ -77,7 +77,7 @@ def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bo
             {"rank": RANK_LABELS[h.rank], **h.record} for h in results.hits]}, ensure_ascii=False))
         return
     if not results.hits:
-        echo(app, "没有找到匹配的客户 (no customer matches)")
+        echo(app, _("no customer matches"))
         return
     rows = [[FIELD_LABELS[f] for f in FIELDS]]
     rows += [["" if h.record[f] is None else _cut(str(h.record[f])) for f in FIELDS] for h in results.hits]
@@ -86,13 +86,13 @@ def find_command(app: AppContext, text: tuple[str, ...], limit: int, as_json: bo
         click.echo("  ".join(_pad(cell, w) for cell, w in zip(row, widths)).rstrip())
     shown = len(results.hits)
     if not results.exact:  # a frequent phrase: only the rows shown were read (search.Results)
-        echo(app, _("约 {total} 户 (about), 显示前 {shown} 户 (use --limit 0 for all and an exact count)").format(
+        echo(app, _("about {total} customers, the first {shown} shown (--limit 0 shows all and an exact count)").format(
             total=results.total, shown=shown))
     elif shown < results.total:
-        echo(app, _("共 {total} 户, 显示前 {shown} 户 (use --limit 0 for all)").format(
+        echo(app, _("{total} customers, the first {shown} shown (--limit 0 shows all)").format(
             total=results.total, shown=shown))
     else:
-        echo(app, f"共 {results.total} 户")
+        echo(app, _("{total} customers").format(total=results.total))
 
 
 COMMANDS = [find_command]

@@ -38,19 +38,22 @@ def _clock(at: datetime) -> str:
 def _describe(cfg: Config, status: inbox.TargetStatus) -> str:
     target = status.target
     if target is None:
-        return "当前访问 active visit: 无 none; camera photos stay in the inbox (fieldsync visit use VISIT)"
+        return _("active visit: none; camera photos stay in the inbox (fieldsync visit use VISIT)")
     where = f"{target.visit} -> {_kind_label(cfg, target.kind)}"
     if status.state == "active":
-        return f"当前访问 active: {where}, until {_clock(status.expires_at)} unless used again"
+        return _("active: {where}, until {until} unless used again").format(
+            where=where, until=_clock(status.expires_at))
     if status.state == inbox.EXPIRED:
-        return f"已过期 expired at {_clock(status.expires_at)}: {where}; run 'fieldsync visit use' again"
-    return f"访问文件夹不存在 visit folder gone: {where}; run 'fieldsync visit use' again"
+        return _("expired at {at}: {where}; run 'fieldsync visit use' again").format(
+            at=_clock(status.expires_at), where=where)
+    return _("visit folder gone: {where}; run 'fieldsync visit use' again").format(where=where)
 
 
 def _show_waiting(cfg: Config) -> None:
     waiting = inbox.waiting_photos(cfg)
     if waiting:
-        click.echo(f"待归档 waiting: {len(waiting)} photo(s) in the camera inbox {cfg.camera.inbox}")
+        click.echo(_("waiting: {count} photo(s) in the camera inbox {inbox}").format(
+            count=len(waiting), inbox=cfg.camera.inbox))
 
 
 @visit_group.command("use")
@@ -71,7 +74,7 @@ def visit_use(app: AppContext, visit: str | None, kind: str | None, clear: bool)
         raise click.UsageError(_("give VISIT or --clear, not both"))
     if clear:
         old = inbox.clear_active(cfg)
-        echo(app, f"已清除 cleared: {old.visit}" if old else "当前访问 active visit: 无 none")
+        echo(app, _("cleared: {visit}").format(visit=old.visit) if old else _("active visit: none"))
         return
     if not visit and kind:
         _switch(app, kind)
@@ -141,10 +144,11 @@ def shoot_command(app: AppContext, include_older: bool) -> None:
         echo(app, _("{count} photo(s) still being written; run 'fieldsync shoot' again in a moment").format(
             count=len(result.settling)))
     if not (result.filed or left or result.settling):
-        echo(app, "没有新照片 no new photos in the camera inbox")
+        echo(app, _("no new photos in the camera inbox"))
     if result.target is not None:
         kind = _kind_label(cfg, result.target.kind)
-        echo(app, f"已归档 filed: {len(result.filed)} into {result.target.visit} / {kind}")
+        echo(app, _("filed: {count} into {visit} / {kind}").format(
+            count=len(result.filed), visit=result.target.visit, kind=kind))
     if left:
         finish_with_warnings()
 
@@ -190,8 +194,9 @@ def remark_command(app: AppContext, appearance_note: str | None, nameplate_note:
             inbox.touch(cfg, target)
     data = visits.read_visit(path)
     click.echo(str(path))
-    click.echo(f"{cfg.layout.appearance_folder}备注: {data.get('appearance_note') or '(空)'}")
-    click.echo(f"{cfg.layout.nameplate_folder}备注: {data.get('nameplate_note') or '(空)'}")
+    for folder, key in ((cfg.layout.appearance_folder, "appearance_note"),
+                        (cfg.layout.nameplate_folder, "nameplate_note")):
+        click.echo(_("{folder} remark: {text}").format(folder=folder, text=data.get(key) or _("(empty)")))
 
 
 COMMANDS = [shoot_command, pick_command, appearance_command, nameplate_command, remark_command]

@@ -57,7 +57,8 @@ def locate_command(app: AppContext, account: str, lat: str | None, lon: str | No
     problem = locate.accuracy_warning(cfg, location)
     if problem and not accept_accuracy:
         try:
-            confirmed = click.confirm(f"{problem}. 仍然保存此位置?", default=False, err=True)
+            confirmed = click.confirm(_("{problem}. Save this position anyway?").format(problem=problem),
+                                      default=False, err=True)
         except click.exceptions.Abort:
             confirmed = False
         if not confirmed:
@@ -66,7 +67,8 @@ def locate_command(app: AppContext, account: str, lat: str | None, lon: str | No
     stored = locate.save(cfg, folder, location)
     derive_after(app, [folder / CUSTOMER_FILE])
     accuracy_text = f" ±{stored['accuracy_m']:g} m" if stored.get("accuracy_m") is not None else ""
-    echo(app, f"已定位 {stored['lat']:.6f}, {stored['lon']:.6f}{accuracy_text} ({stored['source']})")
+    echo(app, _("located {lat:.6f}, {lon:.6f}{accuracy} ({source})").format(
+        lat=stored["lat"], lon=stored["lon"], accuracy=accuracy_text, source=stored["source"]))
     echo(app, str(folder / CUSTOMER_FILE))
 
 
@@ -99,7 +101,8 @@ def where_command(app: AppContext) -> None:
     written = derive_after(app, located).written
     refreshed = sum(1 for rel in written if len(rel.parts) == 2 and rel.name == PAGE_FILE)
     accuracy_text = f" ±{fix.accuracy_m:g} m" if fix.accuracy_m is not None else ""
-    echo(app, f"{fix.lat:.6f}, {fix.lon:.6f}{accuracy_text} ({fix.source}); {refreshed} 个客户页面已更新")
+    echo(app, _("{lat:.6f}, {lon:.6f}{accuracy} ({source}); {count} customer page(s) refreshed").format(
+        lat=fix.lat, lon=fix.lon, accuracy=accuracy_text, source=fix.source, count=refreshed))
 
 
 COMMANDS = [locate_command, where_command]

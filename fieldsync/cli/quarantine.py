@@ -32,9 +32,9 @@ def list_command(app: AppContext, as_json: bool) -> None:
         return
     folder = quarantine.quarantine_dir(app.config)
     if not found:
-        echo(app, f"隔离区为空 the quarantine is empty ({folder})")
+        echo(app, _("the quarantine is empty ({folder})").format(folder=folder))
         return
-    echo(app, f"隔离区 quarantine: {len(found)} file(s) in {folder}")
+    echo(app, _("quarantine: {count} file(s) in {folder}").format(count=len(found), folder=folder))
     for entry in found:
         click.echo(f"{entry.id}  {entry.at}  {_size(entry.size)}  {entry.origin}")
         click.echo(_("    why: {reason}").format(
@@ -63,13 +63,13 @@ def restore_command(app: AppContext, keys: tuple[str, ...], everything: bool) ->
     chosen = _targets(app, keys, everything)
     for entry in chosen:
         target = quarantine.restore(app.config, entry)
-        echo(app, f"恢复 restored {entry.id}: {target}")
+        echo(app, _("restored {id}: {target}").format(id=entry.id, target=target))
         if target.name != entry.origin.name:
             warn(_("{origin} is taken, so it came back as {name}").format(origin=entry.origin, name=target.name))
     if chosen:
         echo(app, _("next: fieldsync sync (or the running daemon) tries them again"))
     else:
-        echo(app, "隔离区为空 the quarantine is empty: nothing to restore")
+        echo(app, _("the quarantine is empty: nothing to restore"))
 
 
 @quarantine_group.command("clear")
@@ -84,15 +84,16 @@ def clear_command(app: AppContext, keys: tuple[str, ...], everything: bool, yes:
     """
     chosen = _targets(app, keys, everything)
     if not chosen:
-        echo(app, "隔离区为空 the quarantine is empty: nothing to delete")
+        echo(app, _("the quarantine is empty: nothing to delete"))
         return
     for entry in chosen:
-        click.echo(f"{entry.id}  {_size(entry.size)}  {entry.origin}  ({entry.reason or 'reason not recorded'})",
-                   err=True)
+        reason = entry.reason or _("reason not recorded")
+        click.echo(f"{entry.id}  {_size(entry.size)}  {entry.origin}  ({reason})", err=True)
     if not yes:
-        click.confirm(f"永久删除 delete these {len(chosen)} file(s) for good?", abort=True, err=True)
+        click.confirm(_("delete these {count} file(s) for good?").format(count=len(chosen)), abort=True, err=True)
     deleted = quarantine.clear(app.config, chosen)
-    echo(app, f"已删除 deleted {deleted} file(s) from {quarantine.quarantine_dir(app.config)}")
+    echo(app, _("deleted {count} file(s) from {folder}").format(count=deleted,
+                                                                  folder=quarantine.quarantine_dir(app.config)))
 
 
 def _size(size: int) -> str:

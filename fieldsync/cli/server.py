@@ -15,7 +15,7 @@ import click
 
 from fieldsync.base import clock
 from fieldsync.base.i18n import _
-from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
+from fieldsync.cli.base import AppContext, ProgressBar, echo, finish_with_warnings, pass_app, warn
 from fieldsync.config import Layout, Maps
 from fieldsync.masterdata.publish import SHARE_MASTER, install_in_tablets
 from fieldsync.server import build, report, scan
@@ -93,7 +93,9 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
     """
     layout, maps = _layout_and_maps(app, timezone)
     if not watch:
-        result = build(path, layout, full=full, maps=maps, deep=True if deep else None, tablets=tablets)
+        with ProgressBar(app, _("building pages")) as bar:
+            result = build(path, layout, full=full, maps=maps, deep=True if deep else None, tablets=tablets,
+                           progress=bar)
         _report_build(app, result)
         _show_problems(result.problems)
         if result.problems or result.thumbs_failed:
@@ -109,7 +111,9 @@ def index_command(app: AppContext, path: Path, watch: bool, full: bool, deep: bo
                            on_build=on_build, on_error=lambda exc: warn(_("build failed: {error}").format(error=exc)),
                            tablets=tablets)
     if full:
-        _report_build(app, build(path, layout, full=True, maps=maps, tablets=tablets))
+        with ProgressBar(app, _("building pages")) as bar:
+            result = build(path, layout, full=True, maps=maps, tablets=tablets, progress=bar)
+        _report_build(app, result)
     watcher.start()
     # systemd stops a service with SIGTERM: finish the current build, then exit 0.
     signal.signal(signal.SIGTERM, lambda signum, frame: watcher.request_stop())

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from fieldsync.base.i18n import N_, _
-from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
+from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, progress_bar, shows_progress, warn
 from fieldsync.errors import KeyRefused, SyncBusy, TransportError
 from fieldsync.sync import daemon as daemon_mod
 from fieldsync.sync import engine
@@ -29,16 +29,15 @@ LOST_SHOWN = 20  # files the server had lost named one by one; the rest counted
 class _Bar(Progress):
     """A click progress bar over the bytes of one pass (only on a terminal)."""
 
-    def __init__(self) -> None:
-        self.bar = None
+    def __init__(self, app: AppContext) -> None:
+        self.app, self.bar = app, None
         self._done: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def planned(self, files: int, total_bytes: int) -> None:
         if files:
             label = _("pushing {count} file(s)").format(count=files)
-            self.bar = click.progressbar(length=max(1, total_bytes), label=label, file=sys.stderr,
-                                         show_pos=False, show_percent=True)
+            self.bar = progress_bar(self.app, total_bytes, label)
             self.bar.__enter__()
 
     def advanced(self, rel: str, done: int, total: int) -> None:
@@ -113,7 +112,7 @@ def _one_pass(app: AppContext, recheck_server: bool, timeout: float) -> SyncResu
 
 
 def _pass_here(app: AppContext, eng: engine.Engine, recheck_server: bool) -> SyncResult:
-    bar = _Bar() if sys.stderr.isatty() and not app.quiet else None
+    bar = _Bar(app) if shows_progress(app) else None
     with eng:
         try:
             result = eng.run(progress=bar, recheck_server=recheck_server)

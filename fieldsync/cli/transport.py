@@ -42,29 +42,30 @@ def trust_host_command(app: AppContext, fingerprint: str | None, yes: bool, hash
     key = hostkeys.fetch(host, port, cfg.server.timeout_seconds, prefer=pins)
     shown = hostkeys.fingerprint(key)
 
-    echo(app, f"服务器 server   {host}:{port}")
-    echo(app, f"密钥类型 key type  {key.get_name()}")
-    echo(app, f"指纹 fingerprint  {shown}")
+    echo(app, _("server: {host}:{port}").format(host=host, port=port))
+    echo(app, _("key type: {type}").format(type=key.get_name()))
+    echo(app, _("fingerprint: {fingerprint}").format(fingerprint=shown))
     if pins.get(key.get_name()) == key:
-        echo(app, f"已信任 already pinned in {known_hosts}; nothing to do")
+        echo(app, _("already pinned in {known_hosts}; nothing to do").format(known_hosts=known_hosts))
         return
     if pins:
         old = ", ".join(f"{t} {hostkeys.fingerprint(k)}" for t, k in pins.items())
-        warn(f"主机密钥已变更 the server's key CHANGED: {known_hosts} pins {old}. "
-             "Accept the new key only if the server admin confirms it was replaced.")
+        warn(_("the server's key CHANGED: {known_hosts} pins {old}. Accept the new key only if the server "
+               "admin confirms it was replaced.").format(known_hosts=known_hosts, old=old))
 
     if fingerprint is not None:
         if fingerprint.strip() != shown:
             raise BadInput(_("the server presents {shown}, not the expected {expected}; "
                              "nothing was pinned. Check with the server admin").format(
                 shown=shown, expected=fingerprint.strip()))
-        echo(app, "指纹一致 the fingerprint matches the one given")
+        echo(app, _("the fingerprint matches the one given"))
     if not yes:
-        if not click.confirm("信任此密钥？Trust this key and pin it", default=False):
+        if not click.confirm(_("Trust this key and pin it?"), default=False):
             finish_with_warnings(_("not pinned; sync to {host} stays refused until the key is trusted").format(
                 host=host))
     hostkeys.pin(known_hosts, host, port, key, hashed=hashed)
-    echo(app, f"已保存 pinned {key.get_name()} {shown} for {hostkeys.host_entry_name(host, port)} in {known_hosts}")
+    echo(app, _("pinned {type} {fingerprint} for {host} in {known_hosts}").format(
+        type=key.get_name(), fingerprint=shown, host=hostkeys.host_entry_name(host, port), known_hosts=known_hosts))
 
 
 COMMANDS = [trust_host_command]

@@ -28,6 +28,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -37,6 +38,7 @@ from PIL import Image, ImageOps
 from fieldsync.base import clock
 from fieldsync.base.atomic import atomic_open
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.base.names import normalize_account
 from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import render_template
@@ -68,21 +70,27 @@ class Bundle:
     pdf_missing: str | None = None  # why no report.pdf was made, if none was
 
 
+ProgressFn = Callable[[int, int], None]  # (done, total): the CLI draws a bar, core never prints
+
+
 def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], account_no: str,
                  out: Path, *, visit: str | None = None, made_by: str = "",
                  options: verify.Options = verify.DEFAULT_OPTIONS,
                  keyring: keys.Keyring | None = None,
-                 receipts: receipts_mod.Receipts | None = None) -> Bundle:
+                 receipts: receipts_mod.Receipts | None = None,
+                 progress: ProgressFn | None = None) -> Bundle:
     """Write the evidence bundle for ACCOUNT (all its visits, or one) to `out` (a .zip);
     with a keyring, only when every signature is vouched for by it; with the server's
-    receipts, an excerpt of them for these visits, checked like the rest."""
+    receipts, an excerpt of them for these visits, checked like the rest. `progress(done,
+    total)` is told of every photo put into the report (thumbnails: the slow part)."""
     root = Path(root)
     if not Path(out).resolve().parent.is_dir():
-        raise BadInput(f"the folder for {out} does not exist; create it or choose another --out")
+        raise BadInput(_("the folder for {out} does not exist; create it or choose another --out").format(out=out))
     account_no = normalize_account(account_no)
     customer = find_customer_dir(root, account_no, layout)
     if customer is None:
-        raise TreeError(f"customer {account_no} has no folder in {root}; check the account number")
+        raise TreeError(_("customer {account_no} has no folder in {root}; check the account number").format(
+                          account_no=account_no, root=root))
     visits = select_visits(root, customer, visit)
     made_at = clock.now()
     top = f"evidence_{account_no}_{made_at:%Y%m%d_%H%M%S}"
@@ -98,12 +106,14 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
             staged.write_text(receipts_mod.excerpt(receipts.records, set(visit_ids.values()), set(devices),
                                                    receipts.tree), encoding="utf-8")
             staged_receipts = receipts_mod.load(staged, receipts.server_key)
+        # One bar over both slow parts: hashing every photo, then a thumbnail of each.
+        hashing = (lambda done, total: progress(done, 2 * total)) if progress else None
         report = verify.verify_tree(stage, layout, ledger.server_ledgers(stage), options=options,
-                                    excerpts=True, keyring=keyring, receipts=staged_receipts)
+                                    excerpts=True, keyring=keyring, receipts=staged_receipts, progress=hashing)
         if report.problems:
-            raise EvidenceBroken(f"the records of {account_no} do not verify, so no bundle was made; "
-                                 "restore the files from the server, or run 'fieldsync verify' for "
-                                 "details", [str(p) for p in report.problems])
+            raise EvidenceBroken(_("the records of {account_no} do not verify, so no bundle was made; restore the "
+                                   "files from the server, or run 'fieldsync verify' for details").format(
+                                   account_no=account_no), [str(p) for p in report.problems])
         description = {
             "format": FORMAT, "account_no": account_no, "made_at": clock.iso(made_at),
             "made_by": made_by, "ledgers": devices,
@@ -125,7 +135,8 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
                        "appearance_folder": layout.appearance_folder,
                        "nameplate_folder": layout.nameplate_folder},
         }
-        context = report_context(stage, customer.name, visit_ids, description, report)
+        thumbnails = (lambda done, total: progress(total + done, 2 * total)) if progress else None
+        context = report_context(stage, customer.name, visit_ids, description, report, thumbnails)
         (stage / REPORT_FILE).write_text(render_template("evidence.html.j2", **context), encoding="utf-8")
         pdf_missing = render_pdf(context, stage / PDF_FILE)
         description["pdf"] = PDF_FILE if pdf_missing is None else None
@@ -134,7 +145,8 @@ def build_bundle(root: Path, layout: Layout, ledger_files: dict[str, Path], acco
                                                 encoding="utf-8")
         _write_sums(stage)
         _zip(stage, Path(out))
-    skipped = [f"{link}: is a symbolic link, left out of the bundle (not followed)" for link in links]
+    skipped = [_("{link}: is a symbolic link, left out of the bundle (not followed)").format(link=link)
+               for link in links]
     return Bundle(Path(out), len(visit_ids), report.photos, skipped + [str(w) for w in report.warnings],
                   pdf_missing)
 
@@ -171,11 +183,12 @@ def select_visits(root: Path, customer: Path, visit: str | None) -> list[Path]:
                  or PurePosixPath(p.relative_to(customer).as_posix()) == wanted
                  or p.name == str(wanted)]
         if len(found) > 1:
-            raise TreeError(f"{visit!r} names {len(found)} visits of {customer.name}; give "
-                            "BUSINESS/CATEGORY/VISIT: " + ", ".join(str(p.relative_to(customer)) for p in found))
+            raise TreeError(_("{visit!r} names {count} visits of {customer}; give BUSINESS/CATEGORY/VISIT: "
+                              "{visits}").format(visit=visit, count=len(found), customer=customer.name,
+                                                 visits=", ".join(str(p.relative_to(customer)) for p in found)))
     if not found:
-        raise TreeError(f"no visit {visit or ''} with records under {customer}; "
-                        "list them with 'fieldsync verify' or the customer's index.html".replace("  ", " "))
+        raise TreeError(_("no visit {visit} with records under {customer}; list them with 'fieldsync verify' or "
+                          "the customer's index.html").format(visit=visit or "", customer=customer).replace("  ", " "))
     return found
 
 
@@ -266,7 +279,7 @@ def data_uri(jpeg: bytes | None) -> str | None:
 
 
 def report_context(stage: Path, customer_folder: str, visit_ids: dict, description: dict,
-                   report: verify.Report) -> dict[str, Any]:
+                   report: verify.Report, progress: ProgressFn | None = None) -> dict[str, Any]:
     customer = read_yaml(stage / customer_folder / CUSTOMER_FILE) \
         if (stage / customer_folder / CUSTOMER_FILE).exists() else {}
     location = customer.get("location") if isinstance(customer.get("location"), dict) else None
@@ -291,6 +304,8 @@ def report_context(stage: Path, customer_folder: str, visit_ids: dict, descripti
                 photo["distance_m"] = round(verify.distance_m(entry["gps"], location))
             photo["warnings"] = warnings.get(f"{rel}/{entry['path']}", [])
             photos.append(photo)
+            if progress is not None:
+                progress(sum(len(v["photos"]) for v in visits) + len(photos), report.photos)
         seals = [{"device": device, **record} for device, parsed in ledgers.items()
                  for record in parsed.records
                  if isinstance(record.get("body"), dict) and record["body"].get("visit_id") == visit_id]

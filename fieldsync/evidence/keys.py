@@ -24,6 +24,7 @@ from typing import Any
 from fieldsync.base import signing
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput
 from fieldsync.evidence import ledger
 
@@ -55,7 +56,8 @@ def _when(text: object, what: str, path: Path) -> datetime | None:
     try:
         return datetime.fromisoformat(str(text))
     except ValueError:
-        raise BadInput(f"{path}: {what} {text!r} is not a date (YYYY-MM-DD or ISO 8601 time)") from None
+        raise BadInput(_("{path}: {what} {text!r} is not a date (YYYY-MM-DD or ISO 8601 time)").format(
+                         path=path, what=what, text=text)) from None
 
 
 def load_keyring(path: Path, *, missing_ok: bool = False) -> Keyring:
@@ -66,22 +68,27 @@ def load_keyring(path: Path, *, missing_ok: bool = False) -> Keyring:
     except FileNotFoundError:
         if missing_ok:
             return Keyring(path)
-        raise BadInput(f"keyring {path} does not exist; the back office makes it with "
-                       "'fieldsync keyring add --keyring FILE ...'") from None
+        raise BadInput(_("keyring {path} does not exist; the back office makes it with 'fieldsync keyring add "
+                         "--keyring FILE ...'").format(path=path)) from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise BadInput(f"keyring {path} cannot be read ({exc}); ask the back office for a good copy") from None
+        raise BadInput(_("keyring {path} cannot be read ({exc}); ask the back office for a good copy").format(
+                         path=path, exc=exc)) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("keys"), list):
-        raise BadInput(f"{path} is not a fieldsync keyring (expected format {FORMAT!r} and a 'keys' list)")
+        raise BadInput(_("{path} is not a fieldsync keyring (expected format {FORMAT!r} and a 'keys' list)").format(
+                         path=path, FORMAT=FORMAT))
     for number, entry in enumerate(data["keys"], start=1):
         if not isinstance(entry, dict) or not isinstance(entry.get("device"), str) \
                 or not signing.is_public_key(entry.get("key")):
-            raise BadInput(f"{path}: key {number} needs a device name and a base64 Ed25519 'key'")
+            raise BadInput(_("{path}: key {number} needs a device name and a base64 Ed25519 'key'").format(
+                             path=path, number=number))
         for name in ("valid_from", "valid_to"):
             _when(entry.get(name), f"key {number} {name}", path)
         revoked = entry.get("revoked")
         if revoked is not None and not (isinstance(revoked, dict)
                                         and _when(revoked.get("at"), f"key {number} revoked.at", path)):
-            raise BadInput(f"{path}: key {number} 'revoked' must be null or {{\"at\": TIME, \"reason\": TEXT}}")
+            raise BadInput(_("{path}: key {number} 'revoked' must be null or {{\"at\": TIME, \"reason\": "
+                             "TEXT}}").format(
+                             path=path, number=number))
         entry["fingerprint"] = signing.fingerprint(entry["key"])
     return Keyring(path, data["keys"])
 
@@ -91,11 +98,11 @@ def add_key(path: Path, device: str, inspector: str, public: str, *, valid_from:
     """Register a tablet's public key (as `fieldsync keyring device-key` printed it on the tablet)."""
     public = public.strip()
     if not signing.is_public_key(public):
-        raise BadInput(f"{public!r} is not a base64 Ed25519 public key; copy it from "
-                       "'fieldsync keyring device-key' on the tablet")
+        raise BadInput(_("{public!r} is not a base64 Ed25519 public key; copy it from 'fieldsync keyring "
+                         "device-key' on the tablet").format(public=public))
     keyring = load_keyring(path, missing_ok=True)
     if keyring.lookup(public):
-        raise BadInput(f"key {signing.fingerprint(public)} is already in {path}")
+        raise BadInput(_("key {signing} is already in {path}").format(signing=signing.fingerprint(public), path=path))
     valid_from = valid_from or date.today().isoformat()
     for what, value in (("--from", valid_from), ("--to", valid_to)):
         _when(value, what, Path(path))
@@ -115,8 +122,8 @@ def revoke_key(path: Path, which: str, *, at: str | None = None, reason: str = "
     chosen = [e for e in keyring.keys if not e.get("revoked")
               and (e["fingerprint"] == which or e["device"] == which)]
     if not chosen:
-        raise BadInput(f"no unrevoked key with fingerprint or device {which!r} in {path}; "
-                       "see 'fieldsync keyring list'")
+        raise BadInput(_("no unrevoked key with fingerprint or device {which!r} in {path}; see 'fieldsync keyring "
+                         "list'").format(which=which, path=path))
     for entry in chosen:
         entry["revoked"] = {"at": at, "reason": reason}
     keyring.save()
@@ -154,30 +161,31 @@ def _parse_time(text: object) -> datetime | None:
 
 def _seqs(seqs: list) -> str:
     shown = ", ".join(str(s) for s in seqs[:SHOWN_SEQS])
-    more = f", … ({len(seqs)} records)" if len(seqs) > SHOWN_SEQS else ""
-    return f"record{'s' if len(seqs) > 1 else ''} {shown}{more}"
+    more = _(", … ({count} records)").format(count=len(seqs)) if len(seqs) > SHOWN_SEQS else ""
+    return (_("records {seqs}{more}") if len(seqs) > 1 else _("record {seqs}{more}")).format(seqs=shown, more=more)
 
 
 def _entry_issue(entry: dict[str, Any], device: str, record: dict[str, Any]) -> str | None:
     """Why a validly signed record is not vouched for by its keyring entry, or None."""
-    who = f"key {entry['fingerprint']} (device {entry['device']}, inspector {entry.get('inspector') or '?'})"
+    who = _("key {fingerprint} (device {device}, inspector {inspector})").format(
+        fingerprint=entry["fingerprint"], device=entry["device"], inspector=entry.get("inspector") or "?")
     body = record.get("body") if isinstance(record.get("body"), dict) else {}
     if entry["device"] != device or body.get("device", device) != device:
-        return (f"signed with {who}, which the keyring registers for another device: a record "
-                "moved between ledgers, or the ledger rebuilt")
+        return (_("signed with {who}, which the keyring registers for another device: a record moved between "
+                  "ledgers, or the ledger rebuilt").format(who=who))
     signed_at = _parse_time(record.get("signed_at"))
     if signed_at is None:
-        return f"signed with {who}, but its signing time is not a time"
+        return _("signed with {who}, but its signing time is not a time").format(who=who)
     revoked = entry.get("revoked")
     if revoked and _compare(signed_at, datetime.fromisoformat(str(revoked["at"]))) > 0:
         reason = f" ({revoked['reason']})" if revoked.get("reason") else ""
-        return (f"signed with {who} after it was revoked on {revoked['at']}{reason}: do not rely "
-                "on these records; they may come from a lost or stolen tablet")
+        return (_("signed with {who} after it was revoked on {at}{reason}: do not rely on these records; they may "
+                  "come from a lost or stolen tablet").format(who=who, at=revoked["at"], reason=reason))
     start, end = entry.get("valid_from"), entry.get("valid_to")
     if (start and _compare(signed_at, datetime.fromisoformat(str(start))) < 0) or \
             (end and _compare(signed_at, datetime.fromisoformat(str(end))) > 0):
-        return (f"signed with {who} outside its validity ({start or '…'} to {end or '…'}): "
-                "a wrong tablet clock, or a key used where it should not be")
+        return (_("signed with {who} outside its validity ({start} to {end}): a wrong tablet clock, or a key "
+                  "used where it should not be").format(who=who, start=start or "…", end=end or "…"))
     return None
 
 
@@ -212,19 +220,20 @@ def check_ledger(device: str, parsed: ledger.Parsed, keyring: Keyring | None,
             body = record.get("body") if isinstance(record.get("body"), dict) else {}
             at = _parse_time(body.get("at"))
             if signing_began:
-                grouped.setdefault("not signed, though records before it are: added or rewritten "
-                                   "by someone without the tablet's key", []).append(seq)
+                grouped.setdefault(_("not signed, though records before it are: added or rewritten "
+                                   "by someone without the tablet's key"), []).append(seq)
             elif since is not None and at is not None and _compare(at, since) >= 0:
-                grouped.setdefault(f"not signed, though dated after {device} was registered in "
-                                   f"the keyring ({since.date()}): written without the tablet's key",
+                grouped.setdefault(_("not signed, though dated after {device} was registered in the keyring "
+                                     "({since}): written without the tablet's key").format(
+                                     device=device, since=since.date()),
                                    []).append(seq)
             else:
                 result.unsigned += 1
             continue
         signing_began = True
         if not _signature_valid(record, verified, result.verified):
-            grouped.setdefault("signature does not verify: record edited, or the ledger rebuilt "
-                               "without the tablet's private key", []).append(seq)
+            grouped.setdefault(_("signature does not verify: record edited, or the ledger rebuilt "
+                               "without the tablet's private key"), []).append(seq)
             continue
         fingerprint = signing.fingerprint(record["key"])
         signer = result.signers.setdefault(fingerprint, {"fingerprint": fingerprint, "key": record["key"],
@@ -234,11 +243,11 @@ def check_ledger(device: str, parsed: ledger.Parsed, keyring: Keyring | None,
             continue
         entry = keyring.lookup(record["key"])
         if entry is None:
-            grouped.setdefault(f"signed with key {fingerprint}, which keyring {keyring.path.name} "
-                               f"does not list: not a registered tablet's key (ledger rebuilt by "
-                               f"someone else), or {device} was never registered — the back office "
-                               f"checks the tablet's 'fieldsync keyring device-key' and runs "
-                               f"'fieldsync keyring add'", []).append(seq)
+            grouped.setdefault(_("signed with key {fingerprint}, which keyring {name} does not list: not a "
+                                 "registered tablet's key (ledger rebuilt by someone else), or {device} was never "
+                                 "registered — the back office checks the tablet's 'fieldsync keyring device-key' "
+                                 "and runs 'fieldsync keyring add'").format(
+                                 fingerprint=fingerprint, name=keyring.path.name, device=device), []).append(seq)
             continue
         signer.update(registered={k: entry.get(k) for k in
                                   ("device", "inspector", "valid_from", "valid_to", "revoked")})
@@ -248,14 +257,15 @@ def check_ledger(device: str, parsed: ledger.Parsed, keyring: Keyring | None,
     for message, seqs in grouped.items():
         result.problems.append(f"{_seqs(seqs)}: {message}")
     if registered and parsed.records and not signing_began:
-        result.problems.append(f"no record is signed, though the keyring registers {device}: the "
-                               "ledger was rebuilt without signatures, or the tablet has not synced "
-                               "since it got its key (sync it, then verify again)")
+        result.problems.append(_("no record is signed, though the keyring registers {device}: the ledger was "
+                                 "rebuilt without signatures, or the tablet has not synced since it got its key "
+                                 "(sync it, then verify again)").format(device=device))
     elif keyring is not None and not registered and result.unsigned:
-        result.problems.append(f"{result.unsigned} unsigned record(s) from {device}, a device the "
-                               f"keyring {keyring.path.name} does not list: nothing vouches for them "
-                               "(a ledger planted on the share, or a tablet never registered)")
+        result.problems.append(_("{unsigned} unsigned record(s) from {device}, a device the keyring {name} does not "
+                                 "list: nothing vouches for them (a ledger planted on the share, or a tablet never "
+                                 "registered)").format(
+                                 unsigned=result.unsigned, device=device, name=keyring.path.name))
     elif result.unsigned:
-        result.warnings.append(f"{result.unsigned} unsigned record(s), written before signing began: "
-                               "they prove only as much as the share's own integrity")
+        result.warnings.append(_("{unsigned} unsigned record(s), written before signing began: they prove only as "
+                                 "much as the share's own integrity").format(unsigned=result.unsigned))
     return result

@@ -34,6 +34,7 @@ from filelock import FileLock
 from fieldsync.base import signing
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, canonical, digest
+from fieldsync.base.i18n import _
 from fieldsync.base.names import is_safe_component
 from fieldsync.config import STATE_DIR, Config
 
@@ -149,29 +150,29 @@ def parse(text: str) -> Parsed:
     if lines and lines[-1] == "":
         lines.pop()
     elif lines:
-        result.problems.append("last line is incomplete (file truncated or still being written)")
+        result.problems.append(_("last line is incomplete (file truncated or still being written)"))
     for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError
         except ValueError:
-            result.problems.append(f"line {number}: not a ledger record")
+            result.problems.append(_("line {number}: not a ledger record").format(number=number))
             prev = None
             continue
         seq = record.get("seq")
         if seq != expected_seq:
-            what = "reordered" if isinstance(seq, int) and seq < expected_seq else "removed or reordered"
-            result.problems.append(f"line {number}: record {seq!r} where {expected_seq} "
-                                   f"was expected (records {what})")
+            what = _("reordered") if isinstance(seq, int) and seq < expected_seq else _("removed or reordered")
+            result.problems.append(_("line {number}: record {seq!r} where {expected} was expected (records "
+                                     "{what})").format(number=number, seq=seq, expected=expected_seq, what=what))
         body = record.get("body")
         if body is not None and digest(body) != record.get("body_sha256"):
-            result.problems.append(f"record {seq}: body does not match its hash (record edited)")
+            result.problems.append(_("record {seq}: body does not match its hash (record edited)").format(seq=seq))
         if record.get("hash") != record_hash(seq, record.get("prev"), record.get("body_sha256")):
-            result.problems.append(f"record {seq}: hash is wrong (record edited)")
+            result.problems.append(_("record {seq}: hash is wrong (record edited)").format(seq=seq))
         if prev is not None and record.get("prev") != prev:
-            result.problems.append(f"record {seq}: does not follow the record before it "
-                                   "(records removed, inserted or reordered)")
+            result.problems.append(_("record {seq}: does not follow the record before it (records removed, inserted "
+                                     "or reordered)").format(seq=seq))
         prev = record.get("hash")
         expected_seq = (seq if isinstance(seq, int) else expected_seq) + 1
         result.records.append(record)
@@ -184,7 +185,7 @@ def read(path: Path) -> Parsed:
     except FileNotFoundError:
         return Parsed()
     except (OSError, UnicodeDecodeError) as exc:
-        return Parsed(problems=[f"cannot be read ({exc})"])
+        return Parsed(problems=[_("cannot be read ({exc})").format(exc=exc)])
     return parse(text)
 
 

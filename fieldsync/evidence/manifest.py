@@ -21,6 +21,7 @@ from typing import Any
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, digest, file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
@@ -46,7 +47,8 @@ def load(visit_dir: Path) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise TreeError(f"{path} cannot be read ({exc}); restore it from the server") from None
+        raise TreeError(_("{path} cannot be read ({exc}); restore it from the server").format(
+                          path=path, exc=exc)) from None
     return parse(raw, path)
 
 
@@ -55,10 +57,11 @@ def parse(raw: bytes, path: Path | str = MANIFEST_FILE) -> dict[str, Any]:
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TreeError(f"{path} cannot be read ({exc}); restore it from the server, "
-                        "then run 'fieldsync verify'") from None
+        raise TreeError(_("{path} cannot be read ({exc}); restore it from the server, then run 'fieldsync "
+                          "verify'").format(
+                          path=path, exc=exc)) from None
     if not isinstance(data, dict) or not isinstance(data.get("entries"), list):
-        raise TreeError(f"{path} is not a fieldsync manifest; restore it from the server")
+        raise TreeError(_("{path} is not a fieldsync manifest; restore it from the server").format(path=path))
     return data
 
 
@@ -87,33 +90,35 @@ def chain_problems(data: dict[str, Any]) -> list[str]:
     """What is wrong with a manifest's form and chain (empty when intact)."""
     problems = []
     if data.get("format") != FORMAT:
-        problems.append(f"format is {data.get('format')!r}, expected {FORMAT!r}")
+        problems.append(_("format is {format!r}, expected {expected!r}").format(
+            format=data.get("format"), expected=FORMAT))
     unknown = set(data) - TOP_KEYS
     if unknown:
-        problems.append(f"unknown keys {', '.join(sorted(map(str, unknown)))} (manifest edited)")
+        problems.append(_("unknown keys {keys} (manifest edited)").format(keys=", ".join(sorted(map(str, unknown)))))
     pending = data.get("pending", {})
     if not isinstance(pending, dict) or not all(isinstance(v, dict) for v in pending.values()):
-        problems.append("'pending' is not a mapping of photo records (manifest edited)")
+        problems.append(_("'pending' is not a mapping of photo records (manifest edited)"))
     if data.get("remarks") is not None and not isinstance(data.get("remarks"), dict):
-        problems.append("'remarks' is not a seal record (manifest edited)")
+        problems.append(_("'remarks' is not a seal record (manifest edited)"))
     prev = GENESIS
     for index, entry in enumerate(data.get("entries", []), start=1):
         if not isinstance(entry, dict):
-            problems.append(f"entry {index} is not a record")
+            problems.append(_("entry {index} is not a record").format(index=index))
             prev = None
             continue
         name = entry.get("path", f"#{index}")
         if entry.get("seq") != index:
-            problems.append(f"entry {index} ({name}): sequence number {entry.get('seq')!r}, "
-                            f"expected {index} (entries removed or reordered)")
+            problems.append(_("entry {index} ({name}): sequence number {seq!r}, expected {index} (entries removed "
+                              "or reordered)").format(index=index, name=name, seq=entry.get("seq")))
         if entry.get("hash") != entry_hash(entry):
-            problems.append(f"entry {index} ({name}): content does not match its hash (entry edited)")
+            problems.append(_("entry {index} ({name}): content does not match its hash (entry edited)").format(
+                              index=index, name=name))
         if prev is not None and entry.get("prev") != prev:
-            problems.append(f"entry {index} ({name}): does not follow the entry before it "
-                            "(entries removed, inserted or reordered)")
+            problems.append(_("entry {index} ({name}): does not follow the entry before it (entries removed, "
+                              "inserted or reordered)").format(index=index, name=name))
         prev = entry.get("hash")
     if data.get("head") != (prev if data.get("entries") else GENESIS):
-        problems.append("manifest head is not the hash of its last entry")
+        problems.append(_("manifest head is not the hash of its last entry"))
     return problems
 
 
@@ -137,7 +142,7 @@ def remarks_seal(visit_dir: Path) -> dict[str, Any] | None:
     data = read_yaml(path)
     history = data.get("history") or []
     if not isinstance(history, list):
-        raise TreeError(f"{path}: 'history' is not a list; restore the file from the server")
+        raise TreeError(_("{path}: 'history' is not a list; restore the file from the server").format(path=path))
     # The texts themselves too: a later hand edit of visit.yaml (a text editor, the file
     # manager) is recorded as an edit from these values, which the hashes alone cannot give.
     values = {field: str(data.get(field) or "") for field in NOTE_FIELDS}
@@ -295,5 +300,5 @@ def _rel(photo_rel: str) -> str:
     # it to "/" here would seal a path that does not exist, and verify would report it.
     rel = PurePosixPath(str(photo_rel))
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-        raise TreeError(f"{photo_rel!r} is not a path inside the visit folder")
+        raise TreeError(_("{photo_rel!r} is not a path inside the visit folder").format(photo_rel=photo_rel))
     return rel.as_posix()

@@ -18,6 +18,7 @@ from fpdf import FPDF
 from fpdf.fonts import FontFace
 
 from fieldsync.base.clock import local_time
+from fieldsync.base.i18n import _
 
 FONT_ENV = "FIELDSYNC_PDF_FONT"
 FONT_CANDIDATES = (
@@ -45,15 +46,16 @@ def render_pdf(context: dict[str, Any], out: Path) -> str | None:
     """Write the report PDF to `out`; return None, or why no PDF was made."""
     font = find_font()
     if font is None:
-        return (f"no Chinese TrueType font found (install fonts-wqy-microhei, or set {FONT_ENV}); "
-                "print report.html to PDF from a browser instead")
+        return (_("no Chinese TrueType font found (install fonts-wqy-microhei, or set {FONT_ENV}); print "
+                  "report.html to PDF from a browser instead").format(FONT_ENV=FONT_ENV))
     pdf = FPDF(format="A4")
     pdf.set_margins(15, 15, 15)
     pdf.set_auto_page_break(True, margin=15)
     try:
         pdf.add_font("cjk", fname=str(font), collection_font_number=0)
     except Exception as exc:  # fpdf2 refuses some fonts (CFF outlines): say which and why
-        return f"cannot use the font {font} for PDF ({exc}); set {FONT_ENV} to a TrueType CJK font"
+        return _("cannot use the font {font} for PDF ({exc}); set {FONT_ENV} to a TrueType CJK font").format(
+                 font=font, exc=exc, FONT_ENV=FONT_ENV)
     pdf.set_title(f"现场检查证据 {context['bundle']['account_no']}")
     pdf.set_creator("fieldsync")
     _Writer(pdf, context).write()

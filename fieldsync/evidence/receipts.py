@@ -23,6 +23,7 @@ from typing import Any
 
 from fieldsync.base import signing
 from fieldsync.base.hashing import canonical
+from fieldsync.base.i18n import _
 from fieldsync.config import STATE_DIR
 from fieldsync.errors import BadInput
 from fieldsync.evidence import ledger
@@ -72,10 +73,12 @@ def read_public_key(text_or_file: str) -> str:
     try:
         text = candidate.read_text(encoding="utf-8").strip() if candidate.is_file() else text_or_file.strip()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read the server key {candidate} ({exc})") from None
+        raise BadInput(_("cannot read the server key {candidate} ({exc})").format(
+                         candidate=candidate, exc=exc)) from None
     if not signing.is_public_key(text):
-        raise BadInput(f"{text_or_file!r} is not a server public key: give the base64 key that "
-                       "'fieldsync server receipts' printed, or the server_key.pub file beside its key")
+        raise BadInput(_("{text_or_file!r} is not a server public key: give the base64 key that 'fieldsync server "
+                         "receipts' printed, or the server_key.pub file beside its key").format(
+                         text_or_file=text_or_file))
     return text
 
 
@@ -104,10 +107,11 @@ def load(path: Path, server_key: str, *, tree: str | None = None) -> Receipts:
     chain or signature fails are not used: a forged receipt must not accuse or excuse."""
     path = Path(path)
     if not path.is_file():
-        raise BadInput(f"no receipts at {path}; give the file (or the .fieldsync/receipts folder) "
-                       "'fieldsync server receipts' writes on the server")
+        raise BadInput(_("no receipts at {path}; give the file (or the .fieldsync/receipts folder) 'fieldsync "
+                         "server receipts' writes on the server").format(path=path))
     parsed = ledger.read(path)
-    result = Receipts(path, server_key, tree, parsed.records, [f"receipts: {p}" for p in parsed.problems])
+    result = Receipts(path, server_key, tree, parsed.records,
+                      [_("receipts: {problem}").format(problem=p) for p in parsed.problems])
     bad = []
     for record in parsed.records:
         if record.get("key") != server_key \
@@ -122,10 +126,11 @@ def load(path: Path, server_key: str, *, tree: str | None = None) -> Receipts:
         elif body.get("kind") == "ledger" and body.get("device"):
             result.ledgers.setdefault(body["device"], []).append(body)
     if bad:
-        shown = ", ".join(str(s) for s in bad[:8]) + (f", … ({len(bad)} records)" if len(bad) > 8 else "")
-        result.problems.append(f"receipts: record(s) {shown} not signed by server key "
-                               f"{signing.fingerprint(server_key)}: the receipts were edited or forged "
-                               "(or the wrong --server-key was given)")
+        more = _(", … ({count} records)").format(count=len(bad)) if len(bad) > 8 else ""
+        shown = ", ".join(str(s) for s in bad[:8]) + more
+        result.problems.append(_("receipts: record(s) {shown} not signed by server key {signing}: the receipts were "
+                                 "edited or forged (or the wrong --server-key was given)").format(
+                                 shown=shown, signing=signing.fingerprint(server_key)))
     return result
 
 
@@ -152,33 +157,36 @@ def ledger_problems(receipts: Receipts, parsed: dict[str, ledger.Parsed]) -> dic
     for device, bodies in receipts.ledgers.items():
         latest = max(bodies, key=lambda b: b.get("ledger_seq") or 0)
         seq, at = latest.get("ledger_seq"), latest.get("at")
-        said = (f"the server received record {seq} (hash {str(latest.get('ledger_hash'))[:12]}…) "
-                f"of ledger {device} at {at}")
+        said = (_("the server received record {seq} (hash {hash}…) of ledger {device} at {at}").format(
+                  seq=seq, hash=str(latest.get("ledger_hash"))[:12], device=device, at=at))
         if device not in parsed:
-            found[device] = f"{said}; the ledger is gone (deleted from the share)"
+            found[device] = _("{said}; the ledger is gone (deleted from the share)").format(said=said)
             continue
         hashes = {r.get("seq"): r.get("hash") for r in parsed[device].records}
         for body in sorted(bodies, key=lambda b: b.get("ledger_seq") or 0):
             got = hashes.get(body.get("ledger_seq"))
             if got is None:
-                found[device] = (f"{said}; the ledger now ends at record {len(parsed[device].records)}: "
-                                 "rolled back (records removed from its end)")
+                found[device] = (_("{said}; the ledger now ends at record {records_count}: rolled back (records "
+                                   "removed from its end)").format(
+                                   said=said, records_count=len(parsed[device].records)))
                 break
             if got != body.get("ledger_hash"):
-                found[device] = (f"the server received record {body.get('ledger_seq')} of ledger {device} "
-                                 f"at {body.get('at')}, and it is not the record there now: the ledger "
-                                 "was rewritten")
+                found[device] = (_("the server received record {seq} of ledger {device} at {at}, and it is not "
+                                   "the record there now: the ledger was rewritten").format(
+                                   seq=body.get("ledger_seq"), device=device, at=body.get("at")))
                 break
     return found
 
 
 def visit_gone(body: dict[str, Any]) -> str:
-    return (f"the server received head {str(body.get('head'))[:12]}… ({body.get('photos')} photos) of "
-            f"visit {body.get('visit_id')} from device {body.get('device')} at {body.get('at')}; it is "
-            "gone (visit deleted, with its ledger records if no ledger names it)")
+    return (_("the server received head {head}… ({photos} photos) of visit {visit} from device {device} at {at}; "
+              "it is gone (visit deleted, with its ledger records if no ledger names it)").format(
+              head=str(body.get("head"))[:12], photos=body.get("photos"), visit=body.get("visit_id"),
+              device=body.get("device"), at=body.get("at")))
 
 
 def visit_rolled_back(body: dict[str, Any]) -> str:
-    return (f"the server received head {str(body.get('head'))[:12]}… ({body.get('photos')} photos) "
-            f"from device {body.get('device')} at {body.get('at')}, and this manifest does not hold "
-            "it: replaced by an older or a rewritten version")
+    return (_("the server received head {head}… ({photos} photos) from device {device} at {at}, and this manifest "
+              "does not hold it: replaced by an older or a rewritten version").format(
+              head=str(body.get("head"))[:12], photos=body.get("photos"), device=body.get("device"),
+              at=body.get("at")))

@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Any
 
 from fieldsync.base import geo
 from fieldsync.base.hashing import GENESIS, digest, handle_sha256
+from fieldsync.base.i18n import _
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import TreeError
@@ -114,7 +116,8 @@ class _Visit:
 def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
                 cache: HashCache | None = None, options: Options = Options(),
                 excerpts: bool | None = None, keyring: keys.Keyring | None = None,
-                receipts: receipts_mod.Receipts | None = None) -> Report:
+                receipts: receipts_mod.Receipts | None = None,
+                progress: Callable[[int, int], None] | None = None) -> Report:
     """Verify every visit under `root` against its manifest and the given ledgers.
 
     Every ledger record's signature is checked; with a `keyring`, also that a registered,
@@ -127,10 +130,12 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
 
     receipts: what the server received (checked against its key): every received visit head
     and ledger record must still be there, else the visit was deleted or the ledger rolled back.
+
+    progress(done, total) is told of the photos hashed (those the cache cannot vouch for).
     """
     root = Path(root)
     if not root.is_dir():
-        raise TreeError(f"{root} is not a folder; give the tree to verify")
+        raise TreeError(_("{root} is not a folder; give the tree to verify").format(root=root))
     if excerpts is None:
         excerpts = (root / BUNDLE_FILE).is_file()
     report = Report(keyring=str(keyring.path) if keyring else None)
@@ -157,10 +162,10 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
         manifest_digests.add(raw_sha256)
         visit_id = data.get("visit_id")
         if not isinstance(visit_id, str) or not visit_id:
-            report.add(PROBLEM, visit.rel / MANIFEST_FILE, "has no visit_id (not written by fieldsync)")
+            report.add(PROBLEM, visit.rel / MANIFEST_FILE, _("has no visit_id (not written by fieldsync)"))
         elif visit_id in seen_ids:
-            report.add(PROBLEM, visit.rel, f"same visit_id as {seen_ids[visit_id]} "
-                       "(a visit folder copied; evidence can belong to one visit only)")
+            report.add(PROBLEM, visit.rel, _("same visit_id as {other} (a visit folder copied; evidence can "
+                                             "belong to one visit only)").format(other=seen_ids[visit_id]))
         seen_ids.setdefault(visit_id, visit.rel)
         for problem in _chain_problems(data, raw_sha256, cache):
             report.add(PROBLEM, visit.rel / MANIFEST_FILE, problem)
@@ -172,7 +177,7 @@ def verify_tree(root: Path, layout: Layout, ledger_files: dict[str, Path], *,
     if cache is not None:
         cache.chains &= manifest_digests  # forget manifests that have since changed
     try:
-        _check_photos(root, checks, report, cache, options)
+        _check_photos(root, checks, report, cache, options, progress)
     finally:
         checked = signatures.result()  # also when hashing failed: never leave the thread behind
     _report_signatures(root, ledger_files, checked, report, cache)
@@ -193,10 +198,11 @@ def _read_ledgers(root: Path, ledger_files: dict[str, Path], excerpts: bool,
         report.ledger_heads[device] = parsed[device].head
         problems = list(parsed[device].problems)
         if not excerpts:
-            problems += [f"record {r.get('seq')}: has no body (records must be complete outside a bundle)"
-                         for r in parsed[device].records if not isinstance(r.get("body"), dict)]
+            problems += [_("record {seq}: has no body (records must be complete outside a bundle)").format(
+                             seq=r.get("seq")) for r in parsed[device].records if not isinstance(r.get("body"), dict)]
         for problem in problems:
-            report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+            report.add(PROBLEM, _ledger_rel(root, path),
+                       _("ledger {device}: {problem}").format(device=device, problem=problem))
     return parsed
 
 
@@ -215,9 +221,9 @@ def _report_signatures(root: Path, ledger_files: dict[str, Path], checked: dict[
         report.signers[device] = list(signatures.signers.values())
         report.unsigned[device] = signatures.unsigned
         for problem in signatures.problems:
-            report.add(PROBLEM, where, f"ledger {device}: {problem}")
+            report.add(PROBLEM, where, _("ledger {device}: {problem}").format(device=device, problem=problem))
         for warning in signatures.warnings:
-            report.add(WARNING, where, f"ledger {device}: {warning}")
+            report.add(WARNING, where, _("ledger {device}: {problem}").format(device=device, problem=warning))
     if cache is not None:
         cache.signatures = verified  # forget signatures no ledger holds any more
 
@@ -229,8 +235,8 @@ def _report_missing(parsed: dict[str, ledger.Parsed], receipts: receipts_mod.Rec
         for visit_id, body in result.latest_by_visit().items():  # once per ledger
             if visit_id not in seen_ids:
                 report.add(PROBLEM, body.get("visit", visit_id),
-                           f"visit logged in ledger {device} is missing from the tree "
-                           "(visit folder or its manifest.json deleted)")
+                           _("visit logged in ledger {device} is missing from the tree (visit folder or its "
+                             "manifest.json deleted)").format(device=device))
     for visit_id, body in (receipts.visits if receipts else {}).items():
         if visit_id not in seen_ids:
             report.add(PROBLEM, body.get("visit") or visit_id, receipts_mod.visit_gone(body))
@@ -244,7 +250,8 @@ def _start_receipts(root: Path, receipts: receipts_mod.Receipts, parsed: dict[st
         report.add(PROBLEM, where, problem)
     for device, problem in receipts_mod.ledger_problems(receipts, parsed).items():
         path = ledger_files.get(device, root / ledger.remote_rel(device))
-        report.add(PROBLEM, _ledger_rel(root, path), f"ledger {device}: {problem}")
+        report.add(PROBLEM, _ledger_rel(root, path),
+                   _("ledger {device}: {problem}").format(device=device, problem=problem))
     report.receipts = {"server_key": receipts.fingerprint, "records": len(receipts.records),
                        "file": where, "received": {}}
 
@@ -316,8 +323,8 @@ def _find_visits(root: Path, layout: Layout) -> list[_Visit]:
 def _report_links(visits: list[_Visit], report: Report) -> None:
     for visit in visits:
         for link in visit.links:
-            report.add(WARNING, visit.rel / link, "is a symbolic link: not followed, not checked "
-                       "(a visit holds files, not links; someone planted it or copied the folder badly)")
+            report.add(WARNING, visit.rel / link, _("is a symbolic link: not followed, not checked "
+                       "(a visit holds files, not links; someone planted it or copied the folder badly)"))
 
 
 def _load_manifest(visit: _Visit, report: Report) -> tuple[dict, str] | None:
@@ -328,13 +335,14 @@ def _load_manifest(visit: _Visit, report: Report) -> tuple[dict, str] | None:
         data = manifest.parse(raw, path)
     except FileNotFoundError:
         for photo in sorted(visit.photos):
-            report.add(PROBLEM, visit.rel / photo, "photo not in any manifest (visit has no "
-                       "manifest.json: added by hand, or not filed yet — run 'fieldsync sync')")
+            report.add(PROBLEM, visit.rel / photo, _("photo not in any manifest (visit has no "
+                       "manifest.json: added by hand, or not filed yet — run 'fieldsync sync')"))
         return None
     except (OSError, TreeError) as exc:
-        report.add(PROBLEM, visit.rel / MANIFEST_FILE, f"unreadable ({str(exc).split(': ', 1)[-1]})")
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE,
+                   _("unreadable ({reason})").format(reason=str(exc).split(": ", 1)[-1]))
         for photo in sorted(visit.photos):
-            report.add(PROBLEM, visit.rel / photo, "cannot be checked: its manifest is unreadable")
+            report.add(PROBLEM, visit.rel / photo, _("cannot be checked: its manifest is unreadable"))
         return None
     return data, hashlib.sha256(raw).hexdigest()
 
@@ -369,24 +377,24 @@ def _check_ledger(visit: _Visit, data: dict, parsed: dict[str, ledger.Parsed], r
         if latest is not None and (latest.get("head") not in chain
                                    or len(data["entries"]) < (latest.get("photos") or 0)):
             report.add(PROBLEM, visit.rel / MANIFEST_FILE,
-                       f"older than or different from what ledger {device} last sealed "
-                       f"({latest.get('photos')} photos, head {str(latest.get('head'))[:12]}…): "
-                       "manifest replaced by an older version or rewritten")
+                       _("older than or different from what ledger {device} last sealed ({photos} photos, head "
+                         "{head}…): manifest replaced by an older version or rewritten").format(
+                         device=device, photos=latest.get("photos"), head=str(latest.get("head"))[:12]))
     if not data["entries"] and not data.get("remarks"):
         return
     if not bodies:
-        report.add(PROBLEM, visit.rel / MANIFEST_FILE, "no ledger seals this visit (ledger "
-                   "missing, truncated or not pushed yet: sync the tablet, then verify again)")
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, _("no ledger seals this visit (ledger "
+                   "missing, truncated or not pushed yet: sync the tablet, then verify again)"))
         return
     if data.get("head") not in {body.get("head") for body in bodies}:
-        report.add(PROBLEM, visit.rel / MANIFEST_FILE, "its last entries are not sealed in any "
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, _("its last entries are not sealed in any "
                    "ledger (entries appended or rewritten after sealing, or the ledger was "
-                   "truncated or not pushed yet)")
+                   "truncated or not pushed yet)"))
     # The manifest keeps the remark seal it last logged: if no ledger record holds it, the
     # ledger lost its tail (or was not pushed after the last remark edit).
     if data.get("remarks") and digest(data["remarks"]) not in {digest(b.get("remarks")) for b in bodies}:
-        report.add(PROBLEM, visit.rel / MANIFEST_FILE, "its last remark seal is not in any ledger "
-                   "(ledger truncated, or not pushed yet after a remark edit)")
+        report.add(PROBLEM, visit.rel / MANIFEST_FILE, _("its last remark seal is not in any ledger "
+                   "(ledger truncated, or not pushed yet after a remark edit)"))
 
 
 # --------------------------------------------------------------------------- remarks
@@ -397,7 +405,7 @@ def _check_remarks(visit: _Visit, data: dict, parsed: dict[str, ledger.Parsed], 
     where = visit.rel / VISIT_FILE
     if not (visit.path / VISIT_FILE).exists():
         if seals:
-            report.add(PROBLEM, where, "missing, but the ledger sealed its remark history")
+            report.add(PROBLEM, where, _("missing, but the ledger sealed its remark history"))
         return
     try:
         yaml_data = read_yaml(visit.path / VISIT_FILE)
@@ -414,17 +422,17 @@ def _check_remarks(visit: _Visit, data: dict, parsed: dict[str, ledger.Parsed], 
     seal = max(seals, key=lambda s: s.get("history_len") or 0)
     sealed_len = seal.get("history_len") or 0
     if digest(manifest.remarks_origin(yaml_data)) != seal.get("origin_sha256"):
-        report.add(PROBLEM, where, "creation fields or first remark texts differ from the sealed "
-                   "ones (remark history rewritten)")
+        report.add(PROBLEM, where, _("creation fields or first remark texts differ from the sealed "
+                   "ones (remark history rewritten)"))
     if len(history) < sealed_len:
-        report.add(PROBLEM, where, f"remark history has {len(history)} edits, the ledger sealed "
-                   f"{sealed_len} (edits removed)")
+        report.add(PROBLEM, where, _("remark history has {history_count} edits, the ledger sealed {sealed_len} "
+                                     "(edits removed)").format(history_count=len(history), sealed_len=sealed_len))
     elif digest(history[:sealed_len]) != seal.get("history_sha256"):
-        report.add(PROBLEM, where, f"the first {sealed_len} remark edits differ from the sealed "
-                   "ones (remark history rewritten)")
+        report.add(PROBLEM, where, _("the first {sealed_len} remark edits differ from the sealed ones (remark "
+                                     "history rewritten)").format(sealed_len=sealed_len))
     elif len(history) > sealed_len:
-        report.add(WARNING, where, f"{len(history) - sealed_len} remark edit(s) not sealed in the "
-                   "ledger yet (they are sealed with the next photo or 'visit edit')")
+        report.add(WARNING, where, _("{count} remark edit(s) not sealed in the ledger yet (they are sealed with the "
+                                     "next photo or 'visit edit')").format(count=len(history) - sealed_len))
 
 
 def _check_history_consistent(data: dict, history: list, where: PurePosixPath, report: Report) -> None:
@@ -433,41 +441,44 @@ def _check_history_consistent(data: dict, history: list, where: PurePosixPath, r
     values = manifest.remarks_origin(data)
     for index, edit in enumerate(history, start=1):
         if not isinstance(edit, dict) or not {"at", "by", "field", "old", "new"} <= edit.keys():
-            report.add(PROBLEM, where, f"remark edit {index} is incomplete (needs at, by, field, old, new)")
+            report.add(PROBLEM, where, _("remark edit {index} is incomplete (needs at, by, field, old, new)").format(
+                index=index))
             continue
         field_name = edit["field"]
         if field_name in NOTE_FIELDS:
             if (edit["old"] or "") != (values[field_name] or ""):
-                report.add(PROBLEM, where, f"remark edit {index} ({field_name}) does not start "
-                           "from the text the edit before left (history rewritten)")
+                report.add(PROBLEM, where, _("remark edit {index} ({field_name}) does not start from the text the "
+                                             "edit before left (history rewritten)").format(
+                                             index=index, field_name=field_name))
             values[field_name] = edit["new"] or ""
     for field_name in NOTE_FIELDS:
         if (data.get(field_name) or "") != (values[field_name] or ""):
-            report.add(PROBLEM, where, f"{field_name} differs from its last recorded edit "
-                       "(changed without history)")
+            report.add(PROBLEM, where, _("{field_name} differs from its last recorded edit (changed without "
+                                         "history)").format(field_name=field_name))
 
 
 # --------------------------------------------------------------------------- photos
 
 def _check_photos(root: Path, checks: list, report: Report, cache: HashCache | None,
-                  options: Options) -> None:
+                  options: Options, progress: Callable[[int, int], None] | None = None) -> None:
     jobs = _photo_jobs(checks, report)
     report.photos = len(jobs)
     # Plain strings: pathlib costs more than a cached stat on a 100,000-photo re-verify.
     keys = [f"{visit.rel.as_posix()}/{rel}" for visit, rel, _ in jobs]
-    results = _hash_all(os.fspath(root) + os.sep, keys, cache, options.threads)
+    results = _hash_all(os.fspath(root) + os.sep, keys, cache, options.threads, progress)
     customers: dict[str, dict | None] = {}
-    for (visit, _, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
+    for (visit, _rel, entry), key, (sha256, size, hashed) in zip(jobs, keys, results):
         if hashed:
             report.hashed += 1
             report.hashed_bytes += size or 0
         else:
             report.cached += 1
         if sha256 is None:
-            report.add(PROBLEM, key, "cannot be read")
+            report.add(PROBLEM, key, _("cannot be read"))
         elif sha256 != entry.get("sha256") or size != entry.get("bytes"):
-            report.add(PROBLEM, key, f"content differs from its manifest entry (SHA-256 "
-                       f"{sha256[:12]}…, sealed {str(entry.get('sha256'))[:12]}…): photo altered")
+            report.add(PROBLEM, key, _("content differs from its manifest entry (SHA-256 {sha256}…, sealed "
+                                       "{sealed}…): photo altered").format(
+                                       sha256=sha256[:12], sealed=str(entry.get("sha256"))[:12]))
         if visit.customer not in customers:
             customers[visit.customer] = _customer_location(root / visit.customer)
         _circumstances(key, entry, customers[visit.customer], options, report)
@@ -482,28 +493,28 @@ def _photo_jobs(checks: list, report: Report) -> list[tuple[_Visit, str, dict]]:
         pending = data.get("pending") or {}
         for photo in sorted(visit.photos):
             if current.get(photo, {}).get("removed"):
-                report.add(PROBLEM, visit.rel / photo, "present, but its manifest entry says it was "
-                           "withdrawn (a photo put back or replaced)")
+                report.add(PROBLEM, visit.rel / photo, _("present, but its manifest entry says it was "
+                           "withdrawn (a photo put back or replaced)"))
             elif photo in current:
                 continue
             elif photo in pending:
-                report.add(WARNING, visit.rel / photo, "filed but not sealed yet (shrink or "
-                           "sync still to run: 'fieldsync sync')")
+                report.add(WARNING, visit.rel / photo, _("filed but not sealed yet (shrink or "
+                           "sync still to run: 'fieldsync sync')"))
             else:
-                report.add(PROBLEM, visit.rel / photo, "photo not in the visit's manifest "
-                           "(added by hand, or not filed yet: run 'fieldsync sync')")
+                report.add(PROBLEM, visit.rel / photo, _("photo not in the visit's manifest "
+                           "(added by hand, or not filed yet: run 'fieldsync sync')"))
         for rel, entry in sorted(current.items()):
             if entry.get("removed"):
                 continue
             if rel not in visit.photos:
-                report.add(PROBLEM, visit.rel / rel, "listed in the manifest but missing (deleted or renamed)")
+                report.add(PROBLEM, visit.rel / rel, _("listed in the manifest but missing (deleted or renamed)"))
             else:
                 jobs.append((visit, rel, entry))
     return jobs
 
 
-def _hash_all(top: str, keys: list[str], cache: HashCache | None,
-              threads: int) -> list[tuple[str | None, int | None, bool]]:
+def _hash_all(top: str, keys: list[str], cache: HashCache | None, threads: int,
+              progress: Callable[[int, int], None] | None = None) -> list[tuple[str | None, int | None, bool]]:
     """(sha256, size, hashed now) per key: from the cache when the stat proves it, else hashed."""
     results: list = [None] * len(keys)
     misses = []
@@ -520,7 +531,11 @@ def _hash_all(top: str, keys: list[str], cache: HashCache | None,
     # than hashing them. hashlib releases the GIL, so the threads hash in parallel.
     batches = [misses[i:i + HASH_BATCH] for i in range(0, len(misses), HASH_BATCH)]
     with ThreadPoolExecutor(max_workers=threads) as pool:
-        list(pool.map(work, batches))
+        done = 0
+        for batch, _none in zip(batches, pool.map(work, batches)):  # in order, as batches finish
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(misses))
     return results
 
 
@@ -574,18 +589,22 @@ def _circumstances(key: str, entry: dict, location: dict | None, options: Option
     gps = entry.get("gps")
     if not (isinstance(gps, dict) and _is_number(gps.get("lat")) and _is_number(gps.get("lon"))):
         if options.warn_missing_gps:
-            report.add(WARNING, key, "no GPS position in the photo's EXIF")
+            report.add(WARNING, key, _("no GPS position in the photo's EXIF"))
     elif location and options.max_distance_m > 0:
         far = distance_m(gps, location)
         if far > options.max_distance_m:
-            report.add(WARNING, key, f"taken {far:,.0f} m from the customer's recorded location "
-                       f"(limit {options.max_distance_m:,.0f} m)")
+            report.add(WARNING, key, _("taken {far:,.0f} m from the customer's recorded location (limit "
+                                       "{max_distance_m:,.0f} m)").format(
+                                       far=far, max_distance_m=options.max_distance_m))
     skew = time_skew(entry.get("taken_at"), entry.get("filed_at"))
     if skew is not None and abs(skew) > options.max_skew:
         hours = skew.total_seconds() / 3600
-        report.add(WARNING, key, f"EXIF time {entry.get('taken_at')} is {abs(hours):.1f} h "
-                   f"{'before' if hours > 0 else 'after'} filing ({entry.get('filed_at')}): "
-                   "an old photo or a wrong camera clock")
+        message = (_("EXIF time {taken} is {hours:.1f} h before filing ({filed}): an old photo or a wrong camera "
+                     "clock") if hours > 0 else
+                   _("EXIF time {taken} is {hours:.1f} h after filing ({filed}): an old photo or a wrong camera "
+                     "clock"))
+        report.add(WARNING, key, message.format(taken=entry.get("taken_at"), hours=abs(hours),
+                                                filed=entry.get("filed_at")))
 
 
 def time_skew(taken_at: str | None, filed_at: str | None) -> timedelta | None:

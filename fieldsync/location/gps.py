@@ -26,6 +26,7 @@ from typing import Any
 
 from fieldsync.base import geo
 from fieldsync.base.clock import now_iso
+from fieldsync.base.i18n import _
 from fieldsync.config import Locate
 from fieldsync.errors import BadInput, FieldsyncError
 
@@ -62,10 +63,10 @@ class Fix:
 
 def _make_fix(lat: Any, lon: Any, accuracy: Any, provider: str, **detail: Any) -> Fix:
     try:
-        point = geo.validate(lat, lon, f"{provider} fix")
-        accuracy_m = geo.validate_accuracy(accuracy, f"{provider} accuracy")
+        point = geo.validate(lat, lon, _("{provider} fix").format(provider=provider))
+        accuracy_m = geo.validate_accuracy(accuracy, _("{provider} accuracy").format(provider=provider))
     except BadInput as exc:
-        raise ProviderFailed(f"unusable position ({exc})") from None
+        raise ProviderFailed(_("unusable position ({exc})").format(exc=exc)) from None
     return Fix(point.lat, point.lon, None if accuracy_m is None else round(accuracy_m, 1),
                f"gps:{provider}", now_iso(), detail)
 
@@ -100,7 +101,8 @@ def from_gpsd(settings: Locate, timeout: float) -> Fix:
     try:
         sock = socket.create_connection((host, port), timeout=min(timeout, 5.0))
     except OSError as exc:
-        raise ProviderFailed(f"gpsd is not reachable at {host}:{port} ({exc.strerror or exc})") from None
+        raise ProviderFailed(_("gpsd is not reachable at {host}:{port} ({reason})").format(
+                               host=host, port=port, reason=exc.strerror or exc)) from None
     with sock:
         sock.sendall(b'?WATCH={"enable":true,"json":true};\n')
 
@@ -111,10 +113,12 @@ def from_gpsd(settings: Locate, timeout: float) -> Fix:
             except TimeoutError:
                 return None
             except OSError as exc:
-                raise ProviderFailed(f"gpsd connection failed ({exc})") from None
+                raise ProviderFailed(_("gpsd connection failed ({exc})").format(exc=exc)) from None
 
-        for line in _lines(read, timeout, f"gpsd at {host}:{port} had no fix within {timeout:g} s",
-                           f"gpsd at {host}:{port} closed the connection without a fix"):
+        no_fix = _("gpsd at {host}:{port} had no fix within {timeout:g} s").format(
+                   host=host, port=port, timeout=timeout)
+        closed = _("gpsd at {host}:{port} closed the connection without a fix").format(host=host, port=port)
+        for line in _lines(read, timeout, no_fix, closed):
             fix = _gpsd_report(line)
             if fix is not None:
                 return fix
@@ -147,19 +151,20 @@ def from_nmea(settings: Locate, timeout: float) -> Fix:
 
     device, baud = settings.nmea_device, settings.nmea_baud
     if os.name != "posix":
-        raise ProviderFailed("the NMEA provider reads POSIX serial devices; use 'windows' on Windows")
+        raise ProviderFailed(_("the NMEA provider reads POSIX serial devices; use 'windows' on Windows"))
     if not os.path.exists(device):
-        raise ProviderFailed(f"no serial device {device} (set locate.nmea_device)")
+        raise ProviderFailed(_("no serial device {device} (set locate.nmea_device)").format(device=device))
     try:
         fd = os.open(device, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except OSError as exc:
-        raise ProviderFailed(f"cannot open {device} ({exc.strerror})") from None
+        raise ProviderFailed(_("cannot open {device} ({strerror})").format(
+                               device=device, strerror=exc.strerror)) from None
     try:
         _configure_tty(fd, baud)
         reader = _NmeaFix(pynmea2)
 
         def read(left: float) -> bytes | None:
-            ready, _, _ = select.select([fd], [], [], left)
+            ready = select.select([fd], [], [], left)[0]
             if not ready:
                 return None
             try:
@@ -167,10 +172,12 @@ def from_nmea(settings: Locate, timeout: float) -> Fix:
             except BlockingIOError:
                 return None
             except OSError as exc:
-                raise ProviderFailed(f"reading {device} failed ({exc.strerror})") from None
+                raise ProviderFailed(_("reading {device} failed ({strerror})").format(
+                                       device=device, strerror=exc.strerror)) from None
 
-        for line in _lines(read, timeout, f"{device} gave no valid position within {timeout:g} s",
-                           f"{device} closed without a valid position"):
+        no_fix = _("{device} gave no valid position within {timeout:g} s").format(device=device, timeout=timeout)
+        closed = _("{device} closed without a valid position").format(device=device)
+        for line in _lines(read, timeout, no_fix, closed):
             result = reader.feed(line.decode("ascii", "replace").strip())
             if result is not None:
                 lat, lon, accuracy, how = result
@@ -189,7 +196,7 @@ def _configure_tty(fd: int, baud: int) -> None:
         return
     speed = getattr(termios, f"B{baud}", None)
     if speed is None:
-        raise ProviderFailed(f"unsupported baud rate {baud} (locate.nmea_baud)")
+        raise ProviderFailed(_("unsupported baud rate {baud} (locate.nmea_baud)").format(baud=baud))
     tty.setraw(fd, termios.TCSANOW)  # no flush: keep what the receiver already sent
     attrs = termios.tcgetattr(fd)
     attrs[4] = attrs[5] = speed
@@ -255,13 +262,13 @@ def from_termux(settings: Locate, timeout: float) -> Fix:
     """`termux-location -p gps -r once` (Termux:API) prints one JSON object."""
     program = shutil.which("termux-location")
     if program is None:
-        raise ProviderFailed("termux-location not found (install the Termux:API app and 'pkg install termux-api')")
+        raise ProviderFailed(_("termux-location not found (install the Termux:API app and 'pkg install termux-api')"))
     output = _run([program, "-p", settings.termux_provider, "-r", "once"], timeout, "termux-location")
     data = _json_object(output, "termux-location")
     if "API_ERROR" in data or "error" in data:
-        raise ProviderFailed(f"termux-location: {data.get('API_ERROR') or data.get('error')}")
+        raise ProviderFailed(_("termux-location: {error}").format(error=data.get('API_ERROR') or data.get('error')))
     if "latitude" not in data or "longitude" not in data:
-        raise ProviderFailed("termux-location gave no position (location off or no permission?)")
+        raise ProviderFailed(_("termux-location gave no position (location off or no permission?)"))
     return _make_fix(data["latitude"], data["longitude"], data.get("accuracy"), "termux",
                      android_provider=data.get("provider"))
 
@@ -286,10 +293,10 @@ $w.Stop()
 def from_windows(settings: Locate, timeout: float) -> Fix:
     """The Windows location service through PowerShell's System.Device.Location."""
     if sys.platform != "win32":
-        raise ProviderFailed("the Windows location API exists only on Windows")
+        raise ProviderFailed(_("the Windows location API exists only on Windows"))
     program = shutil.which("powershell") or shutil.which("powershell.exe")
     if program is None:
-        raise ProviderFailed("powershell not found")
+        raise ProviderFailed(_("powershell not found"))
     script = WINDOWS_SCRIPT.format(timeout=max(1, int(timeout)))
     output = _run([program, "-NoProfile", "-NonInteractive", "-Command", script], timeout + 10,
                   "powershell")
@@ -300,7 +307,7 @@ def windows_fix(output: str) -> Fix:
     """Parse the PowerShell script's one line of JSON."""
     data = _json_object(output, "the Windows location API")
     if "error" in data:
-        raise ProviderFailed(f"Windows location: {data['error']}")
+        raise ProviderFailed(_("Windows location: {error}").format(error=data['error']))
     accuracy = data.get("accuracy")
     if isinstance(accuracy, str) and accuracy.lower() == "nan":
         accuracy = None
@@ -314,25 +321,27 @@ def _run(argv: list[str], timeout: float, what: str) -> str:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               encoding="utf-8", errors="replace")
     except subprocess.TimeoutExpired:
-        raise ProviderFailed(f"{what} had no fix within {timeout:g} s") from None
+        raise ProviderFailed(_("{what} had no fix within {timeout:g} s").format(what=what, timeout=timeout)) from None
     except OSError as exc:
-        raise ProviderFailed(f"cannot run {what} ({exc.strerror or exc})") from None
+        raise ProviderFailed(_("cannot run {what} ({reason})").format(what=what, reason=exc.strerror or exc)) from None
     if done.returncode != 0:
         message = (done.stderr or done.stdout).strip().splitlines()
-        raise ProviderFailed(f"{what} failed (exit {done.returncode}{': ' + message[-1] if message else ''})")
+        raise ProviderFailed(_("{what} failed (exit {returncode}{detail})").format(
+                               what=what, returncode=done.returncode, detail=': ' + message[-1] if message else ''))
     return done.stdout
 
 
 def _json_object(output: str, what: str) -> dict[str, Any]:
     text = output.strip()
     if not text:
-        raise ProviderFailed(f"{what} printed nothing (no fix)")
+        raise ProviderFailed(_("{what} printed nothing (no fix)").format(what=what))
     try:
         data = json.loads(text)
     except ValueError:
-        raise ProviderFailed(f"{what} printed something that is not JSON: {text[:80]!r}") from None
+        raise ProviderFailed(_("{what} printed something that is not JSON: {text!r}").format(
+                               what=what, text=text[:80])) from None
     if not isinstance(data, dict):
-        raise ProviderFailed(f"{what} printed JSON that is not an object")
+        raise ProviderFailed(_("{what} printed JSON that is not an object").format(what=what))
     return data
 
 
@@ -349,5 +358,5 @@ def first_fix(settings: Locate) -> tuple[Fix, list[str]]:
             return PROVIDERS[name](settings, settings.timeout_seconds), reasons
         except ProviderFailed as exc:
             reasons.append(f"{name}: {exc}")
-    raise NoFix("no positioning provider gave a fix; go outdoors or enter the position with "
-                "--lat/--lon, or use --from-photo", reasons)
+    raise NoFix(_("no positioning provider gave a fix; go outdoors or enter the position with "
+                "--lat/--lon, or use --from-photo"), reasons)

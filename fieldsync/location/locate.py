@@ -19,6 +19,7 @@ from PIL import UnidentifiedImageError
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
+from fieldsync.base.i18n import _
 from fieldsync.base.platform import quote_command
 from fieldsync.base.yamlfile import read_yaml, write_yaml
 from fieldsync.config import Config
@@ -81,12 +82,12 @@ def from_photo(cfg: Config, photo: Path) -> Location:
     else:
         recorded = _manifest_gps(photo)
         if recorded is None:
-            raise BadInput(f"{photo}: the photo has no GPS position in its EXIF (location was off "
-                           "in the camera app?); use --gps or --lat/--lon")
+            raise BadInput(_("{photo}: the photo has no GPS position in its EXIF (location was off in the camera "
+                             "app?); use --gps or --lat/--lon").format(photo=photo))
         lat, lon, accuracy = recorded.get("lat"), recorded.get("lon"), None
         extra.append(("photo_gps_from", MANIFEST_FILE))
         capture = capture or recorded.get("taken_at")
-    point = geo.validate(lat, lon, f"{photo.name} EXIF GPS")
+    point = geo.validate(lat, lon, _("{photo} EXIF GPS").format(photo=photo.name))
     if capture:
         extra.append(("photo_taken_at", capture))
     return Location(point.lat, point.lon, accuracy, "photo", now_iso(), *_who(cfg), tuple(extra))
@@ -99,11 +100,12 @@ def _read_gps_ifd(photo: Path) -> tuple[dict, str | None]:
             exif = image.getexif()
             return dict(exif.get_ifd(IFD_GPS)), taken_at(exif, exif.get_ifd(IFD_EXIF))
     except FileNotFoundError:
-        raise BadInput(f"{photo}: no such file") from None
+        raise BadInput(_("{photo}: no such file").format(photo=photo)) from None
     except ImageError as exc:
         raise BadInput(str(exc)) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise BadInput(f"{photo}: not a readable photo ({exc.__class__.__name__})") from None
+        raise BadInput(_("{photo}: not a readable photo ({name})").format(
+                         photo=photo, name=exc.__class__.__name__)) from None
 
 
 _COMPONENTS = {GPS_LAT_REF: "GPSLatitudeRef", GPS_LAT: "GPSLatitude",
@@ -115,13 +117,14 @@ def exif_position(gps_ifd: dict, name: str = "photo") -> tuple[float, float, flo
     turns bad values into "unknown" for evidence), a location must be right or refused."""
     for tag, label in _COMPONENTS.items():
         if gps_ifd.get(tag) in (None, "", b""):
-            raise BadInput(f"{name}: EXIF GPS has no {label}; the camera wrote an incomplete "
-                           "position, use --gps or --lat/--lon")
+            raise BadInput(_("{name}: EXIF GPS has no {label}; the camera wrote an incomplete position, use --gps "
+                             "or --lat/--lon").format(name=name, label=label))
     lat = _dms(gps_ifd[GPS_LAT], "GPSLatitude", name)
     lon = _dms(gps_ifd[GPS_LON], "GPSLongitude", name)
     lat_ref, lon_ref = _ref(gps_ifd[GPS_LAT_REF]), _ref(gps_ifd[GPS_LON_REF])
     if lat_ref not in ("N", "S") or lon_ref not in ("E", "W"):
-        raise BadInput(f"{name}: EXIF GPS references {lat_ref!r}/{lon_ref!r} are not N/S and E/W")
+        raise BadInput(_("{name}: EXIF GPS references {lat_ref!r}/{lon_ref!r} are not N/S and E/W").format(
+                         name=name, lat_ref=lat_ref, lon_ref=lon_ref))
     accuracy = None
     if gps_ifd.get(GPS_H_POSITIONING_ERROR) is not None:
         accuracy = _rational(gps_ifd[GPS_H_POSITIONING_ERROR], "GPSHPositioningError", name)
@@ -139,24 +142,26 @@ def _rational(value: Any, label: str, name: str) -> float:
     if isinstance(value, (tuple, list)) and len(value) == 2:  # a raw (numerator, denominator)
         value, denominator = (value[0] / value[1]) if value[1] else math.nan, value[1]
     if not denominator:
-        raise BadInput(f"{name}: EXIF {label} has a zero denominator (a corrupt or placeholder "
-                       "value); use --gps or --lat/--lon")
+        raise BadInput(_("{name}: EXIF {label} has a zero denominator (a corrupt or placeholder value); use --gps "
+                         "or --lat/--lon").format(name=name, label=label))
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise BadInput(f"{name}: EXIF {label} is not a number ({value!r})") from None
+        raise BadInput(_("{name}: EXIF {label} is not a number ({value!r})").format(
+                         name=name, label=label, value=value)) from None
     if not math.isfinite(number) or number < 0:
-        raise BadInput(f"{name}: EXIF {label} is {number}, not a usable value")
+        raise BadInput(_("{name}: EXIF {label} is {number}, not a usable value").format(
+                         name=name, label=label, number=number))
     return number
 
 
 def _dms(value: Any, label: str, name: str) -> float:
     if not isinstance(value, (tuple, list)) or len(value) != 3:
-        raise BadInput(f"{name}: EXIF {label} should be degrees, minutes, seconds; "
-                       f"it has {len(value) if isinstance(value, (tuple, list)) else 1} part(s)")
+        raise BadInput(_("{name}: EXIF {label} should be degrees, minutes, seconds; it has {parts} part(s)").format(
+                         name=name, label=label, parts=len(value) if isinstance(value, (tuple, list)) else 1))
     degrees, minutes, seconds = (_rational(v, label, name) for v in value)
     if minutes >= 60 or seconds >= 60:
-        raise BadInput(f"{name}: EXIF {label} has minutes/seconds of 60 or more")
+        raise BadInput(_("{name}: EXIF {label} has minutes/seconds of 60 or more").format(name=name, label=label))
     return degrees + minutes / 60 + seconds / 3600
 
 
@@ -194,8 +199,8 @@ def accuracy_warning(cfg: Config, location: Location) -> str | None:
     """A sentence asking for confirmation when the fix is worse than locate.max_accuracy_m."""
     limit = max_accuracy_m(cfg)
     if location.accuracy_m is not None and location.accuracy_m > limit:
-        return (f"the position is only accurate to ±{location.accuracy_m:g} m, worse than "
-                f"locate.max_accuracy_m ({limit:g} m)")
+        return _("the position is only accurate to ±{accuracy:g} m, worse than "
+                 "locate.max_accuracy_m ({limit:g} m)").format(accuracy=location.accuracy_m, limit=limit)
     return None
 
 
@@ -207,7 +212,8 @@ def save(cfg: Config, folder: Path, location: Location) -> dict[str, Any]:
     path = folder / CUSTOMER_FILE
     if not path.is_file():
         account = account_of_folder(folder.name, cfg.layout) or "ACCOUNT"
-        raise TreeError(f"{path} is missing; run 'fieldsync customer open {account}'")
+        raise TreeError(_("{path} is missing; run 'fieldsync customer open {account}'").format(
+                          path=path, account=account))
     data = read_yaml(path)
     record = location.as_dict()
     previous = data.get("location")

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fieldsync.base.i18n import _
+from fieldsync.base.i18n import N_, _
 from fieldsync.base.names import normalize_account
 from fieldsync.errors import BadInput, BadName, ImportRejected
 from fieldsync.masterdata.matching import meter_text, voltage_text
@@ -54,18 +54,19 @@ _NOT_TEXT = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
 _FORMULA_CELL = re.compile(r"(?:^|\0)[=@+-]")  # a row with a cell starting so is checked cell by cell
 
 # What real exports carry inside cells, by kind (the summary counts the cells of each kind):
-# spaces become one plain space, invisible characters go. None of it is data.
+# spaces become one plain space, invisible characters go. None of it is data. The kinds are
+# English keys (--json reports them as they are); the CLI shows them translated.
 SPACE_KINDS = {
-    "tabs": "\t",
-    "line breaks": "\n\r\x0b\x0c\x85\u2028\u2029",
-    "non-breaking spaces": "\u00a0\u2007\u202f",
-    "ideographic spaces": "\u3000",
-    "other Unicode spaces": "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u205f",
-    "zero-width or invisible characters": "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b"
-                                          "\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
-                                          "\u2066\u2067\u2068\u2069\ufeff",
+    N_("tabs"): "\t",
+    N_("line breaks"): "\n\r\x0b\x0c\x85\u2028\u2029",
+    N_("non-breaking spaces"): "\u00a0\u2007\u202f",
+    N_("ideographic spaces"): "\u3000",
+    N_("other Unicode spaces"): "\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2008\u2009\u200a\u205f",
+    N_("zero-width or invisible characters"): "\u00ad\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b"
+                                              "\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064"
+                                              "\u2066\u2067\u2068\u2069\ufeff",
 }
-REPEATED_SPACES, FULL_WIDTH_DIGITS = "repeated spaces", "full-width digits"
+REPEATED_SPACES, FULL_WIDTH_DIGITS = N_("repeated spaces"), N_("full-width digits")
 _TO_SPACE = str.maketrans({ch: ("" if kind.startswith("zero") else " ")
                            for kind, chars in SPACE_KINDS.items() for ch in chars})
 _SPACE_KIND_PATTERNS = [(kind, re.compile(f"[{re.escape(chars)}]")) for kind, chars in SPACE_KINDS.items()]
@@ -74,8 +75,8 @@ _UNTIDY = re.compile("[\x00-\x1f\x7f-\x9f" + re.escape("".join(SPACE_KINDS.value
                      + "\uff10-\uff19]|  ")
 _FULL_WIDTH_DIGIT = re.compile("[\uff10-\uff19]")
 _DIGIT_FIELDS = ("account_no", "meter_no", "capacity_kva")  # full-width digits become ASCII here
-_SCIENTIFIC_HINT = ("is a number in scientific notation: Excel shortened the digits, so it is not the "
-                    "real number; format the column as text in Excel and export again")
+_SCIENTIFIC_HINT = N_("{value!r} is a number in scientific notation: Excel shortened the digits, so it is not "
+                      "the real number; format the column as text in Excel and export again")
 
 ProgressFn = Callable[[int], None]
 
@@ -87,8 +88,10 @@ class Problem:
     why: str
 
     def __str__(self) -> str:
-        col = f", column {self.column}" if self.column else ""
-        return f"line {self.line}{col}: {self.why}"
+        # Shown to people (the CLI lists them under the error): in the chosen language.
+        if self.column:
+            return _("line {line}, column {column}: {why}").format(line=self.line, column=self.column, why=self.why)
+        return _("line {line}: {why}").format(line=self.line, why=self.why)
 
 
 @dataclass(frozen=True)
@@ -143,11 +146,13 @@ def column_map(pairs: Iterable[str]) -> dict[str, str | None]:
     for pair in pairs:
         title, sep, target = pair.rpartition("=")
         if not sep or not title.strip() or not target.strip():
-            raise BadInput(f"--map {pair!r}: write it as COLUMN=FIELD, e.g. --map 电能表条码=meter_no")
+            raise BadInput(_("--map {pair!r}: write it as COLUMN=FIELD, e.g. --map "
+                             "电能表条码=meter_no").format(pair=pair))
         key = None if target.strip().casefold() == IGNORE else header_key(target)
         if key is None and target.strip().casefold() != IGNORE:
             fields = ", ".join(f"{k} ({FIELD_LABELS[k]})" for k in FIELDS)
-            raise BadInput(f"--map {pair!r}: {target!r} is not a field; use one of {fields}, or {IGNORE}")
+            raise BadInput(_("--map {pair!r}: {target!r} is not a field; use one of {fields}, or {IGNORE}").format(
+                             pair=pair, target=target, fields=fields, IGNORE=IGNORE))
         mapping[_canonical_title(title)] = key
     return mapping
 
@@ -169,7 +174,7 @@ def detect_encoding(path: Path) -> str:
     if head.startswith(codecs.BOM_UTF8):
         candidates = ["utf-8-sig"]
     elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise BadInput(f"{path}: the file is UTF-16; save it as UTF-8 or GBK CSV and import again")
+        raise BadInput(_("{path}: the file is UTF-16; save it as UTF-8 or GBK CSV and import again").format(path=path))
     else:
         candidates = ["utf-8", "gb18030"]
     failure = None
@@ -179,8 +184,9 @@ def detect_encoding(path: Path) -> str:
             return encoding
     line, offset, raw = failure
     raise BadInput(
-        f"{path}: line {line}: bytes {raw!r} at offset {offset} are neither UTF-8 nor GBK/GB18030; "
-        "re-export the file (or open it in a spreadsheet and save as CSV UTF-8) and import again")
+        _("{path}: line {line}: bytes {raw!r} at offset {offset} are neither UTF-8 nor GBK/GB18030; re-export the "
+          "file (or open it in a spreadsheet and save as CSV UTF-8) and import again").format(
+          path=path, line=line, raw=raw, offset=offset))
 
 
 def _first_decode_error(path: Path, encoding: str) -> tuple[int, int, bytes] | None:
@@ -207,18 +213,19 @@ def _first_decode_error(path: Path, encoding: str) -> tuple[int, int, bytes] | N
 def _rows(path: Path, progress: ProgressFn | None) -> tuple[str, Iterator[tuple[int, list]]]:
     """(encoding, iterator of every non-blank row as (line number, cells))."""
     if not path.is_file():
-        raise BadInput(f"{path}: no such file")
+        raise BadInput(_("{path}: no such file").format(path=path))
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         # Every record is held until the whole file is checked (all or nothing), so the
         # file size bounds the memory an import may take.
-        raise BadInput(f"{path}: {size // (1 << 20)} MB is more than the {MAX_FILE_BYTES >> 20} MB an import "
-                       "takes; a million customers need about 150 MB as CSV: export only the seven "
-                       "columns, or split the file by region and import each part")
+        raise BadInput(_("{path}: {size_mb} MB is more than the {limit_mb} MB an import takes; a million customers "
+                         "need about 150 MB as CSV: export only the seven columns, or split the file by region and "
+                         "import each part").format(
+                             path=path, size_mb=size // (1 << 20), limit_mb=MAX_FILE_BYTES >> 20))
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         return "XLSX", _xlsx_rows(path, progress)
     if path.suffix.lower() == ".xls":
-        raise BadInput(f"{path}: old .xls files are not read; save it as .xlsx or CSV")
+        raise BadInput(_("{path}: old .xls files are not read; save it as .xlsx or CSV").format(path=path))
     encoding = detect_encoding(path)
     return encoding, _csv_rows(path, encoding, progress)
 
@@ -235,7 +242,8 @@ def _csv_rows(path: Path, encoding: str, progress: ProgressFn | None) -> Iterato
                 if "".join(cells).strip():  # not a blank row
                     yield reader.line_num, cells
         except csv.Error as exc:
-            raise BadInput(f"{path}: line {reader.line_num}: broken CSV ({exc}); export it again as CSV") from None
+            raise BadInput(_("{path}: line {line_num}: broken CSV ({exc}); export it again as CSV").format(
+                             path=path, line_num=reader.line_num, exc=exc)) from None
 
 
 # csv.excel is RFC 4180 as Excel and WPS write it: a quote inside a quoted field is doubled
@@ -296,7 +304,8 @@ def _xlsx_rows(path: Path, progress: ProgressFn | None) -> Iterator[tuple[int, l
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # openpyxl raises many types for a broken workbook
-        raise BadInput(f"{path}: not a readable XLSX workbook ({exc}); save it again from Excel") from None
+        raise BadInput(_("{path}: not a readable XLSX workbook ({exc}); save it again from Excel").format(
+                         path=path, exc=exc)) from None
     sheet = book.worksheets[0]
     size = path.stat().st_size
     total = max(1, sheet.max_row or 1)
@@ -320,13 +329,15 @@ def _refuse_zip_bomb(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
     except zipfile.BadZipFile:
-        raise BadInput(f"{path}: not a valid XLSX file (not a zip archive); save it again from Excel") from None
+        raise BadInput(_("{path}: not a valid XLSX file (not a zip archive); save it again from Excel").format(
+                         path=path)) from None
     unpacked = sum(i.file_size for i in infos)
     packed = sum(i.compress_size for i in infos) or 1
     if unpacked > XLSX_MAX_UNPACKED or unpacked / packed > XLSX_MAX_RATIO:
         raise BadInput(
-            f"{path}: the workbook would unpack to {unpacked // (1 << 20)} MB "
-            f"({unpacked / packed:.0f}x its size): refused as a possible zip bomb; export it as CSV")
+            _("{path}: the workbook would unpack to {unpacked_mb} MB ({ratio:.0f}x its size): refused as a possible "
+              "zip bomb; export it as CSV").format(
+                path=path, unpacked_mb=unpacked // (1 << 20), ratio=unpacked / packed))
 
 
 def _cell_text(value: object) -> str:
@@ -396,8 +407,9 @@ class Reading:
             if record is not None:
                 seen = first_line.get(record["account_no"])
                 if seen is not None:
-                    row_problems.append(Problem(line, FIELD_LABELS["account_no"],
-                                                f"duplicate account no. {record['account_no']} (first on line {seen})"))
+                    row_problems.append(Problem(line, FIELD_LABELS["account_no"], _(
+                        "duplicate account no. {account} (first on line {first})").format(
+                            account=record["account_no"], first=seen)))
                 else:
                     first_line[record["account_no"]] = line
             for problem in row_problems:
@@ -438,13 +450,14 @@ def _find_header(path: Path, rows: Iterator[tuple[int, list]],
             return line, columns, skipped
         skipped.append((line, " ".join(c for c in map(str.strip, cells) if c)[:60]))
     if first is None:
-        raise BadInput(f"{path}: the file is empty; export the customer list with its header row")
+        raise BadInput(_("{path}: the file is empty; export the customer list with its header row").format(path=path))
     line, columns = first
     problems = []
     for key in REQUIRED:
         if not any(c.field == key for c in columns):
             names = "/".join(HEADER_SYNONYMS[key][:1] + HEADER_SYNONYMS[key][2:])
-            problems.append(Problem(line, "", f"required column {FIELD_LABELS[key]} ({names}) is missing"))
+            problems.append(Problem(line, "", _("required column {label} ({names}) is missing").format(
+                label=FIELD_LABELS[key], names=names)))
     raise ImportRejected(_(
         "{path}: no header row found (none of the first {rows} rows names the columns "
         "{columns}); rename the columns in the file, or "
@@ -456,17 +469,20 @@ def _check_columns(path: Path, line: int, columns: list[Column], mapping: dict[s
     titles = {_canonical_title(c.title) for c in columns}
     unknown = [title for title in mapping if title not in titles]
     if unknown:
-        raise BadInput(f"{path}: --map names {', '.join(map(repr, unknown))}, but the header (line {line}) has "
-                       f"no such column; its columns are: {', '.join(c.title for c in columns)}")
+        raise BadInput(_("{path}: --map names {unknown}, but the header (line {line}) has no such column; its columns "
+                         "are: {columns}").format(
+                         path=path, unknown=', '.join(map(repr, unknown)), line=line,
+                         columns=', '.join(c.title for c in columns)))
     problems = []
     taken: dict[str, Column] = {}
     for column in columns:
         if column.field is None:
             continue
         if column.field in taken:
-            problems.append(Problem(line, column.title, (
-                f"a second column for {FIELD_LABELS[column.field]} ({column.field}) beside "
-                f"{taken[column.field].title!r}; keep one with --map '{column.title}={IGNORE}'")))
+            problems.append(Problem(line, column.title, _(
+                "a second column for {label} ({field}) beside {other!r}; keep one with --map '{title}={ignore}'"
+            ).format(label=FIELD_LABELS[column.field], field=column.field, other=taken[column.field].title,
+                     title=column.title, ignore=IGNORE)))
         taken[column.field] = column
     if problems:
         raise ImportRejected(_("{path}: the header row is not usable; nothing was imported").format(path=path),
@@ -511,9 +527,9 @@ def _record(line: int, cells: list[str], order: list[int | None],
         value = (raw if unicodedata.is_normalized("NFC", raw) else unicodedata.normalize("NFC", raw))
         damaged = _NOT_TEXT.search(value)
         if damaged:
-            problems.append(Problem(line, label, (
-                f"contains the control character U+{ord(damaged.group()):04X}, which is not text: "
-                "the file is damaged; export it again")))
+            problems.append(Problem(line, label, _(
+                "contains the control character U+{code:04X}, which is not text: the file is damaged; "
+                "export it again").format(code=ord(damaged.group()))))
             continue
         # Tabs, line breaks (Alt+Enter in Excel) and odd spaces are layout, not data: every
         # value is one line in folders and pages.
@@ -527,7 +543,7 @@ def _record(line: int, cells: list[str], order: list[int | None],
             problems.append(Problem(line, label, why))
             continue
         if key in REQUIRED and not value:
-            problems.append(Problem(line, label, "required field is empty"))
+            problems.append(Problem(line, label, _("required field is empty")))
             continue
         try:
             record[key] = _field_value(key, value)
@@ -539,7 +555,7 @@ def _record(line: int, cells: list[str], order: list[int | None],
 def _field_value(key: str, value: str) -> object:
     """The stored form of a tidy cell; BadName or ValueError says why it cannot be."""
     if key in ("account_no", "meter_no") and _SCIENTIFIC.match(unicodedata.normalize("NFKC", value)):
-        raise ValueError(f"{value!r} {_SCIENTIFIC_HINT}")
+        raise ValueError(_(_SCIENTIFIC_HINT).format(value=value))
     if key == "account_no":
         return normalize_account(value)
     if key == "meter_no":
@@ -575,9 +591,9 @@ def _plain_record(raws: list[str]) -> dict | None:
 
 def _cell_problem(value: str) -> str | None:
     if len(value) > MAX_CELL_CHARS:
-        return f"longer than {MAX_CELL_CHARS} characters"
+        return _("longer than {limit} characters").format(limit=MAX_CELL_CHARS)
     if value[:1] in ("=", "@") or (value[:1] in ("+", "-") and not _NUMBER.match(value)):
-        return f"looks like a spreadsheet formula ({value[:30]!r}); export values, not formulas"
+        return _("looks like a spreadsheet formula ({start!r}); export values, not formulas").format(start=value[:30])
     return None
 
 
@@ -587,6 +603,6 @@ def parse_capacity(text: str) -> float | int | None:
     if not value:
         return None
     if not _NUMBER.match(value) or value.startswith("-"):
-        raise ValueError(f"capacity {text!r} is not a non-negative number (kVA)")
+        raise ValueError(_("capacity {text!r} is not a non-negative number (kVA)").format(text=text))
     number = float(value)
     return int(number) if number.is_integer() else number

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
+from fieldsync.base.i18n import N_, _
 from fieldsync.errors import BadInput
 
 PINYIN_FIELDS = ("name", "address", "line")  # the Chinese fields: they also match pinyin
@@ -38,8 +39,8 @@ _JOINS = (re.compile(r"(>=|<=|==|=|>|<|≥|≤)\s+(?=[0-9])"),
           re.compile(r"(?<=[0-9a-z])\s*([-~])\s*(?=[0-9])"))
 _OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt,
         "=": operator.eq, "==": operator.eq, "≥": operator.ge, "≤": operator.le}
-CAPACITY_FORMS = "N, >=N, <=N, >N, <N or A-B (kVA), e.g. 315, '>=300', '300-400'"
-VOLTAGE_FORMS = "a level such as 10kV, 10 KV, 10千伏, 0.4kV, 380V"
+CAPACITY_FORMS = N_("N, >=N, <=N, >N, <N or A-B (kVA), e.g. 315, '>=300', '300-400'")
+VOLTAGE_FORMS = N_("a level such as 10kV, 10 KV, 10千伏, 0.4kV, 380V")
 
 
 def normalize(text: object) -> str:
@@ -130,13 +131,15 @@ def field_conditions(field: str, value: str) -> list[str]:
     if field == "voltage":
         level = voltage_level(value, bare_number="kv")
         if level is None:
-            raise BadInput(f"voltage {value!r} is not a voltage level; use {VOLTAGE_FORMS}")
+            raise BadInput(_("voltage {value!r} is not a voltage level; use {VOLTAGE_FORMS}").format(
+                             value=value, VOLTAGE_FORMS=_(VOLTAGE_FORMS)))
         return [level]
     words = query_words(value)
     if field == "capacity_kva":
         for word in words:
             if capacity_bounds(word) is None:
-                raise BadInput(f"capacity {value!r} is not understood; use {CAPACITY_FORMS}")
+                raise BadInput(_("capacity {value!r} is not understood; use {CAPACITY_FORMS}").format(
+                                 value=value, CAPACITY_FORMS=_(CAPACITY_FORMS)))
     return words
 
 

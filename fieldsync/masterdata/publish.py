@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.config import STATE_DIR
 from fieldsync.errors import BadInput, TransportError, UnknownCustomer
 from fieldsync.masterdata import index_file
@@ -61,7 +62,7 @@ def publish(state_dir: Path, transport) -> Published:
     """Put this machine's master data into the remote root for tablets to pull."""
     store = CustomerStore(state_dir)
     if not store.exists():
-        raise UnknownCustomer("no master data to publish; run 'fieldsync customers import FILE' first")
+        raise UnknownCustomer(_("no master data to publish; run 'fieldsync customers import FILE' first"))
     meta = store.meta()
     version = {"sha256": file_sha256(store.path)[0], "bytes": store.path.stat().st_size,
                "count": meta.get("count"), "source": meta.get("source"),
@@ -103,7 +104,8 @@ def _remote_version(transport, state_dir: Path, version_rel: PurePosixPath, what
     remote = _read_json(version_tmp)
     version_tmp.unlink(missing_ok=True)
     if not remote or not isinstance(remote.get("sha256"), str):
-        raise BadInput(f"{transport.url}: {version_rel} is not a {what}; {advice}")
+        raise BadInput(_("{url}: {version_rel} is not a {what}; {advice}").format(
+                         url=transport.url, version_rel=version_rel, what=what, advice=advice))
     return remote
 
 
@@ -116,15 +118,15 @@ def pull_keyring(cfg, transport=None) -> dict | None:
     transport = transport or open_transport(cfg)
     target = state_dir / PULLED_KEYRING
     try:
-        remote = _remote_version(transport, state_dir, REMOTE_KEYRING_VERSION, "keyring version",
-                                 "the back office runs 'fieldsync keyring publish' again")
+        remote = _remote_version(transport, state_dir, REMOTE_KEYRING_VERSION, _("keyring version"),
+                                 _("the back office runs 'fieldsync keyring publish' again"))
         if remote is None:
             return None
         if target.exists() and file_sha256(target)[0] == remote["sha256"]:
             return remote
         data_tmp = state_dir / ".pull-keyring.json"
         try:
-            _download_checked(transport, REMOTE_KEYRING, data_tmp, remote["sha256"], "the published keyring")
+            _download_checked(transport, REMOTE_KEYRING, data_tmp, remote["sha256"], _("the published keyring"))
             os.replace(data_tmp, target)
         finally:
             data_tmp.unlink(missing_ok=True)
@@ -138,7 +140,7 @@ def _download_checked(transport, rel: PurePosixPath, local: Path, sha256: str, w
     """Download `rel` to `local` and check it against the sha256 its version.json announced."""
     transport.download(rel, local)
     if file_sha256(local)[0] != sha256:
-        raise TransportError(f"{what} changed while it was fetched (or was damaged); pull again")
+        raise TransportError(_("{what} changed while it was fetched (or was damaged); pull again").format(what=what))
 
 
 def _read_json(path: Path) -> dict | None:
@@ -160,8 +162,8 @@ def pull_if_changed(cfg, transport=None) -> bool:
     own = transport is None
     transport = transport or open_transport(cfg)
     try:
-        remote = _remote_version(transport, state_dir, REMOTE_VERSION, "fieldsync master data version",
-                                 "run 'fieldsync customers publish' on the server again")
+        remote = _remote_version(transport, state_dir, REMOTE_VERSION, _("fieldsync master data version"),
+                                 _("run 'fieldsync customers publish' on the server again"))
         if remote is None:
             return False
         pulled = _read_json(state_dir / PULLED_FILE) or {}
@@ -171,7 +173,8 @@ def pull_if_changed(cfg, transport=None) -> bool:
             return False
         data_tmp = state_dir / ".pull-customers.json"
         try:
-            _download_checked(transport, REMOTE_DATA, data_tmp, remote["sha256"], "the master data on the server")
+            _download_checked(transport, REMOTE_DATA, data_tmp, remote["sha256"],
+                              _("the master data on the server"))
             records = _customer_rows(data_tmp)
             os.replace(data_tmp, store.path)
         finally:
@@ -190,10 +193,10 @@ def _customer_rows(path: Path) -> list[dict]:
         data = json.loads(path.read_text(encoding="utf-8"))
         rows = list(data[CUSTOMERS_TABLE].values())
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise BadInput("the published master data is not a fieldsync customers file; "
-                       "run 'fieldsync customers publish' on the server again") from None
+        raise BadInput(_("the published master data is not a fieldsync customers file; "
+                       "run 'fieldsync customers publish' on the server again")) from None
     if not all(isinstance(r, dict) and r.get("account_no") for r in rows):
-        raise BadInput("the published master data has rows without an account no.; publish it again")
+        raise BadInput(_("the published master data has rows without an account no.; publish it again"))
     return rows
 
 
@@ -209,8 +212,8 @@ def install_in_tablets(share: Path, trees: list[str]) -> Published:
         files = {name: (source / name).read_bytes() for name in (REMOTE_DATA.name, REMOTE_VERSION.name)}
         version = json.loads(files[REMOTE_VERSION.name])
     except (OSError, ValueError):
-        raise UnknownCustomer(f"no master data published in {source}; run 'fieldsync customers "
-                              "publish' as the back-office account first (docs/deployment.md)") from None
+        raise UnknownCustomer(_("no master data published in {source}; run 'fieldsync customers publish' as the "
+                                "back-office account first (docs/deployment.md)").format(source=source)) from None
     # The keyring of tablet signing keys, when the back office published one there too
     # ('fieldsync keyring publish --keyring FILE SHARE/master'), so `verify --keyring published`
     # works inside every chroot.

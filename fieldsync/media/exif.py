@@ -17,6 +17,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
+from fieldsync.base.i18n import _
 from fieldsync.errors import ImageError
 from fieldsync.media.imaging import open_image
 
@@ -46,12 +47,12 @@ def photo_facts(path: Path | str) -> dict[str, Any]:
             fmt = image.format
             facts = _exif_facts(image, path)
     except FileNotFoundError:
-        raise ImageError(f"{path}: no such file") from None
+        raise ImageError(_("{path}: no such file").format(path=path)) from None
     except ImageError:
         raise
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
-        raise ImageError(f"{path}: not a readable image ({exc.__class__.__name__}); "
-                         "quarantine or replace it") from None
+        raise ImageError(_("{path}: not a readable image ({name}); quarantine or replace it").format(
+                           path=path, name=exc.__class__.__name__)) from None
     if facts.pop("orientation") in (5, 6, 7, 8):
         width, height = height, width
     return {"format": fmt, "width": width, "height": height, **facts}

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from PIL import Image
 from pillow_heif import register_heif_opener
 
+from fieldsync.base.i18n import _
 from fieldsync.config import Photos
 from fieldsync.errors import BadInput, ImageError
 
@@ -76,19 +77,22 @@ def identify(path: Path) -> str:
     """The image format Pillow reads in `path`, or BadInput saying why it is not a photo."""
     register_heif()
     if not is_photo_name(path.name):
-        raise BadInput(f"{path}: not a photo (accepted: {', '.join(sorted(PHOTO_SUFFIXES))})")
+        raise BadInput(_("{path}: not a photo (accepted: {accepted})").format(
+                         path=path, accepted=', '.join(sorted(PHOTO_SUFFIXES))))
     try:
         with open_image(path) as image:
             fmt = image.format or ""
     except FileNotFoundError:
-        raise BadInput(f"{path}: no such file") from None
+        raise BadInput(_("{path}: no such file").format(path=path)) from None
     except ImageError as exc:
         raise BadInput(str(exc)) from None
     except Exception as exc:  # whatever a hostile header makes Pillow raise: not a photo
-        raise BadInput(f"{path}: not a readable image ({exc.__class__.__name__}); "
-                       "check the file is a JPEG, PNG, HEIC or WebP photo") from None
+        raise BadInput(_("{path}: not a readable image ({name}); check the file is a JPEG, PNG, HEIC or WebP "
+                         "photo").format(
+                         path=path, name=exc.__class__.__name__)) from None
     if fmt not in ACCEPTED_FORMATS:
-        raise BadInput(f"{path}: a {fmt} image, not a photo format fieldsync files (JPEG, PNG, HEIC, WebP)")
+        raise BadInput(_("{path}: a {fmt} image, not a photo format fieldsync files (JPEG, PNG, HEIC, WebP)").format(
+                         path=path, fmt=fmt))
     return fmt
 
 
@@ -104,12 +108,14 @@ def open_image(path: Path | str, max_pixels: int = Photos.max_pixels) -> Iterato
     try:
         image = Image.open(path)
     except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path}: refused before decoding as a decompression bomb ({exc})") from None
+        raise ImageError(_("{path}: refused before decoding as a decompression bomb ({exc})").format(
+                           path=path, exc=exc)) from None
     with image:
         width, height = image.size
         if width * height > max_pixels:
-            raise ImageError(f"{path}: {width}x{height} pixels is over photos.max_pixels ({max_pixels}); "
-                             "refused before decoding as a decompression bomb")
+            raise ImageError(_("{path}: {width}x{height} pixels is over photos.max_pixels ({max_pixels}); refused "
+                               "before decoding as a decompression bomb").format(
+                               path=path, width=width, height=height, max_pixels=max_pixels))
         if image.format == "PNG" and "exif" not in image.info:
             # Pillow's PNG getexif() decodes every pixel to reach an eXIf chunk that may follow
             # the image data: eight 9999x9999 PNGs read for EXIF took 3.5 GB outside the decode

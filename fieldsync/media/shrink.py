@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from fieldsync.base.i18n import _
 from fieldsync.errors import ImageError, IncompleteImage, LocalFault
 from fieldsync.media.imaging import DecodeBudget, decoded_bytes, open_image
 
@@ -103,15 +104,16 @@ def shrink(src: Path, dst: Path, settings: ShrinkSettings, budget: DecodeBudget 
     except FileNotFoundError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(f"{src}: not an image Pillow can read (JPEG, PNG, HEIC, WebP)") from None
+        raise ImageError(_("{src}: not an image Pillow can read (JPEG, PNG, HEIC, WebP)").format(src=src)) from None
     except OSError as exc:
         if exc.errno is not None:
             # Reading or writing the tablet failed (ENOSPC writing dst, EIO reading src):
             # the tablet's fault, not the photo's. Pillow's decode errors carry no errno.
-            raise LocalFault.from_os_error(exc) from exc
-        raise IncompleteImage(f"{src}: corrupt or truncated image ({exc})") from None
+            raise LocalFault.from_os_error(exc, _) from exc
+        raise IncompleteImage(_("{src}: corrupt or truncated image ({exc})").format(src=src, exc=exc)) from None
     except (ValueError, SyntaxError, EOFError, struct.error) as exc:
-        raise IncompleteImage(f"{src}: corrupt or truncated image ({type(exc).__name__}: {exc})") from None
+        raise IncompleteImage(_("{src}: corrupt or truncated image ({name}: {exc})").format(
+                                src=src, name=type(exc).__name__, exc=exc)) from None
 
 
 def is_complete(path: Path) -> bool:
@@ -179,8 +181,8 @@ def _shrink_open(image: Image.Image, src: Path, dst: Path, settings: ShrinkSetti
                  budget: DecodeBudget) -> Shrunk:
     fmt = image.format or ""
     if fmt not in _SAVE:
-        raise ImageError(f"{src}: {fmt or 'unknown'} is not a photo format fieldsync shrinks "
-                         "(JPEG, PNG, HEIC, WebP)")
+        raise ImageError(_("{src}: {fmt} is not a photo format fieldsync shrinks (JPEG, PNG, HEIC, WebP)").format(
+                           src=src, fmt=fmt or 'unknown'))
     width, height = image.size
     exif, note = _readable_exif(image)
     orientation = exif.get(TAG_ORIENTATION, 1) if exif is not None else 1
@@ -251,7 +253,7 @@ def _readable_exif(image: Image.Image) -> tuple[Image.Exif | None, str]:
         return exif, ""
     except EXIF_ERRORS as exc:
         log.debug("damaged EXIF block", exc_info=True)
-        return None, f"damaged EXIF block dropped ({type(exc).__name__}: {exc})"
+        return None, _("damaged EXIF block dropped ({name}: {exc})").format(name=type(exc).__name__, exc=exc)
 
 
 def _scale_and_save(image: Image.Image, dst: Path, settings: ShrinkSettings, wanted: tuple[int, int],
@@ -277,7 +279,7 @@ def _scale_and_save(image: Image.Image, dst: Path, settings: ShrinkSettings, wan
         try:
             exif_bytes = exif.tobytes()
         except EXIF_ERRORS as exc:  # the edited block no longer serialises: keep the photo
-            note = note or f"damaged EXIF block dropped ({type(exc).__name__}: {exc})"
+            note = note or _("damaged EXIF block dropped ({name}: {exc})").format(name=type(exc).__name__, exc=exc)
 
     save_format, options = _SAVE[fmt]
     options = dict(options)

@@ -24,6 +24,7 @@ from fieldsync.base import signing
 from fieldsync.base.atomic import write_text
 from fieldsync.base.clock import now_iso
 from fieldsync.base.hashing import GENESIS, canonical
+from fieldsync.base.i18n import _
 from fieldsync.errors import EvidenceBroken
 from fieldsync.evidence import ledger
 from fieldsync.evidence import receipts as format_
@@ -70,8 +71,8 @@ def take_receipts(share: Path, key_path: Path, *, tablets: bool = False) -> Rece
     with FileLock(path.parent / ".lock"):
         existing = format_.load(path, public) if path.exists() else format_.Receipts(path, public)
         if existing.problems:
-            raise EvidenceBroken(f"the receipts at {path} were changed by someone without the server "
-                                 "key; restore them from backup before recording more",
+            raise EvidenceBroken(_("the receipts at {path} were changed by someone without the server key; restore "
+                                   "them from backup before recording more").format(path=path),
                                  existing.problems)
         seen_visits = {(b["tree"], b["visit_id"]): b.get("head") for b in _bodies(existing, "visit")}
         seen_ledgers = {(b["tree"], b["device"]): b for b in _bodies(existing, "ledger")}
@@ -83,8 +84,9 @@ def take_receipts(share: Path, key_path: Path, *, tablets: bool = False) -> Rece
             found = ledger.server_ledgers(root)
             for (seen_tree, device), body in seen_ledgers.items():
                 if seen_tree == tree and device not in found:
-                    result.problems.append(f"{tree}: ledger {device} is gone; the server received its "
-                                           f"record {body['ledger_seq']} at {body['at']}")
+                    result.problems.append(_("{tree}: ledger {device} is gone; the server received its record "
+                                             "{ledger_seq} at {at}").format(
+                                             tree=tree, device=device, ledger_seq=body["ledger_seq"], at=body["at"]))
             for device, ledger_path in found.items():
                 result.ledgers += 1
                 new += _receipts_for(tree, device, ledger.read(ledger_path), seen_ledgers.get((tree, device)),
@@ -110,8 +112,9 @@ def _receipts_for(tree: str, device: str, parsed: ledger.Parsed, last: dict | No
         return []
     hashes = {r.get("seq"): r.get("hash") for r in parsed.records}
     if last is not None and hashes.get(last["ledger_seq"]) != last["ledger_hash"]:
-        problems.append(f"{where}: no longer holds record {last['ledger_seq']} the server received at "
-                        f"{last['at']} (rolled back or rewritten); not receipted")
+        problems.append(_("{where}: no longer holds record {ledger_seq} the server received at {at} (rolled back or "
+                          "rewritten); not receipted").format(
+                          where=where, ledger_seq=last["ledger_seq"], at=last["at"]))
         return []
     at = now_iso()
     latest: dict[str, dict[str, Any]] = {}

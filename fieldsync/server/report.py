@@ -22,6 +22,7 @@ from pathlib import Path
 
 from fieldsync.base import clock
 from fieldsync.base.atomic import atomic_open
+from fieldsync.base.i18n import _
 from fieldsync.config import Layout
 from fieldsync.errors import BadInput, TreeError
 from fieldsync.server import scan
@@ -139,9 +140,10 @@ def collect(root: Path, start: dt.date, end: dt.date, layout: Layout | None = No
     root = Path(root)
     layout = layout or Layout()
     if not root.is_dir():
-        raise TreeError(f"{root} is not a folder; give the server tree's root")
+        raise TreeError(_("{root} is not a folder; give the server tree's root").format(root=root))
     if end < start:
-        raise BadInput(f"--to {end} is before --from {start}; give the earlier date first")
+        raise BadInput(_("--to {end} is before --from {start}; give the earlier date first").format(
+                         end=end, start=start))
     first, last = start.isoformat(), end.isoformat()
     rows: list[VisitRow] = []
     problems: list[str] = []
@@ -157,7 +159,7 @@ def collect(root: Path, start: dt.date, end: dt.date, layout: Layout | None = No
             day = clock.local_day(created)
             if not first <= day <= last:
                 continue
-            _, business, category, visit = rel.split("/")
+            _customer, business, category, visit = rel.split("/")
             inspector, device = scan.visit_attribution(data, path)
             counts = Counter({kind: len(scan.photo_names(str(path / name))) for kind, name in kinds.items()})
             rows.append(VisitRow(

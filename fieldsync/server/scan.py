@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fieldsync.base.clock import stamp_iso
+from fieldsync.base.i18n import _
 from fieldsync.base.yamlfile import read_yaml
 from fieldsync.config import Layout
 from fieldsync.errors import FieldsyncError
@@ -299,7 +300,7 @@ def read_visit_file(visit_path: Path) -> tuple[dict, str | None]:
     """visit.yaml as a mapping ({} when absent, e.g. still uploading) and a problem, if any."""
     file = Path(visit_path) / VISIT_FILE
     if file.is_symlink():  # visit.yaml -> /etc/shadow: never read through a planted link
-        return {}, f"{file} is a symbolic link fieldsync did not make; it was not read"
+        return {}, _("{file} is a symbolic link fieldsync did not make; it was not read").format(file=file)
     if not file.exists():
         return {}, None
     try:

@@ -32,6 +32,7 @@ import os
 import posixpath
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -40,6 +41,7 @@ import jinja2
 
 from fieldsync.base import clock
 from fieldsync.base.atomic import write_text
+from fieldsync.base.i18n import _
 from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import environment
 from fieldsync.base.yamlfile import read_yaml
@@ -101,9 +103,16 @@ class BuildResult:
     entry: str = ENTRY_PAGE  # the page to open, from ROOT
 
 
+ProgressFn = Callable[[int, int], None]  # (done, total): the CLI draws a bar, core never prints
+
+
+def _no_progress(done: int, total: int) -> None:
+    """Nobody watches (the watcher's rebuilds, tests)."""
+
+
 def build(root: Path, layout: Layout | None = None, *, full: bool = False,
           only: set[str] | None = None, maps: dict | None = None, deep: bool | None = None,
-          tablets: bool = False) -> BuildResult:
+          tablets: bool = False, progress: ProgressFn | None = None) -> BuildResult:
     """(Re)build the pages of the server tree at `root` (of every tablet tree in the share at
     `root` with `tablets`).
 
@@ -112,23 +121,23 @@ def build(root: Path, layout: Layout | None = None, *, full: bool = False,
     Otherwise the remembered folder stamps tell which customers to scan (one stat per folder
     down to the visits; no walk), after a first run that scanned the whole tree to store them.
     `deep` also stats every photo folder; None does so when the last deep check is older than
-    DEEP_CHECK_SECONDS.
+    DEEP_CHECK_SECONDS. `progress(done, total)` is told of every visit (re)built.
     """
     started = time.perf_counter()
     root = Path(root)
     if not root.is_dir():
-        raise TreeError(f"{root} is not a folder; give the server tree's root (the remote root "
-                        "the tablets upload to)")
+        raise TreeError(_("{root} is not a folder; give the server tree's root (the remote root the tablets upload "
+                          "to)").format(root=root))
     link = planted_link(root, posixpath.dirname(STATE_FILE))
     if link is not None:  # sqlite would open its files through it
-        raise TreeError(f"{root / link} is a symbolic link fieldsync did not make; the index keeps "
-                        "its state there, so nothing was built. Remove it (someone with write "
-                        "access to the share planted it) and run 'fieldsync server index' again")
+        raise TreeError(_("{link} is a symbolic link fieldsync did not make; the index keeps its state there, so "
+                          "nothing was built. Remove it (someone with write access to the share planted it) and run "
+                          "'fieldsync server index' again").format(link=root / link))
     layout = layout or Layout()
     sources = scan.tablet_sources(root) if tablets else scan.SINGLE
     builder = _Builder(root, layout, maps or {}, sources)
     with IndexState(root / STATE_FILE) as state:
-        result = builder.run(state, full=full, only=only, deep=deep)
+        result = builder.run(state, full=full, only=only, deep=deep, progress=progress or _no_progress)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -197,7 +206,8 @@ class _Builder:
         self._links: set[str] = set()  # planted links already reported
 
     # ------------------------------------------------------------------ orchestration
-    def run(self, state: IndexState, *, full: bool, only: set[str] | None, deep: bool | None) -> BuildResult:
+    def run(self, state: IndexState, *, full: bool, only: set[str] | None, deep: bool | None,
+            progress: ProgressFn) -> BuildResult:
         result = self.result
         fingerprint = _template_fingerprint()
         if state.get_meta("fingerprint") != fingerprint:
@@ -239,10 +249,15 @@ class _Builder:
         for folder in sorted(scope - set(scanned)):  # customer folders that are gone
             self._drop_customer(state, folder)
             customer_data_changed = True
+        to_build = {folder: sorted(r for r, stamp in found.visits.items() if full or known_visits.get(r) != stamp)
+                    for folder, found in scanned.items()}
+        total, built = sum(map(len, to_build.values())), 0
         for folder, found in scanned.items():
-            for rel in sorted(r for r, stamp in found.visits.items() if full or known_visits.get(r) != stamp):
+            for rel in to_build[folder]:
                 self._build_visit(state, rel, found.visits[rel])
                 dirty_customers.add(folder)
+                built += 1
+                progress(built, total)
             for rel in [r for r in known_by_customer.get(folder, ()) if r not in found.visits]:
                 state.drop_visit(rel)
                 self._remove(visit_page(rel), f"{THUMBS}/{rel}")
@@ -301,9 +316,9 @@ class _Builder:
         if link not in self._links:
             self._links.add(link)
             self.result.problems.append(
-                f"{self.root / link} is a symbolic link fieldsync did not make; nothing was written "
-                "or removed through it. Remove it (someone with write access to the share planted "
-                "it) and run 'fieldsync server index' again")
+                _("{link} is a symbolic link fieldsync did not make; nothing was written or removed through it. "
+                  "Remove it (someone with write access to the share planted it) and run 'fieldsync server index' "
+                  "again").format(link=self.root / link))
 
     def _linked(self, rel: str) -> bool:
         """True (and reported) when ROOT/rel is reached through a symbolic link."""
@@ -546,7 +561,8 @@ class _Builder:
             try:
                 published = CustomerStore(master.parent).all()
             except (OSError, ValueError) as exc:  # a damaged file: the folders are still searched
-                self.result.problems.append(f"{master}: unreadable master data, not searched ({exc})")
+                self.result.problems.append(_("{master}: unreadable master data, not searched ({exc})").format(
+                                              master=master, exc=exc))
                 published = []
             records.update((str(r.get("account_no")), r) for r in published if r.get("account_no"))
         rows, readings = querydata.page_rows(list(records.values()))

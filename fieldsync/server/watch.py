@@ -24,6 +24,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from fieldsync.base.debounce import Debouncer, visible_rel
+from fieldsync.base.i18n import _
 from fieldsync.config import Layout
 from fieldsync.errors import FieldsyncError
 from fieldsync.server.scan import TABLET_TREE, TABLETS_DIR
@@ -114,8 +115,8 @@ class IndexWatcher:
             observer.start()
         except OSError as exc:  # typically the inotify watch limit on a large tree
             raise FieldsyncError(
-                f"cannot watch {self.watched} ({exc}); raise fs.inotify.max_user_watches (see "
-                "docs/deployment.md) or run 'fieldsync server index' from a timer instead") from None
+                _("cannot watch {watched} ({exc}); raise fs.inotify.max_user_watches (see docs/deployment.md) or "
+                  "run 'fieldsync server index' from a timer instead").format(watched=self.watched, exc=exc)) from None
         self._observer = observer
         self._thread = threading.Thread(target=self._loop, name="fieldsync-index", daemon=True)
         self._thread.start()

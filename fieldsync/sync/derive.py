@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from fieldsync.base.i18n import _
 from fieldsync.config import Config
 from fieldsync.errors import FieldsyncError, TreeError
 from fieldsync.evidence import manifest
@@ -40,14 +41,14 @@ def derive(cfg: Config, changed: Iterable[PurePosixPath | str | Path],
         try:
             manifest.record_remarks(cfg, cfg.root / visit)
         except FieldsyncError as exc:  # verify reports an unsealed edit; the pages still follow
-            result.problems.append(f"{visit}: remarks not sealed ({exc})")
+            result.problems.append(_("{visit}: remarks not sealed ({exc})").format(visit=visit, exc=exc))
             continue
         result.written.append(visit / MANIFEST_FILE)
     if master_data_changed:
         try:
             refreshed = refresh_customer_records(cfg)
         except FieldsyncError as exc:  # e.g. a broken customer.yaml: `check` shows it, pages still follow
-            result.problems.append(f"customer records not refreshed: {exc}")
+            result.problems.append(_("customer records not refreshed: {exc}").format(exc=exc))
             refreshed = []
         for folder in refreshed:
             rel = PurePosixPath(folder.name, CUSTOMER_FILE)

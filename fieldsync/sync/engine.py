@@ -207,7 +207,7 @@ class Engine:
                     self.state.set_meta("last_push", time.time())
                 self.state.flush()
             except OSError as exc:  # the state is a cache: the next pass re-derives it
-                result.error = result.error or str(LocalFault.from_os_error(exc))
+                result.error = result.error or str(LocalFault.from_os_error(exc, _))
         return result
 
     def _derive(self, plan: Plan, touched: set[Path], everything: dict[str, Entry] | None) -> list[Entry]:
@@ -405,8 +405,9 @@ class Engine:
             else:
                 if there is None or there.is_dir:
                     continue
-            message = (f"the server holds a file or a symlink at {folder} where the tablet needs a "
-                       f"folder ({self.cfg.server.url}); move or remove it on the server, then sync again")
+            message = (_("the server holds a file or a symlink at {folder} where the tablet needs a folder ({url}); "
+                         "move or remove it on the server, then sync again").format(
+                         folder=folder, url=self.cfg.server.url))
             with self._lock_conflicts:
                 self._conflicts[folder] = message
             log.debug("%s is blocked on the server (%s)", rel, exc)
@@ -466,12 +467,12 @@ class Engine:
             st = entry.path.stat()
         except FileNotFoundError:
             self.state.forget([entry.key])
-            return "gone", "removed before it was pushed"
+            return "gone", _("removed before it was pushed")
         if st.st_size != entry.size or st.st_mtime_ns != entry.mtime_ns:
             self.readiness.widen()
             with lock:
                 result.waiting.append(entry.key)
-            return "waiting", "changed while queued"
+            return "waiting", _("changed while queued")
         final = entry.path
         if entry.info.role == "photo" and not (record.extra.get("prepared")
                                                and record.matches(st.st_size, st.st_mtime_ns)):
@@ -493,7 +494,7 @@ class Engine:
                                   remote_size=st.st_size, reason="", attempts=0, pushed_at=time.time())
                 with lock:
                     result.unchanged += 1
-                return "unchanged", "already on the server"
+                return "unchanged", _("already on the server")
         self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns, status="uploading")
         progress.started(entry.key, st.st_size)
         try:
@@ -518,7 +519,7 @@ class Engine:
         try:
             self.photos.quarantine(entry, reason)
         except OSError as exc:  # the quarantine folder is on the tablet too
-            fault = str(LocalFault.from_os_error(exc))
+            fault = str(LocalFault.from_os_error(exc, _))
             self._failed(entry, fault, result, lock)
             return "failed", fault
         except QuarantineError as exc:  # it stays in the tree, and is retried
@@ -546,7 +547,7 @@ class Engine:
             self._failed(entry, str(exc), result, lock)
             return "failed", str(exc)
         except OSError as exc:  # writing a manifest, archiving: the tablet's storage
-            reason = str(LocalFault.from_os_error(exc))
+            reason = str(LocalFault.from_os_error(exc, _))
             self._failed(entry, reason, result, lock)
             return "failed", reason
         except TreeError as exc:
@@ -561,7 +562,7 @@ class Engine:
         backoff) for sync.incomplete_retry_seconds since it last changed, then quarantined
         with the reason, as any photo that cannot be processed."""
         log.debug("processing %s failed", entry.key, exc_info=exc)
-        reason = f"cannot process this photo ({type(exc).__name__}: {exc})"
+        reason = _("cannot process this photo ({name}: {exc})").format(name=type(exc).__name__, exc=exc)
         record = self.state.get(entry.key) or FileState(entry.key)
         seen = record.extra.get("unprocessable") or {}
         if (seen.get("size"), seen.get("mtime_ns")) != (entry.size, entry.mtime_ns):
@@ -570,7 +571,7 @@ class Engine:
             return self._quarantine(entry, reason, result, lock)
         self.state.update(entry.key, size=entry.size, mtime_ns=entry.mtime_ns,
                           extra={**record.extra, "unprocessable": seen})
-        reason += "; retried, quarantined if it still fails after sync.incomplete_retry_seconds"
+        reason += _("; retried, quarantined if it still fails after sync.incomplete_retry_seconds")
         self._failed(entry, reason, result, lock)
         return "failed", reason
 
@@ -579,7 +580,7 @@ class Engine:
         """Anything else one file's push raised (hashing, a manifest, the upload): that file
         fails with the reason and is retried; the pass goes on."""
         log.debug("pushing %s failed", entry.key, exc_info=exc)
-        reason = f"unexpected {type(exc).__name__}: {exc}; retried by the next pass"
+        reason = _("unexpected {name}: {exc}; retried by the next pass").format(name=type(exc).__name__, exc=exc)
         self._failed(entry, reason, result, lock)
         return "failed", reason
 
@@ -618,7 +619,8 @@ class Engine:
         stem, suffix = entry.rel.stem, entry.rel.suffix
         conflict = entry.rel.with_name(f"{stem}.conflict-{self.cfg.device}{suffix}")
         with lock:
-            result.conflicts.append((entry.key, f"server holds other content; kept both, ours as {conflict.name}"))
+            result.conflicts.append((entry.key, _("server holds other content; kept both, ours as {name}").format(
+                name=conflict.name)))
         return conflict
 
     def _failed(self, entry: Entry, reason: str, result: SyncResult, lock: threading.Lock) -> None:
@@ -670,7 +672,8 @@ class Engine:
                     target = None  # the server has it already (the state cache was lost)
                 elif not ledger.extends(server_copy, local.read_bytes()):
                     target = rel.with_name(f"{rel.name}.conflict-{int(time.time())}")
-                    result.conflicts.append((key, f"server ledger differs; ours kept as {target.name}"))
+                    result.conflicts.append((key, _("server ledger differs; ours kept as {name}").format(
+                                                    name=target.name)))
             if target is not None:
                 self.transport.upload(local, target)
             self.state.put(FileState(key, st.st_size, st.st_mtime_ns, remote_size=st.st_size,

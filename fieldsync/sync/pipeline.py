@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from fieldsync.base.atomic import fsync_dir
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.base.names import fit_name
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
@@ -100,7 +101,7 @@ class PhotoPipeline:
                 _fsync_file(target)
             fsync_dir(target.parent)
             return target
-        raise TreeError(f"too many archived originals named like {base}")
+        raise TreeError(_("too many archived originals named like {base}").format(base=base))
 
     def drop_original(self, entry: Entry) -> None:
         base = self.cfg.state_dir / ORIGINALS_DIR / Path(*entry.rel.parts)
@@ -125,7 +126,7 @@ class PhotoPipeline:
         visit_dir = self.cfg.root.joinpath(*rel.parts[:-2])
         if visit_dir.is_dir():
             manifest.record_removal(self.cfg, visit_dir, f"{rel.parts[-2]}/{rel.parts[-1]}",
-                                    "deleted on the tablet (sync.deletes: mirror)")
+                                    _("deleted on the tablet (sync.deletes: mirror)"))
 
 
 def _fsync_file(path: Path) -> None:

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from fieldsync.base.i18n import _
 from fieldsync.config import Config
 from fieldsync.errors import TreeError
 from fieldsync.evidence import manifest
@@ -122,9 +123,9 @@ class CaseClashes:
             winner = self._folder(folder).get(case_key(name), name)
             if winner != name:
                 where = f"{folder}/" if folder else ""
-                return (f"{where}{name} differs only by case from {winner} in the same folder: a "
-                        f"case-insensitive server (Windows, macOS, SMB shares) keeps one for both; "
-                        f"{winner} goes to the server, rename this one")
+                return (_("{where}{name} differs only by case from {winner} in the same folder: a case-insensitive "
+                          "server (Windows, macOS, SMB shares) keeps one for both; {winner} goes to the server, "
+                          "rename this one").format(where=where, name=name, winner=winner))
             folder = f"{folder}/{name}" if folder else name
         return None
 

@@ -22,6 +22,7 @@ from pathlib import Path, PurePosixPath
 from fieldsync.base.atomic import fsync_dir, write_text
 from fieldsync.base.clock import now_iso, stamp_iso
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.base.names import NAME_MAX_BYTES, fit_name
 from fieldsync.config import Config
 from fieldsync.errors import QuarantineError
@@ -77,8 +78,9 @@ def put(cfg: Config, path: Path, rel: PurePosixPath, reason: str) -> Entry:
         sha256, size = file_sha256(path)
         stored = _move_no_overwrite(path, folder, rel.name)
     except OSError as exc:
-        raise QuarantineError(f"{rel}: cannot set it aside in {folder} ({exc.strerror or exc}); "
-                              "it stays in the tree and is retried on the next sync") from None
+        raise QuarantineError(_("{rel}: cannot set it aside in {folder} ({reason}); it stays in the tree and is "
+                                "retried on the next sync").format(
+                                rel=rel, folder=folder, reason=exc.strerror or exc)) from None
     record = {"origin": rel.as_posix(), "at": now_iso(), "reason": reason, "size": size, "sha256": sha256}
     # The file is safe in the quarantine now; a record that cannot be written only costs the
     # "why", which entries() reports as unknown.
@@ -105,8 +107,8 @@ def select(cfg: Config, keys: Iterable[str]) -> list[Entry]:
     for key in keys:
         matches = [e for e in everything if _matches(cfg, e, key)]
         if not matches:
-            raise QuarantineError(f"nothing in the quarantine matches {key!r}; "
-                                  "'fieldsync quarantine list' shows the ids and paths")
+            raise QuarantineError(_("nothing in the quarantine matches {key!r}; 'fieldsync quarantine list' shows "
+                                    "the ids and paths").format(key=key))
         chosen.update((e.id, e) for e in matches)
     return sorted(chosen.values(), key=everything.index)
 
@@ -135,17 +137,18 @@ def restore(cfg: Config, entry: Entry | str) -> Path:
     folder = cfg.root.joinpath(*entry.origin.parts[:-1])
     if not folder.resolve().is_relative_to(cfg.root.resolve()):
         # A folder on the way back was replaced by a symlink: never write outside ROOT.
-        raise QuarantineError(f"{folder} leads outside the tree {cfg.root}; "
-                              "replace the symlink with a real folder, then restore again")
+        raise QuarantineError(_("{folder} leads outside the tree {root}; replace the symlink with a real folder, "
+                                "then restore again").format(folder=folder, root=cfg.root))
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = _move_no_overwrite(entry.stored, folder, entry.origin.name)
     except FileNotFoundError:
-        raise QuarantineError(f"{entry.stored} is no longer in the quarantine; "
-                              "'fieldsync quarantine list' shows what is") from None
+        raise QuarantineError(_("{stored} is no longer in the quarantine; 'fieldsync quarantine list' shows "
+                                "what is").format(stored=entry.stored)) from None
     except OSError as exc:
-        raise QuarantineError(f"cannot put {entry.stored} back into {folder} ({exc.strerror or exc}); "
-                              "free space or fix the folder's permissions, then try again") from None
+        raise QuarantineError(_("cannot put {stored} back into {folder} ({reason}); free space or fix the folder's "
+                                "permissions, then try again").format(
+                                stored=entry.stored, folder=folder, reason=exc.strerror or exc)) from None
     _drop_records(entry.stored)
     _prune(entry.stored.parent, quarantine_dir(cfg))
     return target
@@ -164,7 +167,8 @@ def clear(cfg: Config, chosen: Iterable[Entry | str]) -> int:
         except FileNotFoundError:
             pass  # deleted by hand meanwhile: the wish is granted
         except OSError as exc:
-            raise QuarantineError(f"cannot delete {entry.stored} ({exc.strerror or exc})") from None
+            raise QuarantineError(_("cannot delete {stored} ({reason})").format(
+                                    stored=entry.stored, reason=exc.strerror or exc)) from None
         else:
             count += 1
         _drop_records(entry.stored)
@@ -176,7 +180,7 @@ def clear(cfg: Config, chosen: Iterable[Entry | str]) -> int:
 
 def _check_origin(rel: PurePosixPath) -> None:
     if rel.is_absolute() or not rel.parts or ".." in rel.parts or is_private(rel):
-        raise QuarantineError(f"{rel}: not a path inside the tree; nothing was set aside")
+        raise QuarantineError(_("{rel}: not a path inside the tree; nothing was set aside").format(rel=rel))
 
 
 def _resolve(cfg: Config, entry: Entry | str) -> Entry:
@@ -184,8 +188,8 @@ def _resolve(cfg: Config, entry: Entry | str) -> Entry:
         return entry
     matches = [e for e in entries(cfg) if e.id == entry]
     if not matches:
-        raise QuarantineError(f"no quarantined file has the id {entry!r}; "
-                              "'fieldsync quarantine list' shows the ids")
+        raise QuarantineError(_("no quarantined file has the id {entry!r}; 'fieldsync quarantine list' shows "
+                                "the ids").format(entry=entry))
     return matches[0]
 
 

@@ -4,6 +4,7 @@ As watchdog's observers do, the interface is in `base`, each backend in its own 
 this package picks one for the configured URL (`open_transport`).
 """
 
+from fieldsync.base.i18n import _
 from fieldsync.config import Config
 from fieldsync.errors import ConfigError
 from fieldsync.transport.base import RemoteEntry, Transport
@@ -23,7 +24,7 @@ def open_transport(cfg: Config) -> Transport:
         return LocalTransport.from_config(cfg)
     if scheme == "sftp":
         return SFTPTransport.from_config(cfg)
-    raise ConfigError(f"{cfg.path}: server.url is not set; expected sftp://user@host/path or file:///path")
+    raise ConfigError(_("{path}: server.url is not set; expected sftp://user@host/path or file:///path").format(path=cfg.path))
 
 
 def server_url(cfg: Config) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from fieldsync.base.i18n import _
 from fieldsync.errors import BadInput, TransportError
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
@@ -35,7 +36,7 @@ def safe_rel(rel: PurePosixPath | str) -> PurePosixPath:
     """`rel` if it stays inside the remote root, else BadInput (never a silent fix)."""
     path = PurePosixPath(rel)
     if path.is_absolute() or any(part in ("", ".", "..") for part in path.parts) or "\\" in str(path):
-        raise BadInput(f"refusing remote path {str(rel)!r}: it would leave the remote root")
+        raise BadInput(_("refusing remote path {rel!r}: it would leave the remote root").format(rel=str(rel)))
     return path
 
 
@@ -102,8 +103,8 @@ class Transport(abc.ABC):
                 # Read back: two tablets meeting a new server at once keep whichever id won.
                 server_id = self._read_server_id(scratch)
         except BadInput as exc:
-            raise TransportError(f"the server's {SERVER_ID} is not a plain file ({exc}); the server "
-                                 "admin must remove it") from None
+            raise TransportError(_("the server's {SERVER_ID} is not a plain file ({exc}); the server admin must "
+                                   "remove it").format(SERVER_ID=SERVER_ID, exc=exc)) from None
         return {"url": self.url, "host_key": self.host_key(), "server_id": server_id}
 
     def _read_server_id(self, scratch: Path) -> str | None:
@@ -111,7 +112,7 @@ class Transport(abc.ABC):
         if there is None:
             return None
         if there.is_dir or there.size > MAX_SERVER_ID:
-            raise BadInput(f"{SERVER_ID} is a folder or too big")
+            raise BadInput(_("{SERVER_ID} is a folder or too big").format(SERVER_ID=SERVER_ID))
         copy = scratch / f".server-id-{uuid.uuid4().hex}"
         try:
             self.download(SERVER_ID, copy)

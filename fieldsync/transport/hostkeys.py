@@ -40,7 +40,8 @@ def load(known_hosts: Path | None) -> paramiko.HostKeys:
     try:
         lines = Path(known_hosts).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise HostKeyError(f"cannot read known_hosts {known_hosts}: {exc}") from None
+        raise HostKeyError(_("cannot read known_hosts {known_hosts}: {exc}").format(
+                             known_hosts=known_hosts, exc=exc)) from None
     for number, line in enumerate(lines, 1):
         line = line.strip()
         if not line or line.startswith(("#", "@")):
@@ -113,7 +114,8 @@ def fetch(host: str, port: int, timeout: float, prefer: dict[str, paramiko.PKey]
         transport.start_client(timeout=timeout)
         return transport.get_remote_server_key()
     except (paramiko.SSHException, OSError, EOFError) as exc:
-        raise TransportError(f"{host}:{port} did not complete an SSH key exchange: {exc}") from None
+        raise TransportError(_("{host}:{port} did not complete an SSH key exchange: {exc}").format(
+                               host=host, port=port, exc=exc)) from None
     finally:
         transport.close()
 
@@ -129,7 +131,8 @@ def pin(known_hosts: Path, host: str, port: int, key: paramiko.PKey, hashed: boo
     try:
         lines = known_hosts.read_text(encoding="utf-8").splitlines() if known_hosts.exists() else []
     except (OSError, UnicodeDecodeError) as exc:
-        raise HostKeyError(f"cannot read known_hosts {known_hosts}: {exc}") from None
+        raise HostKeyError(_("cannot read known_hosts {known_hosts}: {exc}").format(
+                             known_hosts=known_hosts, exc=exc)) from None
     kept = [line for line in (_without_host(line, name) for line in lines) if line is not None]
     written_name = paramiko.HostKeys.hash_host(name) if hashed else name
     kept.append(f"{written_name} {key.get_name()} {key.get_base64()}")

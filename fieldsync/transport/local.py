@@ -35,7 +35,8 @@ class LocalTransport(Transport):
     def from_config(cls, cfg) -> LocalTransport:
         parts = urlsplit(cfg.server.url or "")
         if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-            raise ConfigError(f"{cfg.path}: key 'server.url': expected file:///path, got {cfg.server.url!r}")
+            raise ConfigError(_("{path}: key 'server.url': expected file:///path, got {url!r}").format(
+                                path=cfg.path, url=cfg.server.url))
         transport = cls(Path(unquote(parts.path)))
         transport.owner = cfg.device
         return transport
@@ -60,7 +61,8 @@ class LocalTransport(Transport):
         # resolve() follows every symlink that exists on the way; what does not exist yet is
         # created by us below the resolved parent, so checking the resolved parent suffices.
         if path.parent != real_root and not path.parent.resolve().is_relative_to(real_root):
-            raise BadInput(f"refusing {rel}: a symlink on the server side leads out of {self.root}")
+            raise BadInput(_("refusing {rel}: a symlink on the server side leads out of {root}").format(
+                             rel=rel, root=self.root))
         # `path` itself may be a symlink: stat/remove act on the link, os.replace replaces it,
         # and download refuses it; nothing follows it.
         return path
@@ -74,7 +76,7 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise TransportError(f"cannot read {path}: {exc.strerror}") from None
+            raise TransportError(_("cannot read {path}: {strerror}").format(path=path, strerror=exc.strerror)) from None
         return RemoteEntry(PurePosixPath(rel), st.st_size, st.st_mtime, stat_mod.S_ISDIR(st.st_mode))
 
     def walk(self, rel: PurePosixPath = REMOTE_ROOT) -> Iterator[RemoteEntry]:
@@ -91,18 +93,19 @@ class LocalTransport(Transport):
                     yield RemoteEntry(PurePosixPath((here / name).relative_to(base).as_posix()),
                                       st.st_size, st.st_mtime, stat_mod.S_ISDIR(st.st_mode))
         except OSError as exc:
-            raise TransportError(f"cannot list {start}: {exc}") from None
+            raise TransportError(_("cannot list {start}: {exc}").format(start=start, exc=exc)) from None
 
     def makedirs(self, rel: PurePosixPath) -> None:
         path = self._path(rel)
         try:
             path.mkdir(parents=True, exist_ok=True)
         except FileExistsError:
-            raise TransportError(f"cannot make folder {path}: a file has that name") from None
+            raise TransportError(_("cannot make folder {path}: a file has that name").format(path=path)) from None
         except OSError as exc:
-            raise TransportError(f"cannot make folder {path}: {exc.strerror}") from None
+            raise TransportError(_("cannot make folder {path}: {strerror}").format(
+                                   path=path, strerror=exc.strerror)) from None
         if path.is_symlink():
-            raise BadInput(f"refusing {rel}: it is a symlink on the server side, not a folder")
+            raise BadInput(_("refusing {rel}: it is a symlink on the server side, not a folder").format(rel=rel))
 
     def upload(self, local: Path, rel: PurePosixPath, progress: ProgressFn | None = None) -> None:
         rel = file_rel(rel)
@@ -117,7 +120,7 @@ class LocalTransport(Transport):
         try:
             source = open(local, "rb")
         except OSError as exc:
-            raise BadInput(f"cannot read {local}: {exc.strerror}") from None
+            raise BadInput(_("cannot read {local}: {strerror}").format(local=local, strerror=exc.strerror)) from None
         with source:
             size = os.fstat(source.fileno()).st_size
             offset = _resumable_offset(part, source, size)
@@ -125,12 +128,14 @@ class LocalTransport(Transport):
                 self._write_part(source, part, offset, size, progress)
                 done = part.stat().st_size
                 if done != size:
-                    raise TransportError(f"{part}: holds {done} bytes, expected {size}; retrying later")
+                    raise TransportError(_("{part}: holds {done} bytes, expected {size}; retrying later").format(
+                                           part=part, done=done, size=size))
                 os.replace(part, target)
                 fsync_dir(target.parent)
             except OSError as exc:
                 # The part stays: it is a clean prefix, so the next try resumes from it.
-                raise TransportError(f"cannot write {target}: {exc.strerror or exc}") from None
+                raise TransportError(_("cannot write {target}: {reason}").format(
+                                       target=target, reason=exc.strerror or exc)) from None
 
     @staticmethod
     def _write_part(source, part: Path, offset: int, size: int, progress: ProgressFn | None) -> None:
@@ -156,7 +161,7 @@ class LocalTransport(Transport):
     def download(self, rel: PurePosixPath, local: Path) -> None:
         source = self._path(rel)
         if source.is_symlink():
-            raise BadInput(f"refusing {rel}: it is a symlink on the server side")
+            raise BadInput(_("refusing {rel}: it is a symlink on the server side").format(rel=rel))
         local = Path(local)
         local.parent.mkdir(parents=True, exist_ok=True)
         tmp = local.with_name(part_name(local.name))
@@ -169,11 +174,12 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise TransportError(f"{rel} is not on the server") from None
+            raise TransportError(_("{rel} is not on the server").format(rel=rel)) from None
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
-            raise TransportError(f"cannot fetch {source}: {exc.strerror or exc}") from None
+            raise TransportError(_("cannot fetch {source}: {reason}").format(
+                                   source=source, reason=exc.strerror or exc)) from None
 
     def rename(self, old: PurePosixPath, new: PurePosixPath) -> None:
         """Move `old` to `new` inside the root (a renamed visit: no re-upload)."""
@@ -183,7 +189,8 @@ class LocalTransport(Transport):
             os.replace(src, dst)
             fsync_dir(dst.parent)
         except OSError as exc:
-            raise TransportError(f"cannot rename {src} to {dst}: {exc.strerror or exc}") from None
+            raise TransportError(_("cannot rename {src} to {dst}: {reason}").format(
+                                   src=src, dst=dst, reason=exc.strerror or exc)) from None
 
     def remove(self, rel: PurePosixPath) -> None:
         path = self._path(rel)
@@ -192,7 +199,8 @@ class LocalTransport(Transport):
         except FileNotFoundError:
             pass
         except OSError as exc:
-            raise TransportError(f"cannot remove {path}: {exc.strerror or exc}") from None
+            raise TransportError(_("cannot remove {path}: {reason}").format(
+                                   path=path, reason=exc.strerror or exc)) from None
 
 
 def _raise(exc: OSError) -> None:

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
+from fieldsync.base.i18n import _
 from fieldsync.base.names import clean_component, fit_name
 from fieldsync.errors import BadInput
 from fieldsync.transport.base import safe_rel
@@ -18,7 +19,7 @@ def file_rel(rel: PurePosixPath | str) -> PurePosixPath:
     """`rel` checked by safe_rel and naming a file (not the remote root itself)."""
     path = safe_rel(rel)
     if not path.parts:
-        raise BadInput("refusing an empty remote file name")
+        raise BadInput(_("refusing an empty remote file name"))
     return path
 
 

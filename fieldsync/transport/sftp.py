@@ -44,13 +44,13 @@ def parse_url(url: str) -> tuple[str | None, str, int, PurePosixPath]:
     """(user, host, port, remote root) from sftp://user@host:port/path."""
     parts = urlsplit(url)
     if parts.scheme != "sftp" or not parts.hostname:
-        raise ConfigError(f"server.url: expected sftp://user@host[:port]/path, got {url!r}")
+        raise ConfigError(_("server.url: expected sftp://user@host[:port]/path, got {url!r}").format(url=url))
     if parts.password:
-        raise ConfigError("server.url: no password in the URL; use server.key_file or ssh-agent")
+        raise ConfigError(_("server.url: no password in the URL; use server.key_file or ssh-agent"))
     try:
         port = parts.port or 22
     except ValueError:
-        raise ConfigError(f"server.url: bad port in {url!r}") from None
+        raise ConfigError(_("server.url: bad port in {url!r}").format(url=url)) from None
     root = PurePosixPath(unquote(parts.path) or "/")
     return (unquote(parts.username) if parts.username else None), parts.hostname, port, root
 
@@ -137,7 +137,7 @@ class SFTPTransport(Transport):
             if agent is not None:
                 keys += list(agent.get_keys())
             if not keys:
-                raise ConfigError("no SSH key to log in with: set server.key_file or load a key into ssh-agent")
+                raise ConfigError(_("no SSH key to log in with: set server.key_file or load a key into ssh-agent"))
             for key in keys:
                 try:
                     remaining = ssh.auth_publickey(self.user, key)
@@ -145,8 +145,9 @@ class SFTPTransport(Transport):
                     continue
                 if not remaining:
                     return
-                raise TransportError(f"{self.host} wants more than a key ({', '.join(remaining)}) after it; "
-                                     "fieldsync logs in with keys only: ask the admin for key-only login")
+                raise TransportError(_("{host} wants more than a key ({methods}) after it; fieldsync logs in with "
+                                       "keys only: ask the admin for key-only login").format(
+                                       host=self.host, methods=', '.join(remaining)))
         finally:
             if agent is not None:
                 agent.close()
@@ -243,7 +244,8 @@ class SFTPTransport(Transport):
             raise
         except NETWORK_ERRORS as exc:
             broken = _is_connection_error(exc) or not (self._ssh and self._ssh.is_active())
-            raise TransportError(f"{doing} on {self.host}: {_describe(exc)}") from None
+            raise TransportError(_("{doing} on {host}: {reason}").format(
+                                   doing=doing, host=self.host, reason=_describe(exc))) from None
         except BaseException:
             broken = True
             raise
@@ -343,7 +345,7 @@ class SFTPTransport(Transport):
         try:
             source = open(local, "rb")
         except OSError as exc:
-            raise BadInput(f"cannot read {local}: {exc.strerror}") from None
+            raise BadInput(_("cannot read {local}: {strerror}").format(local=local, strerror=exc.strerror)) from None
         with source, self._locks.hold(rel), self._channel(f"upload {rel}") as client:
             if rel.parent != PurePosixPath("."):
                 self._ensure_dirs(client, rel.parent)
@@ -384,8 +386,9 @@ class SFTPTransport(Transport):
             # close() waited for every pipelined write's answer and raised the first error.
         remote_size = client.stat(part).st_size
         if remote_size != size:
-            raise TransportError(f"{rel}: the server holds {remote_size} bytes of {size} after the upload "
-                                 "(disk full? file changed while sending?); retrying later")
+            raise TransportError(_("{rel}: the server holds {remote_size} bytes of {size} after the upload (disk "
+                                   "full? file changed while sending?); retrying later").format(
+                                   rel=rel, remote_size=remote_size, size=size))
         client.posix_rename(part, target)
 
     def download(self, rel: PurePosixPath, local: Path) -> None:
@@ -397,13 +400,13 @@ class SFTPTransport(Transport):
                 remote = self._remote(rel)
                 try:
                     if stat_mod.S_ISLNK(client.lstat(remote).st_mode or 0):
-                        raise BadInput(f"refusing {rel}: it is a symlink on the server side")
+                        raise BadInput(_("refusing {rel}: it is a symlink on the server side").format(rel=rel))
                     with open(tmp, "wb") as out:
                         client.getfo(remote, out)  # prefetching, and checks the size
                         out.flush()
                         os.fsync(out.fileno())
                 except FileNotFoundError:
-                    raise TransportError(f"{rel} is not on the server") from None
+                    raise TransportError(_("{rel} is not on the server").format(rel=rel)) from None
             os.replace(tmp, local)
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -451,14 +454,14 @@ def _load_key(path: Path) -> paramiko.PKey:
     try:
         return paramiko.PKey.from_path(path)
     except FileNotFoundError:
-        raise ConfigError(f"server.key_file {path} does not exist; make a key with "
-                          "'ssh-keygen -t ed25519' and give its path") from None
+        raise ConfigError(_("server.key_file {path} does not exist; make a key with 'ssh-keygen -t ed25519' and "
+                            "give its path").format(path=path)) from None
     except paramiko.PasswordRequiredException:
-        raise ConfigError(f"server.key_file {path} is protected by a passphrase; load it into ssh-agent "
-                          "('ssh-add') and leave server.key_file empty") from None
+        raise ConfigError(_("server.key_file {path} is protected by a passphrase; load it into ssh-agent "
+                            "('ssh-add') and leave server.key_file empty").format(path=path)) from None
     except (paramiko.SSHException, ValueError, OSError) as exc:
-        raise ConfigError(f"server.key_file {path} is not a usable private key "
-                          f"(ed25519, RSA or ECDSA): {exc}") from None
+        raise ConfigError(_("server.key_file {path} is not a usable private key (ed25519, RSA or ECDSA): {exc}").format(
+                            path=path, exc=exc)) from None
 
 
 def _root_of(client: paramiko.SFTPClient, root: PurePosixPath, host: str) -> str:
@@ -467,20 +470,21 @@ def _root_of(client: paramiko.SFTPClient, root: PurePosixPath, host: str) -> str
         real = client.normalize(str(root))
         st = client.stat(real)
     except FileNotFoundError:
-        raise TransportError(f"the remote root {root} does not exist on {host}; the server admin "
-                             "must create it (fieldsync never creates it: it may be an unmounted share)") from None
+        raise TransportError(_("the remote root {root} does not exist on {host}; the server admin must create it "
+                               "(fieldsync never creates it: it may be an unmounted share)").format(
+                               root=root, host=host)) from None
     if not stat_mod.S_ISDIR(st.st_mode or 0):
-        raise TransportError(f"the remote root {root} on {host} is not a folder")
+        raise TransportError(_("the remote root {root} on {host} is not a folder").format(root=root, host=host))
     return real.rstrip("/") or "/"
 
 
 def _require_dir(st: paramiko.SFTPAttributes, rel: PurePosixPath) -> None:
     mode = st.st_mode or 0
     if stat_mod.S_ISLNK(mode):
-        raise BadInput(f"refusing {rel}: it is a symlink on the server, and fieldsync never writes "
-                       "through one (it could lead out of the remote root)")
+        raise BadInput(_("refusing {rel}: it is a symlink on the server, and fieldsync never writes through one (it "
+                         "could lead out of the remote root)").format(rel=rel))
     if not stat_mod.S_ISDIR(mode):
-        raise TransportError(f"cannot make folder {rel} on the server: a file has that name")
+        raise TransportError(_("cannot make folder {rel} on the server: a file has that name").format(rel=rel))
 
 
 def _create_exclusive(client: paramiko.SFTPClient, part: str) -> paramiko.SFTPFile | None:

@@ -25,7 +25,7 @@ def init_root(root: Path, config_text: str | None, config_path: Path | None = No
     unless one is there."""
     root = root.expanduser().resolve()
     if root.exists() and not root.is_dir():
-        raise BadInput(f"{root} exists and is not a folder; choose another ROOT")
+        raise BadInput(_("{root} exists and is not a folder; choose another ROOT").format(root=root))
     (root / STATE_DIR).mkdir(parents=True, exist_ok=True)
     # The device's evidence signing key: private, never mirrored (see evidence/ledger.py).
     ensure_key(root / STATE_DIR / KEY_FILE)
@@ -136,12 +136,13 @@ def resolve_business(cfg: Config, business: str) -> str:
 def add_category(cfg: Config, account_no: str, business: str, name: str) -> Path:
     """Create a category folder (P4) under a business type; existing is fine."""
     business = resolve_business(cfg, business)
-    require_safe(name, "category name")
+    require_safe(name, _("category name"))
     folder = customer_dir(cfg, account_no) / business
     folder.mkdir(exist_ok=True)
     target = folder / name
     if target.exists() and not target.is_dir():
-        raise TreeError(f"{target} exists and is a file, not a category folder; rename it first")
+        raise TreeError(_("{target} exists and is a file, not a category folder; rename it first").format(
+                          target=target))
     target.mkdir(exist_ok=True)
     return target
 

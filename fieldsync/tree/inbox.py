@@ -128,8 +128,8 @@ class _Locked:
         try:
             self.lock.acquire()
         except Timeout:
-            raise TreeError(f"another fieldsync is filing camera photos (lock {self.lock.lock_file}); "
-                            "try again in a minute") from None
+            raise TreeError(_("another fieldsync is filing camera photos (lock {lock_file}); try again in a "
+                              "minute").format(lock_file=self.lock.lock_file)) from None
         return self
 
     def __exit__(self, *exc):
@@ -147,10 +147,11 @@ def load_active(cfg: Config) -> ActiveTarget | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TreeError(f"{path} cannot be read ({exc.__class__.__name__}); "
-                        "run 'fieldsync visit use --clear' and set the visit again") from None
+        raise TreeError(_("{path} cannot be read ({name}); run 'fieldsync visit use --clear' and set the visit "
+                          "again").format(path=path, name=exc.__class__.__name__)) from None
     if target.kind not in PHOTO_KINDS or target.visit.is_absolute() or ".." in target.visit.parts:
-        raise TreeError(f"{path} does not name a visit in the tree; run 'fieldsync visit use --clear'")
+        raise TreeError(_("{path} does not name a visit in the tree; run 'fieldsync visit use --clear'").format(
+                          path=path))
     return target
 
 
@@ -173,7 +174,7 @@ def target_status(cfg: Config, at: datetime | None = None) -> TargetStatus:
 
 def _check_kind(kind: str) -> str:
     if kind not in PHOTO_KINDS:
-        raise BadInput(f"unknown photo kind {kind!r}; use appearance or nameplate")
+        raise BadInput(_("unknown photo kind {kind!r}; use appearance or nameplate").format(kind=kind))
     return kind
 
 
@@ -182,7 +183,7 @@ def use_visit(cfg: Config, visit: Path, kind: str, at: datetime | None = None) -
     _check_kind(kind)
     rel = relative(cfg.root, visit)
     if classify(rel, cfg.layout, is_dir=True).role != "visit" or not visit.is_dir():
-        raise TreeError(f"{visit} is not a visit folder; give CUSTOMER/BUSINESS/CATEGORY/VISIT")
+        raise TreeError(_("{visit} is not a visit folder; give CUSTOMER/BUSINESS/CATEGORY/VISIT").format(visit=visit))
     at = at or now()
     target = ActiveTarget(rel, kind, at, at)
     with _Locked(cfg):
@@ -396,7 +397,7 @@ def _file_stable(cfg: Config, result: InboxResult, inbox: Path, listing: dict[st
         if not decodes_to_the_end(source):
             age = clock() - seen.get(name, (0, 0, clock()))[2]
             if age >= UNREADABLE_AFTER_SECONDS:
-                result.failed.append((source, "not a readable photo; file it by hand or delete it"))
+                result.failed.append((source, _("not a readable photo; file it by hand or delete it")))
             else:
                 result.settling.append(source)
             continue

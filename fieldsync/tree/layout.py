@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from fieldsync.base.i18n import _
 from fieldsync.config import STATE_DIR, Layout
 from fieldsync.errors import TreeError
 from fieldsync.media.imaging import is_photo_name
@@ -135,5 +136,5 @@ def relative(root: Path, path: Path) -> PurePosixPath:
     try:
         rel = resolved.relative_to(root.resolve())
     except ValueError:
-        raise TreeError(f"{path} is outside the fieldsync tree {root}") from None
+        raise TreeError(_("{path} is outside the fieldsync tree {root}").format(path=path, root=root)) from None
     return PurePosixPath(rel.as_posix())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fieldsync.base.hashing import file_sha256
+from fieldsync.base.i18n import _
 from fieldsync.config import Config
 from fieldsync.errors import BadInput, TreeError
 from fieldsync.media.imaging import identify
@@ -30,9 +31,10 @@ def kind_folder(cfg: Config, visit: Path, kind: str) -> Path:
     try:
         folder = visit / cfg.layout.kind_folders[kind]
     except KeyError:
-        raise BadInput(f"unknown photo kind {kind!r}; use {' or '.join(PHOTO_KINDS)}") from None
+        raise BadInput(_("unknown photo kind {kind!r}; use {kinds}").format(
+                         kind=kind, kinds=' or '.join(PHOTO_KINDS))) from None
     if folder.exists() and not folder.is_dir():
-        raise TreeError(f"{folder} is a file; it should be the {kind} photo folder")
+        raise TreeError(_("{folder} is a file; it should be the {kind} photo folder").format(folder=folder, kind=kind))
     folder.mkdir(exist_ok=True)
     return folder
 
@@ -84,6 +86,7 @@ def place_copy(source: Path, folder: Path, move: bool = False) -> Path:
             if move:
                 source.unlink()
             return target
-        raise TreeError(f"too many files named like {source.name} in {folder}")
+        raise TreeError(_("too many files named like {source_name} in {folder}").format(
+                          source_name=source.name, folder=folder))
     finally:
         Path(tmp).unlink(missing_ok=True)

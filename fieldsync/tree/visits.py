@@ -42,14 +42,14 @@ def new_visit(cfg: Config, account_no: str, business: str, category: str, *,
     """
     at = at or now()
     business = resolve_business(cfg, business)
-    require_safe(category, "category name")
+    require_safe(category, _("category name"))
     parent = customer_dir(cfg, account_no) / business / category
     if not parent.is_dir():
         raise TreeError(_("category {quoted} does not exist under {business}; "
                           "create it with 'fieldsync category add {account} {business} {category}'").format(
             quoted=repr(category), category=category, business=business, account=account_no))
     explicit = name is not None
-    base = require_safe(name, "visit name") if explicit else default_visit_name(cfg, at)
+    base = require_safe(name, _("visit name")) if explicit else default_visit_name(cfg, at)
     notes = {key: _check_note(value, key) for key, value in
              (("appearance_note", appearance_note), ("nameplate_note", nameplate_note))}
     customer = read_customer(parent.parent.parent)
@@ -83,7 +83,8 @@ def _place(staging: Path, parent: Path, base: str, data: dict, unique: bool) -> 
         target = parent / name
         if target.exists():
             if not unique:
-                raise TreeError(f"a visit named {name!r} already exists in {parent}; choose another --name")
+                raise TreeError(_("a visit named {name!r} already exists in {parent}; choose another --name").format(
+                                  name=name, parent=parent))
             continue
         write_yaml(staging / VISIT_FILE, {**data, "name": name}, VISIT_COMMENT)
         try:
@@ -93,17 +94,19 @@ def _place(staging: Path, parent: Path, base: str, data: dict, unique: bool) -> 
         except OSError as exc:
             if target.exists():  # a non-empty folder of that name appeared meanwhile
                 continue
-            raise TreeError(f"cannot create {target}: {exc.strerror}") from None
+            raise TreeError(_("cannot create {target}: {strerror}").format(
+                              target=target, strerror=exc.strerror)) from None
         return target
-    raise TreeError(f"too many visits named {base} in {parent}; give one a --name")
+    raise TreeError(_("too many visits named {base} in {parent}; give one a --name").format(base=base, parent=parent))
 
 
 def _check_note(value: str | None, field: str) -> str:
     value = (value or "").replace("\r\n", "\n")
     if len(value) > MAX_NOTE_CHARS:
-        raise BadInput(f"the {field.replace('_', ' ')} is longer than {MAX_NOTE_CHARS} characters")
+        raise BadInput(_("the {field} is longer than {MAX_NOTE_CHARS} characters").format(
+                         field=field.replace('_', ' '), MAX_NOTE_CHARS=MAX_NOTE_CHARS))
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
-        raise BadInput(f"the {field.replace('_', ' ')} contains control characters")
+        raise BadInput(_("the {field} contains control characters").format(field=field.replace('_', ' ')))
     return value
 
 
@@ -119,8 +122,8 @@ def resolve_visit(cfg: Config, text: str | os.PathLike) -> Path:
                 return path.resolve()
             if info.role == "photo-folder":
                 return path.resolve().parent
-            raise TreeError(f"{path} is not a visit folder (it is a {info.role} folder); "
-                            "give CUSTOMER/BUSINESS/CATEGORY/VISIT")
+            raise TreeError(_("{path} is not a visit folder (it is a {role} folder); give "
+                              "CUSTOMER/BUSINESS/CATEGORY/VISIT").format(path=path, role=info.role))
     raise TreeError(_("no visit folder {visit} (looked from here and from {root}); "
                       "'fieldsync visit new' prints the path of a new visit").format(visit=repr(text), root=cfg.root))
 
@@ -176,7 +179,8 @@ def adopt_hand_edits(cfg: Config, path: Path, sealed: dict[str, str], at: dateti
     if history is None:
         history = data["history"] = []
     if not isinstance(history, list):
-        raise TreeError(f"{path / VISIT_FILE}: 'history' is not a list; restore the file from the server")
+        raise TreeError(_("{file}: 'history' is not a list; restore the file from the server").format(
+                          file=path / VISIT_FILE))
     changes = []
     for field in NOTE_FIELDS:
         edits = [h for h in history if isinstance(h, dict) and h.get("field") == field]
@@ -227,7 +231,8 @@ def edit_visit(cfg: Config, path: Path, *, name: str | None = None,
     at = at or now()
     data = visit_record(cfg, path)  # a hand-made visit gets its missing fields with the edit
     if not isinstance(data["history"], list):
-        raise TreeError(f"{path / VISIT_FILE}: 'history' is not a list; restore the file from the server")
+        raise TreeError(_("{file}: 'history' is not a list; restore the file from the server").format(
+                          file=path / VISIT_FILE))
     changes: list[tuple[str, object, object]] = []
     for field, value in (("appearance_note", appearance_note), ("nameplate_note", nameplate_note)):
         if value is not None:
@@ -236,10 +241,11 @@ def edit_visit(cfg: Config, path: Path, *, name: str | None = None,
                 changes.append((field, data.get(field) or "", value))
     target = path
     if name is not None and name != path.name:
-        require_safe(name, "visit name")
+        require_safe(name, _("visit name"))
         target = path.parent / name
         if target.exists():
-            raise TreeError(f"a visit named {name!r} already exists in {path.parent}")
+            raise TreeError(_("a visit named {name!r} already exists in {parent}").format(
+                              name=name, parent=path.parent))
         changes.append(("name", path.name, name))
     if not changes:
         return path

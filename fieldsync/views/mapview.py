@@ -19,6 +19,7 @@ from jinja2.utils import htmlsafe_json_dumps
 
 from fieldsync.base import geo
 from fieldsync.base.atomic import write_bytes
+from fieldsync.base.i18n import _
 from fieldsync.base.paths import planted_link
 from fieldsync.base.rendering import template_dirs
 from fieldsync.config import Maps, maps_settings
@@ -54,8 +55,8 @@ def install_assets(root: Path) -> Path:
     for source, rel in asset_sources():
         link = planted_link(root, f"{ASSETS_DIR}/{rel}")
         if link is not None:
-            raise TreeError(f"{Path(root) / link} is a symbolic link fieldsync did not make; the map "
-                            "files were not copied through it. Remove it and run fieldsync again")
+            raise TreeError(_("{link} is a symbolic link fieldsync did not make; the map files were not copied "
+                              "through it. Remove it and run fieldsync again").format(link=Path(root) / link))
         dest = target / rel
         if dest.is_file() and filecmp.cmp(source, dest, shallow=False):
             continue
@@ -77,7 +78,7 @@ def view(location: Mapping[str, Any] | None, *, maps: Maps | Mapping[str, Any] |
     if not isinstance(location, Mapping):
         return None
     try:
-        point = geo.validate(location.get("lat"), location.get("lon"), "location")
+        point = geo.validate(location.get("lat"), location.get("lon"), _("location"))
     except BadInput:
         return None
     if not isinstance(maps, Maps):
@@ -154,7 +155,7 @@ def from_last_fix(point: geo.Point, last_fix: Mapping[str, Any] | None) -> dict[
     if not isinstance(last_fix, Mapping):
         return None
     try:
-        me = geo.validate(last_fix.get("lat"), last_fix.get("lon"), "last fix")
+        me = geo.validate(last_fix.get("lat"), last_fix.get("lon"), _("last fix"))
     except BadInput:
         return None
     metres = geo.distance_m(*me, *point)
