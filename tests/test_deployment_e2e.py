@@ -21,7 +21,9 @@ import base64
 import dataclasses
 import io
 import os
+import re
 import secrets
+import shlex
 import shutil
 import socket
 import ssl
@@ -61,12 +63,52 @@ DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
 ADMIN, ADMIN_PASSWORD = "admin", "e2e-" + secrets.token_hex(8)
 
 
+GUIDE = DEPLOY.parent / "deployment.md"
+# Commands of the guide's blocks that cannot run here: no systemd as PID 1 (systemctl, journalctl),
+# apt-get (the test's packages are installed by ./run; the mirror may be unreachable). Each, at
+# the start of a line or after "&&", is replaced by an echo naming it, in the block's output.
+NOT_HERE = re.compile(r"(^|&& )((?:systemctl|journalctl|apt-get) [^&;#\n]*)")
+
+
+def renamed(text: str, renames: dict[str, str]) -> str:
+    """`text` with every key of `renames` replaced, in one pass (longest key first), so that a
+    path put in by one rename is never renamed again by another."""
+    if not renames:
+        return text
+    pattern = re.compile("|".join(re.escape(old) for old in sorted(renames, key=len, reverse=True)))
+    return pattern.sub(lambda match: renames[match.group(0)], text)
+
+
 def guide_text(name: str, **renames: str) -> str:
-    """A config file of the guide, with the guide's paths renamed to this test's (in order)."""
-    text = (DEPLOY / name).read_text(encoding="utf-8")
-    for old, new in renames.items():
-        text = text.replace(old, new)
-    return text
+    """A config file of the guide, with the guide's paths renamed to this test's."""
+    return renamed((DEPLOY / name).read_text(encoding="utf-8"), renames)
+
+
+def guide_block(marker: str) -> str:
+    """The one ```sh block of docs/deployment.md that holds `marker`, as written there."""
+    blocks = re.findall(r"^```sh\n(.*?)^```$", GUIDE.read_text("utf-8"), flags=re.S | re.M)
+    found = [block for block in blocks if marker in block]
+    assert len(found) == 1, f"{len(found)} blocks of {GUIDE.name} hold {marker!r}"
+    return found[0]
+
+
+def run_guide_block(marker: str, renames: dict[str, str], env: dict | None = None,
+                    cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run a block of the guide with `sh -eu`, literally but for `renames` (paths, port, names)
+    and the lines of NOT_HERE. Returns the finished process; fails on the first failing command."""
+    lines = []
+    for line in renamed(guide_block(marker), renames).splitlines():
+        if NOT_HERE.search(line):
+            assert not line.endswith("\\"), f"cannot leave out a continued line: {line}"
+            line = NOT_HERE.sub(lambda m: f"{m.group(1)}echo {shlex.quote('not run here: ' + m.group(2).strip())} ",
+                                line)
+        lines.append(line)
+    done = subprocess.run(["sh", "-eu", "-c", "\n".join(lines)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, env=env, cwd=cwd, check=False)
+    if done.returncode:
+        raise RuntimeError(f"the guide's block with {marker!r} exited with {done.returncode}:\n"
+                           + "\n".join(lines) + f"\n--- stdout:\n{done.stdout}\n--- stderr:\n{done.stderr}")
+    return done
 
 
 def run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -110,6 +152,26 @@ class Deployment:
     ssh_port: int = 0
     http_port: int = 0
     host_pub: str = ""
+    others: list[str] = dataclasses.field(default_factory=list)  # more accounts to remove
+
+    def renames(self) -> dict[str, str]:
+        """The guide's paths and names, as this test's deployment has them (used for every block
+        run and every file installed from docs/deploy/)."""
+        return {
+            "/opt/fieldsync/src/docs/deploy/": f"{DEPLOY}/",
+            "/opt/fieldsync/venv/bin/fieldsync": f"{sys.executable} -m fieldsync",
+            # This machine's Python lives under /root (0700): only root can run it.
+            "runuser -u fieldsync-index -- ": "",
+            "/usr/local/sbin/": f"{self.work}/sbin/",
+            "/etc/systemd/system/": f"{self.work}/systemd/",
+            "/srv/fieldsync": str(self.share),
+            " srv/fieldsync/": f" {str(self.share).lstrip('/')}/",  # a path inside a borg archive
+            "/backup/fieldsync": str(self.work / "backup"),
+            "/etc/fieldsync": str(self.work / "etc-fieldsync"),
+            "/var/tmp/": f"{self.work}/var-tmp/",
+            "/root/": f"{self.work}/root/",
+            "insp-zhangsan": self.accounts[0],
+        }
 
     @property
     def sftp_log(self) -> Path:
@@ -308,7 +370,7 @@ def deployment():
     finally:
         for process in processes:
             stop(process)
-        for account in d.accounts:
+        for account in d.accounts + d.others:
             subprocess.run(["userdel", account], capture_output=True, check=False)
         subprocess.run(["groupdel", d.group], capture_output=True, check=False)
         shutil.rmtree(share, ignore_errors=True)
@@ -568,42 +630,43 @@ def mirror_problems(d: Deployment, cfg: config_mod.Config, account: str) -> list
         cfg, server=dataclasses.replace(cfg.server, url=d.tree(account).as_uri())))
 
 
-def guide_script(*args, share: Path, backup: Path) -> None:
-    run(*args, env={**os.environ, "FIELDSYNC_SHARE": str(share), "FIELDSYNC_BACKUP": str(backup)})
+def install_the_guides_files(d: Deployment) -> None:
+    """Section 0's second block, run: the units to /etc/systemd/system and the scripts to
+    /usr/local/sbin (both in the work folder here); then, as for every file of docs/deploy/, the
+    guide's paths in their text renamed to this deployment's."""
+    for sub in ("sbin", "systemd", "var-tmp", "root"):  # there on any Debian machine
+        (d.work / sub).mkdir(mode=0o755, exist_ok=True)
+    run_guide_block("fieldsync-monthly-report /usr/local/sbin/", d.renames())
+    for installed in [*(d.work / "sbin").iterdir(), *(d.work / "systemd").iterdir()]:
+        installed.write_text(renamed(installed.read_text("utf-8"), d.renames()), encoding="utf-8")
+    assert sorted(p.name for p in (d.work / "sbin").iterdir()) == [
+        "fieldsync-backup-borg", "fieldsync-backup-rsync", "fieldsync-health", "fieldsync-monthly-report",
+        "fieldsync-restore-tablet"]
+    assert all(p.stat().st_mode & 0o777 == 0o755 for p in (d.work / "sbin").iterdir())
 
 
-def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deployment, invoke):
-    d = deployment
-    a, b = d.accounts
-    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
-            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
-    backup = d.work / "backup"
-    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
-    older = (backup / "latest").resolve()
-    assert not list(older.rglob("*.fieldsync-part")) and not (older / "tablets" / a / "dev").exists()
-
-    # The next day: each tablet adds a photo to its first visit (the manifest on the server
-    # changes) and files a new visit; the second snapshot shares every unchanged photo's disk.
+def next_day(d: Deployment, cfgs: dict[str, config_mod.Config]) -> None:
+    """Each tablet adds a photo to its first visit (its manifest on the server changes) and files
+    a new visit, and syncs."""
     for number, (account, cfg) in enumerate(cfgs.items(), start=5):
         first_visit = next(p.parent for p in cfg.root.rglob("manifest.json") if ".fieldsync" not in p.parts)
         file_photos(cfg, first_visit, "appearance", [make_jpeg(d.work / "camera" / f"late{number}.jpg", seed=number)])
         file_visit(d, cfg, "3300001234", "2026-11-26_0800", number)
         assert engine.sync_once(cfg).exit_code == 0
         assert mirror_problems(d, cfg, account) == []
-    time.sleep(1.1)  # snapshots are named to the second
-    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
-    newer = (backup / "latest").resolve()
-    assert newer != older
-    unchanged = next(p for p in (older / "tablets" / a / "fieldsync").rglob("IMG_0_0.jpg"))
-    assert unchanged.stat().st_ino == (newer / unchanged.relative_to(older)).stat().st_ino
 
-    # The disaster: the share is restored from the older snapshot, as the guide does it.
+
+def after_the_restore(d: Deployment, cfgs: dict[str, config_mod.Config], invoke, env: dict | None = None) -> None:
+    """What follows a restore of every tablet's tree from an older backup: the guide's "either
+    way" block per account (publish-master, verify of the restored tree, index --full), then each
+    tablet's recheck (sync --recheck-server) pushes what was lost, and nothing is missing."""
+    a = d.accounts[0]
     for account in d.accounts:
-        guide_script(DEPLOY / "fieldsync-restore-tablet", older, account, share=d.share, backup=backup)
         assert any("missing" in problem for problem in mirror_problems(d, cfgs[account], account))
+        done = run_guide_block("server index --tablets --full /srv/fieldsync",
+                               {**d.renames(), "insp-zhangsan": account}, env)
+        assert "installed in 2 tablet trees" in done.stdout, done.stdout
     assert engine.sync_once(cfgs[a]).lost == []  # an ordinary pass cannot know
-
-    # Each tablet's recheck (sync --recheck-server) pushes what was lost; nothing is missing.
     for account, cfg in cfgs.items():
         with engine.Engine(cfg) as eng:
             result = eng.run(recheck_server=True)
@@ -615,6 +678,122 @@ def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deploymen
         assert verified.exit_code == 0, verified.output
     rebuilt = build(d.share, tablets=True, full=True)
     assert rebuilt.customers == 2 and rebuilt.visits_scanned == 4, rebuilt.problems
+
+
+def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deployment, invoke):
+    """Section 7 with rsync, block by block: a snapshot by hand, a second one the next day sharing
+    every unchanged photo's disk, the restore of the older one, the "either way" block, the
+    tablets' recheck; then the monthly restore drill, which must catch a damaged snapshot."""
+    d = deployment
+    a, b = d.accounts
+    install_the_guides_files(d)
+    publish_master(d, invoke)
+    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
+            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
+    backup = d.work / "backup"
+    listed = run_guide_block("ls -l /backup/fieldsync/", d.renames())
+    older = (backup / "latest").resolve()
+    assert f"latest -> {older.name}" in listed.stdout
+    # The guide's example snapshot name is one the script makes.
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d{6}", name) for name in (older.name, "2026-11-30T020000"))
+    assert not list(older.rglob("*.fieldsync-part")) and not (older / "tablets" / a / "dev").exists()
+    assert not (older / "tablets" / a / "fieldsync" / masterdata.REMOTE_DIR).exists()
+
+    next_day(d, cfgs)
+    time.sleep(1.1)  # snapshots are named to the second
+    run(d.work / "sbin" / "fieldsync-backup-rsync")  # what the timer runs
+    newer = (backup / "latest").resolve()
+    assert newer != older
+    unchanged = next(p for p in (older / "tablets" / a / "fieldsync").rglob("IMG_0_0.jpg"))
+    assert unchanged.stat().st_ino == (newer / unchanged.relative_to(older)).stat().st_ino
+
+    # The disaster: every tree restored from the older snapshot, as the guide does it.
+    for account in d.accounts:
+        run_guide_block("fieldsync-restore-tablet /backup/fieldsync/2026-11-30T020000",
+                        {**d.renames(), "/backup/fieldsync/2026-11-30T020000": str(older), "insp-zhangsan": account})
+    after_the_restore(d, cfgs, invoke)
+
+    # The restore drill over the latest snapshot: clean, then with one photo in it damaged.
+    # (No syslog socket here: the alert goes to stderr instead of through logger.)
+    drill = {**d.renames(), "logger -p daemon.err -t fieldsync-alert": "echo >&2 fieldsync-alert:"}
+    assert "does not verify" not in run_guide_block("fieldsync-drill", drill).stderr
+    damaged = next((newer / "tablets" / b / "fieldsync").rglob("IMG_*.jpg"))
+    damaged.unlink()  # a new file, not the one the older snapshot shares
+    damaged.write_bytes(b"not the photo the manifest lists")
+    alerts = run_guide_block("fieldsync-drill", drill).stderr
+    assert f"tablets/{b}/fieldsync does not verify" in alerts and f"tablets/{a}/" not in alerts, alerts
+
+
+def borg_env(d: Deployment) -> dict:
+    """borg keeps its cache and what it knows of each repository in the home of whoever runs it
+    (root's): here, in the work folder."""
+    return {**os.environ, "BORG_BASE_DIR": str(d.work / "borg-base")}
+
+
+def borg_archives(d: Deployment) -> list[str]:
+    script = """. "$1" && export BORG_REPO BORG_PASSCOMMAND BORG_RSH && borg list --short --glob-archives '{hostname}-*'"""
+    return run("sh", "-euc", script, "sh", d.work / "etc-fieldsync" / "borg.env", env=borg_env(d)).stdout.split()
+
+
+def test_borg_backups_and_a_restore_as_the_guide_writes_them(deployment, invoke):
+    """Section 7 with borg, block by block: the backup's SSH key, the vault's account whose key may
+    only run `borg serve` on one repository (the loopback sshd plays the vault), borg init with the
+    guide's encryption, the key export, the backup script, the unit switched to borg; then a second
+    archive the next day, the restore of the older archive by a name the naming scheme makes, the
+    "either way" block and the tablets' recheck."""
+    require_real_part(shutil.which("borg") is not None, "borg (Debian borgbackup)")
+    d = deployment
+    a, b = d.accounts
+    install_the_guides_files(d)
+    publish_master(d, invoke)
+    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
+            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
+    vault = f"fsv{d.group[3:]}"
+    d.others.append(vault)
+    names = {**d.renames(), "/srv/borg-fieldsync": str(d.work / "vault"), "borg-fieldsync": vault,
+             "borg-fieldsync@vault.example": f"{vault}@127.0.0.1:{d.ssh_port}",
+             "ssh-keyscan -t ed25519 vault.example": f"ssh-keyscan -t ed25519 -p {d.ssh_port} 127.0.0.1"}
+    env = borg_env(d)
+    etc = d.work / "etc-fieldsync"
+
+    key = run_guide_block("ssh-keygen -t ed25519 -N '' -C \"fieldsync borg", names, env)
+    pub = (etc / "borg_ed25519.pub").read_text().strip()
+    assert pub in key.stdout
+    run_guide_block("borg serve --restrict-to-path", {**names, "ssh-ed25519 AAAA… fieldsync borg files": pub}, env)
+    run_guide_block("borg init --encryption=repokey-blake2", names, env)
+    assert (d.work / "root" / "fieldsync-borg-key.txt").read_text().startswith("BORG_KEY ")
+    assert (d.work / "vault" / "repo" / "config").is_file()  # the repository is on the vault
+    (older,) = borg_archives(d)
+    hostname = socket.gethostname().split(".")[0]
+    # The guide's example archive name is one the script makes (on a machine called "files").
+    assert re.fullmatch(rf"{re.escape(hostname)}-\d{{4}}-\d\d-\d\dT\d{{6}}", older), older
+    assert re.fullmatch(r"files-\d{4}-\d\d-\d\dT\d{6}", "files-2026-11-30T020000")
+    unit = (d.work / "systemd" / "fieldsync-backup.service").read_text()
+    assert f"\nExecStart={d.work}/sbin/fieldsync-backup-borg\n" in unit, unit
+    assert f"\nRequiresMountsFor={d.share}\n" in unit, unit
+    # The vault's restriction holds: that key runs no shell command, nor borg on another path.
+    ssh = ["ssh", "-i", str(etc / "borg_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+           "-o", f"UserKnownHostsFile={etc / 'borg_known_hosts'}", "-p", str(d.ssh_port), f"{vault}@127.0.0.1"]
+    shell = subprocess.run([*ssh, "cat /etc/passwd"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           check=False, timeout=60)
+    assert "root:" not in shell.stdout
+    elsewhere = subprocess.run(["sh", "-euc", '. "$1" && export BORG_PASSCOMMAND BORG_RSH && borg list "$2"', "sh",
+                                etc / "borg.env", f"ssh://{vault}@127.0.0.1:{d.ssh_port}/./other"],
+                               capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False)
+    assert elsewhere.returncode != 0
+
+    next_day(d, cfgs)
+    time.sleep(1.1)  # archives are named to the second
+    run(d.work / "sbin" / "fieldsync-backup-borg", env=env)  # what the timer runs
+    archives = borg_archives(d)
+    assert len(archives) == 2 and older in archives, archives  # today's first archive is kept
+
+    # The disaster: every tree restored from the older archive, as the guide does it.
+    for account in d.accounts:
+        run_guide_block("borg extract ::files-2026-11-30T020000",
+                        {**names, "files-2026-11-30T020000": older, "insp-zhangsan": account}, env)
+        assert not (d.work / "var-tmp" / "fieldsync-restore").exists()
+    after_the_restore(d, cfgs, invoke, env)
 
 
 def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
