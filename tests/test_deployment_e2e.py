@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import grp
 import io
 import os
 import re
@@ -60,7 +61,7 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
-ADMIN, ADMIN_PASSWORD = "admin", "e2e-" + secrets.token_hex(8)
+ADMIN, ADMIN_PASSWORD = "admin-li", "e2e-" + secrets.token_hex(8)
 
 
 GUIDE = DEPLOY.parent / "deployment.md"
@@ -93,21 +94,27 @@ def guide_block(marker: str) -> str:
 
 
 def run_guide_block(marker: str, renames: dict[str, str], env: dict | None = None,
-                    cwd: Path | None = None) -> subprocess.CompletedProcess:
-    """Run a block of the guide with `sh -eu`, literally but for `renames` (paths, port, names)
-    and the lines of NOT_HERE. Returns the finished process; fails on the first failing command."""
+                    stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run the block of the guide that holds `marker` (see run_guide_text)."""
+    return run_guide_text(guide_block(marker), renames, env, stdin, f"the guide's block with {marker!r}")
+
+
+def run_guide_text(text: str, renames: dict[str, str], env: dict | None = None, stdin: str | None = None,
+                   what: str = "the guide's commands") -> subprocess.CompletedProcess:
+    """Run commands of the guide with `sh -eu`, literally but for `renames` (paths, port, names)
+    and the commands of NOT_HERE. Returns the finished process; fails on the first failing command."""
     lines = []
-    for line in renamed(guide_block(marker), renames).splitlines():
+    for line in renamed(text, renames).splitlines():
         if NOT_HERE.search(line):
             assert not line.endswith("\\"), f"cannot leave out a continued line: {line}"
             line = NOT_HERE.sub(lambda m: f"{m.group(1)}echo {shlex.quote('not run here: ' + m.group(2).strip())} ",
                                 line)
         lines.append(line)
-    done = subprocess.run(["sh", "-eu", "-c", "\n".join(lines)], capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, env=env, cwd=cwd, check=False)
+    done = subprocess.run(["sh", "-eu", "-c", "\n".join(lines)], capture_output=True, text=True, env=env,
+                          check=False, **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}))
     if done.returncode:
-        raise RuntimeError(f"the guide's block with {marker!r} exited with {done.returncode}:\n"
-                           + "\n".join(lines) + f"\n--- stdout:\n{done.stdout}\n--- stderr:\n{done.stderr}")
+        raise RuntimeError(f"{what} exited with {done.returncode}:\n" + "\n".join(lines)
+                           + f"\n--- stdout:\n{done.stdout}\n--- stderr:\n{done.stderr}")
     return done
 
 
@@ -277,18 +284,33 @@ def as_logged(path: str) -> str:
 
 
 def start_sshd(d: Deployment) -> subprocess.Popen:
+    """The guide's section 2, first block, run on a copy of Debian's own /etc/ssh/sshd_config: as
+    installed, it and the guide's drop-in fail `sshd -t` (two "Subsystem sftp"); after the block's
+    sed, they pass. This test's own settings (port, host key, no PAM) come in a drop-in read first."""
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     d.ssh_port = free_port()
     host_key = d.work / "ssh_host_ed25519_key"
     d.host_pub = keygen(host_key)
-    config = d.work / "sshd_config"
-    config.write_text("\n".join([
+    etc = d.work / "etc-ssh"
+    (etc / "sshd_config.d").mkdir(parents=True)
+    renames = {**d.renames(), "/etc/ssh/sshd_config.d": str(etc / "sshd_config.d"),
+               "/etc/ssh/sshd_config": str(etc / "sshd_config"), "/etc/ssh/fieldsync-keys": str(d.work / "keys"),
+               "fieldsync-tablets": d.group}
+    config = etc / "sshd_config"
+    config.write_text(renamed(Path("/etc/ssh/sshd_config").read_text(), renames))
+    (etc / "sshd_config.d" / "00-e2e-test.conf").write_text("\n".join([
         f"Port {d.ssh_port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-        f"PidFile {d.work / 'sshd.pid'}", "UsePAM no", "PermitRootLogin no", "LogLevel VERBOSE", "",
-    ]) + guide_text("sshd_config-fieldsync.conf", **{
-        "/srv/fieldsync": str(d.share), "/etc/ssh/fieldsync-keys": str(d.work / "keys"),
-        "fieldsync-tablets": d.group}))
-    run(SSHD, "-t", "-f", config)  # the guide's block passes sshd's own check
+        f"PidFile {d.work / 'sshd.pid'}", "UsePAM no", "PermitRootLogin no", "LogLevel VERBOSE", ""]))
+    drop_in = d.work / "sshd_config-fieldsync.conf"  # the file of docs/deploy/, paths and group renamed
+    drop_in.write_text(guide_text("sshd_config-fieldsync.conf", **renames))
+    shutil.copy(drop_in, etc / "sshd_config.d" / "fieldsync.conf")
+    added = subprocess.run([SSHD, "-t", "-f", config], capture_output=True, text=True, check=False)
+    assert added.returncode != 0 and "already defined" in added.stderr, added.stderr  # why the guide replaces it
+    (etc / "sshd_config.d" / "fieldsync.conf").unlink()
+    renames.update({"/opt/fieldsync/src/docs/deploy/sshd_config-fieldsync.conf": str(drop_in),
+                    "sshd -t &&": f"{SSHD} -t -f {config} &&"})
+    run_guide_block("sed -i 's/^Subsystem[[:space:]]", renames)
+    assert "\n#Subsystem" in config.read_text()
     log = d.work / "sshd.log"
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config), "-E", str(log)],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -297,46 +319,43 @@ def start_sshd(d: Deployment) -> subprocess.Popen:
 
 
 def start_nginx(d: Deployment) -> subprocess.Popen:
-    """The guide's section 4: a certificate, an htpasswd readable by nginx only, the server block."""
-    tls = d.work / "tls"
-    tls.mkdir()
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-        "-keyout", tls / "privkey.pem", "-out", tls / "fullchain.pem")
-    hashed = run("openssl", "passwd", "-apr1", ADMIN_PASSWORD).stdout.strip()
-    htpasswd = d.work / "fieldsync.htpasswd"
-    htpasswd.write_text(f"{ADMIN}:{hashed}\n")
-    shutil.chown(htpasswd, "root", "www-data")
-    htpasswd.chmod(0o640)
+    """The guide's section 4, its blocks run: the self-signed certificate (the fallback without a
+    CA), the admins' bcrypt password file readable by nginx only, the server block installed in a
+    copy of Debian's own /etc/nginx with the default site removed, `nginx -t`; then that nginx
+    serves. Renamed: paths, the port; `htpasswd -i` reads the password from stdin (no terminal)."""
+    etc = d.work / "etc-nginx"
+    shutil.copytree("/etc/nginx", etc, symlinks=True)
     d.http_port = free_port()
-    server_block = guide_text("nginx-fieldsync.conf", **{
-        "/srv/fieldsync": str(d.share), "listen 443 ssl;": f"listen 127.0.0.1:{d.http_port} ssl;",
-        "/etc/ssl/fieldsync/fullchain.pem": str(tls / "fullchain.pem"),
-        "/etc/ssl/fieldsync/privkey.pem": str(tls / "privkey.pem"),
-        "/etc/nginx/fieldsync.htpasswd": str(htpasswd)})
-    temp = d.work / "nginx-temp"
-    temp.mkdir()
-    config = d.work / "nginx.conf"
-    config.write_text(f"""
-user www-data;
-worker_processes 1;
-pid {d.work / 'nginx.pid'};
-error_log {d.work / 'nginx-error.log'};
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {d.work / 'nginx-access.log'};
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-{server_block}
-}}
-""")
-    run(NGINX, "-t", "-e", d.work / "nginx-test.log", "-c", config)
-    log = d.work / "nginx-error.log"
-    process = subprocess.Popen([NGINX, "-e", str(log), "-c", str(config), "-g", "daemon off;"],
+    renames = {**d.renames(), "/etc/nginx": str(etc), "/etc/ssl/fieldsync": str(d.work / "tls"),
+               "/run/nginx.pid": str(d.work / "nginx.pid"), "/var/log/nginx/": f"{d.work}/",
+               "listen 443 ssl;": f"listen 127.0.0.1:{d.http_port} ssl;"}
+    (etc / "nginx.conf").write_text(renamed((etc / "nginx.conf").read_text(), renames))
+    site = d.work / "nginx-fieldsync.conf"  # the file of docs/deploy/, paths and port renamed
+    site.write_text(guide_text("nginx-fieldsync.conf", **renames))
+    renames.update({"/opt/fieldsync/src/docs/deploy/nginx-fieldsync.conf": str(site),
+                    "htpasswd -c -B": "htpasswd -i -c -B",
+                    "nginx -t &&": f"{NGINX} -e {d.work / 'nginx-test.log'} -t -c {etc / 'nginx.conf'} &&"})
+    run_guide_block("-keyout /etc/ssl/fieldsync/privkey.pem", renames)
+    tls = d.work / "tls"
+    assert (tls / "privkey.pem").stat().st_mode & 0o777 == 0o600
+    # certbot needs the network and public DNS: not run here. Its deploy hook is, on a lineage
+    # folder as certbot leaves it (here: holding the pair just made), and must install the pair.
+    hook = re.search(r"--deploy-hook '([^']*)'", guide_block("certbot certonly")).group(1)
+    lineage = d.work / "letsencrypt-live"
+    lineage.mkdir()
+    for name in ("fullchain.pem", "privkey.pem"):
+        (tls / name).rename(lineage / name)
+    run_guide_text(hook, renames, {**os.environ, "RENEWED_LINEAGE": str(lineage)}, what="certbot's deploy hook")
+    assert [(tls / name).read_bytes() == (lineage / name).read_bytes() for name in ("fullchain.pem", "privkey.pem")] \
+        == [True, True]
+    assert [(tls / name).stat().st_mode & 0o777 for name in ("fullchain.pem", "privkey.pem")] == [0o644, 0o600]
+    assert "syntax is ok" in run_guide_block("htpasswd -c -B", renames, stdin=ADMIN_PASSWORD + "\n").stderr
+    htpasswd = etc / "fieldsync.htpasswd"
+    assert htpasswd.read_text().startswith(f"{ADMIN}:$2y$")  # bcrypt
+    assert htpasswd.stat().st_mode & 0o777 == 0o640 and htpasswd.stat().st_gid == grp.getgrnam("www-data").gr_gid
+    assert sorted(os.listdir(etc / "sites-enabled")) == ["fieldsync"]
+    log = d.work / "error.log"  # where Debian's nginx.conf writes it, renamed
+    process = subprocess.Popen([NGINX, "-e", str(log), "-c", str(etc / "nginx.conf"), "-g", "daemon off;"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(d.http_port, process, log, "nginx")
     return process
