@@ -664,6 +664,15 @@ def install_the_guides_files(d: Deployment) -> None:
     assert all(p.stat().st_mode & 0o777 == 0o755 for p in (d.work / "sbin").iterdir())
 
 
+def verify_installed_units(d: Deployment) -> None:
+    """systemd-analyze verify (no PID 1 needed) of the units as section 0 installed them: here
+    every command they run exists (the scripts, this machine's Python), so nothing may be said."""
+    names = [p.name.replace("@.", f"@{d.accounts[0]}.") for p in sorted((d.work / "systemd").iterdir())]
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=d.work / "systemd",
+                          capture_output=True, text=True, check=False, env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"})
+    assert (done.returncode, done.stdout + done.stderr) == (0, ""), done.stdout + done.stderr
+
+
 def next_day(d: Deployment, cfgs: dict[str, config_mod.Config]) -> None:
     """Each tablet adds a photo to its first visit (its manifest on the server changes) and files
     a new visit, and syncs."""
@@ -790,6 +799,7 @@ def test_borg_backups_and_a_restore_as_the_guide_writes_them(deployment, invoke)
     unit = (d.work / "systemd" / "fieldsync-backup.service").read_text()
     assert f"\nExecStart={d.work}/sbin/fieldsync-backup-borg\n" in unit, unit
     assert f"\nRequiresMountsFor={d.share}\n" in unit, unit
+    verify_installed_units(d)  # the backup unit as the sed left it, and all the others
     # The vault's restriction holds: that key runs no shell command, nor borg on another path.
     ssh = ["ssh", "-i", str(etc / "borg_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
            "-o", f"UserKnownHostsFile={etc / 'borg_known_hosts'}", "-p", str(d.ssh_port), f"{vault}@127.0.0.1"]
@@ -815,6 +825,13 @@ def test_borg_backups_and_a_restore_as_the_guide_writes_them(deployment, invoke)
     after_the_restore(d, cfgs, invoke, env)
 
 
+def enabled_by_the_guide() -> list[str]:
+    """The fieldsync units the guide's blocks enable (add_tablet's instance for insp-zhangsan)."""
+    blocks = re.findall(r"^```sh\n(.*?)^```$", GUIDE.read_text("utf-8"), flags=re.S | re.M)
+    found = re.findall(r"systemctl enable --now \"?(fieldsync[^\s\"]*)", "\n".join(blocks))
+    return sorted({name.replace("$1", "insp-zhangsan") for name in found})
+
+
 def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
     """The systemd units, shell scripts and nftables snippet of docs/deploy/ pass their tools' own
     checks (systemd-analyze verify, sh -n, nft -c), and the health script raises its alarms."""
@@ -832,6 +849,21 @@ def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
     complaints = [line for line in (done.stdout + done.stderr).splitlines()
                   if line.strip() and "is not executable: No such file or directory" not in line]
     assert complaints == []
+    # ...and the check does look (no PID 1 here, which systemd-analyze verify does not need).
+    (units / "typo.service").write_text("[Service]\nType=oneshot\nExecStart=/bin/true\nUMsk=0022\n")
+    typo = subprocess.run(["systemd-analyze", "verify", "--man=no", "typo.service"], cwd=units, capture_output=True,
+                          text=True, check=False)
+    assert "Unknown key 'UMsk'" in typo.stdout + typo.stderr
+    (units / "typo.service").unlink()
+    # Every timer of docs/deploy/ is enabled by a block of the guide, and each of those
+    # "systemctl enable" lines works on the files (run offline, into a scratch root).
+    enabled = enabled_by_the_guide()
+    assert sorted(enabled) == sorted(name for name in names if name.endswith(".timer")), enabled
+    root = tmp_path / "root"
+    shutil.copytree(units, root / "etc" / "systemd" / "system")
+    run("systemctl", f"--root={root}", "enable", *enabled)
+    wants = root / "etc" / "systemd" / "system" / "timers.target.wants"
+    assert sorted(p.name for p in wants.iterdir()) == sorted(enabled)
     for script in DEPLOY.iterdir():
         if script.read_text("utf-8").startswith("#!/bin/sh"):
             assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
