@@ -22,6 +22,7 @@ import dataclasses
 import grp
 import io
 import os
+import pwd
 import re
 import secrets
 import shlex
@@ -48,7 +49,6 @@ from fieldsync.masterdata.catalog import IndexedStore
 from fieldsync.server import build
 from fieldsync.server.site import SITE, THUMBS
 from fieldsync.sync import engine
-from fieldsync.transport import open_transport
 from fieldsync.tree.folders import init_root
 from tests.conftest import SAMPLE_CSV, require_real_part
 from tests.fixtures import syncing
@@ -68,7 +68,7 @@ GUIDE = DEPLOY.parent / "deployment.md"
 # Commands of the guide's blocks that cannot run here: no systemd as PID 1 (systemctl, journalctl),
 # apt-get (the test's packages are installed by ./run; the mirror may be unreachable). Each, at
 # the start of a line or after "&&", is replaced by an echo naming it, in the block's output.
-NOT_HERE = re.compile(r"(^|&& )((?:systemctl|journalctl|apt-get) [^&;#\n]*)")
+NOT_HERE = re.compile(r"(^\s*|&& )((?:systemctl|journalctl|apt-get) [^&;#\n]*)")
 
 
 def renamed(text: str, renames: dict[str, str]) -> str:
@@ -175,6 +175,7 @@ class Deployment:
             " srv/fieldsync/": f" {str(self.share).lstrip('/')}/",  # a path inside a borg archive
             "/backup/fieldsync": str(self.work / "backup"),
             "/etc/fieldsync": str(self.work / "etc-fieldsync"),
+            "/etc/ssh/fieldsync-keys": str(self.work / "keys"),
             "/var/tmp/": f"{self.work}/var-tmp/",
             "/root/": f"{self.work}/root/",
             "insp-zhangsan": self.accounts[0],
@@ -225,39 +226,58 @@ class Deployment:
             return exc.code, exc.headers, exc.read()
 
 
-def provision_accounts(d: Deployment) -> None:
-    """The guide's section 1 and 2: group, accounts, root-owned chroots, tablet-owned trees, keys."""
-    run("groupadd", d.group)
+def provision(d: Deployment) -> None:
+    """Sections 1, 5 (the back office's first publish), 2 (the rsyslog files) and add_tablet for
+    each tablet, their blocks run as the guide writes them. Renamed besides the paths: the group
+    and the service accounts get this run's names; rsyslogd -N1 checks the guide's file inside a
+    copy of Debian's own rsyslog.conf; setquota is left out (no quotas on this filesystem)."""
+    tag = d.group[3:]
+    d.others += [f"fsi{tag}", f"fso{tag}"]
+    names = {**d.renames(), "fieldsync-tablets": d.group, "fieldsync-index": f"fsi{tag}",
+             "fieldsync-office": f"fso{tag}", "/var/lib/fieldsync-office": str(d.work / "office"),
+             "runuser -u fieldsync-office -- ": "", "/path/to/customers.csv": str(d.work / "customers.csv")}
+    run_guide_block("groupadd --system fieldsync-tablets", names)
+    assert (d.share / ".fieldsync").stat().st_uid == pwd.getpwnam(f"fsi{tag}").pw_uid
+
+    (d.work / "customers.csv").write_text(SAMPLE_CSV, encoding="utf-8")
+    office = run_guide_block("--inspector office --device office", names)
+    assert "installed in 0 tablet trees" in office.stdout, office.stdout
+
+    etc = d.work / "etc-rsyslog"
+    (etc / "rsyslog.d").mkdir(parents=True)
+    (etc / "rsyslog.conf").write_text(Path("/etc/rsyslog.conf").read_text().replace("/etc/rsyslog.d/", f"{etc}/rsyslog.d/"))
+    logs = {**names, "/var/log/fieldsync/sftp.log": str(d.sftp_log), "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets")}
+    for name in ("rsyslog-fieldsync.conf", "rsyslog-fieldsync-tablet.conf"):  # the files of docs/deploy/, renamed
+        (d.work / name).write_text(guide_text(name, **logs))
+        names[f"/opt/fieldsync/src/docs/deploy/{name}"] = str(d.work / name)
+    names.update({
+        "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets"),
+        "/etc/rsyslog.d/fieldsync.conf": str(etc / "rsyslog.d" / "fieldsync.conf"),
+        "/etc/logrotate.d/fieldsync-sftp": str(d.work / "logrotate-fieldsync-sftp"),
+        "rsyslogd -N1 &&": f"{RSYSLOGD} -N1 -f {etc / 'rsyslog.conf'} &&",
+        "setquota -u": "echo not run here, no quotas on this filesystem: setquota -u",
+        "add_tablet insp-zhangsan ./keys/zhangsan-tablet07.pub": "\n".join(
+            f"add_tablet {account} {d.work / 'client-keys' / account}.pub" for account in d.accounts)})
+    run_guide_block("rsyslogd -N1", names)
     for account in d.accounts:
-        run("useradd", "--no-create-home", "--home-dir", "/", "--shell", "/usr/sbin/nologin",
-            "--gid", d.group, account)
-        # useradd leaves the password field "!" (locked), which sshd without PAM refuses outright.
-        run("usermod", "-p", "*", account)
-        chroot = d.share / "tablets" / account
-        chroot.mkdir(mode=0o755)
-        d.tree(account).mkdir(mode=0o755)
-        shutil.chown(d.tree(account), account, d.group)
-        pub = keygen(d.key(account))
-        (d.work / "keys" / account).write_text(pub + "\n")
-        (d.work / "keys" / account).chmod(0o644)
+        keygen(d.key(account))
+    added = run_guide_block("add_tablet() {", names)
+    assert "installed in 2 tablet trees" in added.stdout, added.stdout
+    for account in d.accounts:
+        chroot, tree = d.share / "tablets" / account, d.tree(account)
+        assert (chroot.stat().st_uid, chroot.stat().st_mode & 0o777) == (0, 0o755)
+        assert (tree.stat().st_uid, tree.stat().st_mode & 0o777) == (pwd.getpwnam(account).pw_uid, 0o755)
+        assert pwd.getpwnam(account).pw_shell == "/usr/sbin/nologin"
+        assert (d.work / "keys" / account).read_text() == Path(f"{d.key(account)}.pub").read_text()
 
 
 def start_rsyslog(d: Deployment) -> subprocess.Popen:
-    """The guide's section 2: a log socket in every chroot, each line filed under its account.
-
-    The guide's files go to /etc/rsyslog.d/, read by Debian's rsyslog.conf (which loads imuxsock);
-    this rsyslogd reads only them, and leaves the host's /dev/log alone."""
-    tablets = d.work / "rsyslog-tablets"
-    tablets.mkdir()
-    renames = {"/srv/fieldsync": str(d.share), "/var/log/fieldsync/sftp.log": str(d.sftp_log),
-               "/etc/rsyslog.d/fieldsync-tablets": str(tablets)}
-    for account in d.accounts:  # what add_tablet does with sed
-        (tablets / f"{account}.conf").write_text(
-            guide_text("rsyslog-fieldsync-tablet.conf", **renames).replace("ACCOUNT", account))
+    """The guide's rsyslog files as section 2 and add_tablet installed them: a log socket in every
+    chroot, each line filed under its account. Debian's rsyslog.conf would load imuxsock and take
+    the host's /dev/log; this rsyslogd reads only the guide's files and leaves /dev/log alone."""
     config = d.work / "rsyslog.conf"
     config.write_text('module(load="imuxsock" SysSock.Use="off")\n'
-                      + guide_text("rsyslog-fieldsync.conf", **renames))
-    run(RSYSLOGD, "-N1", "-f", config)  # the guide's files pass rsyslog's own check
+                      + (d.work / "etc-rsyslog" / "rsyslog.d" / "fieldsync.conf").read_text())
     process = subprocess.Popen([RSYSLOGD, "-n", "-f", str(config), "-i", str(d.work / "rsyslogd.pid")],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -377,11 +397,10 @@ def deployment():
     processes: list[subprocess.Popen] = []
     try:
         share.chmod(0o755)
-        (share / "tablets").mkdir(mode=0o755)
         work.mkdir(mode=0o755)
         for sub in ("keys", "client-keys"):
             (work / sub).mkdir(mode=0o755)
-        provision_accounts(d)
+        provision(d)
         processes.append(start_rsyslog(d))
         processes.append(start_sshd(d))
         processes.append(start_nginx(d))
@@ -424,20 +443,8 @@ def file_visit(d: Deployment, cfg: config_mod.Config, customer: str, name: str, 
 
 
 def publish_master(d: Deployment, invoke) -> bytes:
-    """The guide's section 5: the back office publishes into SHARE/master, root installs it in
-    every tablet's tree. Returns the published customers file."""
-    office = d.work / "office"
-    url = (d.share / masterdata.SHARE_MASTER).as_uri()
-    (d.share / masterdata.SHARE_MASTER).mkdir(exist_ok=True)
-    cfg = config_mod.load(init_root(office, config_mod.render_default(office, "office", "office", url)))
-    csv_path = d.work / "customers.csv"
-    csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
-    IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
-    transport = open_transport(cfg)
-    try:
-        masterdata.publish(cfg.state_dir, transport)
-    finally:
-        transport.close()
+    """Root's step of section 5 again (the back office published in the fixture, add_tablet
+    installed it in each tree): every tree gets the published data. Returns the customers file."""
     result = invoke("server", "publish-master", d.share)
     assert result.exit_code == 0, result.output
     assert f"installed in {len(d.accounts)} tablet trees" in result.output
