@@ -537,6 +537,15 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         # The chroot: its tree and the log socket, nothing of B, the pages or the share.
         assert sorted(sftp.listdir("/")) == ["dev", "fieldsync"]
         assert refused(lambda: sftp.remove("/dev/log")) and refused(lambda: sftp.open("/dev/x", "w").write(b"x"))
+        # Its own files: 0644 and folders 0755 whatever it asks, and it cannot change a mode later.
+        for path in d.tree(a).rglob("*"):
+            if path.stat().st_uid != 0:
+                assert path.stat().st_mode & 0o7777 == (0o755 if path.is_dir() else 0o644), path
+        with sftp.open("/fieldsync/asked-0666.txt", "w") as handle:
+            handle.write(b"x")
+        assert refused(lambda: sftp.chmod("/fieldsync/asked-0666.txt", 0o666))
+        assert (d.tree(a) / "asked-0666.txt").stat().st_mode & 0o777 == 0o644
+        sftp.remove("/fieldsync/asked-0666.txt")
         own = next(p for p in d.tree(a).rglob("*.jpg")).relative_to(d.tree(a)).as_posix()
         for target in before:
             rel = target.relative_to(d.share).as_posix()  # tablets/B/fieldsync/...
