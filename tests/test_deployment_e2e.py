@@ -555,11 +555,17 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         assert f"tablets/{account}/fieldsync: " in checked.stdout, checked.stdout
         assert "verified: every photo matches its manifest" in checked.stdout, checked.stdout
     verify_without_a_usable_home(d, d.tree(a))
+    index_uid = pwd.getpwnam(f"fsi{d.group[3:]}").pw_uid
     indexed = run_guide_block(
         "runuser -u fieldsync-index -- /opt/fieldsync/venv/bin/fieldsync server index --tablets /srv/fieldsync\n",
         d.renames())
     assert "3 of 3 visits changed" in indexed.stdout, indexed.stdout
-    index_uid = pwd.getpwnam(f"fsi{d.group[3:]}").pw_uid
+    # Section 5's report by hand, as the index account (into a folder it may write).
+    reports = d.work / "reports"
+    reports.mkdir()
+    shutil.chown(reports, index_uid)
+    run_guide_block("--format xlsx --out /tmp/2026-11.xlsx", {**d.renames(), "/tmp/2026-11.xlsx": f"{reports}/r.xlsx"})
+    assert (reports / "r.xlsx").read_bytes()[:2] == b"PK"  # an XLSX is a zip
     site = [p for p in (d.share / ".fieldsync").rglob("*") if p.relative_to(d.share).as_posix().startswith((SITE, THUMBS))]
     assert site and all(p.stat().st_uid == index_uid for p in site)  # written by the index account
     assert all(p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644) for p in site)  # read by all
