@@ -527,6 +527,10 @@ def check_sftp_log(d: Deployment, own: str) -> None:
     assert upload in (d.sftp_log.parent / "sftp.log.1").read_text("utf-8")
     d.sftp(b)[0].close()
     assert any(line.split()[1] == b and "session opened" in line for line in sftp_log_lines(d, "session opened"))
+    # Section 2's "which account wrote this file", run: the guide's example folder is A's visit.
+    found = run_guide_block("zgrep -hF", {**d.renames(), "/var/log/fieldsync/sftp.log": str(d.sftp_log)}).stdout
+    assert any(line.split()[1:4:2] == [a, "open"] and "WRITE" in line for line in found.splitlines()), found
+    assert f"{a}\n" in found and f" {b}\n" not in found  # the refusals per account: A's only
 
 
 def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
