@@ -700,6 +700,26 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         assert "sandbox" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
 
+    # Section 9: B revoked (its next pass is refused, and says so), then offboarded as the guide
+    # does it: tree verified and archived, account, chroot and log socket gone, site updated.
+    run_guide_block("pkill -u insp-zhangsan || true", {**d.renames(), "insp-zhangsan": b})
+    revoked = engine.sync_once(cfg_b)
+    assert revoked.exit_code == 2 and revoked.refused_key, revoked
+    index_account = f"fsi{d.group[3:]}"
+    run("chown", "-R", f"{index_account}:{index_account}", d.share / ".fieldsync")  # this test's builds ran as root
+    off = run_guide_block("offboard_tablet() {", {**d.renames(), "insp-zhangsan": b,
+                                            "/backup/offboarded": str(d.work / "offboarded"),
+                                            "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets")})
+    (archive,) = (d.work / "offboarded").glob(f"{b}-*.tar.gz")
+    archived = run("tar", "-tzf", archive).stdout.splitlines()
+    assert sum(name.endswith(".jpg") and "/.fieldsync/" not in name for name in archived) == len(b_photos)
+    assert not (d.share / "tablets" / b).exists() and not (d.work / "rsyslog-tablets" / f"{b}.conf").exists()
+    assert b not in {entry.pw_name for entry in pwd.getpwall()}
+    mention = [p.relative_to(d.share).as_posix() for p in (d.share / SITE).rglob("*.html")
+               if f"tablets/{b}/" in p.read_text("utf-8")]
+    assert mention == [] and any(f"tablets/{a}/" in p.read_text("utf-8") for p in (d.share / SITE).rglob("*.html"))
+    assert re.search(r", [1-9][0-9]* removed", off.stdout), off.stdout
+
 
 def mirror_problems(d: Deployment, cfg: config_mod.Config, account: str) -> list[str]:
     """What of the tablet's tree its account's tree on the share lacks (tests.fixtures.syncing's

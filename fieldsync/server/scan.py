@@ -108,8 +108,10 @@ class CustomerScan:
 
 
 def _stat(path: str) -> os.stat_result | None:
+    # lstat: a link a tablet planted is stamped as the link, never through it (its target may be
+    # a file the index account cannot even stat).
     try:
-        return os.stat(path)
+        return os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
@@ -133,11 +135,13 @@ def _digest(paths: list[str], folders: list[str]) -> str:
             names = ["-"]
         digest.update("\0".join(names).encode() + b"\1")
     for path in paths:
-        try:
-            with open(path, "rb") as handle:
+        try:  # O_NOFOLLOW: visit.yaml -> /etc/shadow is never read, by root nor by the index account
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
                 digest.update(handle.read())
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             digest.update(b"-")
+        except OSError:  # a planted link (ELOOP) or a file the index may not read: its lstat stamps it
+            digest.update(b"!")
         digest.update(b"\1")
     return digest.hexdigest()[:16]
 

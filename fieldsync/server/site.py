@@ -228,6 +228,9 @@ class _Builder:
         dirty_customers: set[str] = set()
         customer_data_changed = False
         for folder in sorted(scope - set(scanned)):  # customer folders that are gone
+            for rel in known_by_customer.get(folder, ()):  # with their visits' pages, in every tree
+                state.drop_visit(rel)
+                self._remove(visit_page(rel), f"{THUMBS}/{rel}")
             self._drop_customer(state, folder)
             customer_data_changed = True
         for folder, found in scanned.items():
