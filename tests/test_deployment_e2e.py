@@ -638,6 +638,11 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
                    f"/fieldsync/{customer}/evil.html")
         sftp.putfo(io.BytesIO(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
                    f"/fieldsync/{customer}/evil.svg")
+        # Folders the index account may not read (-u 0022 keeps a mode the tablet asks for 0700):
+        # a customer folder, and a visit folder inside a real customer.
+        sftp.mkdir("/fieldsync/3300009999_hidden", 0o700)
+        sftp.putfo(io.BytesIO(b"account_no: '3300009999'\n"), "/fieldsync/3300009999_hidden/customer.yaml")
+        sftp.mkdir(f"/fieldsync/{customer}/周期检查/计量装置/2026-11-27_0900", 0o700)
     finally:
         client.close()
     assert {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()} == before
@@ -701,7 +706,9 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         assert headers["X-Content-Type-Options"] == "nosniff"
 
     # Section 9: B revoked (its next pass is refused, and says so), then offboarded as the guide
-    # does it: tree verified and archived, account, chroot and log socket gone, site updated.
+    # does it: tree verified and archived, account, chroot and log socket gone, site updated. Its
+    # index run is the index account's first since A planted links and 0700 folders: those must
+    # not stop it (as root they cannot be told apart).
     run_guide_block("pkill -u insp-zhangsan || true", {**d.renames(), "insp-zhangsan": b})
     revoked = engine.sync_once(cfg_b)
     assert revoked.exit_code == 2 and revoked.refused_key, revoked
