@@ -15,6 +15,52 @@ A's upload and for each refused attempt at B's files; logrotate rotates it with 
 Needs root (useradd, chroot), OpenSSH, nginx, rsyslog and logrotate: skipped without them locally, failed under CI=true.
 """
 
+# Every command block of docs/deployment.md, in order, and what this file does with it. "Run":
+# run_guide_block runs the block's text with sh -eu, renaming only paths, the port, the account
+# and group names (tagged per run) and a few flags said below; systemctl, journalctl and apt-get
+# commands are echoed instead (no systemd as PID 1 in the test container; ./run installs the
+# packages), which is why the daemons are started directly with the same files.
+#   §0  apt-get / git clone / venv / pip install   run: apt-get echoed, git clone skipped (this
+#                                                  checkout is the source), Debian's /usr/bin/python3
+#   §0  cp units, install scripts                  run (into the work folder)
+#   §1  lvcreate, mkfs, fstab, mount, quotaon      NOT run: needs a block device, LVM and mount
+#   §1  groupadd, useradd, install -d              run
+#   §2  sed Subsystem, drop-in, sshd -t            run on a copy of Debian's sshd_config (shown to
+#                                                  fail without the sed); reload echoed
+#   §2  rsyslog + logrotate files, rsyslogd -N1    run, -N1 on a copy of Debian's rsyslog.conf
+#   §2  add_tablet (both tablets)                  run; setquota echoed (no quota filesystem)
+#   §2  logpath / zgrep "which account"            run on the test's log
+#   §3  index by hand (runuser)                    run as the index account
+#   §3  enable index / deep timers, journalctl     NOT run (PID 1); `systemctl --root enable` of
+#                                                  every timer the guide enables, units verified
+#   §3  verify by hand (runuser)                   run as the index account; list-timers echoed
+#   §3  verify/evidence with keyring, receipts     NOT run here: tests/test_receipts.py covers them
+#   §4  self-signed certificate                    run; nginx serves with it
+#   §4  htpasswd, site, default site, nginx -t     run on a copy of Debian's /etc/nginx, with
+#                                                  `htpasswd -i` (no terminal); reload echoed
+#   §4  certbot                                    NOT run: needs the network and public DNS; its
+#                                                  --deploy-hook is run on a lineage-like folder
+#   §5  office: init, import, publish, publish-master  run (office account by runuser)
+#   §5  report by hand (runuser)                   run as the index account
+#   §5  enable report timer                        NOT run (PID 1); systemctl --root enable
+#   §6  Windows task, systemd --user unit, Termux, tablet ssh-keygen   NOT run: tablet side
+#                                                  (the tablets here make their keys with ssh-keygen)
+#   §7  rsync backup by hand                       run; timer echoed
+#   §7  borg: this machine's key / vault account / init, export, backup, list, unit sed
+#                                                  run, the loopback sshd plays the vault; the
+#                                                  sed-ed unit passes systemd-analyze verify
+#   §7  restore from rsync / from borg             run, archive and snapshot names as made
+#   §7  "either way" (publish-master, verify, index --full)   run per account
+#   §7  restore drill                              run (logger -> stderr: no syslog socket), clean
+#                                                  and with a damaged photo, which it reports
+#   §8  journalctl / systemctl --failed            NOT run (PID 1)
+#   §8  enable health timer, run health            NOT run as a block (the share's disk here may
+#                                                  be over 85%); the script's alarms are tested
+#   §8  nftables install, include, nft -c, restart NOT run (would change the host's firewall);
+#                                                  the snippet passes nft -c
+#   §9  revoke (rm key, pkill)                     run; the tablet's next pass is refused
+#   §9  offboard_tablet                            run; systemctl lines echoed
+
 from __future__ import annotations
 
 import base64
@@ -502,6 +548,46 @@ def verify_without_a_usable_home(d: Deployment, tree: Path) -> None:
     assert list((temp / f"fieldsync-{os.getuid()}").rglob("*.json"))
 
 
+def section_3_and_5_by_hand(d: Deployment) -> list[str]:
+    """Section 3 by hand, as the index account: each tablet's tree verified on its own (it holds
+    its own ledger), then the first index run, whose pages and thumbnails are the index
+    account's, 0644 in folders 0755; and section 5's report. Returns the pages (from SHARE)."""
+    for account in d.accounts:
+        checked = run_guide_block("systemctl list-timers 'fieldsync-*'", {**d.renames(), "insp-zhangsan": account})
+        assert f"tablets/{account}/fieldsync: " in checked.stdout, checked.stdout
+        assert "verified: every photo matches its manifest" in checked.stdout, checked.stdout
+    verify_without_a_usable_home(d, d.tree(d.accounts[0]))
+    index_uid = pwd.getpwnam(f"fsi{d.group[3:]}").pw_uid
+    indexed = run_guide_block(
+        "runuser -u fieldsync-index -- /opt/fieldsync/venv/bin/fieldsync server index --tablets /srv/fieldsync\n",
+        d.renames())
+    assert "3 of 3 visits changed" in indexed.stdout, indexed.stdout
+    # Section 5's report by hand, as the index account (into a folder it may write).
+    reports = d.work / "reports"
+    reports.mkdir()
+    shutil.chown(reports, index_uid)
+    run_guide_block("--format xlsx --out /tmp/2026-11.xlsx", {**d.renames(), "/tmp/2026-11.xlsx": f"{reports}/r.xlsx"})
+    assert (reports / "r.xlsx").read_bytes()[:2] == b"PK"  # an XLSX is a zip
+    site = [p for p in (d.share / ".fieldsync").rglob("*") if p.relative_to(d.share).as_posix().startswith((SITE, THUMBS))]
+    assert site and all(p.stat().st_uid == index_uid for p in site)  # written by the index account
+    assert all(p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644) for p in site)  # read by all
+    return [p.relative_to(d.share).as_posix() for p in site if p.suffix == ".html"]
+
+
+def check_own_modes(d: Deployment, sftp: paramiko.SFTPClient) -> None:
+    """Tablet A's own files are 0644 and folders 0755 whatever it asks, and it cannot change a
+    mode afterwards (the sshd drop-in's -u 0022 and -P setstat,...)."""
+    tree = d.tree(d.accounts[0])
+    for path in tree.rglob("*"):
+        if path.stat().st_uid != 0:  # root's: the master data copy
+            assert path.stat().st_mode & 0o7777 == (0o755 if path.is_dir() else 0o644), path
+    with sftp.open("/fieldsync/asked-0666.txt", "w") as handle:
+        handle.write(b"x")
+    assert refused(lambda: sftp.chmod("/fieldsync/asked-0666.txt", 0o666))
+    assert (tree / "asked-0666.txt").stat().st_mode & 0o777 == 0o644
+    sftp.remove("/fieldsync/asked-0666.txt")
+
+
 def check_sftp_log(d: Deployment, own: str) -> None:
     """The log names A for A's upload of `own` and for each refused attempt at B's files, and
     the guide's logrotate snippet rotates it."""
@@ -552,43 +638,14 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     before = {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()}
     assert any(".fieldsync" in p.parts and "ledgers" in p.parts for p in before)  # B's ledger
 
-    # Section 3 by hand, as the index account: each tablet's tree verified on its own (it holds
-    # its own ledger), then the first index run.
-    for account in d.accounts:
-        checked = run_guide_block("systemctl list-timers 'fieldsync-*'", {**d.renames(), "insp-zhangsan": account})
-        assert f"tablets/{account}/fieldsync: " in checked.stdout, checked.stdout
-        assert "verified: every photo matches its manifest" in checked.stdout, checked.stdout
-    verify_without_a_usable_home(d, d.tree(a))
-    index_uid = pwd.getpwnam(f"fsi{d.group[3:]}").pw_uid
-    indexed = run_guide_block(
-        "runuser -u fieldsync-index -- /opt/fieldsync/venv/bin/fieldsync server index --tablets /srv/fieldsync\n",
-        d.renames())
-    assert "3 of 3 visits changed" in indexed.stdout, indexed.stdout
-    # Section 5's report by hand, as the index account (into a folder it may write).
-    reports = d.work / "reports"
-    reports.mkdir()
-    shutil.chown(reports, index_uid)
-    run_guide_block("--format xlsx --out /tmp/2026-11.xlsx", {**d.renames(), "/tmp/2026-11.xlsx": f"{reports}/r.xlsx"})
-    assert (reports / "r.xlsx").read_bytes()[:2] == b"PK"  # an XLSX is a zip
-    site = [p for p in (d.share / ".fieldsync").rglob("*") if p.relative_to(d.share).as_posix().startswith((SITE, THUMBS))]
-    assert site and all(p.stat().st_uid == index_uid for p in site)  # written by the index account
-    assert all(p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644) for p in site)  # read by all
-    pages = [p.relative_to(d.share).as_posix() for p in site if p.suffix == ".html"]
+    pages = section_3_and_5_by_hand(d)
 
     client, sftp = d.sftp(a)
     try:
         # The chroot: its tree and the log socket, nothing of B, the pages or the share.
         assert sorted(sftp.listdir("/")) == ["dev", "fieldsync"]
         assert refused(lambda: sftp.remove("/dev/log")) and refused(lambda: sftp.open("/dev/x", "w").write(b"x"))
-        # Its own files: 0644 and folders 0755 whatever it asks, and it cannot change a mode later.
-        for path in d.tree(a).rglob("*"):
-            if path.stat().st_uid != 0:
-                assert path.stat().st_mode & 0o7777 == (0o755 if path.is_dir() else 0o644), path
-        with sftp.open("/fieldsync/asked-0666.txt", "w") as handle:
-            handle.write(b"x")
-        assert refused(lambda: sftp.chmod("/fieldsync/asked-0666.txt", 0o666))
-        assert (d.tree(a) / "asked-0666.txt").stat().st_mode & 0o777 == 0o644
-        sftp.remove("/fieldsync/asked-0666.txt")
+        check_own_modes(d, sftp)
         own = next(p for p in d.tree(a).rglob("*.jpg")).relative_to(d.tree(a)).as_posix()
         for target in before:
             rel = target.relative_to(d.share).as_posix()  # tablets/B/fieldsync/...
@@ -705,21 +762,26 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         assert "sandbox" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
 
-    # Section 9: B revoked (its next pass is refused, and says so), then offboarded as the guide
-    # does it: tree verified and archived, account, chroot and log socket gone, site updated. Its
-    # index run is the index account's first since A planted links and 0700 folders: those must
-    # not stop it (as root they cannot be told apart).
+    revoke_and_offboard(d, cfg_b, len(b_photos))
+
+
+def revoke_and_offboard(d: Deployment, cfg_b: config_mod.Config, b_photo_count: int) -> None:
+    """Section 9: B revoked (its next pass is refused, and says so), then offboarded as the guide
+    does it: tree verified and archived, account, chroot and log socket gone, site updated. Its
+    index run is the index account's first since A planted links and 0700 folders: those must
+    not stop it (as root they cannot be told apart)."""
+    a, b = d.accounts
     run_guide_block("pkill -u insp-zhangsan || true", {**d.renames(), "insp-zhangsan": b})
     revoked = engine.sync_once(cfg_b)
     assert revoked.exit_code == 2 and revoked.refused_key, revoked
     index_account = f"fsi{d.group[3:]}"
     run("chown", "-R", f"{index_account}:{index_account}", d.share / ".fieldsync")  # this test's builds ran as root
     off = run_guide_block("offboard_tablet() {", {**d.renames(), "insp-zhangsan": b,
-                                            "/backup/offboarded": str(d.work / "offboarded"),
-                                            "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets")})
+                                                  "/backup/offboarded": str(d.work / "offboarded"),
+                                                  "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets")})
     (archive,) = (d.work / "offboarded").glob(f"{b}-*.tar.gz")
     archived = run("tar", "-tzf", archive).stdout.splitlines()
-    assert sum(name.endswith(".jpg") and "/.fieldsync/" not in name for name in archived) == len(b_photos)
+    assert sum(name.endswith(".jpg") and "/.fieldsync/" not in name for name in archived) == b_photo_count
     assert not (d.share / "tablets" / b).exists() and not (d.work / "rsyslog-tablets" / f"{b}.conf").exists()
     assert b not in {entry.pw_name for entry in pwd.getpwall()}
     mention = [p.relative_to(d.share).as_posix() for p in (d.share / SITE).rglob("*.html")
