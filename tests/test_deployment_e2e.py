@@ -56,8 +56,9 @@ Needs root (useradd, chroot), OpenSSH, nginx, rsyslog and logrotate: skipped wit
 #   §8  journalctl / systemctl --failed            NOT run (PID 1)
 #   §8  enable health timer, run health            NOT run as a block (the share's disk here may
 #                                                  be over 85%); the script's alarms are tested
-#   §8  nftables install, include, nft -c, restart NOT run (would change the host's firewall);
-#                                                  the snippet passes nft -c
+#   §8  nftables install, include, nft -c          run on a copy of Debian's nftables.conf;
+#                                                  enable/restart echoed, `nft list` not run (the
+#                                                  rules are never loaded into the host's kernel)
 #   §9  revoke (rm key, pkill)                     run; the tablet's next pass is refused
 #   §9  offboard_tablet                            run; systemctl lines echoed
 
@@ -1017,6 +1018,17 @@ def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
             assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
             run("sh", "-n", script)
     run("nft", "-c", "-f", DEPLOY / "nftables-fieldsync.nft")
+    # Section 8's firewall block on a copy of Debian's /etc/nftables.conf, twice (the include is
+    # added once); loading the rules into this host's kernel is left out.
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copy("/etc/nftables.conf", etc / "nftables.conf")
+    firewall = {"/opt/fieldsync/src/docs/deploy/": f"{DEPLOY}/", "/etc/nftables.d": str(etc / "nftables.d"),
+                "/etc/nftables.conf": str(etc / "nftables.conf"),
+                "nft list table inet fieldsync": "echo not run here: nft list table inet fieldsync"}
+    for _ in range(2):
+        run_guide_block("install -d -m 0755 /etc/nftables.d", firewall)
+    assert (etc / "nftables.conf").read_text().count(f'include "{etc}/nftables.d/*.nft"') == 1
 
     health = DEPLOY / "fieldsync-health"
     calm = {**os.environ, "FIELDSYNC_SHARE": str(tmp_path), "FIELDSYNC_MAX_PERCENT": "101"}
