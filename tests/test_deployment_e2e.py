@@ -43,8 +43,9 @@ Needs root (useradd, chroot), OpenSSH, nginx, rsyslog and logrotate: skipped wit
 #   §5  office: init, import, publish, publish-master  run (office account by runuser)
 #   §5  report by hand (runuser)                   run as the index account
 #   §5  enable report timer                        NOT run (PID 1); systemctl --root enable
-#   §6  Windows task, systemd --user unit, Termux, tablet ssh-keygen   NOT run: tablet side
-#                                                  (the tablets here make their keys with ssh-keygen)
+#   §6  Windows task, systemd --user, Termux, tablet ssh-keygen   NOT run: tablet side (the tablets
+#                                                  here make their keys with ssh-keygen); the
+#                                                  user unit (ini block) passes systemd-analyze --user verify
 #   §7  rsync backup by hand                       run; timer echoed
 #   §7  borg: this machine's key / vault account / init, export, backup, list, unit sed
 #                                                  run, the loopback sshd plays the vault; the
@@ -998,6 +999,16 @@ def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
     complaints = [line for line in (done.stdout + done.stderr).splitlines()
                   if line.strip() and "is not executable: No such file or directory" not in line]
     assert complaints == []
+    # The tablets' systemd user unit of section 6, checked the same way by a user manager's rules.
+    (user_units := tmp_path / "user").mkdir()
+    (runtime := tmp_path / "runtime").mkdir(mode=0o700)
+    (user_units / "fieldsync.service").write_text(re.search(r"^```ini\n(.*?)^```$", GUIDE.read_text("utf-8"),
+                                                            flags=re.S | re.M).group(1))
+    done = subprocess.run(["systemd-analyze", "--user", "verify", "--man=no", "fieldsync.service"], cwd=user_units,
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning", "XDG_RUNTIME_DIR": str(runtime)})
+    assert [line for line in (done.stdout + done.stderr).splitlines()  # %h/.local/bin/fieldsync is the tablet's
+            if line.strip() and "is not executable: No such file or directory" not in line] == []
     # ...and the check does look (no PID 1 here, which systemd-analyze verify does not need).
     (units / "typo.service").write_text("[Service]\nType=oneshot\nExecStart=/bin/true\nUMsk=0022\n")
     typo = subprocess.run(["systemd-analyze", "verify", "--man=no", "typo.service"], cwd=units, capture_output=True,
