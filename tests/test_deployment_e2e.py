@@ -15,13 +15,65 @@ A's upload and for each refused attempt at B's files; logrotate rotates it with 
 Needs root (useradd, chroot), OpenSSH, nginx, rsyslog and logrotate: skipped without them locally, failed under CI=true.
 """
 
+# Every command block of docs/deployment.md, in order, and what this file does with it. "Run":
+# run_guide_block runs the block's text with sh -eu, renaming only paths, the port, the account
+# and group names (tagged per run) and a few flags said below; systemctl, journalctl and apt-get
+# commands are echoed instead (no systemd as PID 1 in the test container; ./run installs the
+# packages), which is why the daemons are started directly with the same files.
+#   §0  apt-get / git clone / venv / pip install   run: apt-get echoed, git clone skipped (this
+#                                                  checkout is the source), Debian's /usr/bin/python3
+#   §0  cp units, install scripts                  run (into the work folder)
+#   §1  lvcreate, mkfs, fstab, mount, quotaon      NOT run: needs a block device, LVM and mount
+#   §1  groupadd, useradd, install -d              run
+#   §2  sed Subsystem, drop-in, sshd -t            run on a copy of Debian's sshd_config (shown to
+#                                                  fail without the sed); reload echoed
+#   §2  rsyslog + logrotate files, rsyslogd -N1    run, -N1 on a copy of Debian's rsyslog.conf
+#   §2  add_tablet (both tablets)                  run; setquota echoed (no quota filesystem)
+#   §2  logpath / zgrep "which account"            run on the test's log
+#   §3  index by hand (runuser)                    run as the index account
+#   §3  enable index / deep timers, journalctl     NOT run (PID 1); `systemctl --root enable` of
+#                                                  every timer the guide enables, units verified
+#   §3  verify by hand (runuser)                   run as the index account; list-timers echoed
+#   §3  verify/evidence with keyring, receipts     NOT run here: tests/test_receipts.py covers them
+#   §4  self-signed certificate                    run; nginx serves with it
+#   §4  htpasswd, site, default site, nginx -t     run on a copy of Debian's /etc/nginx, with
+#                                                  `htpasswd -i` (no terminal); reload echoed
+#   §4  certbot                                    NOT run: needs the network and public DNS; its
+#                                                  --deploy-hook is run on a lineage-like folder
+#   §5  office: init, import, publish, publish-master  run (office account by runuser)
+#   §5  report by hand (runuser)                   run as the index account
+#   §5  enable report timer                        NOT run (PID 1); systemctl --root enable
+#   §6  Windows task, systemd --user, Termux, tablet ssh-keygen   NOT run: tablet side (the tablets
+#                                                  here make their keys with ssh-keygen); the
+#                                                  user unit (ini block) passes systemd-analyze --user verify
+#   §7  rsync backup by hand                       run; timer echoed
+#   §7  borg: this machine's key / vault account / init, export, backup, list, unit sed
+#                                                  run, the loopback sshd plays the vault; the
+#                                                  sed-ed unit passes systemd-analyze verify
+#   §7  restore from rsync / from borg             run, archive and snapshot names as made
+#   §7  "either way" (publish-master, verify, index --full)   run per account
+#   §7  restore drill                              run (logger -> stderr: no syslog socket), clean
+#                                                  and with a damaged photo, which it reports
+#   §8  journalctl / systemctl --failed            NOT run (PID 1)
+#   §8  enable health timer, run health            NOT run as a block (the share's disk here may
+#                                                  be over 85%); the script's alarms are tested
+#   §8  nftables install, include, nft -c          run on a copy of Debian's nftables.conf;
+#                                                  enable/restart echoed, `nft list` not run (the
+#                                                  rules are never loaded into the host's kernel)
+#   §9  revoke (rm key, pkill)                     run; the tablet's next pass is refused
+#   §9  offboard_tablet                            run; systemctl lines echoed
+
 from __future__ import annotations
 
 import base64
 import dataclasses
+import grp
 import io
 import os
+import pwd
+import re
 import secrets
+import shlex
 import shutil
 import socket
 import ssl
@@ -45,7 +97,6 @@ from fieldsync.masterdata.catalog import IndexedStore
 from fieldsync.server import build
 from fieldsync.server.site import SITE, THUMBS
 from fieldsync.sync import engine
-from fieldsync.transport import open_transport
 from fieldsync.tree.folders import init_root
 from tests.conftest import SAMPLE_CSV, require_real_part
 from tests.fixtures import syncing
@@ -58,15 +109,62 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 LOGROTATE = shutil.which("logrotate") or "/usr/sbin/logrotate"
 DEPLOY = Path(__file__).resolve().parents[1] / "docs" / "deploy"
-ADMIN, ADMIN_PASSWORD = "admin", "e2e-" + secrets.token_hex(8)
+ADMIN, ADMIN_PASSWORD = "admin-li", "e2e-" + secrets.token_hex(8)
+
+
+GUIDE = DEPLOY.parent / "deployment.md"
+# Commands of the guide's blocks that cannot run here: no systemd as PID 1 (systemctl, journalctl),
+# apt-get (the test's packages are installed by ./run; the mirror may be unreachable). Each, at
+# the start of a line or after "&&", is replaced by an echo naming it, in the block's output.
+NOT_HERE = re.compile(r"(^\s*|&& )((?:systemctl|journalctl|apt-get) [^&;#\n]*)")
+
+
+def renamed(text: str, renames: dict[str, str]) -> str:
+    """`text` with every key of `renames` replaced, in one pass (longest key first), so that a
+    path put in by one rename is never renamed again by another."""
+    if not renames:
+        return text
+    pattern = re.compile("|".join(re.escape(old) for old in sorted(renames, key=len, reverse=True)))
+    return pattern.sub(lambda match: renames[match.group(0)], text)
 
 
 def guide_text(name: str, **renames: str) -> str:
-    """A config file of the guide, with the guide's paths renamed to this test's (in order)."""
-    text = (DEPLOY / name).read_text(encoding="utf-8")
-    for old, new in renames.items():
-        text = text.replace(old, new)
-    return text
+    """A config file of the guide, with the guide's paths renamed to this test's."""
+    return renamed((DEPLOY / name).read_text(encoding="utf-8"), renames)
+
+
+def guide_block(marker: str) -> str:
+    """The one ```sh block of docs/deployment.md that holds `marker`, as written there."""
+    blocks = re.findall(r"^```sh\n(.*?)^```$", GUIDE.read_text("utf-8"), flags=re.S | re.M)
+    found = [block for block in blocks if marker in block]
+    if len(found) > 1:  # a one-line block that other blocks repeat: the marker is all of it
+        found = [block for block in found if block == marker]
+    assert len(found) == 1, f"{len(found)} blocks of {GUIDE.name} hold {marker!r}"
+    return found[0]
+
+
+def run_guide_block(marker: str, renames: dict[str, str], env: dict | None = None,
+                    stdin: str | None = None) -> subprocess.CompletedProcess:
+    """Run the block of the guide that holds `marker` (see run_guide_text)."""
+    return run_guide_text(guide_block(marker), renames, env, stdin, f"the guide's block with {marker!r}")
+
+
+def run_guide_text(text: str, renames: dict[str, str], env: dict | None = None, stdin: str | None = None,
+                   what: str = "the guide's commands") -> subprocess.CompletedProcess:
+    """Run commands of the guide with `sh -eu`, literally but for `renames` (paths, port, names)
+    and the commands of NOT_HERE. Returns the finished process; fails on the first failing command."""
+    lines = []
+    for line in re.sub(r"\\\n\s*", " ", renamed(text, renames)).splitlines():  # continued lines joined
+        if NOT_HERE.search(line):
+            line = NOT_HERE.sub(lambda m: f"{m.group(1)}echo {shlex.quote('not run here: ' + m.group(2).strip())} ",
+                                line)
+        lines.append(line)
+    done = subprocess.run(["sh", "-eu", "-c", "\n".join(lines)], capture_output=True, text=True, env=env,
+                          check=False, **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}))
+    if done.returncode:
+        raise RuntimeError(f"{what} exited with {done.returncode}:\n" + "\n".join(lines)
+                           + f"\n--- stdout:\n{done.stdout}\n--- stderr:\n{done.stderr}")
+    return done
 
 
 def run(*args, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -110,6 +208,28 @@ class Deployment:
     ssh_port: int = 0
     http_port: int = 0
     host_pub: str = ""
+    fieldsync: Path = Path("/opt/fieldsync/venv/bin/fieldsync")  # as section 0 installed it
+    others: list[str] = dataclasses.field(default_factory=list)  # more accounts to remove
+
+    def renames(self) -> dict[str, str]:
+        """The guide's paths and names, as this test's deployment has them (used for every block
+        run and every file installed from docs/deploy/)."""
+        return {
+            "/opt/fieldsync/src/docs/deploy/": f"{DEPLOY}/",
+            "/opt/fieldsync/venv/bin/fieldsync": str(self.fieldsync),
+            "runuser -u fieldsync-index": f"runuser -u fsi{self.group[3:]}",
+            "runuser -u fieldsync-office": f"runuser -u fso{self.group[3:]}",
+            "/usr/local/sbin/": f"{self.work}/sbin/",
+            "/etc/systemd/system/": f"{self.work}/systemd/",
+            "/srv/fieldsync": str(self.share),
+            " srv/fieldsync/": f" {str(self.share).lstrip('/')}/",  # a path inside a borg archive
+            "/backup/fieldsync": str(self.work / "backup"),
+            "/etc/fieldsync": str(self.work / "etc-fieldsync"),
+            "/etc/ssh/fieldsync-keys": str(self.work / "keys"),
+            "/var/tmp/": f"{self.work}/var-tmp/",
+            "/root/": f"{self.work}/root/",
+            "insp-zhangsan": self.accounts[0],
+        }
 
     @property
     def sftp_log(self) -> Path:
@@ -156,39 +276,58 @@ class Deployment:
             return exc.code, exc.headers, exc.read()
 
 
-def provision_accounts(d: Deployment) -> None:
-    """The guide's section 1 and 2: group, accounts, root-owned chroots, tablet-owned trees, keys."""
-    run("groupadd", d.group)
+def provision(d: Deployment) -> None:
+    """Sections 1, 5 (the back office's first publish), 2 (the rsyslog files) and add_tablet for
+    each tablet, their blocks run as the guide writes them. Renamed besides the paths: the group
+    and the service accounts get this run's names; rsyslogd -N1 checks the guide's file inside a
+    copy of Debian's own rsyslog.conf; setquota is left out (no quotas on this filesystem)."""
+    tag = d.group[3:]
+    d.others += [f"fsi{tag}", f"fso{tag}"]
+    names = {**d.renames(), "fieldsync-tablets": d.group, "fieldsync-index": f"fsi{tag}",
+             "fieldsync-office": f"fso{tag}", "/var/lib/fieldsync-office": str(d.work / "office"),
+             "/path/to/customers.csv": str(d.work / "customers.csv")}
+    run_guide_block("groupadd --system fieldsync-tablets", names)
+    assert (d.share / ".fieldsync").stat().st_uid == pwd.getpwnam(f"fsi{tag}").pw_uid
+
+    (d.work / "customers.csv").write_text(SAMPLE_CSV, encoding="utf-8")
+    office = run_guide_block("--inspector office --device office", names)
+    assert "installed in 0 tablet trees" in office.stdout, office.stdout
+
+    etc = d.work / "etc-rsyslog"
+    (etc / "rsyslog.d").mkdir(parents=True)
+    (etc / "rsyslog.conf").write_text(Path("/etc/rsyslog.conf").read_text().replace("/etc/rsyslog.d/", f"{etc}/rsyslog.d/"))
+    logs = {**names, "/var/log/fieldsync/sftp.log": str(d.sftp_log), "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets")}
+    for name in ("rsyslog-fieldsync.conf", "rsyslog-fieldsync-tablet.conf"):  # the files of docs/deploy/, renamed
+        (d.work / name).write_text(guide_text(name, **logs))
+        names[f"/opt/fieldsync/src/docs/deploy/{name}"] = str(d.work / name)
+    names.update({
+        "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets"),
+        "/etc/rsyslog.d/fieldsync.conf": str(etc / "rsyslog.d" / "fieldsync.conf"),
+        "/etc/logrotate.d/fieldsync-sftp": str(d.work / "logrotate-fieldsync-sftp"),
+        "rsyslogd -N1 &&": f"{RSYSLOGD} -N1 -f {etc / 'rsyslog.conf'} &&",
+        "setquota -u": "echo not run here, no quotas on this filesystem: setquota -u",
+        "add_tablet insp-zhangsan ./keys/zhangsan-tablet07.pub": "\n".join(
+            f"add_tablet {account} {d.work / 'client-keys' / account}.pub" for account in d.accounts)})
+    run_guide_block("rsyslogd -N1", names)
     for account in d.accounts:
-        run("useradd", "--no-create-home", "--home-dir", "/", "--shell", "/usr/sbin/nologin",
-            "--gid", d.group, account)
-        # useradd leaves the password field "!" (locked), which sshd without PAM refuses outright.
-        run("usermod", "-p", "*", account)
-        chroot = d.share / "tablets" / account
-        chroot.mkdir(mode=0o755)
-        d.tree(account).mkdir(mode=0o755)
-        shutil.chown(d.tree(account), account, d.group)
-        pub = keygen(d.key(account))
-        (d.work / "keys" / account).write_text(pub + "\n")
-        (d.work / "keys" / account).chmod(0o644)
+        keygen(d.key(account))
+    added = run_guide_block("add_tablet() {", names)
+    assert "installed in 2 tablet trees" in added.stdout, added.stdout
+    for account in d.accounts:
+        chroot, tree = d.share / "tablets" / account, d.tree(account)
+        assert (chroot.stat().st_uid, chroot.stat().st_mode & 0o777) == (0, 0o755)
+        assert (tree.stat().st_uid, tree.stat().st_mode & 0o777) == (pwd.getpwnam(account).pw_uid, 0o755)
+        assert pwd.getpwnam(account).pw_shell == "/usr/sbin/nologin"
+        assert (d.work / "keys" / account).read_text() == Path(f"{d.key(account)}.pub").read_text()
 
 
 def start_rsyslog(d: Deployment) -> subprocess.Popen:
-    """The guide's section 2: a log socket in every chroot, each line filed under its account.
-
-    The guide's files go to /etc/rsyslog.d/, read by Debian's rsyslog.conf (which loads imuxsock);
-    this rsyslogd reads only them, and leaves the host's /dev/log alone."""
-    tablets = d.work / "rsyslog-tablets"
-    tablets.mkdir()
-    renames = {"/srv/fieldsync": str(d.share), "/var/log/fieldsync/sftp.log": str(d.sftp_log),
-               "/etc/rsyslog.d/fieldsync-tablets": str(tablets)}
-    for account in d.accounts:  # what add_tablet does with sed
-        (tablets / f"{account}.conf").write_text(
-            guide_text("rsyslog-fieldsync-tablet.conf", **renames).replace("ACCOUNT", account))
+    """The guide's rsyslog files as section 2 and add_tablet installed them: a log socket in every
+    chroot, each line filed under its account. Debian's rsyslog.conf would load imuxsock and take
+    the host's /dev/log; this rsyslogd reads only the guide's files and leaves /dev/log alone."""
     config = d.work / "rsyslog.conf"
     config.write_text('module(load="imuxsock" SysSock.Use="off")\n'
-                      + guide_text("rsyslog-fieldsync.conf", **renames))
-    run(RSYSLOGD, "-N1", "-f", config)  # the guide's files pass rsyslog's own check
+                      + (d.work / "etc-rsyslog" / "rsyslog.d" / "fieldsync.conf").read_text())
     process = subprocess.Popen([RSYSLOGD, "-n", "-f", str(config), "-i", str(d.work / "rsyslogd.pid")],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
@@ -215,18 +354,33 @@ def as_logged(path: str) -> str:
 
 
 def start_sshd(d: Deployment) -> subprocess.Popen:
+    """The guide's section 2, first block, run on a copy of Debian's own /etc/ssh/sshd_config: as
+    installed, it and the guide's drop-in fail `sshd -t` (two "Subsystem sftp"); after the block's
+    sed, they pass. This test's own settings (port, host key, no PAM) come in a drop-in read first."""
     os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
     d.ssh_port = free_port()
     host_key = d.work / "ssh_host_ed25519_key"
     d.host_pub = keygen(host_key)
-    config = d.work / "sshd_config"
-    config.write_text("\n".join([
+    etc = d.work / "etc-ssh"
+    (etc / "sshd_config.d").mkdir(parents=True)
+    renames = {**d.renames(), "/etc/ssh/sshd_config.d": str(etc / "sshd_config.d"),
+               "/etc/ssh/sshd_config": str(etc / "sshd_config"), "/etc/ssh/fieldsync-keys": str(d.work / "keys"),
+               "fieldsync-tablets": d.group}
+    config = etc / "sshd_config"
+    config.write_text(renamed(Path("/etc/ssh/sshd_config").read_text(), renames))
+    (etc / "sshd_config.d" / "00-e2e-test.conf").write_text("\n".join([
         f"Port {d.ssh_port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}",
-        f"PidFile {d.work / 'sshd.pid'}", "UsePAM no", "PermitRootLogin no", "LogLevel VERBOSE", "",
-    ]) + guide_text("sshd_config-fieldsync.conf", **{
-        "/srv/fieldsync": str(d.share), "/etc/ssh/fieldsync-keys": str(d.work / "keys"),
-        "fieldsync-tablets": d.group}))
-    run(SSHD, "-t", "-f", config)  # the guide's block passes sshd's own check
+        f"PidFile {d.work / 'sshd.pid'}", "UsePAM no", "PermitRootLogin no", "LogLevel VERBOSE", ""]))
+    drop_in = d.work / "sshd_config-fieldsync.conf"  # the file of docs/deploy/, paths and group renamed
+    drop_in.write_text(guide_text("sshd_config-fieldsync.conf", **renames))
+    shutil.copy(drop_in, etc / "sshd_config.d" / "fieldsync.conf")
+    added = subprocess.run([SSHD, "-t", "-f", config], capture_output=True, text=True, check=False)
+    assert added.returncode != 0 and "already defined" in added.stderr, added.stderr  # why the guide replaces it
+    (etc / "sshd_config.d" / "fieldsync.conf").unlink()
+    renames.update({"/opt/fieldsync/src/docs/deploy/sshd_config-fieldsync.conf": str(drop_in),
+                    "sshd -t &&": f"{SSHD} -t -f {config} &&"})
+    run_guide_block("sed -i 's/^Subsystem[[:space:]]", renames)
+    assert "\n#Subsystem" in config.read_text()
     log = d.work / "sshd.log"
     process = subprocess.Popen([SSHD, "-D", "-e", "-f", str(config), "-E", str(log)],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -235,53 +389,71 @@ def start_sshd(d: Deployment) -> subprocess.Popen:
 
 
 def start_nginx(d: Deployment) -> subprocess.Popen:
-    """The guide's section 4: a certificate, an htpasswd readable by nginx only, the server block."""
-    tls = d.work / "tls"
-    tls.mkdir()
-    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
-        "-keyout", tls / "privkey.pem", "-out", tls / "fullchain.pem")
-    hashed = run("openssl", "passwd", "-apr1", ADMIN_PASSWORD).stdout.strip()
-    htpasswd = d.work / "fieldsync.htpasswd"
-    htpasswd.write_text(f"{ADMIN}:{hashed}\n")
-    shutil.chown(htpasswd, "root", "www-data")
-    htpasswd.chmod(0o640)
+    """The guide's section 4, its blocks run: the self-signed certificate (the fallback without a
+    CA), the admins' bcrypt password file readable by nginx only, the server block installed in a
+    copy of Debian's own /etc/nginx with the default site removed, `nginx -t`; then that nginx
+    serves. Renamed: paths, the port; `htpasswd -i` reads the password from stdin (no terminal)."""
+    etc = d.work / "etc-nginx"
+    shutil.copytree("/etc/nginx", etc, symlinks=True)
     d.http_port = free_port()
-    server_block = guide_text("nginx-fieldsync.conf", **{
-        "/srv/fieldsync": str(d.share), "listen 443 ssl;": f"listen 127.0.0.1:{d.http_port} ssl;",
-        "/etc/ssl/fieldsync/fullchain.pem": str(tls / "fullchain.pem"),
-        "/etc/ssl/fieldsync/privkey.pem": str(tls / "privkey.pem"),
-        "/etc/nginx/fieldsync.htpasswd": str(htpasswd)})
-    temp = d.work / "nginx-temp"
-    temp.mkdir()
-    config = d.work / "nginx.conf"
-    config.write_text(f"""
-user www-data;
-worker_processes 1;
-pid {d.work / 'nginx.pid'};
-error_log {d.work / 'nginx-error.log'};
-events {{ worker_connections 64; }}
-http {{
-    include /etc/nginx/mime.types;
-    default_type application/octet-stream;
-    access_log {d.work / 'nginx-access.log'};
-    client_body_temp_path {temp}/body;
-    proxy_temp_path {temp}/proxy;
-    fastcgi_temp_path {temp}/fastcgi;
-    uwsgi_temp_path {temp}/uwsgi;
-    scgi_temp_path {temp}/scgi;
-{server_block}
-}}
-""")
-    run(NGINX, "-t", "-e", d.work / "nginx-test.log", "-c", config)
-    log = d.work / "nginx-error.log"
-    process = subprocess.Popen([NGINX, "-e", str(log), "-c", str(config), "-g", "daemon off;"],
+    renames = {**d.renames(), "/etc/nginx": str(etc), "/etc/ssl/fieldsync": str(d.work / "tls"),
+               "/run/nginx.pid": str(d.work / "nginx.pid"), "/var/log/nginx/": f"{d.work}/",
+               "listen 443 ssl;": f"listen 127.0.0.1:{d.http_port} ssl;"}
+    (etc / "nginx.conf").write_text(renamed((etc / "nginx.conf").read_text(), renames))
+    site = d.work / "nginx-fieldsync.conf"  # the file of docs/deploy/, paths and port renamed
+    site.write_text(guide_text("nginx-fieldsync.conf", **renames))
+    renames.update({"/opt/fieldsync/src/docs/deploy/nginx-fieldsync.conf": str(site),
+                    "htpasswd -c -B": "htpasswd -i -c -B",
+                    "nginx -t &&": f"{NGINX} -e {d.work / 'nginx-test.log'} -t -c {etc / 'nginx.conf'} &&"})
+    run_guide_block("-keyout /etc/ssl/fieldsync/privkey.pem", renames)
+    tls = d.work / "tls"
+    assert (tls / "privkey.pem").stat().st_mode & 0o777 == 0o600
+    # certbot needs the network and public DNS: not run here. Its deploy hook is, on a lineage
+    # folder as certbot leaves it (here: holding the pair just made), and must install the pair.
+    hook = re.search(r"--deploy-hook '([^']*)'", guide_block("certbot certonly")).group(1)
+    lineage = d.work / "letsencrypt-live"
+    lineage.mkdir()
+    for name in ("fullchain.pem", "privkey.pem"):
+        (tls / name).rename(lineage / name)
+    run_guide_text(hook, renames, {**os.environ, "RENEWED_LINEAGE": str(lineage)}, what="certbot's deploy hook")
+    assert [(tls / name).read_bytes() == (lineage / name).read_bytes() for name in ("fullchain.pem", "privkey.pem")] \
+        == [True, True]
+    assert [(tls / name).stat().st_mode & 0o777 for name in ("fullchain.pem", "privkey.pem")] == [0o644, 0o600]
+    assert "syntax is ok" in run_guide_block("htpasswd -c -B", renames, stdin=ADMIN_PASSWORD + "\n").stderr
+    htpasswd = etc / "fieldsync.htpasswd"
+    assert htpasswd.read_text().startswith(f"{ADMIN}:$2y$")  # bcrypt
+    assert htpasswd.stat().st_mode & 0o777 == 0o640 and htpasswd.stat().st_gid == grp.getgrnam("www-data").gr_gid
+    assert sorted(os.listdir(etc / "sites-enabled")) == ["fieldsync"]
+    log = d.work / "error.log"  # where Debian's nginx.conf writes it, renamed
+    process = subprocess.Popen([NGINX, "-e", str(log), "-c", str(etc / "nginx.conf"), "-g", "daemon off;"],
                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for_port(d.http_port, process, log, "nginx")
     return process
 
 
+@pytest.fixture(scope="module")
+def guide_venv():
+    """Section 0's first block: fieldsync installed from this checkout into a venv of Debian's
+    own python3, the one the units and every command of the guide run. It lives under /srv here
+    (0755 all the way), so the service accounts can run it, as they run /opt/fieldsync/venv."""
+    require_real_part(os.geteuid() == 0, "root (useradd, sshd's chroot)")
+    require_real_part(subprocess.run(["/usr/bin/python3", "-c", "import ensurepip, venv"], capture_output=True,
+                                     check=False).returncode == 0, "Debian python3-venv")
+    opt = Path(tempfile.mkdtemp(prefix="fieldsync-e2e-opt-", dir="/srv"))
+    try:
+        opt.chmod(0o755)
+        done = run_guide_block("python3 -m venv /opt/fieldsync/venv", {
+            "git clone https://git.example/it/fieldsync.git /opt/fieldsync/src": "echo this checkout is the source:",
+            "/opt/fieldsync/src": str(DEPLOY.parents[1]), "/opt/fieldsync/venv": str(opt / "venv"),
+            "python3 -m venv": "/usr/bin/python3 -m venv"})  # Debian's python3, not this test's
+        assert "fieldsync, version" in done.stdout, done.stdout
+        yield opt / "venv" / "bin" / "fieldsync"
+    finally:
+        shutil.rmtree(opt, ignore_errors=True)
+
+
 @pytest.fixture
-def deployment():
+def deployment(guide_venv):
     require_real_part(os.geteuid() == 0, "root (useradd, sshd's chroot)")
     require_real_part(sshd_available(), "OpenSSH sshd (Debian openssh-server)")
     require_real_part(Path(NGINX).is_file(), "nginx (Debian nginx)")
@@ -292,15 +464,14 @@ def deployment():
     # and not writable by others, which /tmp (1777) is not.
     share = Path(tempfile.mkdtemp(prefix="fieldsync-e2e-", dir="/srv"))
     work = Path(f"{share}-etc")
-    d = Deployment(share, work, f"fst{tag}", [f"fsa{tag}", f"fsb{tag}"])
+    d = Deployment(share, work, f"fst{tag}", [f"fsa{tag}", f"fsb{tag}"], fieldsync=guide_venv)
     processes: list[subprocess.Popen] = []
     try:
         share.chmod(0o755)
-        (share / "tablets").mkdir(mode=0o755)
         work.mkdir(mode=0o755)
         for sub in ("keys", "client-keys"):
             (work / sub).mkdir(mode=0o755)
-        provision_accounts(d)
+        provision(d)
         processes.append(start_rsyslog(d))
         processes.append(start_sshd(d))
         processes.append(start_nginx(d))
@@ -308,7 +479,7 @@ def deployment():
     finally:
         for process in processes:
             stop(process)
-        for account in d.accounts:
+        for account in d.accounts + d.others:
             subprocess.run(["userdel", account], capture_output=True, check=False)
         subprocess.run(["groupdel", d.group], capture_output=True, check=False)
         shutil.rmtree(share, ignore_errors=True)
@@ -343,20 +514,8 @@ def file_visit(d: Deployment, cfg: config_mod.Config, customer: str, name: str, 
 
 
 def publish_master(d: Deployment, invoke) -> bytes:
-    """The guide's section 5: the back office publishes into SHARE/master, root installs it in
-    every tablet's tree. Returns the published customers file."""
-    office = d.work / "office"
-    url = (d.share / masterdata.SHARE_MASTER).as_uri()
-    (d.share / masterdata.SHARE_MASTER).mkdir(exist_ok=True)
-    cfg = config_mod.load(init_root(office, config_mod.render_default(office, "office", "office", url)))
-    csv_path = d.work / "customers.csv"
-    csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
-    IndexedStore(cfg.state_dir).merge(importer.parse(csv_path), str(csv_path))
-    transport = open_transport(cfg)
-    try:
-        masterdata.publish(cfg.state_dir, transport)
-    finally:
-        transport.close()
+    """Root's step of section 5 again (the back office published in the fixture, add_tablet
+    installed it in each tree): every tree gets the published data. Returns the customers file."""
     result = invoke("server", "publish-master", d.share)
     assert result.exit_code == 0, result.output
     assert f"installed in {len(d.accounts)} tablet trees" in result.output
@@ -391,6 +550,46 @@ def verify_without_a_usable_home(d: Deployment, tree: Path) -> None:
     assert list((temp / f"fieldsync-{os.getuid()}").rglob("*.json"))
 
 
+def section_3_and_5_by_hand(d: Deployment) -> list[str]:
+    """Section 3 by hand, as the index account: each tablet's tree verified on its own (it holds
+    its own ledger), then the first index run, whose pages and thumbnails are the index
+    account's, 0644 in folders 0755; and section 5's report. Returns the pages (from SHARE)."""
+    for account in d.accounts:
+        checked = run_guide_block("systemctl list-timers 'fieldsync-*'", {**d.renames(), "insp-zhangsan": account})
+        assert f"tablets/{account}/fieldsync: " in checked.stdout, checked.stdout
+        assert "verified: every photo matches its manifest" in checked.stdout, checked.stdout
+    verify_without_a_usable_home(d, d.tree(d.accounts[0]))
+    index_uid = pwd.getpwnam(f"fsi{d.group[3:]}").pw_uid
+    indexed = run_guide_block(
+        "runuser -u fieldsync-index -- /opt/fieldsync/venv/bin/fieldsync server index --tablets /srv/fieldsync\n",
+        d.renames())
+    assert "3 of 3 visits changed" in indexed.stdout, indexed.stdout
+    # Section 5's report by hand, as the index account (into a folder it may write).
+    reports = d.work / "reports"
+    reports.mkdir()
+    shutil.chown(reports, index_uid)
+    run_guide_block("--format xlsx --out /tmp/2026-11.xlsx", {**d.renames(), "/tmp/2026-11.xlsx": f"{reports}/r.xlsx"})
+    assert (reports / "r.xlsx").read_bytes()[:2] == b"PK"  # an XLSX is a zip
+    site = [p for p in (d.share / ".fieldsync").rglob("*") if p.relative_to(d.share).as_posix().startswith((SITE, THUMBS))]
+    assert site and all(p.stat().st_uid == index_uid for p in site)  # written by the index account
+    assert all(p.stat().st_mode & 0o777 == (0o755 if p.is_dir() else 0o644) for p in site)  # read by all
+    return [p.relative_to(d.share).as_posix() for p in site if p.suffix == ".html"]
+
+
+def check_own_modes(d: Deployment, sftp: paramiko.SFTPClient) -> None:
+    """Tablet A's own files are 0644 and folders 0755 whatever it asks, and it cannot change a
+    mode afterwards (the sshd drop-in's -u 0022 and -P setstat,...)."""
+    tree = d.tree(d.accounts[0])
+    for path in tree.rglob("*"):
+        if path.stat().st_uid != 0:  # root's: the master data copy
+            assert path.stat().st_mode & 0o7777 == (0o755 if path.is_dir() else 0o644), path
+    with sftp.open("/fieldsync/asked-0666.txt", "w") as handle:
+        handle.write(b"x")
+    assert refused(lambda: sftp.chmod("/fieldsync/asked-0666.txt", 0o666))
+    assert (tree / "asked-0666.txt").stat().st_mode & 0o777 == 0o644
+    sftp.remove("/fieldsync/asked-0666.txt")
+
+
 def check_sftp_log(d: Deployment, own: str) -> None:
     """The log names A for A's upload of `own` and for each refused attempt at B's files, and
     the guide's logrotate snippet rotates it."""
@@ -416,6 +615,10 @@ def check_sftp_log(d: Deployment, own: str) -> None:
     assert upload in (d.sftp_log.parent / "sftp.log.1").read_text("utf-8")
     d.sftp(b)[0].close()
     assert any(line.split()[1] == b and "session opened" in line for line in sftp_log_lines(d, "session opened"))
+    # Section 2's "which account wrote this file", run: the guide's example folder is A's visit.
+    found = run_guide_block("zgrep -hF", {**d.renames(), "/var/log/fieldsync/sftp.log": str(d.sftp_log)}).stdout
+    assert any(line.split()[1:4:2] == [a, "open"] and "WRITE" in line for line in found.splitlines()), found
+    assert f"{a}\n" in found and f" {b}\n" not in found  # the refusals per account: A's only
 
 
 def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
@@ -437,18 +640,14 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
     before = {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()}
     assert any(".fieldsync" in p.parts and "ledgers" in p.parts for p in before)  # B's ledger
 
-    for account in d.accounts:  # each tablet's tree holds its own ledger: verified on its own
-        result = invoke("verify", "--server", d.tree(account), "--ignore-warnings", "--no-gps-warning")
-        assert result.exit_code == 0, result.output
-    verify_without_a_usable_home(d, d.tree(a))
-    first = build(d.share, tablets=True)
-    assert first.customers == 2 and first.visits_scanned == 3, first.problems
+    pages = section_3_and_5_by_hand(d)
 
     client, sftp = d.sftp(a)
     try:
         # The chroot: its tree and the log socket, nothing of B, the pages or the share.
         assert sorted(sftp.listdir("/")) == ["dev", "fieldsync"]
         assert refused(lambda: sftp.remove("/dev/log")) and refused(lambda: sftp.open("/dev/x", "w").write(b"x"))
+        check_own_modes(d, sftp)
         own = next(p for p in d.tree(a).rglob("*.jpg")).relative_to(d.tree(a)).as_posix()
         for target in before:
             rel = target.relative_to(d.share).as_posix()  # tablets/B/fieldsync/...
@@ -459,7 +658,7 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
                 assert refused(lambda p=path: sftp.open(p, "w").write(b"forged")), f"overwrite {path}"
                 assert refused(lambda p=path: sftp.remove(p)), f"delete {path}"
                 assert refused(lambda p=path: sftp.posix_rename(f"/fieldsync/{own}", p)), f"replace {path}"
-        for page in (*first.pages, "fieldsync.html", ".fieldsync/server-index/state.sqlite"):
+        for page in (*pages, "fieldsync.html", ".fieldsync/server-index/state.sqlite"):
             for path in (f"/{page}", f"/../../{page}", f"{d.share}/{page}"):
                 assert refused(lambda p=path: sftp.open(p, "w").write(b"<script>")), f"write {path}"
                 assert refused(lambda p=path: sftp.remove(p)), f"delete {path}"
@@ -498,6 +697,11 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
                    f"/fieldsync/{customer}/evil.html")
         sftp.putfo(io.BytesIO(b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'),
                    f"/fieldsync/{customer}/evil.svg")
+        # Folders the index account may not read (-u 0022 keeps a mode the tablet asks for 0700):
+        # a customer folder, and a visit folder inside a real customer.
+        sftp.mkdir("/fieldsync/3300009999_hidden", 0o700)
+        sftp.putfo(io.BytesIO(b"account_no: '3300009999'\n"), "/fieldsync/3300009999_hidden/customer.yaml")
+        sftp.mkdir(f"/fieldsync/{customer}/周期检查/计量装置/2026-11-27_0900", 0o700)
     finally:
         client.close()
     assert {p: p.read_bytes() for p in d.tree(b).rglob("*") if p.is_file()} == before
@@ -560,6 +764,33 @@ def test_tablets_are_kept_apart_and_the_pages_served_safely(deployment, invoke):
         assert "sandbox" in headers["Content-Security-Policy"]
         assert headers["X-Content-Type-Options"] == "nosniff"
 
+    revoke_and_offboard(d, cfg_b, len(b_photos))
+
+
+def revoke_and_offboard(d: Deployment, cfg_b: config_mod.Config, b_photo_count: int) -> None:
+    """Section 9: B revoked (its next pass is refused, and says so), then offboarded as the guide
+    does it: tree verified and archived, account, chroot and log socket gone, site updated. Its
+    index run is the index account's first since A planted links and 0700 folders: those must
+    not stop it (as root they cannot be told apart)."""
+    a, b = d.accounts
+    run_guide_block("pkill -u insp-zhangsan || true", {**d.renames(), "insp-zhangsan": b})
+    revoked = engine.sync_once(cfg_b)
+    assert revoked.exit_code == 2 and revoked.refused_key, revoked
+    index_account = f"fsi{d.group[3:]}"
+    run("chown", "-R", f"{index_account}:{index_account}", d.share / ".fieldsync")  # this test's builds ran as root
+    off = run_guide_block("offboard_tablet() {", {**d.renames(), "insp-zhangsan": b,
+                                                  "/backup/offboarded": str(d.work / "offboarded"),
+                                                  "/etc/rsyslog.d/fieldsync-tablets": str(d.work / "rsyslog-tablets")})
+    (archive,) = (d.work / "offboarded").glob(f"{b}-*.tar.gz")
+    archived = run("tar", "-tzf", archive).stdout.splitlines()
+    assert sum(name.endswith(".jpg") and "/.fieldsync/" not in name for name in archived) == b_photo_count
+    assert not (d.share / "tablets" / b).exists() and not (d.work / "rsyslog-tablets" / f"{b}.conf").exists()
+    assert b not in {entry.pw_name for entry in pwd.getpwall()}
+    mention = [p.relative_to(d.share).as_posix() for p in (d.share / SITE).rglob("*.html")
+               if f"tablets/{b}/" in p.read_text("utf-8")]
+    assert mention == [] and any(f"tablets/{a}/" in p.read_text("utf-8") for p in (d.share / SITE).rglob("*.html"))
+    assert re.search(r", [1-9][0-9]* removed", off.stdout), off.stdout
+
 
 def mirror_problems(d: Deployment, cfg: config_mod.Config, account: str) -> list[str]:
     """What of the tablet's tree its account's tree on the share lacks (tests.fixtures.syncing's
@@ -568,42 +799,52 @@ def mirror_problems(d: Deployment, cfg: config_mod.Config, account: str) -> list
         cfg, server=dataclasses.replace(cfg.server, url=d.tree(account).as_uri())))
 
 
-def guide_script(*args, share: Path, backup: Path) -> None:
-    run(*args, env={**os.environ, "FIELDSYNC_SHARE": str(share), "FIELDSYNC_BACKUP": str(backup)})
+def install_the_guides_files(d: Deployment) -> None:
+    """Section 0's second block, run: the units to /etc/systemd/system and the scripts to
+    /usr/local/sbin (both in the work folder here); then, as for every file of docs/deploy/, the
+    guide's paths in their text renamed to this deployment's."""
+    for sub in ("sbin", "systemd", "var-tmp", "root"):  # there on any Debian machine
+        (d.work / sub).mkdir(mode=0o755, exist_ok=True)
+    run_guide_block("fieldsync-monthly-report /usr/local/sbin/", d.renames())
+    for installed in [*(d.work / "sbin").iterdir(), *(d.work / "systemd").iterdir()]:
+        installed.write_text(renamed(installed.read_text("utf-8"), d.renames()), encoding="utf-8")
+    assert sorted(p.name for p in (d.work / "sbin").iterdir()) == [
+        "fieldsync-backup-borg", "fieldsync-backup-rsync", "fieldsync-health", "fieldsync-monthly-report",
+        "fieldsync-restore-tablet"]
+    assert all(p.stat().st_mode & 0o777 == 0o755 for p in (d.work / "sbin").iterdir())
 
 
-def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deployment, invoke):
-    d = deployment
-    a, b = d.accounts
-    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
-            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
-    backup = d.work / "backup"
-    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
-    older = (backup / "latest").resolve()
-    assert not list(older.rglob("*.fieldsync-part")) and not (older / "tablets" / a / "dev").exists()
+def verify_installed_units(d: Deployment) -> None:
+    """systemd-analyze verify (no PID 1 needed) of the units as section 0 installed them: here
+    every command they run exists (the scripts, this machine's Python), so nothing may be said."""
+    names = [p.name.replace("@.", f"@{d.accounts[0]}.") for p in sorted((d.work / "systemd").iterdir())]
+    done = subprocess.run(["systemd-analyze", "verify", "--man=no", *names], cwd=d.work / "systemd",
+                          capture_output=True, text=True, check=False, env={**os.environ, "SYSTEMD_LOG_LEVEL": "notice"})
+    assert (done.returncode, done.stdout + done.stderr) == (0, ""), done.stdout + done.stderr
 
-    # The next day: each tablet adds a photo to its first visit (the manifest on the server
-    # changes) and files a new visit; the second snapshot shares every unchanged photo's disk.
+
+def next_day(d: Deployment, cfgs: dict[str, config_mod.Config]) -> None:
+    """Each tablet adds a photo to its first visit (its manifest on the server changes) and files
+    a new visit, and syncs."""
     for number, (account, cfg) in enumerate(cfgs.items(), start=5):
         first_visit = next(p.parent for p in cfg.root.rglob("manifest.json") if ".fieldsync" not in p.parts)
         file_photos(cfg, first_visit, "appearance", [make_jpeg(d.work / "camera" / f"late{number}.jpg", seed=number)])
         file_visit(d, cfg, "3300001234", "2026-11-26_0800", number)
         assert engine.sync_once(cfg).exit_code == 0
         assert mirror_problems(d, cfg, account) == []
-    time.sleep(1.1)  # snapshots are named to the second
-    guide_script(DEPLOY / "fieldsync-backup-rsync", share=d.share, backup=backup)
-    newer = (backup / "latest").resolve()
-    assert newer != older
-    unchanged = next(p for p in (older / "tablets" / a / "fieldsync").rglob("IMG_0_0.jpg"))
-    assert unchanged.stat().st_ino == (newer / unchanged.relative_to(older)).stat().st_ino
 
-    # The disaster: the share is restored from the older snapshot, as the guide does it.
+
+def after_the_restore(d: Deployment, cfgs: dict[str, config_mod.Config], invoke, env: dict | None = None) -> None:
+    """What follows a restore of every tablet's tree from an older backup: the guide's "either
+    way" block per account (publish-master, verify of the restored tree, index --full), then each
+    tablet's recheck (sync --recheck-server) pushes what was lost, and nothing is missing."""
+    a = d.accounts[0]
     for account in d.accounts:
-        guide_script(DEPLOY / "fieldsync-restore-tablet", older, account, share=d.share, backup=backup)
         assert any("missing" in problem for problem in mirror_problems(d, cfgs[account], account))
+        done = run_guide_block("server index --tablets --full /srv/fieldsync",
+                               {**d.renames(), "insp-zhangsan": account}, env)
+        assert "installed in 2 tablet trees" in done.stdout, done.stdout
     assert engine.sync_once(cfgs[a]).lost == []  # an ordinary pass cannot know
-
-    # Each tablet's recheck (sync --recheck-server) pushes what was lost; nothing is missing.
     for account, cfg in cfgs.items():
         with engine.Engine(cfg) as eng:
             result = eng.run(recheck_server=True)
@@ -615,6 +856,130 @@ def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deploymen
         assert verified.exit_code == 0, verified.output
     rebuilt = build(d.share, tablets=True, full=True)
     assert rebuilt.customers == 2 and rebuilt.visits_scanned == 4, rebuilt.problems
+
+
+def test_a_restore_from_an_older_backup_is_pushed_again_by_the_tablets(deployment, invoke):
+    """Section 7 with rsync, block by block: a snapshot by hand, a second one the next day sharing
+    every unchanged photo's disk, the restore of the older one, the "either way" block, the
+    tablets' recheck; then the monthly restore drill, which must catch a damaged snapshot."""
+    d = deployment
+    a, b = d.accounts
+    install_the_guides_files(d)
+    publish_master(d, invoke)
+    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
+            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
+    backup = d.work / "backup"
+    listed = run_guide_block("ls -l /backup/fieldsync/", d.renames())
+    older = (backup / "latest").resolve()
+    assert f"latest -> {older.name}" in listed.stdout
+    # The guide's example snapshot name is one the script makes.
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d{6}", name) for name in (older.name, "2026-11-30T020000"))
+    assert not list(older.rglob("*.fieldsync-part")) and not (older / "tablets" / a / "dev").exists()
+    assert not (older / "tablets" / a / "fieldsync" / masterdata.REMOTE_DIR).exists()
+
+    next_day(d, cfgs)
+    time.sleep(1.1)  # snapshots are named to the second
+    run(d.work / "sbin" / "fieldsync-backup-rsync")  # what the timer runs
+    newer = (backup / "latest").resolve()
+    assert newer != older
+    unchanged = next(p for p in (older / "tablets" / a / "fieldsync").rglob("IMG_0_0.jpg"))
+    assert unchanged.stat().st_ino == (newer / unchanged.relative_to(older)).stat().st_ino
+
+    # The disaster: every tree restored from the older snapshot, as the guide does it.
+    for account in d.accounts:
+        run_guide_block("fieldsync-restore-tablet /backup/fieldsync/2026-11-30T020000",
+                        {**d.renames(), "/backup/fieldsync/2026-11-30T020000": str(older), "insp-zhangsan": account})
+    after_the_restore(d, cfgs, invoke)
+
+    # The restore drill over the latest snapshot: clean, then with one photo in it damaged.
+    # (No syslog socket here: the alert goes to stderr instead of through logger.)
+    drill = {**d.renames(), "logger -p daemon.err -t fieldsync-alert": "echo >&2 fieldsync-alert:"}
+    assert "does not verify" not in run_guide_block("fieldsync-drill", drill).stderr
+    damaged = next((newer / "tablets" / b / "fieldsync").rglob("IMG_*.jpg"))
+    damaged.unlink()  # a new file, not the one the older snapshot shares
+    damaged.write_bytes(b"not the photo the manifest lists")
+    alerts = run_guide_block("fieldsync-drill", drill).stderr
+    assert f"tablets/{b}/fieldsync does not verify" in alerts and f"tablets/{a}/" not in alerts, alerts
+
+
+def borg_env(d: Deployment) -> dict:
+    """borg keeps its cache and what it knows of each repository in the home of whoever runs it
+    (root's): here, in the work folder."""
+    return {**os.environ, "BORG_BASE_DIR": str(d.work / "borg-base")}
+
+
+def borg_archives(d: Deployment) -> list[str]:
+    script = """. "$1" && export BORG_REPO BORG_PASSCOMMAND BORG_RSH && borg list --short --glob-archives '{hostname}-*'"""
+    return run("sh", "-euc", script, "sh", d.work / "etc-fieldsync" / "borg.env", env=borg_env(d)).stdout.split()
+
+
+def test_borg_backups_and_a_restore_as_the_guide_writes_them(deployment, invoke):
+    """Section 7 with borg, block by block: the backup's SSH key, the vault's account whose key may
+    only run `borg serve` on one repository (the loopback sshd plays the vault), borg init with the
+    guide's encryption, the key export, the backup script, the unit switched to borg; then a second
+    archive the next day, the restore of the older archive by a name the naming scheme makes, the
+    "either way" block and the tablets' recheck."""
+    require_real_part(shutil.which("borg") is not None, "borg (Debian borgbackup)")
+    d = deployment
+    a, b = d.accounts
+    install_the_guides_files(d)
+    publish_master(d, invoke)
+    cfgs = {a: tablet(d, a, "li.si", [("3300001234", "2026-11-25_0900")]),
+            b: tablet(d, b, "wang.wu", [("3300005678", "2026-11-25_1100")])}
+    vault = f"fsv{d.group[3:]}"
+    d.others.append(vault)
+    names = {**d.renames(), "/srv/borg-fieldsync": str(d.work / "vault"), "borg-fieldsync": vault,
+             "borg-fieldsync@vault.example": f"{vault}@127.0.0.1:{d.ssh_port}",
+             "ssh-keyscan -t ed25519 vault.example": f"ssh-keyscan -t ed25519 -p {d.ssh_port} 127.0.0.1"}
+    env = borg_env(d)
+    etc = d.work / "etc-fieldsync"
+
+    key = run_guide_block("ssh-keygen -t ed25519 -N '' -C \"fieldsync borg", names, env)
+    pub = (etc / "borg_ed25519.pub").read_text().strip()
+    assert pub in key.stdout
+    run_guide_block("borg serve --restrict-to-path", {**names, "ssh-ed25519 AAAA… fieldsync borg files": pub}, env)
+    run_guide_block("borg init --encryption=repokey-blake2", names, env)
+    assert (d.work / "root" / "fieldsync-borg-key.txt").read_text().startswith("BORG_KEY ")
+    assert (d.work / "vault" / "repo" / "config").is_file()  # the repository is on the vault
+    (older,) = borg_archives(d)
+    hostname = socket.gethostname().split(".")[0]
+    # The guide's example archive name is one the script makes (on a machine called "files").
+    assert re.fullmatch(rf"{re.escape(hostname)}-\d{{4}}-\d\d-\d\dT\d{{6}}", older), older
+    assert re.fullmatch(r"files-\d{4}-\d\d-\d\dT\d{6}", "files-2026-11-30T020000")
+    unit = (d.work / "systemd" / "fieldsync-backup.service").read_text()
+    assert f"\nExecStart={d.work}/sbin/fieldsync-backup-borg\n" in unit, unit
+    assert f"\nRequiresMountsFor={d.share}\n" in unit, unit
+    verify_installed_units(d)  # the backup unit as the sed left it, and all the others
+    # The vault's restriction holds: that key runs no shell command, nor borg on another path.
+    ssh = ["ssh", "-i", str(etc / "borg_ed25519"), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
+           "-o", f"UserKnownHostsFile={etc / 'borg_known_hosts'}", "-p", str(d.ssh_port), f"{vault}@127.0.0.1"]
+    shell = subprocess.run([*ssh, "cat /etc/passwd"], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           check=False, timeout=60)
+    assert "root:" not in shell.stdout
+    elsewhere = subprocess.run(["sh", "-euc", '. "$1" && export BORG_PASSCOMMAND BORG_RSH && borg list "$2"', "sh",
+                                etc / "borg.env", f"ssh://{vault}@127.0.0.1:{d.ssh_port}/./other"],
+                               capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, check=False)
+    assert elsewhere.returncode != 0
+
+    next_day(d, cfgs)
+    time.sleep(1.1)  # archives are named to the second
+    run(d.work / "sbin" / "fieldsync-backup-borg", env=env)  # what the timer runs
+    archives = borg_archives(d)
+    assert len(archives) == 2 and older in archives, archives  # today's first archive is kept
+
+    # The disaster: every tree restored from the older archive, as the guide does it.
+    for account in d.accounts:
+        run_guide_block("borg extract ::files-2026-11-30T020000",
+                        {**names, "files-2026-11-30T020000": older, "insp-zhangsan": account}, env)
+        assert not (d.work / "var-tmp" / "fieldsync-restore").exists()
+    after_the_restore(d, cfgs, invoke, env)
+
+
+def enabled_by_the_guide() -> list[str]:
+    """The fieldsync units the guide's blocks enable (add_tablet's instance for insp-zhangsan)."""
+    blocks = re.findall(r"^```sh\n(.*?)^```$", GUIDE.read_text("utf-8"), flags=re.S | re.M)
+    found = re.findall(r"systemctl enable --now \"?(fieldsync[^\s\"]*)", "\n".join(blocks))
+    return sorted({name.replace("$1", "insp-zhangsan") for name in found})
 
 
 def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
@@ -634,11 +999,47 @@ def test_the_guides_units_scripts_and_firewall_check_out(tmp_path):
     complaints = [line for line in (done.stdout + done.stderr).splitlines()
                   if line.strip() and "is not executable: No such file or directory" not in line]
     assert complaints == []
+    # The tablets' systemd user unit of section 6, checked the same way by a user manager's rules.
+    (user_units := tmp_path / "user").mkdir()
+    (runtime := tmp_path / "runtime").mkdir(mode=0o700)
+    (user_units / "fieldsync.service").write_text(re.search(r"^```ini\n(.*?)^```$", GUIDE.read_text("utf-8"),
+                                                            flags=re.S | re.M).group(1))
+    done = subprocess.run(["systemd-analyze", "--user", "verify", "--man=no", "fieldsync.service"], cwd=user_units,
+                          capture_output=True, text=True, check=False,
+                          env={**os.environ, "SYSTEMD_LOG_LEVEL": "warning", "XDG_RUNTIME_DIR": str(runtime)})
+    assert [line for line in (done.stdout + done.stderr).splitlines()  # %h/.local/bin/fieldsync is the tablet's
+            if line.strip() and "is not executable: No such file or directory" not in line] == []
+    # ...and the check does look (no PID 1 here, which systemd-analyze verify does not need).
+    (units / "typo.service").write_text("[Service]\nType=oneshot\nExecStart=/bin/true\nUMsk=0022\n")
+    typo = subprocess.run(["systemd-analyze", "verify", "--man=no", "typo.service"], cwd=units, capture_output=True,
+                          text=True, check=False)
+    assert "Unknown key 'UMsk'" in typo.stdout + typo.stderr
+    (units / "typo.service").unlink()
+    # Every timer of docs/deploy/ is enabled by a block of the guide, and each of those
+    # "systemctl enable" lines works on the files (run offline, into a scratch root).
+    enabled = enabled_by_the_guide()
+    assert sorted(enabled) == sorted(name for name in names if name.endswith(".timer")), enabled
+    root = tmp_path / "root"
+    shutil.copytree(units, root / "etc" / "systemd" / "system")
+    run("systemctl", f"--root={root}", "enable", *enabled)
+    wants = root / "etc" / "systemd" / "system" / "timers.target.wants"
+    assert sorted(p.name for p in wants.iterdir()) == sorted(enabled)
     for script in DEPLOY.iterdir():
         if script.read_text("utf-8").startswith("#!/bin/sh"):
             assert script.stat().st_mode & 0o111, f"{script.name} is not executable"
             run("sh", "-n", script)
     run("nft", "-c", "-f", DEPLOY / "nftables-fieldsync.nft")
+    # Section 8's firewall block on a copy of Debian's /etc/nftables.conf, twice (the include is
+    # added once); loading the rules into this host's kernel is left out.
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    shutil.copy("/etc/nftables.conf", etc / "nftables.conf")
+    firewall = {"/opt/fieldsync/src/docs/deploy/": f"{DEPLOY}/", "/etc/nftables.d": str(etc / "nftables.d"),
+                "/etc/nftables.conf": str(etc / "nftables.conf"),
+                "nft list table inet fieldsync": "echo not run here: nft list table inet fieldsync"}
+    for _ in range(2):
+        run_guide_block("install -d -m 0755 /etc/nftables.d", firewall)
+    assert (etc / "nftables.conf").read_text().count(f'include "{etc}/nftables.d/*.nft"') == 1
 
     health = DEPLOY / "fieldsync-health"
     calm = {**os.environ, "FIELDSYNC_SHARE": str(tmp_path), "FIELDSYNC_MAX_PERCENT": "101"}

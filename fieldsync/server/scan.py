@@ -79,12 +79,15 @@ def customer_of(rel: str) -> str:
 
 
 def visible_dirs(path: str) -> list[str]:
-    """Names of the non-hidden sub-folders of `path` (hidden ones are temp uploads or state)."""
+    """Names of the non-hidden sub-folders of `path` (hidden ones are temp uploads or state).
+    A folder this account may not list and enter (a tablet made it 0700) is left out like a
+    hidden one: it must not stop the pages of every other visit and tablet."""
     try:
         with os.scandir(path) as entries:
             return sorted(e.name for e in entries
-                          if not e.name.startswith(".") and e.is_dir(follow_symlinks=False))
-    except (FileNotFoundError, NotADirectoryError):
+                          if not e.name.startswith(".") and e.is_dir(follow_symlinks=False)
+                          and os.access(e.path, os.R_OK | os.X_OK))
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
         return []
 
 
@@ -95,7 +98,7 @@ def photo_names(path: str) -> list[str]:
             return sorted(e.name for e in entries
                           if is_photo_name(e.name)
                           and e.is_file(follow_symlinks=False))
-    except (FileNotFoundError, NotADirectoryError):
+    except (FileNotFoundError, NotADirectoryError, PermissionError):  # made 0700 by its tablet
         return []
 
 
@@ -109,9 +112,12 @@ class CustomerScan:
 
 
 def _stat(path: str) -> os.stat_result | None:
+    # lstat: a link a tablet planted is stamped as the link, never through it (its target may be
+    # a file the index account cannot even stat). A folder the tablet made 0700 hides what is in
+    # it from the index account: as good as absent, rather than stopping every tablet's pages.
     try:
-        return os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
+        return os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
         return None
 
 
@@ -134,11 +140,13 @@ def _digest(paths: list[str], folders: list[str]) -> str:
             names = ["-"]
         digest.update("\0".join(names).encode() + b"\1")
     for path in paths:
-        try:
-            with open(path, "rb") as handle:
+        try:  # O_NOFOLLOW: visit.yaml -> /etc/shadow is never read, by root nor by the index account
+            with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
                 digest.update(handle.read())
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             digest.update(b"-")
+        except OSError:  # a planted link (ELOOP) or a file the index may not read: its lstat stamps it
+            digest.update(b"!")
         digest.update(b"\1")
     return digest.hexdigest()[:16]
 

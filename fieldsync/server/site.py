@@ -247,7 +247,7 @@ class _Builder:
         dirty_customers: set[str] = set()
         customer_data_changed = False
         for folder in sorted(scope - set(scanned)):  # customer folders that are gone
-            self._drop_customer(state, folder)
+            self._drop_customer(state, folder, known_by_customer.get(folder, []))
             customer_data_changed = True
         to_build = {folder: sorted(r for r, stamp in found.visits.items() if full or known_visits.get(r) != stamp)
                     for folder, found in scanned.items()}
@@ -284,7 +284,10 @@ class _Builder:
             self._report_link(link)
         return result
 
-    def _drop_customer(self, state: IndexState, folder: str) -> None:
+    def _drop_customer(self, state: IndexState, folder: str, visits: list[str]) -> None:
+        for rel in visits:  # its visits' pages go too, in every tree (a tablet offboarded)
+            state.drop_visit(rel)
+            self._remove(visit_page(rel), f"{THUMBS}/{rel}")
         state.drop_customer(folder)
         self._remove(customer_page(folder), f"{THUMBS}/{scan.joined(self.sources[0], folder)}", tree=True)
         for prefix in self.sources[1:]:
