@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from fieldsync.base.clock import local_time
 from fieldsync.base.i18n import N_, _
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, progress_bar, shows_progress, warn
 from fieldsync.errors import KeyRefused, SyncBusy, TransportError
@@ -185,9 +186,13 @@ def _show_progress(cfg, runner) -> None:
         uploading = status.get("uploading") or {}
         sent = sum(done for done, _ in uploading.values())
         total = sum(size for _, size in uploading.values())
-        line = (f"{status.get('activity') or 'starting'}: 上传中 uploading {len(uploading)}"
-                f"{f' ({sent * 100 // total}%)' if total else ''}, 已推送 done {counts.get('done', 0)}, "
-                f"失败 failed {counts.get('failed', 0)}, last push {status.get('last_push') or '-'}")
+        activity = status.get("activity") or "starting"
+        line = _("{activity}: uploading {count}{percent}, done {done}, pending {pending}, failed {failed}, "
+                 "last push {when}").format(
+            activity=_(ACTIVITIES[activity]) if activity in ACTIVITIES else activity, count=len(uploading),
+            percent=f" ({sent * 100 // total}%)" if total else "", done=counts.get("done", 0),
+            pending=counts.get("pending", 0), failed=counts.get("failed", 0),
+            when=local_time(status["last_push"]) if status.get("last_push") else "-")
         click.echo(f"\r{line[:150]:<150}", nl=False, err=True)
         time.sleep(1)
     click.echo("", err=True)
@@ -217,18 +222,19 @@ def status_command(app: AppContext, as_json: bool, files: bool) -> None:
         watcher=status.get("watcher") or "-"))
     echo(app, _("done {done}  pending {pending}  uploading {uploading}  failed {failed}  quarantined {quarantined}")
          .format(**{k: counts.get(k, 0) for k in ("done", "pending", "uploading", "failed", "quarantined")}))
-    echo(app, _("last push: {when}").format(when=status.get("last_push") or _("never")))
+    last_push = status.get("last_push")
+    echo(app, _("last push: {when}").format(when=local_time(last_push) if last_push else _("never")))
     _show_server(app, status["server"])
     _show_camera(app, status["camera"])
     master = status["master_data"]
     if master.get("imported_at"):
         echo(app, _("master data: {count} customers, imported {when}").format(
-            count=master.get("count", 0), when=master["imported_at"]))
+            count=master.get("count", 0), when=local_time(master["imported_at"])))
     else:
         echo(app, _("master data: {count} customers, not imported").format(count=master.get("count", 0)))
     for suggestion in status["suggestions"]:
         echo(app, _("suggestion: {suggestion}").format(suggestion=suggestion))
-    next_try = status.get("next_retry") or _("soon")
+    next_try = local_time(status["next_retry"]) if status.get("next_retry") else _("soon")
     if status["server"].get("key_refused"):
         echo(app, _("server refused this tablet: {error}").format(error=status.get("error")))
     elif status.get("error") and status.get("offline"):
@@ -256,7 +262,8 @@ def _show_server(app: AppContext, server: dict) -> None:
     if described.get("host_key"):
         line += _(" (host key {key})").format(key=described["host_key"])
     echo(app, line)
-    echo(app, _("  last server recheck: {when}").format(when=server.get("checked_at") or _("never")))
+    checked = server.get("checked_at")
+    echo(app, _("  last server recheck: {when}").format(when=local_time(checked) if checked else _("never")))
     if not server.get("same"):
         was = described.get("url") or _("no server yet")
         echo(app, _("  the sync state describes {was}: the next sync lists the configured server "
@@ -272,7 +279,7 @@ def _show_camera(app: AppContext, camera: dict) -> None:
     if where:
         line += f" → {where} ({target.get('kind', '') if isinstance(target, dict) else ''})"
     if camera.get("expires_at"):
-        line += _(", expires {when}").format(when=camera["expires_at"])
+        line += _(", expires {when}").format(when=local_time(camera["expires_at"]))
     echo(app, line)
     if camera.get("waiting"):
         echo(app, _("  {count} photo(s) waiting in {inbox}: set a target with 'fieldsync visit use'").format(
