@@ -497,7 +497,8 @@ class _Checker:
         return v
 
     def path(self, v: Any, key: str, base: Path) -> Path:
-        if not isinstance(v, (str, os.PathLike)) or not str(v).strip():
+        # A NUL cannot be in any path the OS accepts (and makes resolve() raise ValueError).
+        if not isinstance(v, (str, os.PathLike)) or not str(v).strip() or "\0" in str(v):
             self.fail(key, _("a folder or file path"), v)
         p = Path(os.path.expandvars(str(v))).expanduser()
         return p if p.is_absolute() else (base / p).resolve()
