@@ -1,14 +1,16 @@
 /* fieldsync query page (P2): offline customer search with the same rules as `fieldsync find`.
  *
  * Data arrives as <script src> chunks (fetch() is refused on file://) that call
- * fieldsyncQuery.manifest/columns/readings. A chunk holds each field of its customers as one
- * string (values ended by "\n"), shown text and, where it differs, the normalised text that
- * fieldsync computed in Python. The rules are in matching.js (shared with the server's page);
- * searchColumns() there finds words with indexOf and one regular expression per word over those
- * strings, so a keystroke does not run JavaScript per customer. Fast typing is debounced and only
- * the newest query is searched: keystrokes never queue behind searches. A search runs in slices
- * of SLICE_MS (searchSteps() yields about every 10k customers) with a message between slices, so
- * input events and frames get in between, and a newer input drops the search under way.
+ * fieldsyncQuery.manifest/columns/readings/index. A chunk holds each field of its customers as
+ * one string (values ended by "\n"), shown text and, where it differs, the normalised text that
+ * fieldsync computed in Python. The rules are in matching.js (shared with the server's page).
+ * Once the page can be typed into, _query/index.js brings postings of `find`'s n-grams
+ * (character pairs, pinyin-initials pairs): a word is looked up there and only the customers
+ * holding all its grams are checked (docs/search.md); before it has arrived, and for one-letter
+ * words, the columns are scanned with indexOf and regular expressions. Fast typing is debounced
+ * and only the newest query is searched: keystrokes never queue behind searches. A search runs
+ * in slices of SLICE_MS with a message between slices, so input events and frames get in
+ * between, and a newer input drops the search under way. Only the SHOWN results are put in order.
  */
 (function () {
   "use strict";
@@ -51,8 +53,6 @@
   function row(id) {
     return FIELDS.map(function (_, f) { return shown[f].text.slice(shown[f].offsets[id], shown[f].offsets[id + 1] - 1); });
   }
-
-  function search(text, fieldQueries, limit) { return match.searchColumns(columns, text, fieldQueries, limit); }
 
   function fieldQueries() {
     var queries = {};
@@ -156,6 +156,8 @@
     document.getElementById("q").addEventListener("input", schedule);
     document.querySelectorAll("[data-field]").forEach(function (i) { i.addEventListener("input", schedule); });
     if (document.getElementById("q").value) render();
+    // the index after the page can be typed into: until it comes, searches scan the columns
+    loadScript("_query/index.js", function () {});
   }
 
   function loadScript(src, done) {
@@ -180,9 +182,17 @@
     // values (0 where every one equals the shown value), each value ended by "\n"
     columns: function (index, raw, norm) { chunks[index] = { raw: raw, norm: norm }; },
     readings: function (table) { match.learnReadings(table); },
-    // every match best first, as matching.js's search() gives them (tests compare the two)
-    search: function (text, queries) {
-      var found = search(text, queries || {});
+    // the postings of index.js (loaded once the page is ready to type)
+    index: function (data) {
+      columns.index = match.loadIndex(data);
+      document.body.setAttribute("data-index-ms", String(Math.round(performance.now())));
+      document.body.setAttribute("data-index", "1");
+    },
+    // every match best first, as matching.js's search() gives them (tests compare the two);
+    // `scan`: without the index, as before index.js arrived; `limit`: the first matches only
+    search: function (text, queries, scan, limit) {
+      var on = scan ? { count: columns.count, norm: columns.norm, capacity: columns.capacity } : columns;
+      var found = match.searchColumns(on, text, queries || {}, limit);
       return found.ids.map(function (id) { return { rank: found.rank[id], row: row(id) }; });
     }
   };
