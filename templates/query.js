@@ -102,29 +102,73 @@
   }
   slices.port1.onmessage = runSlice;
 
+  var LABELS = ["户号", "户名", "表计局号", "合同容量", "用电地址", "线路名称", "供电电压等级"];
+  var SHOWN_FIELDS = [0, 2, 3, 4, 5, 6];   // under the name, which has a line of its own
+
+  // A word for a POSIX shell as typed: account numbers are digits; anything else is quoted.
+  function shellWord(value) { return /^[0-9A-Za-z_.-]+$/.test(value) ? value : "'" + value.replace(/'/g, "'\\''") + "'"; }
+
+  // The command that starts a visit to `account`, as the page was given it (root.html.j2).
+  function visitCommand(account, folder) {
+    var list = document.getElementById("results"), word = shellWord(account);
+    return (folder ? "" : list.getAttribute("data-open").split("{account}").join(word)) +
+           list.getAttribute("data-visit").split("{account}").join(word);
+  }
+
+  function copyButton(code) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "复制";
+    button.addEventListener("click", function () {
+      var done = function () { button.textContent = "已复制"; };
+      var select = function () {   // no clipboard (an old browser): select it for a long-press copy
+        var range = document.createRange();
+        range.selectNodeContents(code);
+        window.getSelection().removeAllRanges();
+        window.getSelection().addRange(range);
+      };
+      if (navigator.clipboard) navigator.clipboard.writeText(code.textContent).then(done, select);
+      else select();
+    });
+    return button;
+  }
+
+  // One customer as a card: the name on its own line (a link to the customer's page when the
+  // customer has a folder), the other fields as label/value pairs, the command to start a visit.
+  function card(values) {
+    var li = document.createElement("li"), folder = folders[values[0]] || null;
+    li.className = "card hit";
+    li.setAttribute("data-account", values[0]);
+    var name = document.createElement(folder ? "a" : "span");
+    name.className = "name";
+    name.textContent = values[1] || values[0];
+    if (folder) name.href = encodeURIComponent(folder) + "/index.html";
+    li.appendChild(name);
+    var dl = document.createElement("dl");
+    SHOWN_FIELDS.forEach(function (f) {
+      if (!values[f]) return;
+      var dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = LABELS[f];
+      dd.textContent = values[f];
+      dl.appendChild(dt);
+      dl.appendChild(dd);
+    });
+    li.appendChild(dl);
+    var start = document.createElement("div"), code = document.createElement("code");
+    start.className = "start";
+    code.textContent = visitCommand(values[0], folder);
+    start.appendChild(code);
+    start.appendChild(copyButton(code));
+    li.appendChild(start);
+    return li;
+  }
+
   function show(text, found, started) {
     var status = document.getElementById("status");
-    var body = document.getElementById("results");
+    var list = document.getElementById("results");
     var fragment = document.createDocumentFragment();
-    found.ids.forEach(function (id) {
-      var tr = document.createElement("tr");
-      tr.className = "hit";
-      row(id).forEach(function (value, f) {
-        var td = document.createElement("td");
-        var folder = f === 0 ? folders[value] : null;
-        if (folder) {
-          var a = document.createElement("a");
-          a.href = encodeURIComponent(folder) + "/index.html";
-          a.textContent = value;
-          td.appendChild(a);
-        } else {
-          td.textContent = value;
-        }
-        tr.appendChild(td);
-      });
-      fragment.appendChild(tr);
-    });
-    body.replaceChildren(fragment);
+    found.ids.forEach(function (id) { fragment.appendChild(card(row(id))); });
+    list.replaceChildren(fragment);
     status.textContent = found.total ? ("共 " + found.total + " 户" + (found.total > SHOWN ? "，显示前 " + SHOWN + " 户" : ""))
                                      : "没有找到匹配的客户";
     status.setAttribute("data-ms", String(Math.round(performance.now() - started)));

@@ -33,7 +33,7 @@ def page_answers(page, query: str, fields: dict | None = None) -> list[str]:
 
 
 def shown_accounts(page) -> list[str]:
-    return [cell.strip() for cell in page.locator("#results tr td:first-child").all_text_contents()]
+    return [card.get_attribute("data-account") for card in page.locator("#results .hit").all()]
 
 
 def type_query(page, text: str) -> None:
@@ -67,10 +67,10 @@ def test_fields_combine(tree, page):
     open_page(page, tree)
     page.click("#by-field summary")
     page.fill("[data-field=voltage]", "10 KV")
-    page.wait_for_function("() => document.querySelectorAll('#results tr').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#results .hit').length === 2")
     assert shown_accounts(page) == ["3300001234", "3300005678"]
     page.fill("[data-field=capacity_kva]", ">=500")
-    page.wait_for_function("() => document.querySelectorAll('#results tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results .hit').length === 1")
     assert shown_accounts(page) == ["3300005678"]
 
 

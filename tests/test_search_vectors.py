@@ -92,7 +92,7 @@ def test_vectors_on_the_tablets_query_page(vector_tree, page):
     page.click("#by-field summary")
     page.fill("[data-field=capacity_kva]", "abc")
     page.wait_for_function("document.getElementById('status').textContent.includes('输入有误')")
-    assert page.locator("#results tr").count() == 0
+    assert page.locator("#results .hit").count() == 0
     assert page.blocked == []
 
 
