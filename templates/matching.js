@@ -372,7 +372,7 @@
 
   function valueOf(column, row) { return column.text.slice(column.offsets[row], column.offsets[row + 1] - 1); }
 
-  // --- The index shipped with the query page (querydata.py writes _query/index.js): postings of
+  // --- The index shipped with the query page (querydata.py writes _query/index-NNN.js): postings of
   // `find`'s own n-grams per field, character pairs ("pairs") and pinyin initials of two
   // neighbouring characters ("initials"), each a list of customers ascending, written as gaps
   // in 5-bit base64 digits. A word's candidates are the customers in every posting of its grams;
@@ -622,7 +622,7 @@
     return found;
   }
 
-  // The page's index from what index.js holds: per field number {pairs, initials, latin, tag}.
+  // The page's index from what the index files hold: per field number {pairs, initials, latin, tag}.
   function loadIndex(data) {
     decodedCache.clear();
     var index = {};

@@ -4,7 +4,7 @@
  * fieldsyncQuery.manifest/columns/readings/index. A chunk holds each field of its customers as
  * one string (values ended by "\n"), shown text and, where it differs, the normalised text that
  * fieldsync computed in Python. The rules are in matching.js (shared with the server's page).
- * Once the page can be typed into, _query/index.js brings postings of `find`'s n-grams
+ * Once the page can be typed into, _query/index-NNN.js bring postings of `find`'s n-grams
  * (character pairs, pinyin-initials pairs): a word is looked up there and only the customers
  * holding all its grams are checked (docs/search.md); before it has arrived, and for one-letter
  * words, the columns are scanned with indexOf and regular expressions. Fast typing is debounced
@@ -19,7 +19,7 @@
   var DEBOUNCE_MS = 100;   // a search waits until typing pauses this long
   var SLICE_MS = 8;        // the main thread is given back at least this often during a search
   var chunks = [], expected = -1, loaded = 0, folders = {}, columns = null, shown = null, count = 0;
-  var timer = 0, lastInput = -Infinity, job = null;
+  var timer = 0, lastInput = -Infinity, job = null, indexFiles = 0, indexParts = {};
   var slices = new MessageChannel();   // a message, not setTimeout(0), which chromium clamps to 4 ms
   var match = window.fieldsyncMatch;
 
@@ -200,8 +200,28 @@
     document.getElementById("q").addEventListener("input", schedule);
     document.querySelectorAll("[data-field]").forEach(function (i) { i.addEventListener("input", schedule); });
     if (document.getElementById("q").value) render();
-    // the index after the page can be typed into: until it comes, searches scan the columns
-    loadScript("_query/index.js", function () {});
+    // the index after the page can be typed into, one file after the other (each holds the
+    // page's thread only briefly): until it is all there, searches scan the columns
+    loadIndexFile(0);
+  }
+
+  function loadIndexFile(number) {
+    if (number < indexFiles) {
+      loadScript("_query/index-" + String(number).padStart(3, "0") + ".js", function () { loadIndexFile(number + 1); });
+      return;
+    }
+    var data = {};
+    Object.keys(indexParts).forEach(function (field) {
+      data[field] = {};
+      Object.keys(indexParts[field]).forEach(function (kind) {
+        var part = indexParts[field][kind], digits = part.digits.join("");
+        data[field][kind] = kind === "latin" ? digits : [part.grams, part.ends, digits];
+      });
+    });
+    indexParts = null;
+    columns.index = match.loadIndex(data);
+    document.body.setAttribute("data-index-ms", String(Math.round(performance.now())));
+    document.body.setAttribute("data-index", "1");
   }
 
   function loadScript(src, done) {
@@ -218,6 +238,7 @@
     manifest: function (m) {
       expected = m.chunks + 1;   // the customer chunks and the pinyin table
       count = m.count;
+      indexFiles = m.index || 0;
       chunks = new Array(m.chunks);
       loadScript("_query/pinyin.js", chunkDone);
       for (var c = 0; c < m.chunks; c++) loadScript("_query/customers-" + String(c).padStart(3, "0") + ".js", chunkDone);
@@ -226,14 +247,16 @@
     // values (0 where every one equals the shown value), each value ended by "\n"
     columns: function (index, raw, norm) { chunks[index] = { raw: raw, norm: norm }; },
     readings: function (table) { match.learnReadings(table); },
-    // the postings of index.js (loaded once the page is ready to type)
-    index: function (data) {
-      columns.index = match.loadIndex(data);
-      document.body.setAttribute("data-index-ms", String(Math.round(performance.now())));
-      document.body.setAttribute("data-index", "1");
+    // a piece of the postings (index-NNN.js, loaded once the page is ready to type): a family's
+    // grams and ends come with its first piece of digits
+    index: function (field, kind, grams, ends, digits) {
+      var byKind = indexParts[field] = indexParts[field] || {};
+      var part = byKind[kind] = byKind[kind] || { grams: null, ends: null, digits: [] };
+      if (grams) { part.grams = grams; part.ends = ends; }
+      part.digits.push(digits);
     },
     // every match best first, as matching.js's search() gives them (tests compare the two);
-    // `scan`: without the index, as before index.js arrived; `limit`: the first matches only
+    // `scan`: without the index, as before the index arrived; `limit`: the first matches only
     search: function (text, queries, scan, limit) {
       var on = scan ? { count: columns.count, norm: columns.norm, capacity: columns.capacity } : columns;
       var found = match.searchColumns(on, text, queries || {}, limit);

@@ -6,12 +6,12 @@ in the visible folder ROOT/_query/ so the server's mirror (which skips hidden na
 Normalised texts and the pinyin of every character are computed here,
 with the same code as `fieldsync find`, so both agree.
 
-`index.js` ships postings of `find`'s own index (its n-grams: character pairs of the text fields,
+`index-NNN.js` ship postings of `find`'s own index (its n-grams: character pairs of the text fields,
 pinyin-initials pairs of the pinyin fields) so the page looks customers up instead of scanning
 every row. A posting is a list of customer numbers, ascending, written as gaps in base64 digits
 of 5 bits (the 6th bit says "more digits follow"): no atob, no typed-array copy, and the page
-decodes only the postings a query asks for. The page loads it after it is ready to type
-(searching by scan until then).
+decodes only the postings a query asks for. The page loads them one by one after it is ready
+to type (searching by scan until then).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ DATA_DIR = "_query"
 SCRIPT = "query.js"
 MATCHING_SCRIPT = "matching.js"  # the matching rules, shared with the server's page; beside SCRIPT
 CHUNK_ROWS = 10_000
-FORMAT = 3  # of the chunks: 2 = one string per field (columns); 3 = with index.js; a change rewrites them
+FORMAT = 4  # of the chunks: 2 = one string per field (columns); 3 = with index.js; 4 = index-NNN.js
 STAMP_FILE = "query-page.json"  # in .fieldsync/: which master data the chunks were made from
-INDEX_FILE = "index.js"
+INDEX_PIECE = 400_000  # characters of index data per file (index-000.js, ...)
 # Fields whose character pairs the page looks up (capacity is compared as numbers, voltage has a
 # handful of levels: both stay scans of a small column)
 PAIR_FIELDS = ("account_no", "name", "meter_no", "address", "line")
@@ -82,13 +82,38 @@ def write_data(root: Path, state_dir: Path, script_source: Path) -> bool:
         chunks += 1
     chars.discard("\n")
     write_text(folder / "pinyin.js", _js_call("readings", readings_table(chars)))
-    for stale in folder.glob("customers-*.js"):
-        if int(stale.stem.split("-")[1]) >= chunks:
+    index_files = write_index(folder, index_payload(index) if index else {})
+    for stale in folder.glob("*-*.js"):
+        kind, number = stale.stem.split("-", 1)
+        if number.isdigit() and int(number) >= {"customers": chunks, "index": index_files}.get(kind, 1 << 30):
             stale.unlink()
-    write_text(folder / INDEX_FILE, _js_call("index", index_payload(index) if index else {}))
-    write_text(folder / "manifest.js", _js_call("manifest", {"chunks": chunks, "count": count}))
+    (folder / "index.js").unlink(missing_ok=True)  # the one-file index of an earlier version
+    write_text(folder / "manifest.js", _js_call("manifest", {"chunks": chunks, "count": count, "index": index_files}))
     write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS, FORMAT]), private=True)
     return True
+
+
+def write_index(folder: Path, payload: dict) -> int:
+    """index_payload() as files index-000.js, ... of about INDEX_PIECE characters each, calling
+    fieldsyncQuery.index(field, kind, grams, ends, digits) with a family's digits cut in pieces
+    (grams and ends with the first piece only). The page loads them one after the other, so each
+    holds the page's only thread for a short while: one 10 MB script held it for a second at 6×
+    throttling. Returns how many files were written."""
+    calls = []
+    for field, kinds in payload.items():
+        for kind, data in kinds.items():
+            grams, ends, digits = data if kind != "latin" else (None, None, data)
+            for at in range(0, max(len(digits), 1), INDEX_PIECE):
+                calls.append(_js_call("index", field, kind, grams if at == 0 else None,
+                                      ends if at == 0 else None, digits[at:at + INDEX_PIECE]))
+    files, current = 0, []
+    for call in calls + [None]:
+        if current and (call is None or sum(map(len, current)) + len(call) > INDEX_PIECE):
+            write_text(folder / f"index-{files:03d}.js", "".join(current))
+            files, current = files + 1, []
+        if call is not None:
+            current.append(call)
+    return files
 
 
 def index_payload(index: IndexData) -> dict:
