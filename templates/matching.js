@@ -336,6 +336,7 @@
   }
 
   function* scanPlain(column, q, rank, exactOnly) {
+    scans++;
     var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, pos = text.indexOf(q);
     while (pos >= 0) {
       row = rowAt(offsets, row, pos);
@@ -348,6 +349,7 @@
 
   // onHit(row, atStart) -> rank of the leftmost match in that customer
   function* scanPattern(column, pattern, rank, onHit) {
+    scans++;
     var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, m;
     pattern.lastIndex = 0;
     while ((m = pattern.exec(text))) {
@@ -732,7 +734,12 @@
     if (!(yield* indexedWord(columns, field, word, rank))) yield* columnWord(columns, field, word, rank);
   }
 
+  // Whole columns scanned by the search under way (the page shows it: with the index, only
+  // one-character and one-letter words, voltage levels and short full pinyin scan).
+  var scans = 0;
+
   function* columnSteps(columns, specs, limit) {
+    scans = 0;
     var n = columns.count, rank = new Uint8Array(n), i, s;
     rank.fill(specs.length ? EXACT : SUBSTRING);
     for (s = 0; s < specs.length; s++) {
@@ -748,7 +755,7 @@
       if (r !== NONE) { if (buckets[r].length < want) buckets[r].push(i); counts[r]++; }
     }
     var ids = buckets[0].concat(buckets[1], buckets[2]).slice(0, want);
-    return { total: counts[0] + counts[1] + counts[2], counts: counts, ids: ids, rank: rank };
+    return { total: counts[0] + counts[1] + counts[2], counts: counts, ids: ids, rank: rank, scans: scans };
   }
 
   // char -> "initials" and "full readings", space-separated, as querydata.py writes them.

@@ -99,6 +99,7 @@
     job = null;
     show(mine.text, step.value, mine.started);
     document.getElementById("status").setAttribute("data-slices", String(mine.slices));   // tests, bench
+    document.getElementById("status").setAttribute("data-scans", String(step.value.scans));   // tests
   }
   slices.port1.onmessage = runSlice;
 

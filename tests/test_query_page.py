@@ -126,6 +126,11 @@ def test_sliced_search_equals_find_and_drops_stale_searches(tree, page):
         assert shown_accounts(page) == [h.account_no for h in found.hits], query
         assert f"共 {found.total} 户" in page.text_content("#status"), query
     assert int(page.get_attribute("#status", "data-slices")) > 1   # hangzhou ... zhou were sliced
+    # through the index no column is scanned, but for what has no pair to look up
+    for query, scans in (("hangzhou", 0), ("hzxh", 0), ("有限公司", 0), ("杭州 机械", 0), ("5100", 0),
+                         ("杭州市 yinhang", 0), ("长", 5), ("zhou", 3)):
+        type_query(page, query)
+        assert page.get_attribute("#status", "data-scans") == str(scans), query
     for query in SLICED:
         expected = [h.account_no for h in search.find(tree.state_dir, query, limit=None).hits]
         assert page_answers(page, query) == expected, query
