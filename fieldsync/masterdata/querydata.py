@@ -33,7 +33,7 @@ DATA_DIR = "_query"
 SCRIPT = "query.js"
 MATCHING_SCRIPT = "matching.js"  # the matching rules, shared with the server's page; beside SCRIPT
 CHUNK_ROWS = 10_000
-FORMAT = 4  # of the chunks: 2 = one string per field (columns); 3 = with index.js; 4 = index-NNN.js
+FORMAT = 3  # of the chunks: 2 = one string per field (columns); 3 = and the index (index-NNN.js)
 STAMP_FILE = "query-page.json"  # in .fieldsync/: which master data the chunks were made from
 INDEX_PIECE = 400_000  # characters of index data per file (index-000.js, ...)
 # Fields whose character pairs the page looks up (capacity is compared as numbers, voltage has a
@@ -87,7 +87,6 @@ def write_data(root: Path, state_dir: Path, script_source: Path) -> bool:
         kind, number = stale.stem.split("-", 1)
         if number.isdigit() and int(number) >= {"customers": chunks, "index": index_files}.get(kind, 1 << 30):
             stale.unlink()
-    (folder / "index.js").unlink(missing_ok=True)  # the one-file index of an earlier version
     write_text(folder / "manifest.js", _js_call("manifest", {"chunks": chunks, "count": count, "index": index_files}))
     write_text(stamp_path, json.dumps([list(stamp) if stamp else None, CHUNK_ROWS, FORMAT]), private=True)
     return True
