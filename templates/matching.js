@@ -336,6 +336,7 @@
   }
 
   function* scanPlain(column, q, rank, exactOnly) {
+    scans++;
     var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, pos = text.indexOf(q);
     while (pos >= 0) {
       row = rowAt(offsets, row, pos);
@@ -348,6 +349,7 @@
 
   // onHit(row, atStart) -> rank of the leftmost match in that customer
   function* scanPattern(column, pattern, rank, onHit) {
+    scans++;
     var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, m;
     pattern.lastIndex = 0;
     while ((m = pattern.exec(text))) {
@@ -371,6 +373,269 @@
   function drain(steps) { var step; while (!(step = steps.next()).done); return step.value; }
 
   function valueOf(column, row) { return column.text.slice(column.offsets[row], column.offsets[row + 1] - 1); }
+
+  // --- The index shipped with the query page (querydata.py writes _query/index-NNN.js): postings of
+  // `find`'s own n-grams per field, character pairs ("pairs") and pinyin initials of two
+  // neighbouring characters ("initials"), each a list of customers ascending, written as gaps
+  // in 5-bit base64 digits. A word's candidates are the customers in every posting of its grams;
+  // only they are checked, with the same rules as search(), so the answers are the same.
+  var DIGIT = new Int8Array(128).fill(-1);
+  "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".split("").forEach(function (c, i) {
+    DIGIT[c.charCodeAt(0)] = i;
+  });
+  var PICK = 4;          // postings intersected per word: the shortest ones (a superset is checked anyway)
+  var MAX_SEQUENCES = 64;   // full pinyin: ways to read a query looked up; more and the column is scanned
+  var MAX_PAIRS = 4096;     // full pinyin: character pairs looked up for two neighbouring parts
+  var CHECK_SLICE = 2048;   // candidates checked between yields
+  var decodedCache = new Map(), allReadings = null;
+
+  function decode(text, start, end) {
+    var out = new Int32Array(end - start), n = 0, prev = -1, value = 0, shift = 0;
+    for (var i = start; i < end; i++) {
+      var d = DIGIT[text.charCodeAt(i)];
+      value += (d & 31) * Math.pow(2, shift);
+      if (d & 32) { shift += 5; continue; }
+      prev += value; out[n++] = prev; value = 0; shift = 0;
+    }
+    return out.subarray(0, n);
+  }
+
+  // {grams, ends, digits, position: Map gram -> i (made on first use)} from [grams, ends, digits]
+  function family(data) {
+    return data && data[0] && data[0].length ? { grams: data[0], ends: data[1], digits: data[2], position: null } : null;
+  }
+
+  function postingSize(fam, i) { return fam.ends[i] - (i ? fam.ends[i - 1] : 0); }
+
+  function gramAt(fam, gram) {
+    if (!fam) return -1;
+    if (!fam.position) { fam.position = new Map(); fam.grams.forEach(function (g, i) { fam.position.set(g, i); }); }
+    var i = fam.position.get(gram);
+    return i === undefined ? -1 : i;
+  }
+
+  function posting(fam, i, tag) {
+    var key = tag + i, found = decodedCache.get(key);
+    if (found) return found;
+    found = decode(fam.digits, i ? fam.ends[i - 1] : 0, fam.ends[i]);
+    if (decodedCache.size >= 256) decodedCache.delete(decodedCache.keys().next().value);
+    decodedCache.set(key, found);
+    return found;
+  }
+
+  function intersect(a, b) {
+    var out = new Int32Array(Math.min(a.length, b.length)), n = 0, i = 0, j = 0;
+    while (i < a.length && j < b.length) {
+      if (a[i] < b[j]) i++; else if (a[i] > b[j]) j++; else { out[n++] = a[i]; i++; j++; }
+    }
+    return out.subarray(0, n);
+  }
+
+  function union(lists) {
+    lists = lists.filter(function (l) { return l.length; });
+    if (lists.length < 2) return lists[0] || new Int32Array(0);
+    var all = new Int32Array(lists.reduce(function (n, l) { return n + l.length; }, 0)), at = 0;
+    lists.forEach(function (l) { all.set(l, at); at += l.length; });
+    all.sort();
+    var n = 0;
+    for (var i = 0; i < all.length; i++) if (!n || all[i] !== all[n - 1]) all[n++] = all[i];
+    return all.subarray(0, n);
+  }
+
+  // Customers holding every gram (of a family), from the PICK smallest postings; an empty list
+  // when some gram occurs nowhere.
+  function withGrams(fam, grams, tag) {
+    var found = [];
+    for (var g = 0; g < grams.length; g++) {
+      var i = gramAt(fam, grams[g]);
+      if (i < 0) return new Int32Array(0);
+      found.push(i);
+    }
+    found.sort(function (x, y) { return postingSize(fam, x) - postingSize(fam, y); });
+    var rows = posting(fam, found[0], tag);
+    for (g = 1; g < Math.min(PICK, found.length) && rows.length; g++) rows = intersect(rows, posting(fam, found[g], tag));
+    return rows;
+  }
+
+  function neighbours(chars) {
+    var grams = [];
+    for (var i = 0; i + 1 < chars.length; i++) grams.push(chars[i] + chars[i + 1]);
+    return grams;
+  }
+
+  function readingList() {
+    if (!allReadings) {
+      var seen = new Set();
+      Object.keys(readings).forEach(function (ch) { readings[ch][1].forEach(function (r) { seen.add(r); }); });
+      allReadings = Array.from(seen);
+    }
+    return allReadings;
+  }
+
+  // How a full-pinyin match of q can fall on characters: the first character's reading ends with
+  // q's start ("f"), whole readings follow ("m"), the last reading starts with what is left
+  // ("e"); each way is a list of [kind, part]. null when one reading can hold all of q (a match
+  // of one character has no pair to look up) or there are too many ways.
+  function fullWays(q) {
+    var all = readingList(), whole = new Set(all);
+    if (all.some(function (r) { return r.indexOf(q) >= 0; })) return null;
+    var memo = {}, tooMany = false;
+    function rest(p) {   // ways to read q.slice(p) from a reading's start
+      if (memo[p]) return memo[p];
+      var tail = q.slice(p), options = [];
+      if (all.some(function (r) { return r.startsWith(tail); })) options.push([["e", tail]]);
+      for (var end = p + 1; end < q.length && !tooMany; end++) {
+        var part = q.slice(p, end);
+        if (whole.has(part)) rest(end).forEach(function (way) { options.push([["m", part]].concat(way)); });
+        if (options.length > MAX_SEQUENCES) tooMany = true;
+      }
+      memo[p] = options;
+      return options;
+    }
+    var found = [];
+    for (var cut = 1; cut < q.length && !tooMany; cut++) {
+      var head = q.slice(0, cut);
+      if (!all.some(function (r) { return r.endsWith(head); })) continue;
+      rest(cut).forEach(function (way) { found.push([["f", head]].concat(way)); });
+      if (found.length > MAX_SEQUENCES) return null;
+    }
+    return tooMany ? null : found;
+  }
+
+  // Characters with a reading that ends with ("f"), is ("m") or starts with ("e") `part`.
+  function charsOf(kind, part, cache) {
+    var key = kind + part, found = cache.get(key);
+    if (found) return found;
+    found = Object.keys(readings).filter(function (ch) {
+      return readings[ch][1].some(function (r) {
+        return kind === "f" ? r.endsWith(part) : kind === "m" ? r === part : r.startsWith(part);
+      });
+    });
+    cache.set(key, found);
+    return found;
+  }
+
+  // Customers whose field may hold q in full pinyin: for each way to read it, the customers with
+  // a pair of characters that can read as each two neighbouring parts (null: not narrowed).
+  // {sure: customers that hold q (a way of two parts: one pair is the whole match), maybe: the
+  // others, to be checked}.
+  function fullCandidates(entry, q) {
+    var ways = fullWays(q), cache = new Map(), tag = entry.tag + "p";
+    if (!ways) return null;
+    var lists = [], sure = [];
+    for (var w = 0; w < ways.length; w++) {
+      var rows = null;
+      for (var i = 0; i + 1 < ways[w].length && (!rows || rows.length); i++) {
+        var left = charsOf(ways[w][i][0], ways[w][i][1], cache), right = charsOf(ways[w][i + 1][0], ways[w][i + 1][1], cache);
+        if (left.length * right.length > MAX_PAIRS) return null;
+        var pairs = [];
+        left.forEach(function (a) { right.forEach(function (b) {
+          var at = gramAt(entry.pairs, a + b);
+          if (at >= 0) pairs.push(posting(entry.pairs, at, tag));
+        }); });
+        var adjacent = union(pairs);
+        rows = rows ? intersect(rows, adjacent) : adjacent;
+      }
+      if (rows && rows.length) (ways[w].length === 2 ? sure : lists).push(rows);
+    }
+    lists.push(entry.latin);
+    return { sure: union(sure), maybe: union(lists) };
+  }
+
+  // rank[row] lowered for each candidate row where `rankOf(row)` is better; rows whose rank is
+  // already EXACT are skipped.
+  function* check(rows, rank, rankOf) {
+    for (var k = 0; k < rows.length; k++) {
+      var row = rows[k];
+      if (rank[row] !== EXACT) { var r = rankOf(row); if (r < rank[row]) rank[row] = r; }
+      if (k % CHECK_SLICE === CHECK_SLICE - 1) yield;
+    }
+  }
+
+  // q's plain matches among candidate rows: one indexOf for a run of rows (the next place q
+  // occurs, at or after the row's start, tells whether the row has it).
+  function* checkPlain(column, q, rows, rank) {
+    var text = column.text, offsets = column.offsets, next = -1;
+    for (var k = 0; k < rows.length; k++) {
+      var row = rows[k], start = offsets[row], end = offsets[row + 1] - 1;
+      if (next < start) next = text.indexOf(q, start);
+      if (next < 0) return;
+      if (next < end) {
+        var r = next !== start ? SUBSTRING : end - start === q.length ? EXACT : PREFIX;
+        if (r < rank[row]) rank[row] = r;
+      }
+      if (k % CHECK_SLICE === CHECK_SLICE - 1) yield;
+    }
+  }
+
+  // One word in one field through the index; false when the field has no index (then scanned).
+  function* indexedWord(columns, field, word, rank) {
+    var entry = columns.index && columns.index[field];
+    if (!entry) return false;
+    var q = squeeze(word), column = columns.norm[field];
+    if (!q) return true;
+    var chars = Array.from(q);
+    if (chars.length < 2) yield* scanPlain(column, q, rank, false);   // one character: no pair to look up
+    else yield* checkPlain(column, q, withGrams(entry.pairs, neighbours(chars), entry.tag + "p"), rank);
+    if (!PINYIN[field] || !LETTERS.test(q)) return true;
+    yield;
+    var bits = Array.from(q, function (c) { return 1 << (c.charCodeAt(0) - 97); });
+    if (q.length < 2) {
+      yield* scanPattern(column, initialsPattern(q), rank, function (row, atStart, length) {
+        return !atStart ? SUBSTRING : column.offsets[row + 1] - 1 - column.offsets[row] === length ? EXACT : PREFIX;
+      });
+      return true;
+    }
+    var initials = union([withGrams(entry.initials, neighbours(chars), entry.tag + "i"), entry.latin]);
+    yield* check(initials, rank, function (row) { return initialsRank(valueOf(column, row), bits); });
+    yield;
+    var candidates = fullCandidates(entry, q);
+    yield;
+    if (!candidates) { yield* fullScan(columns, field, q, rank); return true; }
+    var memo = fullMemo(q), patterns = null, latin = new Set(entry.latin);
+    var rankOf = function (row) {   // the rank of q in one customer, by the rules of fullRank
+      if (latin.has(row)) return fullRank(valueOf(column, row), q, memo);
+      if (!patterns) patterns = [fullPattern(q), fullPattern(q, true, false), fullPattern(q, true, true)];
+      var value = valueOf(column, row), pattern = patterns[0];
+      if (!pattern || !patterns[1] || !patterns[2]) return fullRank(value, q, memo);
+      pattern.lastIndex = 0;
+      var m = pattern.exec(value);
+      if (!m) return NONE;
+      if (m.index !== 0) return SUBSTRING;
+      return patterns[2].test(value) ? EXACT : patterns[1].test(value) ? PREFIX : SUBSTRING;
+    };
+    // A customer that surely holds q ranks better than SUBSTRING only if its value starts with
+    // a character whose reading starts a match: only those are checked.
+    var opening = fullOpenings(q), text = column.text, offsets = column.offsets;
+    yield* check(candidates.sure, rank, function (row) {
+      var first = text.codePointAt(offsets[row]);
+      return opening.has(first) ? rankOf(row) : SUBSTRING;
+    });
+    yield* check(candidates.maybe, rank, rankOf);
+    return true;
+  }
+
+  // Code points of the characters with a reading where a match of q can begin at its start.
+  function fullOpenings(q) {
+    var found = new Set();
+    Object.keys(readings).forEach(function (ch) {
+      if (readings[ch][1].some(function (r) { return r.startsWith(q) || q.startsWith(r); })) found.add(ch.codePointAt(0));
+    });
+    return found;
+  }
+
+  // The page's index from what the index files hold: per field number {pairs, initials, latin, tag}.
+  function loadIndex(data) {
+    decodedCache.clear();
+    var index = {};
+    FIELDS.forEach(function (name, f) {
+      var d = data[name];
+      if (!d) return;
+      index[f] = { tag: f, pairs: family(d.pairs), initials: family(d.initials),
+                   latin: d.latin ? decode(d.latin, 0, d.latin.length) : new Int32Array(0) };
+    });
+    return index;
+  }
 
   // The rank of one word in one field for every customer, lowered into `rank`.
   function* columnWord(columns, field, word, rank) {
@@ -399,6 +664,12 @@
       return !atStart ? SUBSTRING : column.offsets[row + 1] - 1 - column.offsets[row] === length ? EXACT : PREFIX;
     });
     if (q.length < 2) return;
+    yield* fullScan(columns, field, q, rank);
+  }
+
+  // Full pinyin of q over a whole column.
+  function* fullScan(columns, field, q, rank) {
+    var column = columns.norm[field], n = columns.count, r, i;
     var memo = fullMemo(q), pattern = fullPattern(q);
     yield;
     var latin = latinRows(column);
@@ -459,13 +730,22 @@
     return columnSteps(columns, querySpecs(text, fieldQueries), limit);
   }
 
+  function* fieldWord(columns, field, word, rank) {
+    if (!(yield* indexedWord(columns, field, word, rank))) yield* columnWord(columns, field, word, rank);
+  }
+
+  // Whole columns scanned by the search under way (the page shows it: with the index, only
+  // one-character and one-letter words, voltage levels and short full pinyin scan).
+  var scans = 0;
+
   function* columnSteps(columns, specs, limit) {
+    scans = 0;
     var n = columns.count, rank = new Uint8Array(n), i, s;
     rank.fill(specs.length ? EXACT : SUBSTRING);
     for (s = 0; s < specs.length; s++) {
       var spec = specs[s], one = new Uint8Array(n).fill(NONE);
-      if (spec[0] >= 0) yield* columnWord(columns, spec[0], spec[1], one);
-      else for (var f = 0; f < FIELDS.length; f++) { yield* columnWord(columns, f, spec[1], one); yield; }
+      if (spec[0] >= 0) yield* fieldWord(columns, spec[0], spec[1], one);
+      else for (var f = 0; f < FIELDS.length; f++) { yield* fieldWord(columns, f, spec[1], one); yield; }
       for (i = 0; i < n; i++) if (one[i] > rank[i]) rank[i] = one[i];
       yield;
     }
@@ -475,12 +755,13 @@
       if (r !== NONE) { if (buckets[r].length < want) buckets[r].push(i); counts[r]++; }
     }
     var ids = buckets[0].concat(buckets[1], buckets[2]).slice(0, want);
-    return { total: counts[0] + counts[1] + counts[2], counts: counts, ids: ids, rank: rank };
+    return { total: counts[0] + counts[1] + counts[2], counts: counts, ids: ids, rank: rank, scans: scans };
   }
 
   // char -> "initials" and "full readings", space-separated, as querydata.py writes them.
   function learnReadings(table) {
     classCache.clear();
+    allReadings = null;
     Object.keys(table).forEach(function (ch) {
       readings[ch] = [table[ch][0].split(" "), table[ch][1].split(" ")];
       if (ch.length === 1) initialMask[ch.charCodeAt(0)] = readings[ch][0].reduce(function (m, l) {
@@ -492,6 +773,6 @@
 
   window.fieldsyncMatch = {
     FIELDS: FIELDS, EXACT: EXACT, PREFIX: PREFIX, SUBSTRING: SUBSTRING, NONE: NONE,
-    learnReadings: learnReadings, search: search, searchColumns: searchColumns, searchSteps: searchSteps, queryWords: queryWords
+    learnReadings: learnReadings, loadIndex: loadIndex, search: search, searchColumns: searchColumns, searchSteps: searchSteps, queryWords: queryWords
   };
 })();

@@ -1,14 +1,16 @@
 /* fieldsync query page (P2): offline customer search with the same rules as `fieldsync find`.
  *
  * Data arrives as <script src> chunks (fetch() is refused on file://) that call
- * fieldsyncQuery.manifest/columns/readings. A chunk holds each field of its customers as one
- * string (values ended by "\n"), shown text and, where it differs, the normalised text that
- * fieldsync computed in Python. The rules are in matching.js (shared with the server's page);
- * searchColumns() there finds words with indexOf and one regular expression per word over those
- * strings, so a keystroke does not run JavaScript per customer. Fast typing is debounced and only
- * the newest query is searched: keystrokes never queue behind searches. A search runs in slices
- * of SLICE_MS (searchSteps() yields about every 10k customers) with a message between slices, so
- * input events and frames get in between, and a newer input drops the search under way.
+ * fieldsyncQuery.manifest/columns/readings/index. A chunk holds each field of its customers as
+ * one string (values ended by "\n"), shown text and, where it differs, the normalised text that
+ * fieldsync computed in Python. The rules are in matching.js (shared with the server's page).
+ * Once the page can be typed into, _query/index-NNN.js bring postings of `find`'s n-grams
+ * (character pairs, pinyin-initials pairs): a word is looked up there and only the customers
+ * holding all its grams are checked (docs/search.md); before it has arrived, and for one-letter
+ * words, the columns are scanned with indexOf and regular expressions. Fast typing is debounced
+ * and only the newest query is searched: keystrokes never queue behind searches. A search runs
+ * in slices of SLICE_MS with a message between slices, so input events and frames get in
+ * between, and a newer input drops the search under way. Only the SHOWN results are put in order.
  */
 (function () {
   "use strict";
@@ -17,7 +19,7 @@
   var DEBOUNCE_MS = 100;   // a search waits until typing pauses this long
   var SLICE_MS = 8;        // the main thread is given back at least this often during a search
   var chunks = [], expected = -1, loaded = 0, folders = {}, columns = null, shown = null, count = 0;
-  var timer = 0, lastInput = -Infinity, job = null;
+  var timer = 0, lastInput = -Infinity, job = null, indexFiles = 0, indexParts = {};
   var slices = new MessageChannel();   // a message, not setTimeout(0), which chromium clamps to 4 ms
   var match = window.fieldsyncMatch;
 
@@ -51,8 +53,6 @@
   function row(id) {
     return FIELDS.map(function (_, f) { return shown[f].text.slice(shown[f].offsets[id], shown[f].offsets[id + 1] - 1); });
   }
-
-  function search(text, fieldQueries, limit) { return match.searchColumns(columns, text, fieldQueries, limit); }
 
   function fieldQueries() {
     var queries = {};
@@ -99,32 +99,77 @@
     job = null;
     show(mine.text, step.value, mine.started);
     document.getElementById("status").setAttribute("data-slices", String(mine.slices));   // tests, bench
+    document.getElementById("status").setAttribute("data-scans", String(step.value.scans));   // tests
   }
   slices.port1.onmessage = runSlice;
 
+  var LABELS = ["户号", "户名", "表计局号", "合同容量", "用电地址", "线路名称", "供电电压等级"];
+  var SHOWN_FIELDS = [0, 2, 3, 4, 5, 6];   // under the name, which has a line of its own
+
+  // A word for a POSIX shell as typed: account numbers are digits; anything else is quoted.
+  function shellWord(value) { return /^[0-9A-Za-z_.-]+$/.test(value) ? value : "'" + value.replace(/'/g, "'\\''") + "'"; }
+
+  // The command that starts a visit to `account`, as the page was given it (root.html.j2).
+  function visitCommand(account, folder) {
+    var list = document.getElementById("results"), word = shellWord(account);
+    return (folder ? "" : list.getAttribute("data-open").split("{account}").join(word)) +
+           list.getAttribute("data-visit").split("{account}").join(word);
+  }
+
+  function copyButton(code) {
+    var button = document.createElement("button");
+    button.type = "button";
+    button.textContent = "复制";
+    button.addEventListener("click", function () {
+      var done = function () { button.textContent = "已复制"; };
+      var select = function () {   // no clipboard (an old browser): select it for a long-press copy
+        var range = document.createRange();
+        range.selectNodeContents(code);
+        window.getSelection().removeAllRanges();
+        window.getSelection().addRange(range);
+      };
+      if (navigator.clipboard) navigator.clipboard.writeText(code.textContent).then(done, select);
+      else select();
+    });
+    return button;
+  }
+
+  // One customer as a card: the name on its own line (a link to the customer's page when the
+  // customer has a folder), the other fields as label/value pairs, the command to start a visit.
+  function card(values) {
+    var li = document.createElement("li"), folder = folders[values[0]] || null;
+    li.className = "card hit";
+    li.setAttribute("data-account", values[0]);
+    var name = document.createElement(folder ? "a" : "span");
+    name.className = "name";
+    name.textContent = values[1] || values[0];
+    if (folder) name.href = encodeURIComponent(folder) + "/index.html";
+    li.appendChild(name);
+    var dl = document.createElement("dl");
+    SHOWN_FIELDS.forEach(function (f) {
+      if (!values[f]) return;
+      var dt = document.createElement("dt"), dd = document.createElement("dd");
+      dt.textContent = LABELS[f];
+      dd.textContent = values[f];
+      dl.appendChild(dt);
+      dl.appendChild(dd);
+    });
+    li.appendChild(dl);
+    var start = document.createElement("div"), code = document.createElement("code");
+    start.className = "start";
+    code.textContent = visitCommand(values[0], folder);
+    start.appendChild(code);
+    start.appendChild(copyButton(code));
+    li.appendChild(start);
+    return li;
+  }
+
   function show(text, found, started) {
     var status = document.getElementById("status");
-    var body = document.getElementById("results");
+    var list = document.getElementById("results");
     var fragment = document.createDocumentFragment();
-    found.ids.forEach(function (id) {
-      var tr = document.createElement("tr");
-      tr.className = "hit";
-      row(id).forEach(function (value, f) {
-        var td = document.createElement("td");
-        var folder = f === 0 ? folders[value] : null;
-        if (folder) {
-          var a = document.createElement("a");
-          a.href = encodeURIComponent(folder) + "/index.html";
-          a.textContent = value;
-          td.appendChild(a);
-        } else {
-          td.textContent = value;
-        }
-        tr.appendChild(td);
-      });
-      fragment.appendChild(tr);
-    });
-    body.replaceChildren(fragment);
+    found.ids.forEach(function (id) { fragment.appendChild(card(row(id))); });
+    list.replaceChildren(fragment);
     status.textContent = found.total ? ("共 " + found.total + " 户" + (found.total > SHOWN ? "，显示前 " + SHOWN + " 户" : ""))
                                      : "没有找到匹配的客户";
     status.setAttribute("data-ms", String(Math.round(performance.now() - started)));
@@ -156,6 +201,28 @@
     document.getElementById("q").addEventListener("input", schedule);
     document.querySelectorAll("[data-field]").forEach(function (i) { i.addEventListener("input", schedule); });
     if (document.getElementById("q").value) render();
+    // the index after the page can be typed into, one file after the other (each holds the
+    // page's thread only briefly): until it is all there, searches scan the columns
+    loadIndexFile(0);
+  }
+
+  function loadIndexFile(number) {
+    if (number < indexFiles) {
+      loadScript("_query/index-" + String(number).padStart(3, "0") + ".js", function () { loadIndexFile(number + 1); });
+      return;
+    }
+    var data = {};
+    Object.keys(indexParts).forEach(function (field) {
+      data[field] = {};
+      Object.keys(indexParts[field]).forEach(function (kind) {
+        var part = indexParts[field][kind], digits = part.digits.join("");
+        data[field][kind] = kind === "latin" ? digits : [part.grams, part.ends, digits];
+      });
+    });
+    indexParts = null;
+    columns.index = match.loadIndex(data);
+    document.body.setAttribute("data-index-ms", String(Math.round(performance.now())));
+    document.body.setAttribute("data-index", "1");
   }
 
   function loadScript(src, done) {
@@ -172,6 +239,7 @@
     manifest: function (m) {
       expected = m.chunks + 1;   // the customer chunks and the pinyin table
       count = m.count;
+      indexFiles = m.index || 0;
       chunks = new Array(m.chunks);
       loadScript("_query/pinyin.js", chunkDone);
       for (var c = 0; c < m.chunks; c++) loadScript("_query/customers-" + String(c).padStart(3, "0") + ".js", chunkDone);
@@ -180,9 +248,19 @@
     // values (0 where every one equals the shown value), each value ended by "\n"
     columns: function (index, raw, norm) { chunks[index] = { raw: raw, norm: norm }; },
     readings: function (table) { match.learnReadings(table); },
-    // every match best first, as matching.js's search() gives them (tests compare the two)
-    search: function (text, queries) {
-      var found = search(text, queries || {});
+    // a piece of the postings (index-NNN.js, loaded once the page is ready to type): a family's
+    // grams and ends come with its first piece of digits
+    index: function (field, kind, grams, ends, digits) {
+      var byKind = indexParts[field] = indexParts[field] || {};
+      var part = byKind[kind] = byKind[kind] || { grams: null, ends: null, digits: [] };
+      if (grams) { part.grams = grams; part.ends = ends; }
+      part.digits.push(digits);
+    },
+    // every match best first, as matching.js's search() gives them (tests compare the two);
+    // `scan`: without the index, as before the index arrived; `limit`: the first matches only
+    search: function (text, queries, scan, limit) {
+      var on = scan ? { count: columns.count, norm: columns.norm, capacity: columns.capacity } : columns;
+      var found = match.searchColumns(on, text, queries || {}, limit);
       return found.ids.map(function (id) { return { rank: found.rank[id], row: row(id) }; });
     }
   };

@@ -119,7 +119,7 @@ def test_tablet_pages_show_data_as_text(hostile_tablet, page):
 
     text = open_clean(page, cfg.root / "index.html", 'body[data-ready="1"]')
     page.fill("#q", ACCOUNT)
-    page.wait_for_selector("#results tr.hit")
+    page.wait_for_selector("#results .hit")
     assert name in page.locator("#results").inner_text()
     page.wait_for_timeout(300)
 

@@ -15,12 +15,25 @@ pytestmark = pytest.mark.browser
 
 
 def open_page(page, cfg):
+    """The page, ready to type and with its index (_query/index.js) loaded."""
     page.goto((cfg.root / "index.html").as_uri())
-    page.wait_for_selector("body[data-ready='1']", timeout=120_000)
+    page.wait_for_selector("body[data-ready='1']", timeout=120_000, state="attached")
+    page.wait_for_selector("body[data-index='1']", timeout=120_000, state="attached")
+
+
+# Every match of a query on the page: through the index, or scanning every row (as before
+# index.js arrives); both must equal find.
+BOTH_PATHS = "([q, f, scan]) => fieldsyncQuery.search(q, f, scan).map(h => h.row[0])"
+
+
+def page_answers(page, query: str, fields: dict | None = None) -> list[str]:
+    indexed = page.evaluate(BOTH_PATHS, [query, fields or {}, False])
+    assert page.evaluate(BOTH_PATHS, [query, fields or {}, True]) == indexed, query
+    return indexed
 
 
 def shown_accounts(page) -> list[str]:
-    return [cell.strip() for cell in page.locator("#results tr td:first-child").all_text_contents()]
+    return [card.get_attribute("data-account") for card in page.locator("#results .hit").all()]
 
 
 def type_query(page, text: str) -> None:
@@ -54,10 +67,10 @@ def test_fields_combine(tree, page):
     open_page(page, tree)
     page.click("#by-field summary")
     page.fill("[data-field=voltage]", "10 KV")
-    page.wait_for_function("() => document.querySelectorAll('#results tr').length === 2")
+    page.wait_for_function("() => document.querySelectorAll('#results .hit').length === 2")
     assert shown_accounts(page) == ["3300001234", "3300005678"]
     page.fill("[data-field=capacity_kva]", ">=500")
-    page.wait_for_function("() => document.querySelectorAll('#results tr').length === 1")
+    page.wait_for_function("() => document.querySelectorAll('#results .hit').length === 1")
     assert shown_accounts(page) == ["3300005678"]
 
 
@@ -73,13 +86,12 @@ def test_page_and_find_give_the_same_answers(tree, page):
     open_page(page, tree)
     for query in QUERIES:
         expected = [h.account_no for h in search.find(tree.state_dir, query, limit=None).hits]
-        got = page.evaluate("q => fieldsyncQuery.search(q).map(h => h.row[0])", query)
-        assert got == expected, query
+        assert page_answers(page, query) == expected, query
     combined = {"name": "jx", "capacity_kva": ">=315", "voltage": "10kV"}
     expected = [h.account_no for h in search.find(tree.state_dir, "", combined, limit=None).hits]
     by_index = {str(["account_no", "name", "meter_no", "capacity_kva", "address", "line", "voltage"].index(k)): v
                 for k, v in combined.items()}
-    assert page.evaluate("f => fieldsyncQuery.search('', f).map(h => h.row[0])", by_index) == expected
+    assert page_answers(page, "", by_index) == expected
     assert expected
 
 
@@ -114,9 +126,14 @@ def test_sliced_search_equals_find_and_drops_stale_searches(tree, page):
         assert shown_accounts(page) == [h.account_no for h in found.hits], query
         assert f"共 {found.total} 户" in page.text_content("#status"), query
     assert int(page.get_attribute("#status", "data-slices")) > 1   # hangzhou ... zhou were sliced
+    # through the index no column is scanned, but for what has no pair to look up
+    for query, scans in (("hangzhou", 0), ("hzxh", 0), ("有限公司", 0), ("杭州 机械", 0), ("5100", 0),
+                         ("杭州市 yinhang", 0), ("长", 5), ("zhou", 3)):
+        type_query(page, query)
+        assert page.get_attribute("#status", "data-scans") == str(scans), query
     for query in SLICED:
         expected = [h.account_no for h in search.find(tree.state_dir, query, limit=None).hits]
-        assert page.evaluate("q => fieldsyncQuery.search(q).map(h => h.row[0])", query) == expected, query
+        assert page_answers(page, query) == expected, query
     # a search under way for "hangzhou" is dropped when "hzxh" replaces it at once
     page.evaluate("""() => { const box = document.getElementById('q');
         box.value = 'hangzhou'; box.dispatchEvent(new Event('input'));

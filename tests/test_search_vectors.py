@@ -23,7 +23,7 @@ OPTIONS = {"account_no": "--account", "name": "--name", "meter_no": "--meter", "
            "address": "--address", "line": "--line", "voltage": "--voltage"}
 ERROR_HINTS = {"capacity": ">=N", "voltage": "10kV"}  # the accepted forms, named in the error
 # On a page: sorted accounts of the matches, or "error" when the query is refused.
-PAGE_PROBE = """([api, v]) => { try { return window[api].search(v.query, v.fields || {}).map(h => h.row[%d]).sort(); }
+PAGE_PROBE = """([api, v, scan]) => { try { return window[api].search(v.query, v.fields || {}, scan).map(h => h.row[%d]).sort(); }
                                catch (e) { return "error"; } }"""
 
 
@@ -83,14 +83,16 @@ def test_long_values_are_cut_in_the_table_not_in_json(vector_tree, invoke):
 def test_vectors_on_the_tablets_query_page(vector_tree, page):
     pages.render_root(vector_tree)
     page.goto((vector_tree.root / "index.html").as_uri())
-    page.wait_for_selector("body[data-ready='1']", timeout=60_000)
+    page.wait_for_selector("body[data-index='1']", timeout=60_000, state="attached")
     for vector in VECTORS["vectors"]:
-        assert page.evaluate(PAGE_PROBE % 0, ["fieldsyncQuery", vector]) == expected(vector), vector
+        # through the index (_query/index.js), and scanning every row as before it arrives
+        for scan in (False, True):
+            assert page.evaluate(PAGE_PROBE % 0, ["fieldsyncQuery", vector, scan]) == expected(vector), vector
     # what a person sees: a malformed value says so in the status line
     page.click("#by-field summary")
     page.fill("[data-field=capacity_kva]", "abc")
     page.wait_for_function("document.getElementById('status').textContent.includes('输入有误')")
-    assert page.locator("#results tr").count() == 0
+    assert page.locator("#results .hit").count() == 0
     assert page.blocked == []
 
 

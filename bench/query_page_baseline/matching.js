@@ -253,8 +253,234 @@
     return hits.map(function (h) { return { rank: Math.floor(h / 1e8), row: rows[h % 1e8] }; });
   }
 
+  // --- The same rules over columns (the query page): a field of every customer is one string,
+  // values ended by "\n", with offsets[i] where customer i starts. Plain words are found with the
+  // engine's indexOf and pinyin with one regular expression per word, skipping to the next
+  // customer after a hit, so no JavaScript runs per customer for most words; the rank of a hit
+  // comes from where it starts. Answers equal search() (tests/data/search_vectors.json).
+  // The scans are generators that yield about every SLICE customers, so the page can run a
+  // search in slices between frames and drop it when a newer query comes (query.js).
+  var classCache = new Map();
+  var SLICE = 10000;
+
+  function charClass(key, test) {
+    var found = classCache.get(key);
+    if (found !== undefined) return found;
+    var chars = [];
+    Object.keys(readings).forEach(function (ch) { if (test(ch, readings[ch])) chars.push(ch.replace(/[\\\]\[^-]/g, "\\$&")); });
+    found = chars.length ? "[" + chars.join("") + "]" : "";
+    classCache.set(key, found);
+    return found;
+  }
+
+  // Initials: a run of characters each with an initial of the query's letter (Latin reads as itself).
+  function initialsPattern(q) {
+    return new RegExp(Array.from(q, function (letter) {
+      var bit = 1 << (letter.charCodeAt(0) - 97);
+      var cls = charClass("i" + letter, function (ch) { return ch.length === 1 && (initialMask[ch.charCodeAt(0)] & bit); });
+      return cls ? "(?:" + letter + "|" + cls + ")" : letter;
+    }).join(""), "gu");
+  }
+
+  // Full pinyin over characters with readings: the first character's reading ends with the query's
+  // start, whole readings follow, the last one starts with what is left. Latin letters read as
+  // themselves everywhere, which would make this pattern explode; customers with Latin letters in
+  // the field are checked by fullRank instead. null when the pattern would be too large.
+  // `whole`: the first reading is read from its start (a PREFIX match when at the field's start);
+  // `exact`: the last reading ends with the query, and the field right after it (an EXACT match).
+  function fullPattern(q, whole, exact) {
+    var has = function (kind, part) {
+      return charClass(kind + part, function (ch, r) {
+        return r[1].some(function (reading) {
+          return kind === "e" ? reading.startsWith(part) : kind === "m" ? reading === part
+               : kind === "f" ? reading.endsWith(part) : reading.indexOf(part) >= 0;
+        });
+      });
+    };
+    var memo = {}, budget = 200000;
+    function rest(i) {
+      if (memo[i] !== undefined) return memo[i];
+      var options = [], end = has(exact ? "m" : "e", q.slice(i));
+      if (end) options.push(end);
+      for (var j = i + 1; j < q.length; j++) {
+        var mid = has("m", q.slice(i, j)), tail = mid ? rest(j) : "";
+        if (mid && tail) options.push(mid + tail);
+      }
+      memo[i] = options.length ? "(?:" + options.join("|") + ")" : "";
+      budget -= memo[i].length;
+      return memo[i];
+    }
+    var options = [], single = has(exact ? "m" : whole ? "e" : "s", q);
+    if (single) options.push(single);
+    for (var j = 1; j < q.length && budget > 0; j++) {
+      var first = has(whole ? "m" : "f", q.slice(0, j)), tail = first ? rest(j) : "";
+      if (first && tail) options.push(first + tail);
+    }
+    if (budget <= 0) return null;
+    if (!options.length) return /(?!)/u;
+    // `whole` patterns test one customer's value (a sticky test inside the column's long string
+    // was found to cost far more than slicing the value out)
+    return whole ? new RegExp("^(?:" + options.join("|") + ")" + (exact ? "$" : ""), "u")
+                 : new RegExp(options.join("|"), "gu");
+  }
+
+  // Where customer `row` (>= the previous one) holds position `pos`.
+  function rowAt(offsets, row, pos) {
+    var low = row, high = offsets.length - 2;
+    while (low < high) { var mid = (low + high + 1) >> 1; if (offsets[mid] <= pos) low = mid; else high = mid - 1; }
+    return low;
+  }
+
+  function startRank(offsets, row, pos, length) {
+    return pos !== offsets[row] ? SUBSTRING : offsets[row + 1] - 1 - offsets[row] === length ? EXACT : PREFIX;
+  }
+
+  function* scanPlain(column, q, rank, exactOnly) {
+    var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, pos = text.indexOf(q);
+    while (pos >= 0) {
+      row = rowAt(offsets, row, pos);
+      if (row >= mark) { mark = row + SLICE; yield; }
+      var r = startRank(offsets, row, pos, q.length);
+      if ((!exactOnly || r === EXACT) && r < rank[row]) rank[row] = r;
+      pos = text.indexOf(q, offsets[row + 1]);
+    }
+  }
+
+  // onHit(row, atStart) -> rank of the leftmost match in that customer
+  function* scanPattern(column, pattern, rank, onHit) {
+    var text = column.text, offsets = column.offsets, row = 0, mark = SLICE, m;
+    pattern.lastIndex = 0;
+    while ((m = pattern.exec(text))) {
+      row = rowAt(offsets, row, m.index);
+      if (row >= mark) { mark = row + SLICE; yield; }
+      var r = onHit(row, m.index === offsets[row], m[0].length);
+      if (r < rank[row]) rank[row] = r;
+      pattern.lastIndex = offsets[row + 1];
+    }
+  }
+
+  function latinRows(column) {
+    if (!column.latin) {
+      var rows = [];
+      drain(scanPattern(column, /[a-z]/g, new Uint8Array(column.offsets.length), function (row) { rows.push(row); return NONE; }));
+      column.latin = rows;
+    }
+    return column.latin;
+  }
+
+  function drain(steps) { var step; while (!(step = steps.next()).done); return step.value; }
+
+  function valueOf(column, row) { return column.text.slice(column.offsets[row], column.offsets[row + 1] - 1); }
+
+  // The rank of one word in one field for every customer, lowered into `rank`.
+  function* columnWord(columns, field, word, rank) {
+    var n = columns.count, r, i;
+    if (field === CAPACITY) {
+      var bounds = capacityBounds(word);
+      if (bounds) for (i = 0; i < n; i++) {
+        r = capacityRank(bounds, columns.capacity[i]); if (r < rank[i]) rank[i] = r;
+        if (i % SLICE === SLICE - 1) yield;
+      }
+      return;
+    }
+    if (field === VOLTAGE) {
+      var level = voltageLevel(word, "");
+      if (level) yield* scanPlain(columns.norm[VOLTAGE], level, rank, true);
+      return;
+    }
+    var q = squeeze(word), column = columns.norm[field];
+    if (!q) return;
+    yield* scanPlain(column, q, rank, false);
+    if (!PINYIN[field] || !LETTERS.test(q)) return;
+    yield;
+    var initials = initialsPattern(q);
+    yield;   // building a pattern can take a slice of its own
+    yield* scanPattern(column, initials, rank, function (row, atStart, length) {
+      return !atStart ? SUBSTRING : column.offsets[row + 1] - 1 - column.offsets[row] === length ? EXACT : PREFIX;
+    });
+    if (q.length < 2) return;
+    var memo = fullMemo(q), pattern = fullPattern(q);
+    yield;
+    var latin = latinRows(column);
+    var exact = function (row) { return fullRank(valueOf(column, row), q, memo); };
+    if (pattern) {
+      // a match at the field's start: EXACT or PREFIX only if read from a reading's start
+      var prefix = fullPattern(q, true, false);
+      yield;
+      var whole = fullPattern(q, true, true);
+      yield;
+      yield* scanPattern(column, pattern, rank, function (row, atStart) {
+        if (!atStart) return SUBSTRING;
+        if (!prefix || !whole) return exact(row);
+        var value = valueOf(column, row);
+        return whole.test(value) ? EXACT : prefix.test(value) ? PREFIX : SUBSTRING;
+      });
+      for (i = 0; i < latin.length; i++) {
+        r = exact(latin[i]); if (r < rank[latin[i]]) rank[latin[i]] = r;
+        if (i % 1000 === 999) yield;
+      }
+    } else {   // a pathological query: check every customer that has a starting character
+      var starts = fullStarts(q, memo);
+      for (i = 0; i < n; i++) {
+        if (i % 1000 === 999) yield;
+        if (rank[i] === EXACT) continue;
+        var text = valueOf(column, i);
+        if (containsAny(text, starts)) { r = fullRank(text, q, memo); if (r < rank[i]) rank[i] = r; }
+      }
+    }
+  }
+
+  // The query's words and field conditions as [field or -1 for any field, word]; throws Error
+  // for a malformed value, like compile().
+  function querySpecs(text, fieldQueries) {
+    var specs = queryWords(String(text || "").slice(0, MAX_QUERY)).map(function (w) { return [-1, w]; });
+    Object.keys(fieldQueries || {}).forEach(function (key) {
+      var field = /^[0-9]+$/.test(key) ? Number(key) : FIELDS.indexOf(key);
+      var given = fieldQueries[key];
+      (Array.isArray(given) ? given : [given]).forEach(function (value) {
+        value = String(value == null ? "" : value).slice(0, MAX_QUERY);
+        if (!value.trim()) return;
+        fieldConditions(field, value).forEach(function (word) { specs.push([field, word]); });
+      });
+    });
+    return specs;
+  }
+
+  // search() over columns = {count, norm: [{text, offsets}] per field, capacity: Float64Array}.
+  // Returns {total, counts: per rank, ids: the first `limit` matches best first (all if no limit)};
+  // only those are ordered: ranks are three buckets, each already in account order.
+  function searchColumns(columns, text, fieldQueries, limit) {
+    return drain(searchSteps(columns, text, fieldQueries, limit));
+  }
+
+  // searchColumns() as steps: a generator that yields between slices and returns its answer.
+  // A malformed query throws here, before the first step.
+  function searchSteps(columns, text, fieldQueries, limit) {
+    return columnSteps(columns, querySpecs(text, fieldQueries), limit);
+  }
+
+  function* columnSteps(columns, specs, limit) {
+    var n = columns.count, rank = new Uint8Array(n), i, s;
+    rank.fill(specs.length ? EXACT : SUBSTRING);
+    for (s = 0; s < specs.length; s++) {
+      var spec = specs[s], one = new Uint8Array(n).fill(NONE);
+      if (spec[0] >= 0) yield* columnWord(columns, spec[0], spec[1], one);
+      else for (var f = 0; f < FIELDS.length; f++) { yield* columnWord(columns, f, spec[1], one); yield; }
+      for (i = 0; i < n; i++) if (one[i] > rank[i]) rank[i] = one[i];
+      yield;
+    }
+    var counts = [0, 0, 0], want = limit == null ? n : limit, buckets = [[], [], []];
+    for (i = 0; i < n; i++) {
+      var r = rank[i];
+      if (r !== NONE) { if (buckets[r].length < want) buckets[r].push(i); counts[r]++; }
+    }
+    var ids = buckets[0].concat(buckets[1], buckets[2]).slice(0, want);
+    return { total: counts[0] + counts[1] + counts[2], counts: counts, ids: ids, rank: rank };
+  }
+
   // char -> "initials" and "full readings", space-separated, as querydata.py writes them.
   function learnReadings(table) {
+    classCache.clear();
     Object.keys(table).forEach(function (ch) {
       readings[ch] = [table[ch][0].split(" "), table[ch][1].split(" ")];
       if (ch.length === 1) initialMask[ch.charCodeAt(0)] = readings[ch][0].reduce(function (m, l) {
@@ -266,6 +492,6 @@
 
   window.fieldsyncMatch = {
     FIELDS: FIELDS, EXACT: EXACT, PREFIX: PREFIX, SUBSTRING: SUBSTRING, NONE: NONE,
-    learnReadings: learnReadings, search: search, queryWords: queryWords
+    learnReadings: learnReadings, search: search, searchColumns: searchColumns, searchSteps: searchSteps, queryWords: queryWords
   };
 })();

@@ -7,6 +7,7 @@ the server share and from any static web server alike.
 from __future__ import annotations
 
 import posixpath
+import shlex
 from pathlib import Path
 from urllib.parse import quote
 
@@ -160,6 +161,21 @@ def render_customer(cfg: Config, folder: Path) -> bool:
     return _write_if_changed(folder / PAGE_FILE, text)
 
 
+# The category the query page's "start a visit" command names (the spec's example); the
+# inspector may change it before running the command.
+VISIT_CATEGORY = "计量装置"
+
+
+def _visit_commands(cfg: Config) -> dict[str, str]:
+    """The query page's commands that start a visit, with {account} for the page to fill in:
+    `visit new` needs the customer's folder (made by `customer open`, for customers without
+    one) and the category (`category add` keeps an existing one)."""
+    business, category = shlex.quote(cfg.layout.businesses[0]), shlex.quote(VISIT_CATEGORY)
+    return {"open_command": "fieldsync customer open {account} && ",
+            "visit_command": f"fieldsync category add {{account}} {business} {category} && "
+                             f"fieldsync visit new {{account}} {business} {category}"}
+
+
 def render_root(cfg: Config) -> bool:
     """ROOT/index.html: the offline query page over all master data (P2), linking the
     customers that have a folder; its data lives in ROOT/_query/ (see querydata.py)."""
@@ -173,5 +189,6 @@ def render_root(cfg: Config) -> bool:
     # The template writes `folders` with Jinja's tojson, which escapes < > & ': a folder name
     # (data) can neither end the inline JSON ("</script>") nor open a comment ("<!--").
     text = render_page("root.html.j2", folders=folders, folder_count=len(folders),
-                           inspector=cfg.inspector, device=cfg.device, data_dir=querydata.DATA_DIR)
+                           inspector=cfg.inspector, device=cfg.device, data_dir=querydata.DATA_DIR,
+                           **_visit_commands(cfg))
     return _write_if_changed(cfg.root / PAGE_FILE, text) or data_changed
