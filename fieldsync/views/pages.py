@@ -169,11 +169,10 @@ VISIT_CATEGORY = "计量装置"
 def _visit_commands(cfg: Config) -> dict[str, str]:
     """The query page's commands that start a visit, with {account} for the page to fill in:
     `visit new` needs the customer's folder (made by `customer open`, for customers without
-    one) and the category (`category add` keeps an existing one)."""
+    one); `--create-category` makes the category when the customer has none of that name."""
     business, category = shlex.quote(cfg.layout.businesses[0]), shlex.quote(VISIT_CATEGORY)
     return {"open_command": "fieldsync customer open {account} && ",
-            "visit_command": f"fieldsync category add {{account}} {business} {category} && "
-                             f"fieldsync visit new {{account}} {business} {category}"}
+            "visit_command": f"fieldsync visit new {{account}} {business} {category} --create-category"}
 
 
 def render_root(cfg: Config) -> bool:
