@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from fieldsync import config as config_mod
+from fieldsync.base.clock import local_time
 from fieldsync.base.i18n import _
 from fieldsync.base.platform import quote_command
 from fieldsync.cli.base import AppContext, echo, finish_with_warnings, pass_app, warn
@@ -153,7 +154,7 @@ def visit_list(app: AppContext, account: str | None, as_json: bool) -> None:
     folders = app.config.layout.kind_folders
     for visit in found:
         counts = "  ".join(f"{folders[kind]} {count}" for kind, count in visit.photos.items())
-        click.echo(f"{visit.path}  {visit.created_at}  {counts}")
+        click.echo(f"{visit.path}  {local_time(visit.created_at)}  {counts}")
     echo(app, _("{count} visit(s) in {root}").format(count=len(found), root=app.config.root))
 
 
