@@ -31,7 +31,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
@@ -182,12 +182,8 @@ class Engine:
             plan.files = self.readiness.ready(plan.files, set(closed), result)
             progress.planned(len(plan.files), plan.bytes)
             self._make_folders(plan.folders, result)
-            touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
-                                       progress, result)
-            derived = self._derive(plan, touched, everything=entries if fresh else None)
-            manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
+            derived, manifests = self._push_plan(plan, entries if fresh else None, progress, result)
             if not result.error:
-                self._log_heads(manifests)
                 pages = [e for e in derived if e.rel.name != MANIFEST_FILE]
                 self._push_files(manifests + pages, progress, result)
                 result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
@@ -209,6 +205,34 @@ class Engine:
             except OSError as exc:  # the state is a cache: the next pass re-derives it
                 result.error = result.error or str(LocalFault.from_os_error(exc))
         return result
+
+    def _push_plan(self, plan: Plan, everything: dict[str, Entry] | None, progress: Progress,
+                   result: SyncResult) -> tuple[list[Entry], list[Entry]]:
+        """Push the plan's files, and derive what follows from them as soon as every photo is
+        through the photo pipeline: the pages and the manifests' ledger records are computed
+        while the last photos' bytes go up, instead of after them on an idle link. Returns
+        (derived entries, manifests to push), the manifests'
+        heads logged in the ledger unless the pass failed."""
+        early: dict = {}
+
+        def all_prepared(visits: set[Path]) -> None:
+            try:
+                early["derived"] = derived = self._derive(plan, visits, everything)
+                planned = [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE]
+                early["logged"] = self._log_heads(self._manifests(visits, planned))
+            except BaseException as exc:  # raised where the pass runs, after the pushes
+                early["error"] = exc
+
+        touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
+                                   progress, result, all_prepared)
+        if "error" in early:
+            raise early["error"]
+        derived = early["derived"] if "derived" in early else self._derive(plan, touched, everything)
+        manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
+        if not result.error:
+            logged = early.get("logged", {})
+            self._log_heads([m for m in manifests if logged.get(m.key) != (m.size, m.mtime_ns)])
+        return derived, manifests
 
     def _derive(self, plan: Plan, touched: set[Path], everything: dict[str, Entry] | None) -> list[Entry]:
         """Run sync.derive for what this pass saw change (files and folders it found, photos it
@@ -235,12 +259,16 @@ class Engine:
             entries.append(Entry(rel.as_posix(), self.cfg.root, False, st.st_size, st.st_mtime_ns, self.cfg.layout))
         return entries
 
-    def _log_heads(self, manifests: list[Entry]) -> None:
+    def _log_heads(self, manifests: list[Entry]) -> dict[str, tuple[int, int]]:
+        """Returns the manifests logged, as key -> (size, mtime_ns) when they were."""
         # A kill -9 between a manifest's save and its ledger record must not leave the server
         # with a head no ledger seals (the photo is not offered again: it is sealed as is).
+        logged = {}
         for entry in manifests:
             with contextlib.suppress(FieldsyncError, OSError, KeyError, TypeError):
                 manifest.ensure_logged(self.cfg, entry.path.parent)  # a broken one: verify says so
+            logged[entry.key] = (entry.size, entry.mtime_ns)
+        return logged
 
     def _follow_renames(self, entries: dict[str, Entry]) -> None:
         """A visit renamed on the tablet (`visit edit --name` or a file manager) is renamed on
@@ -364,24 +392,35 @@ class Engine:
                 for entry in self.transport.walk() if not is_private(entry.rel)}
 
     def _make_folders(self, folders: list[Entry], result: SyncResult) -> None:
-        # Parents first (P7: a new visit reaches the server even before its first photo).
+        # Parents first (P7: a new visit reaches the server even before its first photo);
+        # the folders of one depth (a visit's 外观 and 铭牌, many new visits) at once, as each
+        # costs round trips on a mobile link.
         done = []
+        depths: dict[int, list[Entry]] = {}
         for entry in folders:
-            if self._blocked_by(entry.rel) is not None:
-                continue  # below a folder in conflict: its files fail with that reason
-            try:
-                self.transport.makedirs(entry.rel)
-            except (TransportError, BadInput) as exc:
-                conflict = self._path_conflict(entry.rel, exc, is_folder=True)
-                if conflict is None:
-                    raise
-                self.state.update(entry.key, is_dir=True, status="failed", reason=conflict)
-                log.warning("%s", conflict)
-                continue
-            done.append(FileState(entry.key, is_dir=True, status="done", pushed_at=time.time()))
-            result.folders += 1
-            self._listings.made(entry.rel)
+            depths.setdefault(entry.key.count("/"), []).append(entry)
+        for level in (depths[d] for d in sorted(depths)):
+            workers = max(1, min(self.cfg.server.parallel, len(level)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="fieldsync-mkdir") as pool:
+                made = list(pool.map(self._make_folder, level))
+            done += [record for record in made if record is not None]
+        result.folders += len(done)
         self.state.put_many(done)
+
+    def _make_folder(self, entry: Entry) -> FileState | None:
+        if self._blocked_by(entry.rel) is not None:
+            return None  # below a folder in conflict: its files fail with that reason
+        try:
+            self.transport.makedirs(entry.rel)
+        except (TransportError, BadInput) as exc:
+            conflict = self._path_conflict(entry.rel, exc, is_folder=True)
+            if conflict is None:
+                raise
+            self.state.update(entry.key, is_dir=True, status="failed", reason=conflict)
+            log.warning("%s", conflict)
+            return None
+        self._listings.made(entry.rel)
+        return FileState(entry.key, is_dir=True, status="done", pushed_at=time.time())
 
     def _blocked_by(self, rel: PurePosixPath) -> str | None:
         """The conflict found this pass on `rel` or a folder above it, if any."""
@@ -413,14 +452,24 @@ class Engine:
             return message
         return None
 
-    def _push_files(self, files: list[Entry], progress: Progress, result: SyncResult) -> set[Path]:
+    def _push_files(self, files: list[Entry], progress: Progress, result: SyncResult,
+                    all_prepared: Callable[[set[Path]], None] | None = None) -> set[Path]:
         """Push files with server.parallel in flight; returns the visit folders whose photos
-        changed (their manifests go next)."""
+        changed (their manifests go next). all_prepared(visits) is called once, on the worker
+        that got there last, when every photo is through the photo pipeline (its bytes may
+        still be going up); `visits` are those of the photos prepared."""
         touched: set[Path] = set()
         lock = threading.Lock()
         halted = threading.Event()
+        prepared = _Countdown(files, all_prepared, lock)
 
         def work(entry: Entry) -> None:
+            try:
+                push(entry)
+            finally:
+                prepared(entry, False)
+
+        def push(entry: Entry) -> None:
             if halted.is_set() or self._stop.is_set():
                 return
             try:
@@ -429,7 +478,7 @@ class Engine:
                     outcome, reason = "failed", blocked
                     self._failed(entry, blocked, result, lock)
                 else:
-                    outcome, reason = self._push_one(entry, progress, result, lock)
+                    outcome, reason = self._push_one(entry, progress, result, lock, prepared)
             except TransportError as exc:
                 conflict = self._path_conflict(entry.rel, exc)
                 if conflict is None:  # the network: stop the pass, everything stays resumable
@@ -459,8 +508,8 @@ class Engine:
             self.drop_transport()
         return touched
 
-    def _push_one(self, entry: Entry, progress: Progress, result: SyncResult,
-                  lock: threading.Lock) -> tuple[str, str]:
+    def _push_one(self, entry: Entry, progress: Progress, result: SyncResult, lock: threading.Lock,
+                  on_prepared: Callable[[Entry, bool], None] = lambda entry, ok: None) -> tuple[str, str]:
         record = self.state.get(entry.key) or FileState(entry.key)
         try:
             st = entry.path.stat()
@@ -485,6 +534,7 @@ class Engine:
             if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
                 with lock:
                     result.wrote[entry.key] = (st.st_size, st.st_mtime_ns)
+        on_prepared(entry, True)
         target = entry.rel
         if record.remote_size is None and record.status != "failed":
             target = self._conflict_free_target(entry, st.st_size, result, lock)
@@ -696,6 +746,28 @@ class Engine:
                     self.transport.remove(PurePosixPath(rel))
                     self.photos.record_removal(PurePosixPath(rel))
         self.state.forget(gone)
+
+
+class _Countdown:
+    """Calls done(visits) once every file of a push went through preparation (or ended before
+    it); `visits`: those of the photos prepared. Thread-safe; each file counts once."""
+
+    def __init__(self, files: list[Entry], done: Callable[[set[Path]], None] | None, lock: threading.Lock):
+        self._waiting = {entry.key for entry in files}
+        self._visits: set[Path] = set()
+        self._done = done
+        self._lock = lock
+
+    def __call__(self, entry: Entry, ok: bool) -> None:
+        with self._lock:
+            if entry.key not in self._waiting:
+                return
+            self._waiting.discard(entry.key)
+            if ok and entry.info.role == "photo":
+                self._visits.add(entry.path.parent.parent)
+            last = not self._waiting
+        if last and self._done is not None:
+            self._done(set(self._visits))
 
 
 # --------------------------------------------------------------------------- one pass
