@@ -32,7 +32,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
@@ -99,6 +99,9 @@ class Engine:
         # what is below them fails with the reason, everything else goes on.
         self._conflicts: dict[PurePosixPath, str] = {}
         self._lock_conflicts = threading.Lock()
+        # Server look-ups started before a photo is prepared, so they overlap its CPU work.
+        self._lookahead = ThreadPoolExecutor(2, thread_name_prefix="fieldsync-lookahead")
+        self._open_ahead = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,6 +123,7 @@ class Engine:
         self._stop.set()
 
     def close(self) -> None:
+        self._lookahead.shutdown(wait=True)
         try:
             self.state.close()
         finally:
@@ -181,6 +185,7 @@ class Engine:
                 plan.files = self.readiness.due(plan.files, result)
             plan.files = self.readiness.ready(plan.files, set(closed), result)
             progress.planned(len(plan.files), plan.bytes)
+            self._listings.expect(e.rel for e in plan.files)
             self._make_folders(plan.folders, result)
             derived, manifests = self._push_plan(plan, entries if fresh else None, progress, result)
             if not result.error:
@@ -223,8 +228,12 @@ class Engine:
             except BaseException as exc:  # raised where the pass runs, after the pushes
                 early["error"] = exc
 
-        touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
-                                   progress, result, all_prepared)
+        files = [e for e in plan.files if e.rel.name != MANIFEST_FILE]
+        self._open_ahead = len(files) == 1  # more files in flight hide each other's round trips
+        try:
+            touched = self._push_files(files, progress, result, all_prepared)
+        finally:
+            self._open_ahead = False
         if "error" in early:
             raise early["error"]
         derived = early["derived"] if "derived" in early else self._derive(plan, touched, everything)
@@ -510,6 +519,20 @@ class Engine:
 
     def _push_one(self, entry: Entry, progress: Progress, result: SyncResult, lock: threading.Lock,
                   on_prepared: Callable[[Entry, bool], None] = lambda entry, ok: None) -> tuple[str, str]:
+        # The daemon's photo at a time: its upload is opened on the server (folders checked,
+        # temp file created) while it is shrunk and sealed, so its bytes follow at once.
+        ahead = None
+        if self._open_ahead and entry.info.role == "photo":
+            ahead = self._lookahead.submit(self.transport.open_ahead, entry.rel)
+        try:
+            return self._push_entry(entry, progress, result, lock, on_prepared, ahead)
+        finally:
+            if ahead is not None:
+                _wait_quietly(ahead)
+                self.transport.drop_ahead(entry.rel)  # unused (another name, no upload): released
+
+    def _push_entry(self, entry: Entry, progress: Progress, result: SyncResult, lock: threading.Lock,
+                    on_prepared: Callable[[Entry, bool], None], ahead: Future | None) -> tuple[str, str]:
         record = self.state.get(entry.key) or FileState(entry.key)
         try:
             st = entry.path.stat()
@@ -524,6 +547,8 @@ class Engine:
         final = entry.path
         if entry.info.role == "photo" and not (record.extra.get("prepared")
                                                and record.matches(st.st_size, st.st_mtime_ns)):
+            if record.remote_size is None and record.status != "failed":
+                self._listings.prefetch(self._lookahead, self.transport, entry.rel, self.cfg.layout)
             prepared = self._prepare(entry, result, lock)
             if isinstance(prepared, tuple):
                 return prepared
@@ -546,6 +571,8 @@ class Engine:
                 return "unchanged", "already on the server"
         self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns, status="uploading")
         progress.started(entry.key, st.st_size)
+        if ahead is not None:
+            _wait_quietly(ahead)  # the upload takes what it opened
         try:
             self.transport.upload(final, target, lambda done, total: progress.advanced(entry.key, done, total))
         except BadInput as exc:  # a name the server side refuses, or the file became unreadable
@@ -746,6 +773,12 @@ class Engine:
                     self.transport.remove(PurePosixPath(rel))
                     self.photos.record_removal(PurePosixPath(rel))
         self.state.forget(gone)
+
+
+def _wait_quietly(future: Future) -> None:
+    """Wait for a look-ahead; its failure only means the work is done the usual way."""
+    with contextlib.suppress(Exception):
+        future.result()
 
 
 class _Countdown:

@@ -89,6 +89,8 @@ class SFTPTransport(Transport):
         self._real_root: str | None = None
         self._host_key: str | None = None  # fingerprint the live connection's server presented
         self._locks = PathLocks()
+        # Uploads opened ahead (open_ahead): rel -> (channel, generation, temp file handle).
+        self._aheads: dict[PurePosixPath, tuple[paramiko.SFTPClient, int, paramiko.SFTPFile]] = {}
 
     @classmethod
     def from_config(cls, cfg) -> SFTPTransport:
@@ -170,6 +172,7 @@ class SFTPTransport(Transport):
             with contextlib.suppress(Exception):
                 client.close()
         self._idle.clear()
+        self._aheads.clear()  # their channels die with the connection
         if self._ssh is not None:
             with contextlib.suppress(Exception):
                 self._ssh.close()
@@ -238,13 +241,15 @@ class SFTPTransport(Transport):
                 client.close()
 
     @contextlib.contextmanager
-    def _channel(self, doing: str) -> Iterator[paramiko.SFTPClient]:
-        """An SFTP channel of our own for one operation; every network failure in it becomes
-        TransportError (retryable) and leaves the connection to be remade on the next call."""
+    def _channel(self, doing: str, taken: tuple[paramiko.SFTPClient, int] | None = None
+                 ) -> Iterator[paramiko.SFTPClient]:
+        """An SFTP channel of our own for one operation (`taken`: one checked out already);
+        every network failure in it becomes TransportError (retryable) and leaves the
+        connection to be remade on the next call."""
         client = generation = None
         broken = False
         try:
-            client, generation = self._checkout()
+            client, generation = taken or self._checkout()
             if self._real_root is None:
                 self._real_root = _root_of(client, self.root, self.host)
             yield client
@@ -326,10 +331,21 @@ class SFTPTransport(Transport):
     # ------------------------------------------------------------------ interface
 
     def stat(self, rel: PurePosixPath) -> RemoteEntry | None:
+        rel = safe_rel(rel)
         with self._channel(f"stat {rel}") as client:
-            try:
-                st = client.lstat(self._remote(rel))
-            except FileNotFoundError:
+            # The folders on the way that are not known yet are looked at in the same round
+            # trip: an upload to `rel` next (the daemon's one photo) then needs no folder check.
+            with self._lock:
+                parents = [p for p in reversed(rel.parents) if p.parts and p not in self._dirs]
+            *above, st = lstat_many(client, [self._remote(p) for p in parents] + [self._remote(rel)])
+            sound = []
+            for parent, attrs in zip(parents, above, strict=True):
+                if attrs is None or not stat_mod.S_ISDIR(attrs.st_mode or 0):
+                    break  # missing, a file or a symlink: the upload's own check deals with it
+                sound.append(parent)
+            with self._lock:
+                self._dirs.update(sound)
+            if st is None:
                 return None
             return RemoteEntry(PurePosixPath(rel), st.st_size or 0, float(st.st_mtime or 0),
                                stat_mod.S_ISDIR(st.st_mode or 0))
@@ -361,12 +377,65 @@ class SFTPTransport(Transport):
         with self._channel(f"make folder {rel}") as client:
             self._ensure_dirs(client, rel)
 
+    def open_ahead(self, rel: PurePosixPath) -> bool:
+        """Check the folders and create the temp file of an upload about to come, on a channel
+        kept for it: the daemon's photo is shrunk and sealed meanwhile, and its upload then
+        starts with its first write. Anything unusual (a temp file already there, a symlink,
+        the network) returns False, and the upload does it all itself as usual."""
+        rel = file_rel(rel)
+        try:
+            client, generation = self._checkout()
+        except (FieldsyncError, *NETWORK_ERRORS):
+            return False
+        try:
+            if self._real_root is None:
+                self._real_root = _root_of(client, self.root, self.host)
+            if rel.parent != PurePosixPath("."):
+                self._ensure_dirs(client, rel.parent)
+            out = _create_exclusive(client, self._remote(rel.parent / part_name(rel.name, self.owner)))
+        except (FieldsyncError, *NETWORK_ERRORS) as exc:
+            self._checkin(client, generation, not isinstance(exc, FieldsyncError) and _is_connection_error(exc))
+            return False
+        if out is None:
+            self._checkin(client, generation, False)
+            return False
+        with self._lock:
+            earlier = self._aheads.pop(rel, None)
+            self._aheads[rel] = (client, generation, out)
+        if earlier is not None:
+            self._release_ahead(rel, earlier)
+        return True
+
+    def drop_ahead(self, rel: PurePosixPath) -> None:
+        rel = file_rel(rel)
+        with self._lock:
+            ahead = self._aheads.pop(rel, None)
+        if ahead is not None:
+            self._release_ahead(rel, ahead)
+
+    def _release_ahead(self, rel: PurePosixPath, ahead) -> None:
+        client, generation, out = ahead
+        broken = False
+        try:
+            out.close()
+            client.remove(self._remote(rel.parent / part_name(rel.name, self.owner)))
+        except (*NETWORK_ERRORS,) as exc:
+            broken = _is_connection_error(exc)
+        self._checkin(client, generation, broken)
+
     def upload(self, local: Path, rel: PurePosixPath, progress: ProgressFn | None = None) -> None:
         rel = file_rel(rel)
         try:
             source = open(local, "rb")
         except OSError as exc:
             raise BadInput(f"cannot read {local}: {exc.strerror}") from None
+        with self._lock:
+            ahead = self._aheads.pop(rel, None)
+        if ahead is not None:
+            client, generation, out = ahead
+            with source, self._locks.hold(rel), self._channel(f"upload {rel}", (client, generation)) as client:
+                self._put(client, source, rel, progress, out)
+            return
         with source, self._locks.hold(rel), self._channel(f"upload {rel}") as client:
             if rel.parent != PurePosixPath("."):
                 self._ensure_dirs(client, rel.parent)
@@ -379,11 +448,12 @@ class SFTPTransport(Transport):
                 self._ensure_dirs(client, rel.parent)
                 self._put(client, source, rel, progress)
 
-    def _put(self, client: paramiko.SFTPClient, source, rel: PurePosixPath, progress: ProgressFn | None) -> None:
+    def _put(self, client: paramiko.SFTPClient, source, rel: PurePosixPath, progress: ProgressFn | None,
+             opened: paramiko.SFTPFile | None = None) -> None:
         target = self._remote(rel)
         part = self._remote(rel.parent / part_name(rel.name, self.owner))
         size = os.fstat(source.fileno()).st_size
-        out = _create_exclusive(client, part)
+        out = opened or _create_exclusive(client, part)
         # Usually nothing is under the temp name and the exclusive create above made it (one
         # round trip, no lstat first). Only when something is there do we look at it: a
         # partial of ours to resume, or a planted symlink to remove.
