@@ -186,7 +186,6 @@ class Engine:
             plan.files = self.readiness.ready(plan.files, set(closed), result)
             progress.planned(len(plan.files), plan.bytes)
             self._listings.expect(e.rel for e in plan.files)
-            self._make_folders(plan.folders, result)
             derived, manifests = self._push_plan(plan, entries if fresh else None, progress, result)
             if not result.error:
                 pages = [e for e in derived if e.rel.name != MANIFEST_FILE]
@@ -228,14 +227,27 @@ class Engine:
             except BaseException as exc:  # raised where the pass runs, after the pushes
                 early["error"] = exc
 
+        def make_folders() -> None:
+            try:
+                self._make_folders(plan.folders, result)
+            except BaseException as exc:  # raised where the pass runs, after the pushes
+                early["folders"] = exc
+
+        # The folders are made alongside the first files, not before them: an upload makes the
+        # folders on its way itself (parents first), and the round trips of a new visit's
+        # folders then overlap the first photos' bytes.
+        maker = threading.Thread(target=make_folders, name="fieldsync-folders")
+        maker.start()
         files = [e for e in plan.files if e.rel.name != MANIFEST_FILE]
         self._open_ahead = len(files) == 1  # more files in flight hide each other's round trips
         try:
             touched = self._push_files(files, progress, result, all_prepared)
         finally:
+            maker.join()
             self._open_ahead = False
-        if "error" in early:
-            raise early["error"]
+        for failure in ("folders", "error"):
+            if failure in early:
+                raise early[failure]
         derived = early["derived"] if "derived" in early else self._derive(plan, touched, everything)
         manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
         if not result.error:
