@@ -188,11 +188,7 @@ class Engine:
             self._listings.expect(e.rel for e in plan.files)
             derived, manifests = self._push_plan(plan, entries if fresh else None, progress, result)
             if not result.error:
-                pages = [e for e in derived if e.rel.name != MANIFEST_FILE]
-                self._push_files(manifests + pages, progress, result)
-                result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
-            if not result.error:
-                self._push_ledger(result)
+                self._push_tail(manifests, [e for e in derived if e.rel.name != MANIFEST_FILE], progress, result)
             if not result.error:
                 self._handle_gone(plan.gone, result)
         except TransportError as exc:
@@ -219,13 +215,19 @@ class Engine:
         heads logged in the ledger unless the pass failed."""
         early: dict = {}
 
-        def all_prepared(visits: set[Path]) -> None:
+        def derive_early(visits: set[Path]) -> None:
             try:
                 early["derived"] = derived = self._derive(plan, visits, everything)
                 planned = [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE]
                 early["logged"] = self._log_heads(self._manifests(visits, planned))
             except BaseException as exc:  # raised where the pass runs, after the pushes
                 early["error"] = exc
+
+        def all_prepared(visits: set[Path]) -> None:
+            # On a thread of its own: the worker that got here goes on with its upload.
+            early["deriving"] = thread = threading.Thread(target=derive_early, args=(visits,),
+                                                          name="fieldsync-derive")
+            thread.start()
 
         def make_folders() -> None:
             try:
@@ -244,6 +246,8 @@ class Engine:
             touched = self._push_files(files, progress, result, all_prepared)
         finally:
             maker.join()
+            if "deriving" in early:
+                early["deriving"].join()
             self._open_ahead = False
         for failure in ("folders", "error"):
             if failure in early:
@@ -742,16 +746,40 @@ class Engine:
                 entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
         return list(wanted.values())
 
-    def _push_ledger(self, result: SyncResult) -> None:
-        """This device's ledger after the manifests, replacing the server copy only when the
-        local one extends it (an append-only log); anything else is kept as a conflict."""
+    def _push_tail(self, manifests: list[Entry], pages: list[Entry], progress: Progress,
+                   result: SyncResult) -> None:
+        """The manifests and pages, then the ledger; the ledger's look-up on the server and
+        its temp file are made while the manifests go up, so only its bytes and rename follow."""
+        ahead = self._lookahead.submit(self._ledger_items, True)
+        try:
+            self._push_files(manifests + pages, progress, result)
+            result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
+            if not result.error:
+                self._push_ledger(result, ahead.result())
+        finally:
+            _wait_quietly(ahead)
+            for _item, rel in ledger.ledger_upload_items(self.cfg):
+                self.transport.drop_ahead(rel)  # unused after a failure or a conflict name
+
+    def _ledger_items(self, open_ahead: bool = False) -> list[tuple]:
+        """(local, rel, stat, record, server entry) of each ledger copy to push."""
+        items = []
         for local, rel in ledger.ledger_upload_items(self.cfg):
-            key = rel.as_posix()
             st = local.stat()
-            record = self.state.get(key)
+            record = self.state.get(rel.as_posix())
             if record and record.status == "done" and record.matches(st.st_size, st.st_mtime_ns):
                 continue
             there = self.transport.stat(rel)
+            if open_ahead and (there is None or (record is not None and there.size == record.remote_size)):
+                self.transport.open_ahead(rel)
+            items.append((local, rel, st, record, there))
+        return items
+
+    def _push_ledger(self, result: SyncResult, items: list[tuple] | None = None) -> None:
+        """This device's ledger after the manifests, replacing the server copy only when the
+        local one extends it (an append-only log); anything else is kept as a conflict."""
+        for local, rel, st, record, there in self._ledger_items() if items is None else items:
+            key = rel.as_posix()
             target = rel
             if there is not None and (record is None or there.size != record.remote_size):
                 server_copy = self._fetch(rel)

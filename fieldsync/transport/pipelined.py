@@ -29,6 +29,8 @@ from paramiko.sftp import (
     CMD_OPENDIR,
     CMD_READ,
     CMD_READDIR,
+    CMD_REALPATH,
+    CMD_STAT,
     CMD_STATUS,
     SFTP_FLAG_READ,
     int64,
@@ -171,3 +173,21 @@ def read_small(client: paramiko.SFTPClient, path: str, limit: int) -> tuple[para
     finally:
         replies.send(CMD_CLOSE, handle)
     return attrs, data
+
+
+
+def real_folder(client: paramiko.SFTPClient, path: str) -> tuple[str, paramiko.SFTPAttributes]:
+    """(the server's realpath of `path`, its stat) in one round trip: the stat follows the
+    symlinks the realpath resolves, so both describe the same folder. Raises
+    FileNotFoundError when it does not exist."""
+    replies = Replies(client)
+    real_num = replies.send(CMD_REALPATH, path)
+    stat_num = replies.send(CMD_STAT, path)
+    kind, msg = replies.wait(real_num)  # an error leaves the stat's answer to be ignored
+    if kind != CMD_NAME or msg.get_int() != 1:
+        raise paramiko.SFTPError("expected one name")
+    real = msg.get_text()
+    kind, msg = replies.wait(stat_num)
+    if kind != CMD_ATTRS:
+        raise paramiko.SFTPError("expected attributes")
+    return real, paramiko.SFTPAttributes._from_msg(msg)

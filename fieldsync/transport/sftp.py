@@ -35,7 +35,7 @@ from fieldsync.transport.base import (
     safe_rel,
 )
 from fieldsync.transport.paths import PathLocks, file_rel, part_name
-from fieldsync.transport.pipelined import finish_upload, list_folder, lstat_many, read_small
+from fieldsync.transport.pipelined import finish_upload, list_folder, lstat_many, read_small, real_folder
 
 CHUNK = 256 * 1024  # split into WRITE_REQUEST-sized SFTP write requests, all in flight at once
 # Data per SFTP write request: paramiko's 32 KiB plus the request's own header is just over
@@ -562,8 +562,7 @@ def _load_key(path: Path) -> paramiko.PKey:
 def _root_of(client: paramiko.SFTPClient, root: PurePosixPath, host: str) -> str:
     """The remote root with symlinks resolved by the server; it must exist already."""
     try:
-        real = client.normalize(str(root))
-        st = client.stat(real)
+        real, st = real_folder(client, str(root))
     except FileNotFoundError:
         raise TransportError(f"the remote root {root} does not exist on {host}; the server admin "
                              "must create it (fieldsync never creates it: it may be an unmounted share)") from None
