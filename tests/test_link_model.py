@@ -149,3 +149,20 @@ def test_loss_costs_time_and_bytes_but_delivers_everything(sink):
         assert link.up.lost > 0 and link.up.sent == len(payload) + link.up.lost
     finally:
         link.close()
+
+
+def test_a_stalled_link_holds_everything_until_it_resumes(sink):
+    link = LinkModel(sink.port, rtt_ms=20)
+    try:
+        with socket.create_connection((link.host, link.port)) as sock:
+            assert ping(sock) >= 0.02
+            link.stall()
+            sock.sendall(b"?")
+            sock.settimeout(0.5)
+            with pytest.raises(TimeoutError):
+                sock.recv(1)  # nothing moves while stalled
+            link.resume()
+            sock.settimeout(10)
+            assert sock.recv(1) == b"!"  # the connection survived the stall
+    finally:
+        link.close()
