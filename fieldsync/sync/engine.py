@@ -516,6 +516,10 @@ class Engine:
                     return
                 outcome, reason = "failed", conflict
                 self._failed(entry, conflict, result, lock)
+            except BadInput as exc:  # a symlink on the way, met before the folders' pass saw it
+                conflict = self._path_conflict(entry.rel, exc)
+                outcome, reason = "failed", conflict or str(exc)
+                self._failed(entry, reason, result, lock)
             except Exception as exc:  # one file's unknown fault must not stop the others
                 outcome, reason = self._unexpected(entry, exc, result, lock)
             progress.finished(entry.key, outcome, reason)
@@ -591,9 +595,10 @@ class Engine:
             _wait_quietly(ahead)  # the upload takes what it opened
         try:
             self.transport.upload(final, target, lambda done, total: progress.advanced(entry.key, done, total))
-        except BadInput as exc:  # a name the server side refuses, or the file became unreadable
-            self._failed(entry, str(exc), result, lock)
-            return "failed", str(exc)
+        except BadInput as exc:  # a name the server side refuses, the file became unreadable,
+            reason = self._path_conflict(entry.rel, exc) or str(exc)  # or a symlink on the way
+            self._failed(entry, reason, result, lock)
+            return "failed", reason
         extra = self._pushed_extra(entry, final)
         if target != entry.rel:  # kept beside other content: the recheck looks for it there
             extra["pushed_as"] = target.name
