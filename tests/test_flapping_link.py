@@ -81,7 +81,7 @@ def test_photos_pushed_through_a_flapping_link_arrive_once(over_link, remote_roo
             return all((target / rel).is_file() and (target / rel).stat().st_size == len(data)
                        for rel, data in photos.items())
 
-        wait_for(all_there, what="every photo on the server")
+        wait_for(all_there, timeout=240, what="every photo on the server")  # a loaded machine is slow
         wait_for(lambda: daemon.idle.is_set() and json.loads(status_path(cfg).read_text(encoding="utf-8"))
                  ["activity"] == "idle", what="the daemon idle again")
         status = json.loads(status_path(cfg).read_text(encoding="utf-8"))
