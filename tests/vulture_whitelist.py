@@ -47,3 +47,6 @@ _.CLICK_PLURALS
 _.ui
 # click caches each command's --help option; cli/base.translate_help clears it for the new language.
 _._help_option
+# paramiko hands the answer to a request sent without waiting to the object it was sent for
+# (transport/pipelined.Replies) by calling its _async_response.
+_._async_response

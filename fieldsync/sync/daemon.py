@@ -41,6 +41,7 @@ STATUS_EVERY = 0.5  # seconds between status.json writes while bytes are moving
 MAX_LISTED = 200  # failed/quarantined files named in status.json
 REFUSED = "refused"  # activity when the server refused this tablet's key (revoked?)
 REQUEST_POLL = 0.5  # seconds between looks for `fieldsync sync` requests
+OFFLINE_STEPS = 2  # backoff steps while offline: retried every 2-4 s (bench.link: flapping link)
 
 
 def status_path(cfg: Config) -> Path:
@@ -235,6 +236,13 @@ class Daemon:
                 if result.error or result.failed:
                     failures += 1
                     delay = backoff_delay(failures)
+                    if result.error and not result.refused_key:
+                        # The network (a dropped 4G link, the server unreachable): a try costs
+                        # one connection attempt, and the photos must flow within seconds of
+                        # the link coming back, so the wait stops growing at 2-4 s (jittered,
+                        # so tablets do not come back in lockstep). Files that fail on their
+                        # own (the tablet's disk, a bad name) keep the growing backoff.
+                        delay = min(delay, backoff_delay(OFFLINE_STEPS))
                     retry_at = time.monotonic() + delay
                     retry = _iso(time.time() + delay)
                     log.warning("sync pass incomplete (%s); retrying in %.0f s", result, delay)

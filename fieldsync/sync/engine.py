@@ -31,8 +31,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path, PurePosixPath
 
 from filelock import FileLock, Timeout
@@ -99,6 +99,9 @@ class Engine:
         # what is below them fails with the reason, everything else goes on.
         self._conflicts: dict[PurePosixPath, str] = {}
         self._lock_conflicts = threading.Lock()
+        # Server look-ups started before a photo is prepared, so they overlap its CPU work.
+        self._lookahead = ThreadPoolExecutor(2, thread_name_prefix="fieldsync-lookahead")
+        self._open_ahead = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -120,6 +123,7 @@ class Engine:
         self._stop.set()
 
     def close(self) -> None:
+        self._lookahead.shutdown(wait=True)
         try:
             self.state.close()
         finally:
@@ -181,18 +185,10 @@ class Engine:
                 plan.files = self.readiness.due(plan.files, result)
             plan.files = self.readiness.ready(plan.files, set(closed), result)
             progress.planned(len(plan.files), plan.bytes)
-            self._make_folders(plan.folders, result)
-            touched = self._push_files([e for e in plan.files if e.rel.name != MANIFEST_FILE],
-                                       progress, result)
-            derived = self._derive(plan, touched, everything=entries if fresh else None)
-            manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
+            self._listings.expect(e.rel for e in plan.files)
+            derived, manifests = self._push_plan(plan, entries if fresh else None, progress, result)
             if not result.error:
-                self._log_heads(manifests)
-                pages = [e for e in derived if e.rel.name != MANIFEST_FILE]
-                self._push_files(manifests + pages, progress, result)
-                result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
-            if not result.error:
-                self._push_ledger(result)
+                self._push_tail(manifests, [e for e in derived if e.rel.name != MANIFEST_FILE], progress, result)
             if not result.error:
                 self._handle_gone(plan.gone, result)
         except TransportError as exc:
@@ -209,6 +205,59 @@ class Engine:
             except OSError as exc:  # the state is a cache: the next pass re-derives it
                 result.error = result.error or str(LocalFault.from_os_error(exc, _))
         return result
+
+    def _push_plan(self, plan: Plan, everything: dict[str, Entry] | None, progress: Progress,
+                   result: SyncResult) -> tuple[list[Entry], list[Entry]]:
+        """Push the plan's files, and derive what follows from them as soon as every photo is
+        through the photo pipeline: the pages and the manifests' ledger records are computed
+        while the last photos' bytes go up, instead of after them on an idle link. Returns
+        (derived entries, manifests to push), the manifests'
+        heads logged in the ledger unless the pass failed."""
+        early: dict = {}
+
+        def derive_early(visits: set[Path]) -> None:
+            try:
+                early["derived"] = derived = self._derive(plan, visits, everything)
+                planned = [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE]
+                early["logged"] = self._log_heads(self._manifests(visits, planned))
+            except BaseException as exc:  # raised where the pass runs, after the pushes
+                early["error"] = exc
+
+        def all_prepared(visits: set[Path]) -> None:
+            # On a thread of its own: the worker that got here goes on with its upload.
+            early["deriving"] = thread = threading.Thread(target=derive_early, args=(visits,),
+                                                          name="fieldsync-derive")
+            thread.start()
+
+        def make_folders() -> None:
+            try:
+                self._make_folders(plan.folders, result)
+            except BaseException as exc:  # raised where the pass runs, after the pushes
+                early["folders"] = exc
+
+        # The folders are made alongside the first files, not before them: an upload makes the
+        # folders on its way itself (parents first), and the round trips of a new visit's
+        # folders then overlap the first photos' bytes.
+        maker = threading.Thread(target=make_folders, name="fieldsync-folders")
+        maker.start()
+        files = [e for e in plan.files if e.rel.name != MANIFEST_FILE]
+        self._open_ahead = len(files) == 1  # more files in flight hide each other's round trips
+        try:
+            touched = self._push_files(files, progress, result, all_prepared)
+        finally:
+            maker.join()
+            if "deriving" in early:
+                early["deriving"].join()
+            self._open_ahead = False
+        for failure in ("folders", "error"):
+            if failure in early:
+                raise early[failure]
+        derived = early["derived"] if "derived" in early else self._derive(plan, touched, everything)
+        manifests = self._manifests(touched, [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE])
+        if not result.error:
+            logged = early.get("logged", {})
+            self._log_heads([m for m in manifests if logged.get(m.key) != (m.size, m.mtime_ns)])
+        return derived, manifests
 
     def _derive(self, plan: Plan, touched: set[Path], everything: dict[str, Entry] | None) -> list[Entry]:
         """Run sync.derive for what this pass saw change (files and folders it found, photos it
@@ -235,12 +284,16 @@ class Engine:
             entries.append(Entry(rel.as_posix(), self.cfg.root, False, st.st_size, st.st_mtime_ns, self.cfg.layout))
         return entries
 
-    def _log_heads(self, manifests: list[Entry]) -> None:
+    def _log_heads(self, manifests: list[Entry]) -> dict[str, tuple[int, int]]:
+        """Returns the manifests logged, as key -> (size, mtime_ns) when they were."""
         # A kill -9 between a manifest's save and its ledger record must not leave the server
         # with a head no ledger seals (the photo is not offered again: it is sealed as is).
+        logged = {}
         for entry in manifests:
             with contextlib.suppress(FieldsyncError, OSError, KeyError, TypeError):
                 manifest.ensure_logged(self.cfg, entry.path.parent)  # a broken one: verify says so
+            logged[entry.key] = (entry.size, entry.mtime_ns)
+        return logged
 
     def _follow_renames(self, entries: dict[str, Entry]) -> None:
         """A visit renamed on the tablet (`visit edit --name` or a file manager) is renamed on
@@ -364,24 +417,35 @@ class Engine:
                 for entry in self.transport.walk() if not is_private(entry.rel)}
 
     def _make_folders(self, folders: list[Entry], result: SyncResult) -> None:
-        # Parents first (P7: a new visit reaches the server even before its first photo).
+        # Parents first (P7: a new visit reaches the server even before its first photo);
+        # the folders of one depth (a visit's 外观 and 铭牌, many new visits) at once, as each
+        # costs round trips on a mobile link.
         done = []
+        depths: dict[int, list[Entry]] = {}
         for entry in folders:
-            if self._blocked_by(entry.rel) is not None:
-                continue  # below a folder in conflict: its files fail with that reason
-            try:
-                self.transport.makedirs(entry.rel)
-            except (TransportError, BadInput) as exc:
-                conflict = self._path_conflict(entry.rel, exc, is_folder=True)
-                if conflict is None:
-                    raise
-                self.state.update(entry.key, is_dir=True, status="failed", reason=conflict)
-                log.warning("%s", conflict)
-                continue
-            done.append(FileState(entry.key, is_dir=True, status="done", pushed_at=time.time()))
-            result.folders += 1
-            self._listings.made(entry.rel)
+            depths.setdefault(entry.key.count("/"), []).append(entry)
+        for level in (depths[d] for d in sorted(depths)):
+            workers = max(1, min(self.cfg.server.parallel, len(level)))
+            with ThreadPoolExecutor(workers, thread_name_prefix="fieldsync-mkdir") as pool:
+                made = list(pool.map(self._make_folder, level))
+            done += [record for record in made if record is not None]
+        result.folders += len(done)
         self.state.put_many(done)
+
+    def _make_folder(self, entry: Entry) -> FileState | None:
+        if self._blocked_by(entry.rel) is not None:
+            return None  # below a folder in conflict: its files fail with that reason
+        try:
+            self.transport.makedirs(entry.rel)
+        except (TransportError, BadInput) as exc:
+            conflict = self._path_conflict(entry.rel, exc, is_folder=True)
+            if conflict is None:
+                raise
+            self.state.update(entry.key, is_dir=True, status="failed", reason=conflict)
+            log.warning("%s", conflict)
+            return None
+        self._listings.made(entry.rel)
+        return FileState(entry.key, is_dir=True, status="done", pushed_at=time.time())
 
     def _blocked_by(self, rel: PurePosixPath) -> str | None:
         """The conflict found this pass on `rel` or a folder above it, if any."""
@@ -414,14 +478,24 @@ class Engine:
             return message
         return None
 
-    def _push_files(self, files: list[Entry], progress: Progress, result: SyncResult) -> set[Path]:
+    def _push_files(self, files: list[Entry], progress: Progress, result: SyncResult,
+                    all_prepared: Callable[[set[Path]], None] | None = None) -> set[Path]:
         """Push files with server.parallel in flight; returns the visit folders whose photos
-        changed (their manifests go next)."""
+        changed (their manifests go next). all_prepared(visits) is called once, on the worker
+        that got there last, when every photo is through the photo pipeline (its bytes may
+        still be going up); `visits` are those of the photos prepared."""
         touched: set[Path] = set()
         lock = threading.Lock()
         halted = threading.Event()
+        prepared = _Countdown(files, all_prepared, lock)
 
         def work(entry: Entry) -> None:
+            try:
+                push(entry)
+            finally:
+                prepared(entry, False)
+
+        def push(entry: Entry) -> None:
             if halted.is_set() or self._stop.is_set():
                 return
             try:
@@ -430,7 +504,7 @@ class Engine:
                     outcome, reason = "failed", blocked
                     self._failed(entry, blocked, result, lock)
                 else:
-                    outcome, reason = self._push_one(entry, progress, result, lock)
+                    outcome, reason = self._push_one(entry, progress, result, lock, prepared)
             except TransportError as exc:
                 conflict = self._path_conflict(entry.rel, exc)
                 if conflict is None:  # the network: stop the pass, everything stays resumable
@@ -443,6 +517,10 @@ class Engine:
                     return
                 outcome, reason = "failed", conflict
                 self._failed(entry, conflict, result, lock)
+            except BadInput as exc:  # a symlink on the way, met before the folders' pass saw it
+                conflict = self._path_conflict(entry.rel, exc)
+                outcome, reason = "failed", conflict or str(exc)
+                self._failed(entry, reason, result, lock)
             except Exception as exc:  # one file's unknown fault must not stop the others
                 outcome, reason = self._unexpected(entry, exc, result, lock)
             progress.finished(entry.key, outcome, reason)
@@ -460,8 +538,22 @@ class Engine:
             self.drop_transport()
         return touched
 
-    def _push_one(self, entry: Entry, progress: Progress, result: SyncResult,
-                  lock: threading.Lock) -> tuple[str, str]:
+    def _push_one(self, entry: Entry, progress: Progress, result: SyncResult, lock: threading.Lock,
+                  on_prepared: Callable[[Entry, bool], None] = lambda entry, ok: None) -> tuple[str, str]:
+        # The daemon's photo at a time: its upload is opened on the server (folders checked,
+        # temp file created) while it is shrunk and sealed, so its bytes follow at once.
+        ahead = None
+        if self._open_ahead and entry.info.role == "photo":
+            ahead = self._lookahead.submit(self.transport.open_ahead, entry.rel)
+        try:
+            return self._push_entry(entry, progress, result, lock, on_prepared, ahead)
+        finally:
+            if ahead is not None:
+                _wait_quietly(ahead)
+                self.transport.drop_ahead(entry.rel)  # unused (another name, no upload): released
+
+    def _push_entry(self, entry: Entry, progress: Progress, result: SyncResult, lock: threading.Lock,
+                    on_prepared: Callable[[Entry, bool], None], ahead: Future | None) -> tuple[str, str]:
         record = self.state.get(entry.key) or FileState(entry.key)
         try:
             st = entry.path.stat()
@@ -476,6 +568,8 @@ class Engine:
         final = entry.path
         if entry.info.role == "photo" and not (record.extra.get("prepared")
                                                and record.matches(st.st_size, st.st_mtime_ns)):
+            if record.remote_size is None and record.status != "failed":
+                self._listings.prefetch(self._lookahead, self.transport, entry.rel, self.cfg.layout)
             prepared = self._prepare(entry, result, lock)
             if isinstance(prepared, tuple):
                 return prepared
@@ -486,6 +580,7 @@ class Engine:
             if (st.st_size, st.st_mtime_ns) != (entry.size, entry.mtime_ns):
                 with lock:
                     result.wrote[entry.key] = (st.st_size, st.st_mtime_ns)
+        on_prepared(entry, True)
         target = entry.rel
         if record.remote_size is None and record.status != "failed":
             target = self._conflict_free_target(entry, st.st_size, result, lock)
@@ -497,11 +592,14 @@ class Engine:
                 return "unchanged", _("already on the server")
         self.state.update(entry.key, size=st.st_size, mtime_ns=st.st_mtime_ns, status="uploading")
         progress.started(entry.key, st.st_size)
+        if ahead is not None:
+            _wait_quietly(ahead)  # the upload takes what it opened
         try:
             self.transport.upload(final, target, lambda done, total: progress.advanced(entry.key, done, total))
-        except BadInput as exc:  # a name the server side refuses, or the file became unreadable
-            self._failed(entry, str(exc), result, lock)
-            return "failed", str(exc)
+        except BadInput as exc:  # a name the server side refuses, the file became unreadable,
+            reason = self._path_conflict(entry.rel, exc) or str(exc)  # or a symlink on the way
+            self._failed(entry, reason, result, lock)
+            return "failed", reason
         extra = self._pushed_extra(entry, final)
         if target != entry.rel:  # kept beside other content: the recheck looks for it there
             extra["pushed_as"] = target.name
@@ -655,16 +753,40 @@ class Engine:
                 entry.size, entry.mtime_ns = st.st_size, st.st_mtime_ns
         return list(wanted.values())
 
-    def _push_ledger(self, result: SyncResult) -> None:
-        """This device's ledger after the manifests, replacing the server copy only when the
-        local one extends it (an append-only log); anything else is kept as a conflict."""
+    def _push_tail(self, manifests: list[Entry], pages: list[Entry], progress: Progress,
+                   result: SyncResult) -> None:
+        """The manifests and pages, then the ledger; the ledger's look-up on the server and
+        its temp file are made while the manifests go up, so only its bytes and rename follow."""
+        ahead = self._lookahead.submit(self._ledger_items, True)
+        try:
+            self._push_files(manifests + pages, progress, result)
+            result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
+            if not result.error:
+                self._push_ledger(result, ahead.result())
+        finally:
+            _wait_quietly(ahead)
+            for _item, rel in ledger.ledger_upload_items(self.cfg):
+                self.transport.drop_ahead(rel)  # unused after a failure or a conflict name
+
+    def _ledger_items(self, open_ahead: bool = False) -> list[tuple]:
+        """(local, rel, stat, record, server entry) of each ledger copy to push."""
+        items = []
         for local, rel in ledger.ledger_upload_items(self.cfg):
-            key = rel.as_posix()
             st = local.stat()
-            record = self.state.get(key)
+            record = self.state.get(rel.as_posix())
             if record and record.status == "done" and record.matches(st.st_size, st.st_mtime_ns):
                 continue
             there = self.transport.stat(rel)
+            if open_ahead and (there is None or (record is not None and there.size == record.remote_size)):
+                self.transport.open_ahead(rel)
+            items.append((local, rel, st, record, there))
+        return items
+
+    def _push_ledger(self, result: SyncResult, items: list[tuple] | None = None) -> None:
+        """This device's ledger after the manifests, replacing the server copy only when the
+        local one extends it (an append-only log); anything else is kept as a conflict."""
+        for local, rel, st, record, there in self._ledger_items() if items is None else items:
+            key = rel.as_posix()
             target = rel
             if there is not None and (record is None or there.size != record.remote_size):
                 server_copy = self._fetch(rel)
@@ -699,6 +821,34 @@ class Engine:
                     self.transport.remove(PurePosixPath(rel))
                     self.photos.record_removal(PurePosixPath(rel))
         self.state.forget(gone)
+
+
+def _wait_quietly(future: Future) -> None:
+    """Wait for a look-ahead; its failure only means the work is done the usual way."""
+    with contextlib.suppress(Exception):
+        future.result()
+
+
+class _Countdown:
+    """Calls done(visits) once every file of a push went through preparation (or ended before
+    it); `visits`: those of the photos prepared. Thread-safe; each file counts once."""
+
+    def __init__(self, files: list[Entry], done: Callable[[set[Path]], None] | None, lock: threading.Lock):
+        self._waiting = {entry.key for entry in files}
+        self._visits: set[Path] = set()
+        self._done = done
+        self._lock = lock
+
+    def __call__(self, entry: Entry, ok: bool) -> None:
+        with self._lock:
+            if entry.key not in self._waiting:
+                return
+            self._waiting.discard(entry.key)
+            if ok and entry.info.role == "photo":
+                self._visits.add(entry.path.parent.parent)
+            last = not self._waiting
+        if last and self._done is not None:
+            self._done(set(self._visits))
 
 
 # --------------------------------------------------------------------------- one pass

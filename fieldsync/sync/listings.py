@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from concurrent.futures import Future
 from pathlib import PurePosixPath
 
 from fieldsync.errors import TransportError
@@ -27,15 +28,42 @@ class FolderListings:
         self._lock = threading.Lock()
         self._folders: dict[str, dict[str, object] | None] = {}
         self._folder_locks: dict[str, threading.Lock] = {}
+        self._planned: dict[str, int] = {}
+        self._ahead: dict[PurePosixPath, Future] = {}
+
+    def expect(self, rels) -> None:
+        """The files this pass will look up: a folder with a single one gets a stat instead
+        of a listing (one round trip, where a listing takes two: the daemon's photo-at-a-time)."""
+        for rel in rels:
+            key = rel.parent.as_posix()
+            self._planned[key] = self._planned.get(key, 0) + 1
 
     def made(self, rel: PurePosixPath) -> None:
         with self._lock:
             self._folders[rel.as_posix()] = {}
 
+    def prefetch(self, pool, transport, rel: PurePosixPath, layout) -> None:
+        """Start looking `rel` up on `pool` (while the photo is shrunk and sealed: the round
+        trips overlap the CPU work); entry() then takes the answer."""
+        with self._lock:
+            if rel in self._ahead:
+                return
+            self._ahead[rel] = pool.submit(self._lookup, transport, rel, layout)
+
     def entry(self, transport, rel: PurePosixPath, layout):
+        with self._lock:
+            ahead = self._ahead.pop(rel, None)
+        if ahead is not None:
+            try:
+                return ahead.result()
+            except TransportError:
+                pass  # looked up again below: a network error then stops the file as usual
+        return self._lookup(transport, rel, layout)
+
+    def _lookup(self, transport, rel: PurePosixPath, layout):
         parent = rel.parent
         key = parent.as_posix()
-        if classify(parent, layout, True).role not in self.LISTED_ROLES:
+        if classify(parent, layout, True).role not in self.LISTED_ROLES or self._planned.get(key, 0) == 1:
             with self._lock:
                 if self._folders.get(key) == {}:
                     return None

@@ -80,6 +80,15 @@ class Transport(abc.ABC):
         """A new sync pass starts: forget what was checked on the server before it, so a
         folder swapped for a symlink between passes is seen (the engine calls this first)."""
 
+    def open_ahead(self, rel: PurePosixPath) -> bool:  # noqa: ARG002 - a folder needs no round trips
+        """Prepare an upload of `rel` that is about to come (folders, the temp file), so it
+        starts with its first bytes; the next upload(..., rel) uses it. True when something
+        was prepared. drop_ahead(rel) releases it when the upload does not come."""
+        return False
+
+    def drop_ahead(self, rel: PurePosixPath) -> None:  # noqa: B027 - optional hook, see open_ahead
+        """Release what open_ahead(rel) prepared and no upload used (nothing otherwise)."""
+
     def host_key(self) -> str | None:
         """The fingerprint of the key the server presented (None: not a network server)."""
         return None
