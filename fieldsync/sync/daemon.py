@@ -232,24 +232,7 @@ class Daemon:
                     self._pull_master_data()
                     if not failures:  # a retry pushing earlier files proves nothing about events
                         self._check_events(result, events_before, batch)
-                retry = None
-                if result.error or result.failed:
-                    failures += 1
-                    delay = backoff_delay(failures)
-                    if result.error and not result.refused_key:
-                        # The network (a dropped 4G link, the server unreachable): a try costs
-                        # one connection attempt, and the photos must flow within seconds of
-                        # the link coming back, so the wait stops growing at 2-4 s (jittered,
-                        # so tablets do not come back in lockstep). Files that fail on their
-                        # own (the tablet's disk, a bad name) keep the growing backoff.
-                        delay = min(delay, backoff_delay(OFFLINE_STEPS))
-                    retry_at = time.monotonic() + delay
-                    retry = _iso(time.time() + delay)
-                    log.warning("sync pass incomplete (%s); retrying in %.0f s", result, delay)
-                elif failures and self.engine.state.counts()["failed"]:
-                    retry = _iso(time.time() + max(0.0, retry_at - time.monotonic()))  # still due
-                else:
-                    failures = 0
+                failures, retry_at, retry = self._retry_after(result, failures, retry_at)
                 board.passed(result, full, next_retry=retry)
                 self._answer(serving, result)
                 if result.uploaded or result.quarantined or result.failed:
@@ -266,6 +249,25 @@ class Daemon:
             board.set(activity="stopped", uploading={}, watcher="stopped")
             self.engine.close()
             self.engine = None
+
+    def _retry_after(self, result: SyncResult, failures: int, retry_at: float) -> tuple[int, float, str | None]:
+        """After a pass: how many passes in a row failed, when to try again (monotonic) and
+        that moment as status.json shows it (None when nothing is due)."""
+        if result.error or result.failed:
+            failures += 1
+            delay = backoff_delay(failures)
+            if result.error and not result.refused_key:
+                # The network (a dropped 4G link, the server unreachable): a try costs
+                # one connection attempt, and the photos must flow within seconds of
+                # the link coming back, so the wait stops growing at 2-4 s (jittered,
+                # so tablets do not come back in lockstep). Files that fail on their
+                # own (the tablet's disk, a bad name) keep the growing backoff.
+                delay = min(delay, backoff_delay(OFFLINE_STEPS))
+            log.warning("sync pass incomplete (%s); retrying in %.0f s", result, delay)
+            return failures, time.monotonic() + delay, _iso(time.time() + delay)
+        if failures and self.engine.state.counts()["failed"]:
+            return failures, retry_at, _iso(time.time() + max(0.0, retry_at - time.monotonic()))  # still due
+        return 0, retry_at, None
 
     def _look_again(self, result: SyncResult) -> None:
         """Files still being written are looked at again when the engine says (result.next_look:

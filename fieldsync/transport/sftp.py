@@ -293,7 +293,8 @@ class SFTPTransport(Transport):
             return None
         attrs, data = got
         if not stat_mod.S_ISREG(attrs.st_mode or 0) or (attrs.st_size or 0) > MAX_SERVER_ID:
-            raise BadInput(f"{SERVER_ID} is not a plain file of at most {MAX_SERVER_ID} bytes")
+            raise BadInput(_("{name} is not a plain file of at most {size} bytes").format(
+                name=SERVER_ID, size=MAX_SERVER_ID))
         return data.decode("ascii", "replace").strip() or None
 
     # ------------------------------------------------------------------ paths
