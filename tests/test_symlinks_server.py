@@ -135,3 +135,21 @@ def test_verify_names_a_planted_link(filed_visit, tmp_path):
     assert not report.clean
     assert any(f.path.endswith("notes.txt") and "symbolic link" in f.message for f in report.findings)
     os.unlink(visit / "notes.txt")
+
+
+@pytest.mark.timeout(60)  # the old code would wait on the FIFO until killed
+def test_index_never_opens_a_planted_visit_file(server_tree, tmp_path):
+    """visit.yaml -> /etc/shadow: the index stamps the link and never reads through it. The
+    target here is a FIFO, which an open() would wait on forever: the build finishing at all
+    proves nothing opened it (as root the old code read and hashed whatever the link named)."""
+    build(server_tree)
+    visit = next(p.parent for p in sorted(server_tree.rglob("visit.yaml")))
+    fifo = tmp_path / "shadow"
+    os.mkfifo(fifo)
+    (visit / "visit.yaml").unlink()
+    (visit / "visit.yaml").symlink_to(fifo)
+    os.utime(visit)  # the tablet's rename moved the visit folder's mtime
+    result = build(server_tree)
+    assert any("symbolic link" in p and "visit.yaml" in p for p in result.problems), result.problems
+    assert (server_tree / "fieldsync.html").is_file()
+
