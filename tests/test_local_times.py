@@ -10,8 +10,6 @@ after it; in Asia/Shanghai they read 11:40 and 11:45.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 import sqlite3
 import zipfile
@@ -34,7 +32,7 @@ from fieldsync.tree import visits as visits_mod
 from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE, VISIT_FILE
 from fieldsync.views import pages
 from tests.conftest import require_real_part
-from tests.fixtures.server_tree import customer_folder, write_customer, write_visit
+from tests.fixtures.server_tree import customer_folder, sections, write_customer, write_visit
 
 SHANGHAI = "Asia/Shanghai"
 PLUS8, UTC = timezone(timedelta(hours=8)), timezone.utc
@@ -211,19 +209,6 @@ def test_cache_from_before_created_utc_is_migrated(tmp_path):
 # --------------------------------------------------------------------------- the report
 
 
-def report_rows(path: Path) -> dict[str, list[list[str]]]:
-    rows = list(csv.reader(io.StringIO(path.read_text("utf-8-sig"))))
-    found, current = {}, None
-    for row in rows[2:]:
-        if not row:
-            current = None
-        elif current is None:
-            current = found.setdefault(row[0], [])
-        else:
-            current.append(row)
-    return found
-
-
 def test_report_days_and_times_in_one_zone(tmp_path, invoke):
     share = tmp_path / "share"
     two_tablets(share)
@@ -231,7 +216,7 @@ def test_report_days_and_times_in_one_zone(tmp_path, invoke):
     result = invoke("server", "report", "--tablets", "--timezone", SHANGHAI, "--from", "2026-03-02",
                     "--to", "2026-03-03", "--out", out, share)
     assert result.exit_code == 0, result.output
-    tables = report_rows(out)
+    tables = sections(out.read_text('utf-8-sig'))
     detail = [(row[0], row[1], row[3]) for row in tables["检查明细"][1:]]
     assert detail == [("2026-03-02", "2026-03-02 11:40", "tablet-a"),  # in the order they happened
                       ("2026-03-02", "2026-03-02 11:45", "tablet-b"),
@@ -242,10 +227,10 @@ def test_report_days_and_times_in_one_zone(tmp_path, invoke):
     result = invoke("server", "report", "--tablets", "--timezone", SHANGHAI, "--from", "2026-03-02",
                     "--to", "2026-03-02", "--out", out, share)
     assert result.exit_code == 0, result.output
-    assert [row[1] for row in report_rows(out)["检查明细"][1:]] == ["2026-03-02 11:40", "2026-03-02 11:45"]
+    assert [row[1] for row in sections(out.read_text('utf-8-sig'))["检查明细"][1:]] == ["2026-03-02 11:40", "2026-03-02 11:45"]
     result = invoke("server", "report", "--tablets", "--timezone", "UTC", "--from", "2026-03-02",
                     "--to", "2026-03-02", "--out", out, share)
-    assert [row[1] for row in report_rows(out)["检查明细"][1:]] == \
+    assert [row[1] for row in sections(out.read_text('utf-8-sig'))["检查明细"][1:]] == \
         ["2026-03-02 03:40", "2026-03-02 03:45", "2026-03-02 17:30"]
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 
 import pytest
 from openpyxl import load_workbook
 
 from fieldsync.server.report import collect, csv_text, safe_cell
+from tests.fixtures.server_tree import sections
 
 NOV = (dt.date(2026, 11, 1), dt.date(2026, 11, 30))
 
@@ -17,20 +16,6 @@ NOV = (dt.date(2026, 11, 1), dt.date(2026, 11, 30))
 @pytest.fixture(autouse=True)
 def no_tablet_config(monkeypatch):
     monkeypatch.delenv("FIELDSYNC_CONFIG", raising=False)
-
-
-def sections(text: str) -> dict[str, list[list[str]]]:
-    """The CSV's tables by title: a title row, the header, the data, then an empty row."""
-    rows = list(csv.reader(io.StringIO(text)))
-    found, current = {}, None
-    for row in rows[2:]:
-        if not row:
-            current = None
-        elif current is None:
-            current = found.setdefault(row[0], [])
-        else:
-            current.append(row)
-    return found
 
 
 def test_counts_for_a_month(server_tree):
