@@ -27,6 +27,7 @@ from fieldsync.errors import ConfigError
 from fieldsync.evidence import pdf as pdf_mod
 from fieldsync.server.site import SITE, customer_page, visit_page
 from fieldsync.server.state import IndexState
+from fieldsync.sync.derive import derive
 from fieldsync.tree import folders as tree_mod
 from fieldsync.tree import visits as visits_mod
 from fieldsync.tree.layout import CUSTOMER_FILE, PAGE_FILE, VISIT_FILE
@@ -262,6 +263,26 @@ def test_tablet_pages_show_times_in_the_configured_zone(tree, invoke):
     assert shown(html, "2026-03-02T11:40:00+08:00", "2026-03-02 11:40")
     assert shown(html, "2026-03-02T03:45:00+00:00", "2026-03-02 11:45")
     assert read_yaml(visit / VISIT_FILE)["created_at"] == "2026-03-02T11:40:00+08:00"  # stored as it was
+
+
+def test_tablet_pages_follow_the_config_whoever_renders_them(tree):
+    """A library caller (a sync pass run without the CLI) renders in ui.timezone too, whatever
+    zone the process shows: the same tree never gives two pages, so nothing is pushed twice."""
+    cfg = tree
+    tree_mod.open_customer(cfg, "3300001234")
+    tree_mod.add_category(cfg, "3300001234", "周期检查", "计量装置")
+    visit = visits_mod.new_visit(cfg, "3300001234", "周期检查", "计量装置", name="v1")
+    data = read_yaml(visit / VISIT_FILE)
+    data["created_at"] = EARLIER.isoformat()
+    write_yaml(visit / VISIT_FILE, data)
+    rendered = {}
+    for process_zone in ("UTC", "America/New_York", clock.AUTO):
+        clock.use_zone(process_zone)
+        derive(cfg, [visit.relative_to(cfg.root) / VISIT_FILE])
+        rendered[process_zone] = (visit / PAGE_FILE).read_bytes()
+        assert clock.zone_key().startswith(process_zone)  # put back after the pass
+    assert len(set(rendered.values())) == 1
+    assert shown(rendered["UTC"].decode("utf-8"), "2026-03-02T11:40:00+08:00", "2026-03-02 11:40")
 
 
 # --------------------------------------------------------------------------- evidence report

@@ -9,7 +9,9 @@ offsets then show their visits on one clock, `YYYY-MM-DD HH:MM`.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -65,6 +67,22 @@ def use_zone(name: str) -> None:
     """Show times in `name` (auto or an IANA zone) from now on; raises ValueError like zone()."""
     global _display, _display_name
     _display, _display_name = zone(name), name.strip()
+
+
+@contextlib.contextmanager
+def shown_in(name: str) -> Iterator[None]:
+    """Show times in `name` within the block, then in the zone chosen before it.
+
+    A tablet's pages follow its own ui.timezone whoever renders them: a sync pass run by a
+    library caller (or by a process that showed another config's times) renders the same page
+    as one run by `fieldsync sync`, so the same tree never yields two pages to push."""
+    global _display, _display_name
+    before = _display, _display_name
+    use_zone(name)
+    try:
+        yield
+    finally:
+        _display, _display_name = before
 
 
 def zone_key() -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from fieldsync.base import clock
 from fieldsync.config import Config
 from fieldsync.tree.layout import (
     ASSETS_DIR,
@@ -68,12 +69,17 @@ def targets(cfg: Config, changed: Iterable[PurePosixPath | str], master_data_cha
 
 
 def refresh(cfg: Config, changed: Iterable[PurePosixPath | str], master_data_changed: bool = False) -> RefreshResult:
-    """Re-render the pages the changed paths (relative to ROOT) affect; each is written only
-    when its text changed. A page that cannot be rendered is reported, never fatal."""
-    result = RefreshResult()
+    """Re-render the pages the changed paths (relative to ROOT) affect, with times in the
+    config's ui.timezone; each is written only when its text changed. A page that cannot be
+    rendered is reported, never fatal."""
     if not cfg.root.is_dir():
-        return result
-    wanted = targets(cfg, changed, master_data_changed)
+        return RefreshResult()
+    with clock.shown_in(cfg.ui.timezone):
+        return _refresh(cfg, targets(cfg, changed, master_data_changed))
+
+
+def _refresh(cfg: Config, wanted: Targets) -> RefreshResult:
+    result = RefreshResult()
     generated = _stats(cfg.root)
     for visit in sorted(wanted.visits):
         path = cfg.root / visit
