@@ -141,8 +141,29 @@ def read_small(client: paramiko.SFTPClient, path: str, limit: int) -> tuple[para
     check first); the content is read only when the lstat shows a regular file of at most
     `limit` bytes. Anything else comes back with the content empty: the caller refuses it."""
     replies = Replies(client)
-    stat_num = replies.send(CMD_LSTAT, path)
-    open_num = replies.send(CMD_OPEN, path, SFTP_FLAG_READ, paramiko.SFTPAttributes())
+    return _read_small(replies, _ask_small(replies, path), limit)
+
+
+def real_folder_and_small(client: paramiko.SFTPClient, folder: str, name: str, limit: int
+                          ) -> tuple[str, paramiko.SFTPAttributes, tuple[paramiko.SFTPAttributes, bytes] | None]:
+    """real_folder(folder) and read_small(folder/name) together, in two round trips where
+    they took three: a new connection's look at its root and at the server's id."""
+    replies = Replies(client)
+    real_num = replies.send(CMD_REALPATH, folder)
+    stat_num = replies.send(CMD_STAT, folder)
+    small = _ask_small(replies, f"{folder.rstrip('/')}/{name}")
+    real, st = _real_folder(replies, real_num, stat_num)
+    return real, st, _read_small(replies, small, limit)
+
+
+def _ask_small(replies: Replies, path: str) -> tuple[int, int]:
+    # The lstat and the open go together: opening for reading writes nothing.
+    return replies.send(CMD_LSTAT, path), replies.send(CMD_OPEN, path, SFTP_FLAG_READ, paramiko.SFTPAttributes())
+
+
+def _read_small(replies: Replies, asked: tuple[int, int], limit: int
+                ) -> tuple[paramiko.SFTPAttributes, bytes] | None:
+    stat_num, open_num = asked
     try:
         kind, msg = replies.wait(stat_num)
     except FileNotFoundError:
@@ -181,8 +202,10 @@ def real_folder(client: paramiko.SFTPClient, path: str) -> tuple[str, paramiko.S
     symlinks the realpath resolves, so both describe the same folder. Raises
     FileNotFoundError when it does not exist."""
     replies = Replies(client)
-    real_num = replies.send(CMD_REALPATH, path)
-    stat_num = replies.send(CMD_STAT, path)
+    return _real_folder(replies, replies.send(CMD_REALPATH, path), replies.send(CMD_STAT, path))
+
+
+def _real_folder(replies: Replies, real_num: int, stat_num: int) -> tuple[str, paramiko.SFTPAttributes]:
     kind, msg = replies.wait(real_num)  # an error leaves the stat's answer to be ignored
     if kind != CMD_NAME or msg.get_int() != 1:
         raise paramiko.SFTPError("expected one name")

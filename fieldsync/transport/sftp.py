@@ -17,6 +17,7 @@ import socket
 import stat as stat_mod
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -35,7 +36,14 @@ from fieldsync.transport.base import (
     safe_rel,
 )
 from fieldsync.transport.paths import PathLocks, file_rel, part_name
-from fieldsync.transport.pipelined import finish_upload, list_folder, lstat_many, read_small, real_folder
+from fieldsync.transport.pipelined import (
+    finish_upload,
+    list_folder,
+    lstat_many,
+    read_small,
+    real_folder,
+    real_folder_and_small,
+)
 
 CHUNK = 256 * 1024  # split into WRITE_REQUEST-sized SFTP write requests, all in flight at once
 # Data per SFTP write request: paramiko's 32 KiB plus the request's own header is just over
@@ -86,11 +94,16 @@ class SFTPTransport(Transport):
         self._cap = max(1, channels)
         self._generation = 0  # bumped when a connection is dropped
         self._dirs: set[PurePosixPath] = set()
+        # Folders this client made in this pass: empty when made, so what lies under them
+        # needs no lstat before its mkdir (a new visit's kind folders).
+        self._made: set[PurePosixPath] = set()
         self._real_root: str | None = None
         self._host_key: str | None = None  # fingerprint the live connection's server presented
         self._locks = PathLocks()
-        # Uploads opened ahead (open_ahead): rel -> (channel, generation, temp file handle).
-        self._aheads: dict[PurePosixPath, tuple[paramiko.SFTPClient, int, paramiko.SFTPFile]] = {}
+        self._making = PathLocks()  # folders being made (_ensure_dirs)
+        # Uploads prepared ahead: rel -> (channel, generation, the temp file's handle when
+        # opened ahead, or what was written when written ahead).
+        self._aheads: dict[PurePosixPath, tuple[paramiko.SFTPClient, int, paramiko.SFTPFile | Written]] = {}
 
     @classmethod
     def from_config(cls, cfg) -> SFTPTransport:
@@ -181,6 +194,7 @@ class SFTPTransport(Transport):
         self._busy = 0
         self._generation += 1
         self._dirs.clear()  # a new connection looks again (the server may have changed)
+        self._made.clear()
         self._free.notify_all()
 
     def _checkout(self) -> tuple[paramiko.SFTPClient, int]:
@@ -242,16 +256,17 @@ class SFTPTransport(Transport):
                 client.close()
 
     @contextlib.contextmanager
-    def _channel(self, doing: str, taken: tuple[paramiko.SFTPClient, int] | None = None
-                 ) -> Iterator[paramiko.SFTPClient]:
+    def _channel(self, doing: str, taken: tuple[paramiko.SFTPClient, int] | None = None,
+                 resolve_root: bool = True) -> Iterator[paramiko.SFTPClient]:
         """An SFTP channel of our own for one operation (`taken`: one checked out already);
         every network failure in it becomes TransportError (retryable) and leaves the
-        connection to be remade on the next call."""
+        connection to be remade on the next call. The remote root is resolved first, unless
+        the operation does that itself (resolve_root False)."""
         client = generation = None
         broken = False
         try:
             client, generation = taken or self._checkout()
-            if self._real_root is None:
+            if self._real_root is None and resolve_root:
                 self._real_root = _root_of(client, self.root, self.host)
             yield client
         except FieldsyncError:
@@ -275,9 +290,15 @@ class SFTPTransport(Transport):
         """Forget the folders checked in earlier passes: a long-running daemon keeps its
         connection, and a folder it checked an hour ago may have been swapped for a symlink
         since. Within a pass the check stands (SFTP v3 has no openat: a swap during the pass
-        is outside what a client can close)."""
+        is outside what a client can close). Uploads prepared ahead that an earlier pass did
+        not use (it failed before them) are released: their channels return to the pool."""
         with self._lock:
             self._dirs.clear()
+            self._made.clear()
+            left = list(self._aheads.items())
+            self._aheads.clear()
+        for rel, ahead in left:
+            self._release_ahead(rel, ahead)
 
     def host_key(self) -> str | None:
         with self._lock:
@@ -287,8 +308,15 @@ class SFTPTransport(Transport):
     def _read_server_id(self, scratch: Path) -> str | None:
         # Asked on every new connection: the lstat, open and read of a few bytes in two round
         # trips, where a stat and then a download took six or seven.
-        with self._channel(f"read {SERVER_ID}") as client:
-            got = read_small(client, self._remote(SERVER_ID), MAX_SERVER_ID)
+        with self._channel(f"read {SERVER_ID}", resolve_root=False) as client:
+            if self._real_root is None:  # a new connection: its root looked at in the same round trip
+                try:
+                    real, st, got = real_folder_and_small(client, str(self.root), SERVER_ID, MAX_SERVER_ID)
+                except FileNotFoundError:
+                    raise _missing_root(self.root, self.host) from None
+                self._real_root = _checked_root(real, st, self.root, self.host)
+            else:
+                got = read_small(client, self._remote(SERVER_ID), MAX_SERVER_ID)
         if got is None:
             return None
         attrs, data = got
@@ -314,22 +342,37 @@ class SFTPTransport(Transport):
         with self._lock:
             todo = [here for here in (PurePosixPath(*parts[:depth]) for depth in range(1, len(parts) + 1))
                     if here not in self._dirs]
+            fresh = next((n for n, here in enumerate(todo) if here.parent in self._made), len(todo))
         if not todo:
             return
-        # Every unknown folder on the way looked at in one round trip; then the missing ones
-        # made parents first, one at a time (each mkdir only once its parent is known sound).
-        found = lstat_many(client, [self._remote(here) for here in todo])
+        # Every unknown folder on the way looked at in one round trip (those below a folder
+        # made in this pass do not exist yet); then the missing ones made parents first, one
+        # at a time (each mkdir only once its parent is known sound).
+        found = lstat_many(client, [self._remote(here) for here in todo[:fresh]]) if fresh else []
+        found += [None] * (len(todo) - fresh)
         for here, st in zip(todo, found, strict=True):
-            if st is None:
+            if st is not None:
+                _require_dir(st, here)
+                with self._lock:
+                    self._dirs.add(here)
+                continue
+            # The uploads into a new visit all need its folders at once: one makes each, the
+            # others wait for it, where racing it cost them a failed mkdir and an lstat.
+            with self._making.hold(here):
+                with self._lock:
+                    if here in self._dirs:
+                        continue
                 try:
                     client.mkdir(self._remote(here))
+                    made = True
                 except OSError:
-                    st = client.lstat(self._remote(here))  # made by another uploader meanwhile
+                    st = client.lstat(self._remote(here))  # made by another client meanwhile
                     _require_dir(st, here)
-            else:
-                _require_dir(st, here)
-            with self._lock:
-                self._dirs.add(here)
+                    made = False
+                with self._lock:
+                    self._dirs.add(here)
+                    if made:
+                        self._made.add(here)
 
     # ------------------------------------------------------------------ interface
 
@@ -409,6 +452,38 @@ class SFTPTransport(Transport):
             self._release_ahead(rel, earlier)
         return True
 
+    def write_ahead(self, local: Path, rel: PurePosixPath) -> bool:
+        rel = file_rel(rel)
+        with self._lock:
+            # Each holds a channel until its upload: at most half the pool (the server's
+            # MaxSessions included), so the uploads it waits for always have channels.
+            if len(self._aheads) >= self._cap // 2:
+                return False
+        if not self.open_ahead(rel):
+            return False
+        with self._lock:
+            ahead = self._aheads.pop(rel, None)
+        if ahead is None:
+            return False
+        client, generation, out = ahead
+        try:
+            with open(local, "rb") as source, self._locks.hold(rel):
+                st = os.fstat(source.fileno())
+                remote_size = self._write_part(client, source, out, 0, st.st_size, None)
+        except (OSError, *NETWORK_ERRORS):  # the upload itself does it all again
+            self._release_ahead(rel, (client, generation, None))
+            return False
+        if remote_size != st.st_size:
+            self._release_ahead(rel, (client, generation, None))
+            return False
+        with self._lock:
+            current = generation == self._generation
+            if current:
+                self._aheads[rel] = (client, generation, Written(st.st_size, st.st_mtime_ns))
+        if not current:  # the connection went meanwhile: its channel is closed, nothing kept
+            self._checkin(client, generation, False)
+        return current
+
     def drop_ahead(self, rel: PurePosixPath) -> None:
         rel = file_rel(rel)
         with self._lock:
@@ -420,7 +495,8 @@ class SFTPTransport(Transport):
         client, generation, out = ahead
         broken = False
         try:
-            out.close()
+            if isinstance(out, paramiko.SFTPFile):
+                out.close()
             client.remove(self._remote(rel.parent / part_name(rel.name, self.owner)))
         except (*NETWORK_ERRORS,) as exc:
             broken = _is_connection_error(exc)
@@ -437,6 +513,15 @@ class SFTPTransport(Transport):
         if ahead is not None:
             client, generation, out = ahead
             with source, self._locks.hold(rel), self._channel(f"upload {rel}", (client, generation)) as client:
+                if isinstance(out, Written):
+                    if out.matches(os.fstat(source.fileno())):
+                        with contextlib.suppress(FileNotFoundError):  # removed meanwhile: redone below
+                            client.posix_rename(self._remote(rel.parent / part_name(rel.name, self.owner)),
+                                                self._remote(rel))
+                            if progress:
+                                progress(out.size, out.size)
+                            return
+                    out = None  # changed since it was written: the temp file is resumed or redone
                 self._put(client, source, rel, progress, out)
             return
         with source, self._locks.hold(rel), self._channel(f"upload {rel}") as client:
@@ -448,6 +533,7 @@ class SFTPTransport(Transport):
                 # A folder we had seen was removed on the server meanwhile: forget it, remake it.
                 with self._lock:
                     self._dirs.clear()
+                    self._made.clear()
                 self._ensure_dirs(client, rel.parent)
                 self._put(client, source, rel, progress)
 
@@ -466,22 +552,7 @@ class SFTPTransport(Transport):
         if out is None and (offset < size or size == 0):
             out = client.open(part, "r+" if offset else "w")
         if out is not None:
-            try:
-                out.set_pipelined(True)
-                out.MAX_REQUEST_SIZE = WRITE_REQUEST
-                out.seek(offset)
-                source.seek(offset)
-                done = offset
-                while chunk := source.read(CHUNK):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if progress:
-                        progress(done, size)
-                # The size check and the close go right behind the last write; every write's
-                # answer is read (the first error raised) before the rename is sent.
-                remote_size = finish_upload(client, out)
-            finally:
-                out.close()  # after an error only: finish_upload closed it otherwise
+            remote_size = self._write_part(client, source, out, offset, size, progress)
         else:
             remote_size = client.stat(part).st_size
         if remote_size != size:
@@ -489,6 +560,28 @@ class SFTPTransport(Transport):
                                    "full? file changed while sending?); retrying later").format(
                                    rel=rel, remote_size=remote_size, size=size))
         client.posix_rename(part, target)
+
+    @staticmethod
+    def _write_part(client: paramiko.SFTPClient, source, out: paramiko.SFTPFile, offset: int, size: int,
+                    progress: ProgressFn | None) -> int:
+        """`source` from `offset` into the open temp file `out`, which is closed after; returns
+        the size the server then holds."""
+        try:
+            out.set_pipelined(True)
+            out.MAX_REQUEST_SIZE = WRITE_REQUEST
+            out.seek(offset)
+            source.seek(offset)
+            done = offset
+            while chunk := source.read(CHUNK):
+                out.write(chunk)
+                done += len(chunk)
+                if progress:
+                    progress(done, size)
+            # The size check and the close go right behind the last write; every write's
+            # answer is read (the first error raised) before the rename is sent.
+            return finish_upload(client, out)
+        finally:
+            out.close()  # after an error only: finish_upload closed it otherwise
 
     def download(self, rel: PurePosixPath, local: Path) -> None:
         local = Path(local)
@@ -520,6 +613,7 @@ class SFTPTransport(Transport):
             client.posix_rename(self._remote(old), self._remote(new))
             with self._lock:
                 self._dirs = {d for d in self._dirs if not d.is_relative_to(safe_rel(old))}
+                self._made.clear()
 
     def remove(self, rel: PurePosixPath) -> None:
         with self._channel(f"remove {rel}") as client:
@@ -528,6 +622,17 @@ class SFTPTransport(Transport):
 
 
 # ---------------------------------------------------------------------- helpers
+
+@dataclass(frozen=True)
+class Written:
+    """A temp file written ahead (write_ahead): the local file's size and mtime then."""
+
+    size: int
+    mtime_ns: int
+
+    def matches(self, st: os.stat_result) -> bool:
+        return (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
+
 
 def preferred_ciphers(available: tuple[str, ...]) -> tuple[str, ...]:
     """AES-GCM first, then paramiko's own order. GCM is an AEAD cipher (no separate MAC pass
@@ -568,9 +673,16 @@ def _root_of(client: paramiko.SFTPClient, root: PurePosixPath, host: str) -> str
     try:
         real, st = real_folder(client, str(root))
     except FileNotFoundError:
-        raise TransportError(_("the remote root {root} does not exist on {host}; the server admin must create it "
-                               "(fieldsync never creates it: it may be an unmounted share)").format(
-                               root=root, host=host)) from None
+        raise _missing_root(root, host) from None
+    return _checked_root(real, st, root, host)
+
+
+def _missing_root(root: PurePosixPath, host: str) -> TransportError:
+    return TransportError(_("the remote root {root} does not exist on {host}; the server admin must create it "
+                            "(fieldsync never creates it: it may be an unmounted share)").format(root=root, host=host))
+
+
+def _checked_root(real: str, st: paramiko.SFTPAttributes, root: PurePosixPath, host: str) -> str:
     if not stat_mod.S_ISDIR(st.st_mode or 0):
         raise TransportError(_("the remote root {root} on {host} is not a folder").format(root=root, host=host))
     return real.rstrip("/") or "/"
