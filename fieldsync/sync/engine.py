@@ -820,6 +820,7 @@ class Engine:
                     result.conflicts.append((key, _("server ledger differs; ours kept as {name}").format(
                                                     name=target.name)))
             if target is not None:
+                st = local.stat()  # as it goes up now: the items may have been read before its last records
                 self.transport.upload(local, target)
             self.state.put(FileState(key, st.st_size, st.st_mtime_ns, remote_size=st.st_size,
                                      status="done", pushed_at=time.time()))
