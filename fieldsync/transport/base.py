@@ -86,14 +86,6 @@ class Transport(abc.ABC):
         was prepared. drop_ahead(rel) releases it when the upload does not come."""
         return False
 
-    def write_ahead(self, local: Path, rel: PurePosixPath) -> bool:  # noqa: ARG002 - see open_ahead
-        """Everything of an upload of `local` to `rel` but the step that makes it visible (the
-        rename): for a file whose turn comes after others' (a visit's manifest after its
-        photos), so that turn costs one round trip. The next upload(local, rel) then only
-        renames, if `local` is as it was written (else it writes it again). True when done;
-        drop_ahead(rel) releases it when the upload does not come."""
-        return False
-
     def drop_ahead(self, rel: PurePosixPath) -> None:  # noqa: B027 - optional hook, see open_ahead
         """Release what open_ahead(rel) prepared and no upload used (nothing otherwise)."""
 
