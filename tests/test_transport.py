@@ -530,14 +530,68 @@ def test_a_folder_removed_on_the_server_is_made_again(endpoint, tmp_path):
     assert (remote / PHOTO).read_bytes() == source.read_bytes()
 
 
-# ---------------------------------------------------------------------- folders made in a pass (sftp)
+# ---------------------------------------------------------------------- prepared ahead (sftp)
 
 @pytest.fixture
 def sftp_endpoint(sshd, tmp_path):
     remote = tmp_path / "server"
     remote.mkdir()
     with SFTPTransport.from_config(sshd.config(remote, parallel=4)) as transport:
+        transport.host_key()  # connected, as in a pass
         yield transport, remote
+
+
+def test_write_ahead_never_makes_a_connection(sshd, tmp_path):
+    """Written ahead for a pass that has lost its connection, a temp file would be left."""
+    remote = tmp_path / "server"
+    remote.mkdir()
+    with SFTPTransport.from_config(sshd.config(remote)) as transport:
+        assert not transport.write_ahead(make_file(tmp_path / "m.json", 100), PurePosixPath("v/manifest.json"))
+        transport.host_key()
+        transport.close()  # the pass lost it
+        assert not transport.write_ahead(make_file(tmp_path / "m.json", 100), PurePosixPath("v/manifest.json"))
+    assert list(remote.iterdir()) == []
+
+
+def test_an_upload_written_ahead_is_only_its_rename(sftp_endpoint, tmp_path):
+    transport, remote = sftp_endpoint
+    manifest = PHOTO.parent.parent / "manifest.json"
+    source = make_file(tmp_path / "manifest.json", 70_000)
+    assert transport.write_ahead(source, manifest)
+    [part] = part_files(remote)
+    assert part.read_bytes() == source.read_bytes() and not (remote / manifest).exists()  # not visible yet
+    written = part.stat().st_ino
+    transport.upload(source, manifest)
+    assert (remote / manifest).read_bytes() == source.read_bytes()
+    assert (remote / manifest).stat().st_ino == written  # renamed into place, not sent again
+    assert part_files(remote) == []
+
+
+def test_a_file_changed_after_it_was_written_ahead_goes_up_as_it_is_now(sftp_endpoint, tmp_path):
+    transport, remote = sftp_endpoint
+    rel = PurePosixPath("客户/visit/manifest.json")
+    source = make_file(tmp_path / "manifest.json", 5_000, seed=1)
+    assert transport.write_ahead(source, rel)
+    source.write_bytes(b"\x02" * 5_000)  # the same size, other content (a later seal)
+    os.utime(source, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+    transport.upload(source, rel)
+    assert (remote / rel).read_bytes() == b"\x02" * 5_000
+    assert part_files(remote) == []
+
+
+def test_written_ahead_holds_at_most_half_the_channels_and_a_new_pass_releases_them(sftp_endpoint, tmp_path):
+    transport, remote = sftp_endpoint  # server.parallel 4
+    sources = [make_file(tmp_path / f"f{i}", 1_000 + i) for i in range(3)]
+    done = [transport.write_ahead(source, PurePosixPath("v") / source.name) for source in sources]
+    assert done == [True, True, False]  # the uploads they wait for keep two channels
+    photos = [make_file(tmp_path / "p" / f"IMG_{i}.jpg", 200_000) for i in range(6)]
+    with ThreadPoolExecutor(4) as pool:  # still go up meanwhile
+        list(pool.map(lambda p: transport.upload(p, PurePosixPath("v/外观") / p.name), photos))
+    assert all((remote / "v/外观" / p.name).read_bytes() == p.read_bytes() for p in photos)
+    assert len(part_files(remote)) == 2
+    transport.begin_pass()  # the pass that wrote them ahead failed before their turn
+    assert part_files(remote) == [] and not (remote / "v" / "f0").exists()
+    assert [transport.write_ahead(source, PurePosixPath("v") / source.name) for source in sources[:2]] == [True, True]
 
 
 def test_a_symlink_planted_below_a_folder_we_just_made_is_refused(sftp_endpoint, tmp_path):

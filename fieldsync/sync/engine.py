@@ -61,13 +61,14 @@ from fieldsync.sync.result import Progress, SyncResult
 from fieldsync.sync.scan import Entry, scan
 from fieldsync.sync.state import FileState, SyncState, backoff_delay
 from fieldsync.transport import open_transport
-from fieldsync.tree.layout import MANIFEST_FILE, is_private, relative
+from fieldsync.tree.layout import MANIFEST_FILE, PAGE_FILE, is_private, relative
 from fieldsync.tree.visits import read_visit
 
 log = logging.getLogger(__name__)
 
 LOCK_FILE = "sync.lock"
 LOST = "lost on the server: pushed again"
+AHEAD_NAMES = (MANIFEST_FILE, PAGE_FILE)  # a visit's files written ahead of their turn
 
 
 # --------------------------------------------------------------------------- engine
@@ -101,7 +102,12 @@ class Engine:
         self._lock_conflicts = threading.Lock()
         # Server look-ups started before a photo is prepared, so they overlap its CPU work.
         self._lookahead = ThreadPoolExecutor(2, thread_name_prefix="fieldsync-lookahead")
+        # Uploads written ahead while the last photos go up (_push_plan), each holding a
+        # channel until its rename: at most half the pool, so the photos keep the rest.
+        self._ahead_room = self.cfg.server.parallel // 2
+        self._writing_ahead = ThreadPoolExecutor(max(1, self._ahead_room), thread_name_prefix="fieldsync-ahead")
         self._open_ahead = False
+        self._written_ahead: list[PurePosixPath] = []  # this pass's, released when it ends
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -124,6 +130,7 @@ class Engine:
 
     def close(self) -> None:
         self._lookahead.shutdown(wait=True)
+        self._writing_ahead.shutdown(wait=True)
         try:
             self.state.close()
         finally:
@@ -186,9 +193,10 @@ class Engine:
             plan.files = self.readiness.ready(plan.files, set(closed), result)
             progress.planned(len(plan.files), plan.bytes)
             self._listings.expect(e.rel for e in plan.files)
-            derived, manifests = self._push_plan(plan, entries if fresh else None, progress, result)
+            derived, manifests, ledger_ahead = self._push_plan(plan, entries if fresh else None, progress, result)
             if not result.error:
-                self._push_tail(manifests, [e for e in derived if e.rel.name != MANIFEST_FILE], progress, result)
+                self._push_tail(manifests, [e for e in derived if e.rel.name != MANIFEST_FILE], progress, result,
+                                ledger_ahead)
             if not result.error:
                 self._handle_gone(plan.gone, result)
         except TransportError as exc:
@@ -196,6 +204,7 @@ class Engine:
             result.refused_key = isinstance(exc, KeyRefused)
             self.drop_transport()
         finally:
+            self._release_written_ahead()
             # Only a push changes the state's meta: rewriting the cache after every pass
             # would cost a full write of it (status.json says when the last pass ran).
             try:
@@ -207,19 +216,30 @@ class Engine:
         return result
 
     def _push_plan(self, plan: Plan, everything: dict[str, Entry] | None, progress: Progress,
-                   result: SyncResult) -> tuple[list[Entry], list[Entry]]:
+                   result: SyncResult) -> tuple[list[Entry], list[Entry], Future | None]:
         """Push the plan's files, and derive what follows from them as soon as every photo is
         through the photo pipeline: the pages and the manifests' ledger records are computed
-        while the last photos' bytes go up, instead of after them on an idle link. Returns
-        (derived entries, manifests to push), the manifests'
-        heads logged in the ledger unless the pass failed."""
+        while the last photos' bytes go up, instead of after them on an idle link, and what
+        must wait for the photos (manifests, then the ledger) is written to the server beside
+        their bytes, to be renamed into place after them. Returns (derived entries, manifests
+        to push, the ledger items when written ahead), the manifests' heads logged in the
+        ledger unless the pass failed."""
         early: dict = {}
 
         def derive_early(visits: set[Path]) -> None:
             try:
                 early["derived"] = derived = self._derive(plan, visits, everything)
                 planned = [e for e in plan.files + derived if e.rel.name == MANIFEST_FILE]
-                early["logged"] = self._log_heads(self._manifests(visits, planned))
+                manifests = self._manifests(visits, planned)
+                early["logged"] = self._log_heads(manifests)
+                # Only this tablet's own files (its visits' manifests and pages, its ledger):
+                # a customer's page is also pushed by other tablets on a shared tree, and one
+                # of theirs found there would leave ours unused as a temp file.
+                own = [e for e in manifests + derived if e.info.role == "visit-file" and e.rel.name in AHEAD_NAMES]
+                if self._ahead_room:  # the ledger first: it is the last to be renamed
+                    early["ledger"] = self._writing_ahead.submit(self._ledger_items, "write")
+                    early["ahead"] = [self._writing_ahead.submit(self._write_ahead, e)
+                                      for e in own[:self._ahead_room - 1]]
             except BaseException as exc:  # raised where the pass runs, after the pushes
                 early["error"] = exc
 
@@ -248,6 +268,8 @@ class Engine:
             maker.join()
             if "deriving" in early:
                 early["deriving"].join()
+            for ahead in [*early.get("ahead", ()), *([early["ledger"]] if "ledger" in early else [])]:
+                _wait_quietly(ahead)  # none goes on into the next pass
             self._open_ahead = False
         for failure in ("folders", "error"):
             if failure in early:
@@ -257,7 +279,20 @@ class Engine:
         if not result.error:
             logged = early.get("logged", {})
             self._log_heads([m for m in manifests if logged.get(m.key) != (m.size, m.mtime_ns)])
-        return derived, manifests
+        return derived, manifests, early.get("ledger")
+
+    def _release_written_ahead(self) -> None:
+        """What this pass wrote ahead and did not rename (it failed first) is removed from the
+        server now, while the connection lives (a lost one took its temp files' channels; the
+        next push of those files, all of them this tablet's own, resumes or replaces them)."""
+        written, self._written_ahead = self._written_ahead, []
+        if self._transport is not None:
+            for rel in written:
+                self._transport.drop_ahead(rel)
+
+    def _write_ahead(self, entry: Entry) -> None:
+        if self.transport.write_ahead(entry.path, entry.rel):
+            self._written_ahead.append(entry.rel)
 
     def _derive(self, plan: Plan, touched: set[Path], everything: dict[str, Entry] | None) -> list[Entry]:
         """Run sync.derive for what this pass saw change (files and folders it found, photos it
@@ -754,10 +789,11 @@ class Engine:
         return list(wanted.values())
 
     def _push_tail(self, manifests: list[Entry], pages: list[Entry], progress: Progress,
-                   result: SyncResult) -> None:
-        """The manifests and pages, then the ledger; the ledger's look-up on the server and
-        its temp file are made while the manifests go up, so only its bytes and rename follow."""
-        ahead = self._lookahead.submit(self._ledger_items, True)
+                   result: SyncResult, ledger_ahead: Future | None = None) -> None:
+        """The manifests and pages, then the ledger. Written ahead, each is one rename now;
+        otherwise the ledger's look-up on the server and its temp file are made while the
+        manifests go up, so only its bytes and rename follow."""
+        ahead = ledger_ahead or self._lookahead.submit(self._ledger_items, "open")
         try:
             self._push_files(manifests + pages, progress, result)
             result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
@@ -767,9 +803,12 @@ class Engine:
             _wait_quietly(ahead)
             for _item, rel in ledger.ledger_upload_items(self.cfg):
                 self.transport.drop_ahead(rel)  # unused after a failure or a conflict name
+            for entry in manifests + pages:
+                self.transport.drop_ahead(entry.rel)
 
-    def _ledger_items(self, open_ahead: bool = False) -> list[tuple]:
-        """(local, rel, stat, record, server entry) of each ledger copy to push."""
+    def _ledger_items(self, ahead: str = "") -> list[tuple]:
+        """(local, rel, stat, record, server entry) of each ledger copy to push; ahead "open"
+        or "write": its upload to its own name prepared that far (open_ahead, write_ahead)."""
         items = []
         for local, rel in ledger.ledger_upload_items(self.cfg):
             st = local.stat()
@@ -777,8 +816,12 @@ class Engine:
             if record and record.status == "done" and record.matches(st.st_size, st.st_mtime_ns):
                 continue
             there = self.transport.stat(rel)
-            if open_ahead and (there is None or (record is not None and there.size == record.remote_size)):
-                self.transport.open_ahead(rel)
+            if ahead and (there is None or (record is not None and there.size == record.remote_size)):
+                if ahead == "write":
+                    if self.transport.write_ahead(local, rel):
+                        self._written_ahead.append(rel)
+                else:
+                    self.transport.open_ahead(rel)
             items.append((local, rel, st, record, there))
         return items
 
@@ -797,6 +840,7 @@ class Engine:
                     result.conflicts.append((key, _("server ledger differs; ours kept as {name}").format(
                                                     name=target.name)))
             if target is not None:
+                st = local.stat()  # as it goes up now: the items may have been read before its last records
                 self.transport.upload(local, target)
             self.state.put(FileState(key, st.st_size, st.st_mtime_ns, remote_size=st.st_size,
                                      status="done", pushed_at=time.time()))

@@ -80,10 +80,19 @@ class Transport(abc.ABC):
         """A new sync pass starts: forget what was checked on the server before it, so a
         folder swapped for a symlink between passes is seen (the engine calls this first)."""
 
-    def open_ahead(self, rel: PurePosixPath) -> bool:  # noqa: ARG002 - a folder needs no round trips
+    def open_ahead(self, rel: PurePosixPath, reconnect: bool = True) -> bool:  # noqa: ARG002 - no round trips
         """Prepare an upload of `rel` that is about to come (folders, the temp file), so it
         starts with its first bytes; the next upload(..., rel) uses it. True when something
-        was prepared. drop_ahead(rel) releases it when the upload does not come."""
+        was prepared (reconnect False: only on a live connection). drop_ahead(rel) releases it
+        when the upload does not come."""
+        return False
+
+    def write_ahead(self, local: Path, rel: PurePosixPath) -> bool:  # noqa: ARG002 - see open_ahead
+        """Everything of an upload of `local` to `rel` but the step that makes it visible (the
+        rename): for a file whose turn comes after others' (a visit's manifest after its
+        photos), so that turn costs one round trip. The next upload(local, rel) then only
+        renames, if `local` is as it was written (else it writes it again). True when done;
+        drop_ahead(rel) releases it when the upload does not come."""
         return False
 
     def drop_ahead(self, rel: PurePosixPath) -> None:  # noqa: B027 - optional hook, see open_ahead

@@ -17,6 +17,7 @@ import socket
 import stat as stat_mod
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
@@ -100,8 +101,9 @@ class SFTPTransport(Transport):
         self._host_key: str | None = None  # fingerprint the live connection's server presented
         self._locks = PathLocks()
         self._making = PathLocks()  # folders being made (_ensure_dirs)
-        # Uploads opened ahead (open_ahead): rel -> (channel, generation, temp file handle).
-        self._aheads: dict[PurePosixPath, tuple[paramiko.SFTPClient, int, paramiko.SFTPFile]] = {}
+        # Uploads prepared ahead: rel -> (channel, generation, the temp file's handle when
+        # opened ahead, or what was written when written ahead).
+        self._aheads: dict[PurePosixPath, tuple[paramiko.SFTPClient, int, paramiko.SFTPFile | Written]] = {}
 
     @classmethod
     def from_config(cls, cfg) -> SFTPTransport:
@@ -195,11 +197,14 @@ class SFTPTransport(Transport):
         self._made.clear()
         self._free.notify_all()
 
-    def _checkout(self) -> tuple[paramiko.SFTPClient, int]:
-        """An idle channel, or a new one while fewer than the cap are open; else wait."""
+    def _checkout(self, reconnect: bool = True) -> tuple[paramiko.SFTPClient, int]:
+        """An idle channel, or a new one while fewer than the cap are open; else wait.
+        reconnect False: on the live connection only (TransportError when there is none)."""
         while True:
             with self._free:
                 while True:
+                    if not reconnect and not (self._ssh is not None and self._ssh.is_active()):
+                        raise TransportError(_("not connected to {host}").format(host=self.host))
                     ssh = self._connect()
                     generation = self._generation
                     if self._idle:
@@ -288,10 +293,15 @@ class SFTPTransport(Transport):
         """Forget the folders checked in earlier passes: a long-running daemon keeps its
         connection, and a folder it checked an hour ago may have been swapped for a symlink
         since. Within a pass the check stands (SFTP v3 has no openat: a swap during the pass
-        is outside what a client can close)."""
+        is outside what a client can close). Uploads prepared ahead that an earlier pass did
+        not use (it failed before them) are released: their channels return to the pool."""
         with self._lock:
             self._dirs.clear()
             self._made.clear()
+            left = list(self._aheads.items())
+            self._aheads.clear()
+        for rel, ahead in left:
+            self._release_ahead(rel, ahead)
 
     def host_key(self) -> str | None:
         with self._lock:
@@ -416,14 +426,14 @@ class SFTPTransport(Transport):
         with self._channel(f"make folder {rel}") as client:
             self._ensure_dirs(client, rel)
 
-    def open_ahead(self, rel: PurePosixPath) -> bool:
+    def open_ahead(self, rel: PurePosixPath, reconnect: bool = True) -> bool:
         """Check the folders and create the temp file of an upload about to come, on a channel
         kept for it: the daemon's photo is shrunk and sealed meanwhile, and its upload then
         starts with its first write. Anything unusual (a temp file already there, a symlink,
         the network) returns False, and the upload does it all itself as usual."""
         rel = file_rel(rel)
         try:
-            client, generation = self._checkout()
+            client, generation = self._checkout(reconnect)
         except (FieldsyncError, *NETWORK_ERRORS):
             return False
         try:
@@ -445,6 +455,40 @@ class SFTPTransport(Transport):
             self._release_ahead(rel, earlier)
         return True
 
+    def write_ahead(self, local: Path, rel: PurePosixPath) -> bool:
+        rel = file_rel(rel)
+        with self._lock:
+            # Each holds a channel until its upload: at most half the pool (the server's
+            # MaxSessions included), so the uploads it waits for always have channels.
+            if len(self._aheads) >= self._cap // 2:
+                return False
+        # On the live connection only: a pass that lost it has failed, and a temp file
+        # written on a new one for that pass would be left behind.
+        if not self.open_ahead(rel, reconnect=False):
+            return False
+        with self._lock:
+            ahead = self._aheads.pop(rel, None)
+        if ahead is None:
+            return False
+        client, generation, out = ahead
+        try:
+            with open(local, "rb") as source, self._locks.hold(rel):
+                st = os.fstat(source.fileno())
+                remote_size = self._write_part(client, source, out, 0, st.st_size, None)
+        except (OSError, *NETWORK_ERRORS):  # the upload itself does it all again
+            self._release_ahead(rel, (client, generation, None))
+            return False
+        if remote_size != st.st_size:
+            self._release_ahead(rel, (client, generation, None))
+            return False
+        with self._lock:
+            current = generation == self._generation
+            if current:
+                self._aheads[rel] = (client, generation, Written(st.st_size, st.st_mtime_ns))
+        if not current:  # the connection went meanwhile: its channel is closed, nothing kept
+            self._checkin(client, generation, False)
+        return current
+
     def drop_ahead(self, rel: PurePosixPath) -> None:
         rel = file_rel(rel)
         with self._lock:
@@ -456,7 +500,8 @@ class SFTPTransport(Transport):
         client, generation, out = ahead
         broken = False
         try:
-            out.close()
+            if isinstance(out, paramiko.SFTPFile):
+                out.close()
             client.remove(self._remote(rel.parent / part_name(rel.name, self.owner)))
         except (*NETWORK_ERRORS,) as exc:
             broken = _is_connection_error(exc)
@@ -473,6 +518,15 @@ class SFTPTransport(Transport):
         if ahead is not None:
             client, generation, out = ahead
             with source, self._locks.hold(rel), self._channel(f"upload {rel}", (client, generation)) as client:
+                if isinstance(out, Written):
+                    if out.matches(os.fstat(source.fileno())):
+                        with contextlib.suppress(FileNotFoundError):  # removed meanwhile: redone below
+                            client.posix_rename(self._remote(rel.parent / part_name(rel.name, self.owner)),
+                                                self._remote(rel))
+                            if progress:
+                                progress(out.size, out.size)
+                            return
+                    out = None  # changed since it was written: the temp file is resumed or redone
                 self._put(client, source, rel, progress, out)
             return
         with source, self._locks.hold(rel), self._channel(f"upload {rel}") as client:
@@ -573,6 +627,17 @@ class SFTPTransport(Transport):
 
 
 # ---------------------------------------------------------------------- helpers
+
+@dataclass(frozen=True)
+class Written:
+    """A temp file written ahead (write_ahead): the local file's size and mtime then."""
+
+    size: int
+    mtime_ns: int
+
+    def matches(self, st: os.stat_result) -> bool:
+        return (st.st_size, st.st_mtime_ns) == (self.size, self.mtime_ns)
+
 
 def preferred_ciphers(available: tuple[str, ...]) -> tuple[str, ...]:
     """AES-GCM first, then paramiko's own order. GCM is an AEAD cipher (no separate MAC pass
