@@ -17,6 +17,8 @@ import pytest
 
 from fieldsync.errors import BadInput, HostKeyError, TransportError
 from fieldsync.transport import open_transport
+from fieldsync.transport import sftp as sftp_mod
+from fieldsync.transport.inflight import InFlight
 from fieldsync.transport.local import LocalTransport
 from fieldsync.transport.paths import PART_SUFFIX, part_name
 from fieldsync.transport.sftp import SFTPTransport, preferred_ciphers
@@ -606,3 +608,69 @@ def test_a_symlink_planted_below_a_folder_we_just_made_is_refused(sftp_endpoint,
     with pytest.raises(BadInput):
         transport.upload(source, PurePosixPath("v/外观/x.jpg"))
     assert list(outside.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- the connection's bytes in flight
+
+def test_an_allowance_of_bytes_in_flight_holds_and_comes_back_to_writers_with_none_of_their_own():
+    """Writers that have nothing in flight wait for the others' answers; nobody waits forever
+    and the allowance is never exceeded."""
+    allowance = InFlight(100)
+    peak = []
+
+    def writer(requests: int) -> None:
+        mine: list[int] = []
+
+        def answer_own() -> int:
+            return mine.pop(0) if mine else 0
+
+        for _ in range(requests):
+            allowance.take(30, answer_own)
+            mine.append(30)
+            with allowance._freed:
+                peak.append(allowance._used)
+        allowance.give(sum(mine))
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(writer, [40] * 6))
+    assert max(peak) <= 100 and allowance._used == 0
+
+
+def test_uploads_keep_within_the_connections_bytes_in_flight(sshd, tmp_path, monkeypatch):
+    """A rename or a mkdir waits behind at most this many bytes of other uploads' data."""
+    allowances: list[InFlight] = []
+
+    class Watched(InFlight):
+        def __init__(self, limit: int):
+            super().__init__(limit)
+            self.peak = 0
+            allowances.append(self)
+
+        def take(self, nbytes, answer_own):
+            super().take(nbytes, answer_own)
+            with self._freed:
+                self.peak = max(self.peak, self._used)
+
+    monkeypatch.setattr(sftp_mod, "InFlight", Watched)
+    monkeypatch.setattr(sftp_mod, "IN_FLIGHT", 4 * sftp_mod.WRITE_REQUEST)
+    remote = tmp_path / "server"
+    remote.mkdir()
+    sources = [make_file(tmp_path / "src" / f"IMG_{i}.jpg", 300_000 + i) for i in range(6)]
+    with SFTPTransport.from_config(sshd.config(remote, parallel=4)) as transport, ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda s: transport.upload(s, PurePosixPath("v/外观") / s.name), sources))
+    assert all((remote / "v/外观" / s.name).read_bytes() == s.read_bytes() for s in sources)
+    assert part_files(remote) == []
+    used = [a for a in allowances if a.peak]
+    assert used, "no upload went through the allowance"
+    assert all(sftp_mod.WRITE_REQUEST < a.peak <= 4 * sftp_mod.WRITE_REQUEST for a in used)  # pipelined, capped
+    assert all(a._used == 0 for a in allowances)  # every byte's answer was read
+
+
+def test_the_channel_pool_opens_with_the_connection(sftp_endpoint):
+    """A pass's first uploads and folders find their channels open: they were opened beside
+    the first one, not one at a time on the uploads' path."""
+    transport, _remote = sftp_endpoint  # connected, server.parallel 4
+    deadline = time.monotonic() + WAIT
+    while len(transport._idle) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(transport._idle) == 4 and transport._busy == 0

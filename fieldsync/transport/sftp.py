@@ -16,6 +16,7 @@ import os
 import socket
 import stat as stat_mod
 import threading
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -35,6 +36,7 @@ from fieldsync.transport.base import (
     Transport,
     safe_rel,
 )
+from fieldsync.transport.inflight import InFlight
 from fieldsync.transport.paths import PathLocks, file_rel, part_name
 from fieldsync.transport.pipelined import (
     finish_upload,
@@ -45,11 +47,11 @@ from fieldsync.transport.pipelined import (
     real_folder_and_small,
 )
 
-CHUNK = 256 * 1024  # split into WRITE_REQUEST-sized SFTP write requests, all in flight at once
 # Data per SFTP write request: paramiko's 32 KiB plus the request's own header is just over
 # the 32 KiB channel packet OpenSSH allows, so every write went out as two SSH packets (one of
 # ~30 bytes). 512 bytes less leaves room for the header and any handle length a server uses.
 WRITE_REQUEST = 32 * 1024 - 512
+IN_FLIGHT = 1024 * 1024  # unanswered write bytes on one connection, all channels together (inflight)
 AEAD_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 CHECK_BLOCK = 64 * 1024  # head and tail of a partial upload read back before resuming it
 NETWORK_ERRORS = (paramiko.SSHException, OSError, EOFError)
@@ -104,6 +106,7 @@ class SFTPTransport(Transport):
         # Uploads prepared ahead: rel -> (channel, generation, the temp file's handle when
         # opened ahead, or what was written when written ahead).
         self._aheads: dict[PurePosixPath, tuple[paramiko.SFTPClient, int, paramiko.SFTPFile | Written]] = {}
+        self._in_flight = InFlight(IN_FLIGHT)  # a new one for each connection
 
     @classmethod
     def from_config(cls, cfg) -> SFTPTransport:
@@ -148,7 +151,19 @@ class SFTPTransport(Transport):
             raise TransportError(_("SSH connection to {host}:{port} failed: {reason}").format(
                 host=self.host, port=self.port, reason=reason)) from None
         self._ssh = ssh
+        # The pool's other channels are opened now, beside the first one's work (the root, the
+        # server id), not one at a time as uploads ask: each costs three round trips (OpenSSH
+        # opens a session with no window until its subsystem runs), which were
+        # on the path of a pass's first uploads and folders.
+        for _channel in range(self._cap):
+            threading.Thread(target=self._warm, name="fieldsync-channel", daemon=True).start()
         return ssh
+
+    def _warm(self) -> None:
+        with contextlib.suppress(FieldsyncError, *NETWORK_ERRORS):
+            opened = self._checkout(reconnect=False, fresh=True)
+            if opened is not None:
+                self._checkin(*opened, False)
 
     def _authenticate(self, ssh: paramiko.Transport) -> None:
         """Public key only: the key file, then the agent's keys. A server that asks for a
@@ -193,13 +208,15 @@ class SFTPTransport(Transport):
         self._ssh = None
         self._busy = 0
         self._generation += 1
+        self._in_flight = InFlight(IN_FLIGHT)  # the writers of the old one free theirs into it
         self._dirs.clear()  # a new connection looks again (the server may have changed)
         self._made.clear()
         self._free.notify_all()
 
-    def _checkout(self, reconnect: bool = True) -> tuple[paramiko.SFTPClient, int]:
+    def _checkout(self, reconnect: bool = True, fresh: bool = False) -> tuple[paramiko.SFTPClient, int] | None:
         """An idle channel, or a new one while fewer than the cap are open; else wait.
-        reconnect False: on the live connection only (TransportError when there is none)."""
+        reconnect False: on the live connection only (TransportError when there is none).
+        fresh: only a channel opened now, None when the pool is full (warming it up)."""
         while True:
             with self._free:
                 while True:
@@ -207,12 +224,14 @@ class SFTPTransport(Transport):
                         raise TransportError(_("not connected to {host}").format(host=self.host))
                     ssh = self._connect()
                     generation = self._generation
-                    if self._idle:
+                    if self._idle and not fresh:
                         self._busy += 1
                         return self._idle.pop(), generation
-                    if self._busy < self._cap:
+                    if self._busy + (len(self._idle) if fresh else 0) < self._cap:
                         self._busy += 1
                         break
+                    if fresh:
+                        return None
                     self._free.wait()
             try:
                 client = paramiko.SFTPClient.from_transport(ssh)
@@ -236,6 +255,8 @@ class SFTPTransport(Transport):
                         # share the channels it grants instead of failing.
                         self._cap = allowed
                         log.info("%s allows %d SFTP channels per connection", self.host, allowed)
+                    if fresh:
+                        return None
                     self._free.wait()
                 continue
             client.get_channel().settimeout(self.timeout)
@@ -566,19 +587,32 @@ class SFTPTransport(Transport):
                                    rel=rel, remote_size=remote_size, size=size))
         client.posix_rename(part, target)
 
-    @staticmethod
-    def _write_part(client: paramiko.SFTPClient, source, out: paramiko.SFTPFile, offset: int, size: int,
+    def _write_part(self, client: paramiko.SFTPClient, source, out: paramiko.SFTPFile, offset: int, size: int,
                     progress: ProgressFn | None) -> int:
         """`source` from `offset` into the open temp file `out`, which is closed after; returns
-        the size the server then holds."""
+        the size the server then holds. The writes are pipelined, within the connection's
+        allowance of bytes in flight (inflight)."""
+        in_flight = self._in_flight
+        sizes: deque[int] = deque()  # this file's writes not answered yet, oldest first
+
+        def answer_oldest() -> int:
+            if not out._reqs:
+                return 0
+            client._read_response(out._reqs.popleft())  # raises the write's error
+            return sizes.popleft()
+
         try:
             out.set_pipelined(True)
             out.MAX_REQUEST_SIZE = WRITE_REQUEST
             out.seek(offset)
             source.seek(offset)
             done = offset
-            while chunk := source.read(CHUNK):
+            while chunk := source.read(WRITE_REQUEST):  # one write request each
+                in_flight.take(len(chunk), answer_oldest)
                 out.write(chunk)
+                sizes.append(len(chunk))
+                while len(sizes) > len(out._reqs):  # answered by paramiko itself meanwhile
+                    in_flight.give(sizes.popleft())
                 done += len(chunk)
                 if progress:
                     progress(done, size)
@@ -586,6 +620,7 @@ class SFTPTransport(Transport):
             # answer is read (the first error raised) before the rename is sent.
             return finish_upload(client, out)
         finally:
+            in_flight.give(sum(sizes))
             out.close()  # after an error only: finish_upload closed it otherwise
 
     def download(self, rel: PurePosixPath, local: Path) -> None:
