@@ -404,6 +404,59 @@ class _CountingTransport:
         return getattr(self._inner, name)
 
 
+class _OrderingTransport(_CountingTransport):
+    """The real transport, noting in order each folder the engine made and each upload done."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.done: list[tuple[str, str]] = []
+        self._noting = threading.Lock()
+
+    def makedirs(self, rel):
+        self._inner.makedirs(rel)
+        with self._noting:
+            self.done.append(("folder", PurePosixPath(rel).as_posix()))
+
+    def upload(self, local, rel, *args, **kwargs):
+        super().upload(local, rel, *args, **kwargs)
+        with self._noting:
+            self.done.append(("file", PurePosixPath(rel).as_posix()))
+
+
+def test_folders_follow_their_own_parents_and_the_ledger_its_manifests(sync_visit):
+    """New folders at several depths: each is made after its own parent (not after every
+    folder of the depth above); the ledger goes up after the manifests it logs, the pages
+    beside them."""
+    from fieldsync.transport import open_transport
+    from fieldsync.tree import folders as tree_mod
+    from fieldsync.tree import visits
+
+    cfg, visit = sync_visit
+    assert engine.sync_once(cfg).exit_code == 0
+    category = tree_mod.add_category(cfg, "3300001234", "1", "新类别")
+    new_visits = [visits.new_visit(cfg, "3300001234", "1", "新类别", name="2026-11-26_0900"),
+                  visits.new_visit(cfg, "3300001234", "1", "计量装置", name="2026-11-26_1000")]
+    for n, folder in enumerate(new_visits):
+        camera_photo(_photo_dir(folder) / "IMG_1.jpg", seed=n)
+        camera_photo(_photo_dir(folder, "铭牌") / "IMG_2.jpg", seed=n + 2)
+    with open_transport(cfg) as inner:
+        ordering = _OrderingTransport(inner)
+        result = engine.sync_once(cfg, transport=ordering)
+    assert result.exit_code == 0, str(result)
+    assert mirror_problems(cfg) == []
+    folders = [rel for kind, rel in ordering.done if kind == "folder"]
+    made = {PurePosixPath(p.relative_to(cfg.root).as_posix()) for p in [category, *new_visits]}
+    assert made <= {PurePosixPath(rel) for rel in folders}
+    for n, rel in enumerate(folders):
+        assert not {p.as_posix() for p in PurePosixPath(rel).parents} & set(folders[n + 1:]), rel
+    files = [rel for kind, rel in ordering.done if kind == "file"]
+    manifests = [n for n, rel in enumerate(files) if rel.endswith("/manifest.json")]
+    [ledger] = [n for n, rel in enumerate(files) if rel.startswith(".fieldsync/ledgers/")]
+    assert len(manifests) == 2 and max(manifests) < ledger
+    photos = [n for n, rel in enumerate(files) if rel.endswith(".jpg")]
+    assert len(photos) == 4 and max(photos) < min(manifests)
+
+
 def _rename_case(cfg, visit, how: str):
     """Push a visit with photos, rename it (`visit edit --name` or a plain folder move), push
     again; returns (new visit folder, transport used for the second pass)."""

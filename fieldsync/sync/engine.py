@@ -452,20 +452,27 @@ class Engine:
                 for entry in self.transport.walk() if not is_private(entry.rel)}
 
     def _make_folders(self, folders: list[Entry], result: SyncResult) -> None:
-        # Parents first (P7: a new visit reaches the server even before its first photo);
-        # the folders of one depth (a visit's 外观 and 铭牌, many new visits) at once, as each
-        # costs round trips on a mobile link.
-        done = []
-        depths: dict[int, list[Entry]] = {}
-        for entry in folders:
-            depths.setdefault(entry.key.count("/"), []).append(entry)
-        for level in (depths[d] for d in sorted(depths)):
-            workers = max(1, min(self.cfg.server.parallel, len(level)))
-            with ThreadPoolExecutor(workers, thread_name_prefix="fieldsync-mkdir") as pool:
-                made = list(pool.map(self._make_folder, level))
-            done += [record for record in made if record is not None]
+        # Parents first (P7: a new visit reaches the server even before its first photo), each
+        # folder as soon as its own parent is there, all others at once: a visit's 外观 and
+        # 铭牌 together, and a new visit never waits for an unrelated folder higher up (the
+        # query page's), as each costs round trips on a mobile link.
+        planned: dict[PurePosixPath, Future] = {}
+        workers = max(1, min(self.cfg.server.parallel, len(folders)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="fieldsync-mkdir") as pool:
+            # Submitted parents first, so a folder waiting for its parent never holds the
+            # worker its parent needs.
+            for entry in sorted(folders, key=lambda e: len(e.rel.parts)):
+                parent = next((planned[p] for p in entry.rel.parents if p in planned), None)
+                planned[entry.rel] = pool.submit(self._make_folder_after, entry, parent)
+            made = [future.result() for future in planned.values()]
+        done = [record for record in made if record is not None]
         result.folders += len(done)
         self.state.put_many(done)
+
+    def _make_folder_after(self, entry: Entry, parent: Future | None) -> FileState | None:
+        if parent is not None:
+            parent.result()  # its network error is this folder's too
+        return self._make_folder(entry)
 
     def _make_folder(self, entry: Entry) -> FileState | None:
         if self._blocked_by(entry.rel) is not None:
@@ -514,13 +521,15 @@ class Engine:
         return None
 
     def _push_files(self, files: list[Entry], progress: Progress, result: SyncResult,
-                    all_prepared: Callable[[set[Path]], None] | None = None) -> set[Path]:
+                    all_prepared: Callable[[set[Path]], None] | None = None,
+                    lock: threading.Lock | None = None) -> set[Path]:
         """Push files with server.parallel in flight; returns the visit folders whose photos
         changed (their manifests go next). all_prepared(visits) is called once, on the worker
         that got there last, when every photo is through the photo pipeline (its bytes may
-        still be going up); `visits` are those of the photos prepared."""
+        still be going up); `visits` are those of the photos prepared. `lock`: the one that
+        guards `result`, when another push counts into it at the same time."""
         touched: set[Path] = set()
-        lock = threading.Lock()
+        lock = lock or threading.Lock()
         halted = threading.Event()
         prepared = _Countdown(files, all_prepared, lock)
 
@@ -790,15 +799,20 @@ class Engine:
 
     def _push_tail(self, manifests: list[Entry], pages: list[Entry], progress: Progress,
                    result: SyncResult, ledger_ahead: Future | None = None) -> None:
-        """The manifests and pages, then the ledger. Written ahead, each is one rename now;
-        otherwise the ledger's look-up on the server and its temp file are made while the
-        manifests go up, so only its bytes and rename follow."""
+        """The manifests, then the ledger that logs them; the pages beside both (they are
+        derived, not evidence: nothing waits for them). Written ahead, a manifest or the
+        ledger is one rename now; otherwise the ledger's look-up on the server and its temp
+        file are made while the manifests go up, so only its bytes and rename follow."""
         ahead = ledger_ahead or self._lookahead.submit(self._ledger_items, "open")
+        lock = threading.Lock()  # one for both pushes: they count into the same result
         try:
-            self._push_files(manifests + pages, progress, result)
+            with ThreadPoolExecutor(1, thread_name_prefix="fieldsync-pages") as beside:
+                pages_pushed = beside.submit(self._push_files, pages, progress, result, lock=lock)
+                self._push_files(manifests, progress, result, lock=lock)
+                if not result.error:
+                    self._push_ledger(result, ahead.result())
+                pages_pushed.result()
             result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
-            if not result.error:
-                self._push_ledger(result, ahead.result())
         finally:
             _wait_quietly(ahead)
             for _item, rel in ledger.ledger_upload_items(self.cfg):
