@@ -805,6 +805,7 @@ class Engine:
         file are made while the manifests go up, so only its bytes and rename follow."""
         ahead = ledger_ahead or self._lookahead.submit(self._ledger_items, "open")
         lock = threading.Lock()  # one for both pushes: they count into the same result
+        result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
         try:
             with ThreadPoolExecutor(1, thread_name_prefix="fieldsync-pages") as beside:
                 pages_pushed = beside.submit(self._push_files, pages, progress, result, lock=lock)
@@ -812,7 +813,6 @@ class Engine:
                 if not result.error:
                     self._push_ledger(result, ahead.result())
                 pages_pushed.result()
-            result.wrote.update((e.key, (e.size, e.mtime_ns)) for e in manifests + pages)
         finally:
             _wait_quietly(ahead)
             for _item, rel in ledger.ledger_upload_items(self.cfg):

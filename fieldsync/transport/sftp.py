@@ -609,8 +609,8 @@ class SFTPTransport(Transport):
             done = offset
             while chunk := source.read(WRITE_REQUEST):  # one write request each
                 in_flight.take(len(chunk), answer_oldest)
+                sizes.append(len(chunk))  # before the write: given back below even if it fails
                 out.write(chunk)
-                sizes.append(len(chunk))
                 while len(sizes) > len(out._reqs):  # answered by paramiko itself meanwhile
                     in_flight.give(sizes.popleft())
                 done += len(chunk)
