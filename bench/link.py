@@ -390,7 +390,9 @@ def main(argv: list[str]) -> int:
         f"`{command}` on {os.cpu_count()} CPUs, load average at the end {os.getloadavg()[0]:.1f}. "
         f"Every connection through tests/fixtures/linkmodel.py: {UP_MBIT:.0f} Mbit/s up and {DOWN_MBIT:.0f} "
         f"down shared by all connections, {RTT_MS:.0f} ms round trip pipelined per byte, 64 KB bottleneck "
-        "buffer; Debian's OpenSSH sshd behind it. rclone is Debian's, sftp backend, default options.",
+        "buffer; Debian's OpenSSH sshd behind it. rclone is Debian's, sftp backend, default options. "
+        "`fieldsync` starts from bytecode compiled before the runs, as an installed package does (this "
+        "machine sets PYTHONDONTWRITEBYTECODE=1, which made every start recompile the package: ~0.1 s).",
         "",
         "| figure | value | anchor / goal (same run) |",
         "|---|---|---|",
