@@ -674,3 +674,27 @@ def test_the_channel_pool_opens_with_the_connection(sftp_endpoint):
     while len(transport._idle) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert len(transport._idle) == 4 and transport._busy == 0
+
+
+def test_a_limit_learned_after_uploads_were_written_ahead_leaves_the_others_a_channel(sftp_endpoint, tmp_path):
+    """Written ahead, uploads hold at most half the channels; if the server's limit turns out
+    smaller afterwards (a refused channel lowers the cap), they must not keep every channel
+    while the upload they wait for waits for one."""
+    transport, remote = sftp_endpoint  # server.parallel 4
+    ahead = [make_file(tmp_path / f"m{i}.json", 1_000 + i) for i in range(2)]
+    assert all(transport.write_ahead(source, PurePosixPath("v") / source.name) for source in ahead)
+    with transport._lock:  # the other channels gone, and a limit of two learned meanwhile
+        for idle in transport._idle:
+            idle.close()
+        transport._idle.clear()
+        transport._cap = 2
+    photo = make_file(tmp_path / "IMG_1.jpg", 100_000)
+    upload = threading.Thread(target=transport.upload, args=(photo, PurePosixPath("v/外观/IMG_1.jpg")), daemon=True)
+    upload.start()
+    upload.join(WAIT)
+    assert not upload.is_alive(), "the upload never got a channel"
+    assert (remote / "v/外观/IMG_1.jpg").read_bytes() == photo.read_bytes()
+    for source in ahead:  # one was released: it goes up whole; the other is its rename
+        transport.upload(source, PurePosixPath("v") / source.name)
+        assert (remote / "v" / source.name).read_bytes() == source.read_bytes()
+    assert part_files(remote) == []

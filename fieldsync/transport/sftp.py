@@ -216,8 +216,10 @@ class SFTPTransport(Transport):
     def _checkout(self, reconnect: bool = True, fresh: bool = False) -> tuple[paramiko.SFTPClient, int] | None:
         """An idle channel, or a new one while fewer than the cap are open; else wait.
         reconnect False: on the live connection only (TransportError when there is none).
-        fresh: only a channel opened now, None when the pool is full (warming it up)."""
+        fresh: only a channel opened now, None when the pool is full or it cannot be opened
+        (warming the pool up: what a server allows is learned by the channels asked for)."""
         while True:
+            surplus: list = []
             with self._free:
                 while True:
                     if not reconnect and not (self._ssh is not None and self._ssh.is_active()):
@@ -232,35 +234,64 @@ class SFTPTransport(Transport):
                         break
                     if fresh:
                         return None
+                    surplus = self._surplus_aheads()
+                    if surplus:
+                        break
                     self._free.wait()
+            if surplus:
+                for rel, ahead in surplus:
+                    self._release_ahead(rel, ahead)
+                continue
             try:
                 client = paramiko.SFTPClient.from_transport(ssh)
                 if client is None:
                     raise paramiko.ChannelException(0, "no SFTP channel")
-            except paramiko.SSHException:
-                # Concurrent opens share paramiko's saved error, so a refusal may surface as a
-                # plain SSHException: while the connection lives, it is a refused channel.
-                with self._free:
-                    if generation == self._generation:
-                        self._busy -= 1
-                    self._free.notify_all()  # threads waiting on this open learn its outcome
-                    if generation != self._generation or not ssh.is_active():
-                        raise
-                    # Channels open or still opening (those may yet succeed): the server's limit.
-                    allowed = self._busy
-                    if allowed == 0:
-                        raise
-                    if allowed < self._cap:
-                        # The server allows fewer sessions per connection (OpenSSH MaxSessions):
-                        # share the channels it grants instead of failing.
-                        self._cap = allowed
-                        log.info("%s allows %d SFTP channels per connection", self.host, allowed)
-                    if fresh:
-                        return None
-                    self._free.wait()
+            except Exception as exc:
+                outcome = self._open_failed(exc, ssh, generation, fresh)
+                if outcome == "raise":
+                    raise
+                if outcome == "give up":
+                    return None
                 continue
             client.get_channel().settimeout(self.timeout)
             return client, generation
+
+    def _open_failed(self, exc: Exception, ssh: paramiko.Transport, generation: int, fresh: bool) -> str:
+        """After a channel failed to open: "give up" (warming up), "raise" (not the server
+        refusing one more channel), or "retry" once a channel is free, the server's limit
+        learned."""
+        with self._free:
+            if generation == self._generation:
+                self._busy -= 1  # whatever failed, the open no longer counts
+            self._free.notify_all()  # threads waiting on this open learn its outcome
+            if fresh:
+                return "give up"
+            # Concurrent opens share paramiko's saved error, so a refusal may surface as a
+            # plain SSHException: while the connection lives, it is a refused channel.
+            if not isinstance(exc, paramiko.SSHException) or generation != self._generation or not ssh.is_active():
+                return "raise"
+            # Channels open or still opening (those may yet succeed): the server's limit.
+            allowed = self._busy
+            if allowed == 0:
+                return "raise"
+            if allowed < self._cap:
+                # The server allows fewer sessions per connection (OpenSSH MaxSessions): share
+                # the channels it grants instead of failing.
+                self._cap = allowed
+                log.info("%s allows %d SFTP channels per connection", self.host, allowed)
+            self._free.wait()
+            return "retry"
+
+    def _surplus_aheads(self) -> list:
+        """Under the lock, when no channel is left: uploads prepared ahead beyond half the cap,
+        taken out to be released. They held at most half when they were made, but a server's
+        limit learned since (a smaller cap) could leave them every channel, and the uploads
+        they wait for none. Released, each is later sent whole by its upload."""
+        keep = self._cap // 2
+        if self._busy < self._cap or len(self._aheads) <= keep:
+            return []
+        rels = list(self._aheads)[keep:]
+        return [(rel, self._aheads.pop(rel)) for rel in rels]
 
     def _checkin(self, client: paramiko.SFTPClient, generation: int, broken: bool) -> None:
         with self._free:
