@@ -694,7 +694,7 @@ def test_a_limit_learned_after_uploads_were_written_ahead_leaves_the_others_a_ch
     upload.join(WAIT)
     assert not upload.is_alive(), "the upload never got a channel"
     assert (remote / "v/外观/IMG_1.jpg").read_bytes() == photo.read_bytes()
-    for source in ahead:  # one was released: it goes up whole; the other is its rename
+    for source in ahead:  # one was released (its temp file resumed: only the rename left), one is as written
         transport.upload(source, PurePosixPath("v") / source.name)
         assert (remote / "v" / source.name).read_bytes() == source.read_bytes()
     assert part_files(remote) == []

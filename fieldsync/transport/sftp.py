@@ -240,7 +240,9 @@ class SFTPTransport(Transport):
                     self._free.wait()
             if surplus:
                 for rel, ahead in surplus:
-                    self._release_ahead(rel, ahead)
+                    # Its temp file stays: the upload may be starting now, and it resumes that
+                    # file like any partial of ours (only its rename left, when unchanged).
+                    self._release_ahead(rel, ahead, keep_temp=True)
                 continue
             try:
                 client = paramiko.SFTPClient.from_transport(ssh)
@@ -286,7 +288,7 @@ class SFTPTransport(Transport):
         """Under the lock, when no channel is left: uploads prepared ahead beyond half the cap,
         taken out to be released. They held at most half when they were made, but a server's
         limit learned since (a smaller cap) could leave them every channel, and the uploads
-        they wait for none. Released, each is later sent whole by its upload."""
+        they wait for none."""
         keep = self._cap // 2
         if self._busy < self._cap or len(self._aheads) <= keep:
             return []
@@ -548,13 +550,14 @@ class SFTPTransport(Transport):
         if ahead is not None:
             self._release_ahead(rel, ahead)
 
-    def _release_ahead(self, rel: PurePosixPath, ahead) -> None:
+    def _release_ahead(self, rel: PurePosixPath, ahead, keep_temp: bool = False) -> None:
         client, generation, out = ahead
         broken = False
         try:
             if isinstance(out, paramiko.SFTPFile):
                 out.close()
-            client.remove(self._remote(rel.parent / part_name(rel.name, self.owner)))
+            if not keep_temp:
+                client.remove(self._remote(rel.parent / part_name(rel.name, self.owner)))
         except (*NETWORK_ERRORS,) as exc:
             broken = _is_connection_error(exc)
         self._checkin(client, generation, broken)
