@@ -151,10 +151,10 @@ class SFTPTransport(Transport):
             raise TransportError(_("SSH connection to {host}:{port} failed: {reason}").format(
                 host=self.host, port=self.port, reason=reason)) from None
         self._ssh = ssh
-        # The pool's other channels are opened now, beside the first one's work (the root, the
-        # server id), not one at a time as uploads ask: each costs three round trips (OpenSSH
-        # opens a session with no window until its subsystem runs), which were
-        # on the path of a pass's first uploads and folders.
+        # The pool's channels are opened now, beside the first one's work (the root, the server
+        # id), not one at a time as uploads ask: each costs three round trips (OpenSSH opens a
+        # session with no window until its subsystem runs), which were on the path of a pass's
+        # first uploads and folders.
         for _channel in range(self._cap):
             threading.Thread(target=self._warm, name="fieldsync-channel", daemon=True).start()
         return ssh
